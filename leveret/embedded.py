@@ -1,0 +1,127 @@
+"""A broker inside your own process, on an ephemeral port: for tests and for applications that embed one.
+
+`EmbeddedBroker` runs the broker on a thread with its own event loop, so blocking clients (pika's
+BlockingConnection, kombu, Celery) can talk to it from the calling thread. `AsyncEmbeddedBroker` runs it on
+the caller's running loop. Both stop every connection and remove a temporary data directory on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import threading
+from typing import Any
+from urllib.parse import quote
+
+from leveret.config import Settings
+
+_START_TIMEOUT = 30.0
+
+
+def _url(host: str, port: int, settings: Settings) -> str:
+    vhost = quote(settings.default_vhost, safe="")
+    return f"amqp://{settings.default_user}:{settings.default_pass}@{host}:{port}/{vhost}"
+
+
+class _Base:
+    """Settings and data-directory handling shared by the sync and async variants."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, data_dir: str | None = None, **settings: Any) -> None:
+        self._own_dir = data_dir is None
+        self.data_dir = data_dir if data_dir is not None else tempfile.mkdtemp(prefix="leveret-")
+        self.settings = Settings(host=host, port=port, data_dir=self.data_dir, **settings)
+        self.server: Any = None
+        self.port: int = 0
+        self.host = host
+
+    @property
+    def url(self) -> str:
+        """The AMQP URL of the running broker, for the default user and vhost."""
+        return _url(self.host, self.port, self.settings)
+
+    def _cleanup(self) -> None:
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+class EmbeddedBroker(_Base):
+    """A broker on a background thread; use as a context manager or call start()/stop()."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def start(self) -> "EmbeddedBroker":
+        self._thread = threading.Thread(target=self._run, name="leveret-embedded", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(_START_TIMEOUT):
+            raise RuntimeError("embedded broker did not start in time")
+        if self._error is not None:
+            raise RuntimeError("embedded broker failed to start") from self._error
+        return self
+
+    def _run(self) -> None:
+        from leveret.server.app import Server  # only the embedding entry points import the server
+
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            self.server = Server(self.settings)
+            loop.run_until_complete(self.server.start())
+            self.port = self.server.port
+        except BaseException as exc:  # reported to the starting thread, which raises it
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self.server.stop())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(_START_TIMEOUT)
+        self._thread = None
+        self._cleanup()
+
+    def __enter__(self) -> "EmbeddedBroker":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class AsyncEmbeddedBroker(_Base):
+    """A broker on the caller's running event loop; use with `async with`."""
+
+    async def start(self) -> "AsyncEmbeddedBroker":
+        from leveret.server.app import Server
+
+        self.server = Server(self.settings)
+        await self.server.start()
+        self.port = self.server.port
+        return self
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+        self._cleanup()
+
+    async def __aenter__(self) -> "AsyncEmbeddedBroker":
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()

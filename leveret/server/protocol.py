@@ -1,0 +1,162 @@
+"""The socket adapter: asyncio.Protocol in, one `writelines` per loop turn out.
+
+`data_received` hands bytes to the session and returns; no coroutine per frame. Everything written while
+handling a read (or while another connection's publish delivers to this one) is collected and leaves in a
+single `transport.writelines` call scheduled with `call_soon`, so frames coalesce into few syscalls.
+Heartbeats and the handshake deadline are the only timers, one of each per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from leveret.amqp import serializer
+from leveret.server.session import Session
+
+if TYPE_CHECKING:
+    from leveret.server.app import Server
+
+log = logging.getLogger("leveret.connection")
+
+# How long we wait for connection.close-ok after sending connection.close (RabbitMQ waits a few seconds too).
+CLOSE_OK_TIMEOUT = 3.0
+
+
+class AMQPProtocol(asyncio.Protocol):
+    """One client connection's transport side; implements the session's Writer interface."""
+
+    def __init__(self, server: "Server") -> None:
+        self.server = server
+        self.loop = server.loop
+        self.transport: asyncio.Transport | None = None
+        self.session = Session(server, self)
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._close_after_flush = False
+        self._received = True
+        self._wrote = False
+        self._idle_ticks = 0
+        self._heartbeat_handle: asyncio.TimerHandle | None = None
+        self._deadline_handle: asyncio.TimerHandle | None = None
+        self.peer: Any = None
+        self.paused = False
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Latency matters more than packet count: we already coalesce writes per loop turn.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.connections.add(self)
+        self._deadline_handle = self.loop.call_later(self.server.settings.handshake_timeout, self._handshake_deadline)
+
+    def data_received(self, data: bytes) -> None:
+        self._received = True
+        self.session.data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for handle in (self._heartbeat_handle, self._deadline_handle):
+            if handle is not None:
+                handle.cancel()
+        self.server.connections.discard(self)
+        try:
+            self.session.connection_lost()
+        except Exception:
+            log.exception("error while releasing a closed connection")
+        self._out.clear()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+
+    # --- Writer interface ----------------------------------------------------------------------------
+    def write_frames(self, frames: list[bytes]) -> None:
+        self._out.extend(frames)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def write_frame(self, frame: bytes) -> None:
+        self._out.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            self._out.clear()
+            return
+        if self._out:
+            out, self._out = self._out, []
+            transport.writelines(out)
+            self._wrote = True
+        if self._close_after_flush:
+            transport.close()
+
+    def close_after_flush(self) -> None:
+        self._close_after_flush = True
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def close_soon(self) -> None:
+        """After our connection.close: give the peer a moment to answer close-ok, then drop it."""
+        self.loop.call_later(CLOSE_OK_TIMEOUT, self._abort)
+
+    def is_loopback(self) -> bool:
+        if not self.peer:
+            return True  # a Unix socket
+        try:
+            return ipaddress.ip_address(self.peer[0]).is_loopback
+        except ValueError:
+            return False
+
+    def start_heartbeat(self, interval: int) -> None:
+        # Ticks at half the interval: send when we were silent, declare the peer dead after two silent intervals.
+        self._heartbeat_interval = interval
+        self._heartbeat_handle = self.loop.call_later(interval / 2, self._heartbeat_tick)
+
+    # --- timers ---------------------------------------------------------------------------------------
+    def _heartbeat_tick(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._received:
+            self._received = False
+            self._idle_ticks = 0
+        else:
+            self._idle_ticks += 1
+            if self._idle_ticks >= 4:
+                log.warning("missed heartbeats from client %s, timeout: %ss", self.peer, self._heartbeat_interval)
+                transport.abort()
+                return
+        if not self._wrote:
+            self.write_frame(serializer.HEARTBEAT)
+        self._wrote = False
+        self._heartbeat_handle = self.loop.call_later(self._heartbeat_interval / 2, self._heartbeat_tick)
+
+    def _handshake_deadline(self) -> None:
+        self._deadline_handle = None
+        if self.session.vhost is None and self.transport is not None and not self.transport.is_closing():
+            log.warning("closing connection from %s: handshake timeout", self.peer)
+            self.transport.abort()
+
+    def _abort(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self._flush()
+            self.transport.abort()
+
+    def force_close(self, code: int, text: str) -> None:
+        """Server-initiated close of an open connection (shutdown): connection.close then drop."""
+        self.session.close_connection(code, text)
+        self.close_after_flush()

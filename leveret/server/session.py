@@ -1,0 +1,651 @@
+"""The glue between one AMQP connection and the broker: codec events in, broker calls, AMQP methods out.
+
+A `Session` owns the connection-level protocol state (handshake, tune, heartbeats, close) and one
+`ChannelSession` per open channel. It never touches a socket: it is handed bytes by `server/protocol.py`
+and writes frames through the `Transport`-like object it is given. Errors follow RabbitMQ: a channel
+exception closes only its channel, a connection exception closes the connection, naming the class and
+method that caused it; an unexpected exception closes the connection with 541 INTERNAL_ERROR.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+from typing import Any, Callable, Protocol
+
+from leveret import __version__
+from leveret.amqp import errors as codes
+from leveret.amqp import serializer, spec
+from leveret.amqp.connection import ConnectionReader
+from leveret.amqp.errors import AMQPChannelError, AMQPConnectionError, AMQPError, BadProtocolHeader
+from leveret.amqp.events import ContentReceived, HeartbeatReceived, MethodReceived
+from leveret.amqp.properties import BasicProperties
+from leveret.amqp.table import decode_table
+from leveret.broker.channel import Channel
+from leveret.broker.errors import BrokerError
+from leveret.broker.message import Message
+from leveret.server.auth import UserStore, parse_sasl_response
+
+log = logging.getLogger("leveret.session")
+
+# What we announce in connection.start; clients switch features on from these (pika checks several).
+CAPABILITIES = {
+    "publisher_confirms": True,
+    "exchange_exchange_bindings": True,
+    "basic.nack": True,
+    "consumer_cancel_notify": True,
+    "connection.blocked": True,
+    "consumer_priorities": True,
+    "authentication_failure_close": True,
+    "per_consumer_qos": True,
+    "direct_reply_to": True,
+}
+
+_AWAIT_HEADER, _AWAIT_START_OK, _AWAIT_SECURE_OK, _AWAIT_TUNE_OK, _AWAIT_OPEN, _OPEN, _CLOSING, _CLOSED = range(8)
+
+
+def reply_text(code: int, text: str) -> str:
+    """RabbitMQ's reply text: the code's spec name, a dash, the detail ("NOT_FOUND - no queue 'q' ...")."""
+    return f"{codes.REPLY_NAMES.get(code, 'INTERNAL_ERROR')} - {text}"
+
+
+class Writer(Protocol):
+    """What a session needs from the socket layer."""
+
+    def write_frames(self, frames: list[bytes]) -> None: ...
+    def write_frame(self, frame: bytes) -> None: ...
+    def close_after_flush(self) -> None: ...
+    def is_loopback(self) -> bool: ...
+    def start_heartbeat(self, interval: int) -> None: ...
+    def close_soon(self) -> None: ...
+
+
+class ChannelSession:
+    """One open AMQP channel: the broker-side Channel plus confirms, transactions and frame encoding.
+
+    It is the broker's delivery target for this channel (`deliver`, `consumer_cancelled`).
+    """
+
+    __slots__ = (
+        "session", "number", "broker_channel", "confirm_mode", "publish_seq", "confirmed_upto", "ready_upto",
+        "confirm_scheduled", "tx", "tx_actions", "closing", "write_frames", "frame_max",
+    )
+
+    def __init__(self, session: "Session", number: int) -> None:
+        self.session = session
+        self.number = number
+        self.write_frames = session.writer.write_frames
+        self.frame_max = session.frame_max
+        self.broker_channel = Channel(session.vhost, self, session, user=session.username)
+        self.confirm_mode = False
+        self.publish_seq = 0  # sequence number of the last publish seen in confirm mode
+        self.confirmed_upto = 0  # highest sequence number already acked to the client
+        self.ready_upto = 0  # highest sequence number whose message is routed (and durable, where it must be)
+        self.confirm_scheduled = False
+        self.tx: bool = False
+        self.tx_actions: list[Callable[[], None]] = []
+        self.closing = False  # we sent channel.close and wait for close-ok
+
+    # --- delivery target -------------------------------------------------------------------------
+    def deliver(self, consumer_tag: str, delivery_tag: int, redelivered: bool, message: Message) -> None:
+        self.write_frames(
+            serializer.basic_deliver_frames(
+                self.number, consumer_tag, delivery_tag, redelivered, message.exchange, message.routing_key,
+                message.properties.raw, message.body, self.frame_max,
+            )
+        )
+
+    def consumer_cancelled(self, consumer_tag: str) -> None:
+        if self.session.client_capabilities.get("consumer_cancel_notify"):
+            self.session.send_method(self.number, spec.BasicCancel(consumer_tag=consumer_tag, no_wait=True))
+
+    # --- confirms --------------------------------------------------------------------------------
+    def confirm_ready(self, seq: int) -> None:
+        """Everything up to `seq` may be acked; acks are coalesced into one multiple-ack per loop turn."""
+        if seq > self.ready_upto:
+            self.ready_upto = seq
+        if not self.confirm_scheduled:
+            self.confirm_scheduled = True
+            self.session.after_turn(self._send_confirms)
+
+    def _send_confirms(self) -> None:
+        self.confirm_scheduled = False
+        upto = self.ready_upto
+        if self.closing or upto <= self.confirmed_upto:
+            return
+        multiple = upto - self.confirmed_upto > 1
+        self.confirmed_upto = upto
+        self.write_frames([serializer.basic_ack_frame(self.number, upto, multiple)])
+
+
+class Session:
+    """The server side of one AMQP connection."""
+
+    def __init__(self, server: Any, writer: Writer) -> None:
+        self.server = server
+        self.settings = server.settings
+        self.broker = server.broker
+        self.users: UserStore = server.users
+        self.writer = writer
+        self.reader = ConnectionReader(frame_max=self.settings.frame_max, max_body_size=self.settings.max_message_size)
+        self.state = _AWAIT_HEADER
+        self.channels: dict[int, ChannelSession] = {}
+        self.frame_max = self.settings.frame_max
+        self.channel_max = self.settings.channel_max
+        self.heartbeat = 0
+        self.username = ""
+        self.vhost: Any = None
+        self.client_properties: dict = {}
+        self.client_capabilities: dict = {}
+        self.blocked = False
+        self.name = ""
+        self._handlers = self._method_handlers()
+
+    # --- input ------------------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        """Feed bytes from the socket. Never raises: errors become AMQP closes."""
+        if self.state == _CLOSED:
+            return
+        try:
+            events = self.reader.receive_data(data)
+        except BadProtocolHeader:
+            self.writer.write_frame(serializer.PROTOCOL_HEADER)
+            self._shutdown()
+            return
+        except AMQPError as exc:
+            for event in getattr(exc, "events", ()):
+                if not self._handle_event(event):
+                    return
+            self._fail(exc)
+            return
+        for event in events:
+            if not self._handle_event(event):
+                return
+
+    def _handle_event(self, event: Any) -> bool:
+        """Handle one event; False once the connection is closing and later events must be dropped."""
+        try:
+            kind = type(event)
+            if kind is ContentReceived:
+                self._on_content(event)
+            elif kind is MethodReceived:
+                self._on_method(event.channel, event.method)
+            elif kind is HeartbeatReceived:
+                pass
+            else:
+                self._on_other(event)
+        except AMQPError as exc:
+            self._fail(exc)
+        except BrokerError as exc:
+            method = getattr(event, "method", None)
+            self._fail_broker(getattr(event, "channel", 0), method, exc)
+        except Exception:
+            log.exception("internal error on connection %s", self.name)
+            self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0)
+        return self.state != _CLOSED
+
+    def _on_other(self, event: Any) -> None:
+        # The protocol header event: the client speaks 0-9-1, start the handshake.
+        if self.state == _AWAIT_HEADER:
+            self._send_start()
+
+    # --- errors -----------------------------------------------------------------------------------
+    def _fail(self, exc: AMQPError) -> None:
+        if isinstance(exc, AMQPChannelError):
+            self.close_channel(exc.channel, exc.reply_code, exc.reply_text, exc.class_id, exc.method_id)
+        else:
+            self.close_connection(exc.reply_code, exc.reply_text, exc.class_id, exc.method_id)
+
+    def _fail_broker(self, channel: int, method: Any, exc: BrokerError) -> None:
+        class_id = method.CLASS_ID if method is not None else 0
+        method_id = method.METHOD_ID if method is not None else 0
+        text = reply_text(exc.reply_code, exc.text)
+        if exc.connection_level or channel == 0:
+            self.close_connection(exc.reply_code, text, class_id, method_id)
+        else:
+            self.close_channel(channel, exc.reply_code, text, class_id, method_id)
+
+    def close_channel(self, number: int, code: int, text: str, class_id: int, method_id: int) -> None:
+        """Server-initiated channel.close: the channel's broker state ends now; wait for close-ok."""
+        ch = self.channels.get(number)
+        if ch is None or ch.closing:
+            return
+        ch.closing = True
+        ch.broker_channel.close()
+        self.send_method(number, spec.ChannelClose(reply_code=code, reply_text=text, class_id=class_id, method_id=method_id))
+
+    def close_connection(self, code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:
+        """Server-initiated connection.close; everything after it except close-ok is dropped."""
+        if self.state >= _CLOSING:
+            return
+        self._release_channels()
+        self.state = _CLOSING
+        self.send_method(0, spec.ConnectionClose(reply_code=code, reply_text=text, class_id=class_id, method_id=method_id))
+        self.writer.close_soon()
+
+    def connection_lost(self) -> None:
+        """The socket is gone: return unacked messages, drop exclusive queues."""
+        self._release_channels()
+        self.state = _CLOSED
+        if self.vhost is not None:
+            self.vhost.connection_closed(self)
+
+    def _release_channels(self) -> None:
+        channels, self.channels = self.channels, {}
+        for ch in channels.values():
+            if not ch.closing:
+                ch.broker_channel.close()
+        if self.vhost is not None and self.state == _OPEN:
+            self.vhost.connection_closed(self)
+
+    def _shutdown(self) -> None:
+        self.state = _CLOSED
+        self.writer.close_after_flush()
+
+    # --- output -----------------------------------------------------------------------------------
+    def send_method(self, channel: int, method: Any) -> None:
+        self.writer.write_frame(serializer.method_frame(channel, method))
+
+    def after_turn(self, callback: Callable[[], None]) -> None:
+        self.server.loop.call_soon(callback)
+
+    # --- handshake --------------------------------------------------------------------------------
+    def _send_start(self) -> None:
+        self.state = _AWAIT_START_OK
+        self.send_method(0, spec.ConnectionStart(
+            version_major=0, version_minor=9,
+            server_properties={
+                "product": "leveret",
+                "version": __version__,
+                "platform": f"Python {platform.python_version()}",
+                "copyright": "the leveret authors",
+                "information": "Licensed under the Apache License 2.0",
+                "cluster_name": "leveret@localhost",
+                "capabilities": dict(CAPABILITIES),
+            },
+            mechanisms=b"PLAIN AMQPLAIN",
+            locales=b"en_US",
+        ))
+
+    def _on_start_ok(self, m: Any) -> None:
+        self.client_properties = m.client_properties or {}
+        caps = self.client_properties.get("capabilities")
+        self.client_capabilities = caps if isinstance(caps, dict) else {}
+        self.name = str(self.client_properties.get("connection_name", ""))
+        mechanism = m.mechanism
+        if mechanism not in ("PLAIN", "AMQPLAIN"):
+            raise AMQPConnectionError(
+                codes.COMMAND_INVALID, reply_text(codes.COMMAND_INVALID, f"unknown authentication mechanism '{mechanism}'"),
+                m.CLASS_ID, m.METHOD_ID,
+            )
+        creds = parse_sasl_response(mechanism, m.response, decode_table)
+        user = None
+        if creds is not None:
+            user = self.users.authenticate(creds[0], creds[1], from_loopback=self.writer.is_loopback())
+        if user is None:
+            name = creds[0] if creds else ""
+            log.warning("login refused for user %r using %s", name, mechanism)
+            self.close_connection(
+                codes.ACCESS_REFUSED,
+                reply_text(codes.ACCESS_REFUSED, f"Login was refused using authentication mechanism {mechanism}. "
+                           "For details see the broker logfile."),
+                0, 0,
+            )
+            return
+        self.username = user.name
+        self.state = _AWAIT_TUNE_OK
+        self.send_method(0, spec.ConnectionTune(
+            channel_max=self.settings.channel_max, frame_max=self.settings.frame_max, heartbeat=self.settings.heartbeat,
+        ))
+
+    def _on_tune_ok(self, m: Any) -> None:
+        server_frame_max = self.settings.frame_max
+        if m.frame_max and m.frame_max < spec.FRAME_MIN_SIZE:
+            raise AMQPConnectionError(codes.NOT_ALLOWED, reply_text(
+                codes.NOT_ALLOWED, f"frame_max={m.frame_max} < {spec.FRAME_MIN_SIZE} min size"), m.CLASS_ID, m.METHOD_ID)
+        if m.frame_max > server_frame_max:
+            raise AMQPConnectionError(codes.NOT_ALLOWED, reply_text(
+                codes.NOT_ALLOWED, f"frame_max={m.frame_max} > {server_frame_max} max size"), m.CLASS_ID, m.METHOD_ID)
+        if m.channel_max > self.settings.channel_max:
+            raise AMQPConnectionError(codes.NOT_ALLOWED, reply_text(
+                codes.NOT_ALLOWED, f"channel_max={m.channel_max} > {self.settings.channel_max} max size"),
+                m.CLASS_ID, m.METHOD_ID)
+        self.frame_max = m.frame_max or server_frame_max
+        self.reader.frame_max = self.frame_max
+        self.channel_max = m.channel_max or self.settings.channel_max
+        self.heartbeat = m.heartbeat
+        self.state = _AWAIT_OPEN
+        if self.heartbeat:
+            self.writer.start_heartbeat(self.heartbeat)
+
+    def _on_open(self, m: Any) -> None:
+        vhost = self.broker.vhost(m.virtual_host)
+        if vhost is None:
+            raise AMQPConnectionError(codes.NOT_ALLOWED, reply_text(
+                codes.NOT_ALLOWED, f"vhost {m.virtual_host} not found"), m.CLASS_ID, m.METHOD_ID)
+        self.vhost = vhost
+        self.state = _OPEN
+        self.send_method(0, spec.ConnectionOpenOk())
+        self.server.session_opened(self)
+
+    # --- method dispatch --------------------------------------------------------------------------
+    def _on_method(self, channel: int, method: Any) -> None:
+        state = self.state
+        if state == _OPEN and channel:
+            ch = self.channels.get(channel)
+            if ch is None:
+                if type(method) is spec.ChannelOpen:
+                    self._on_channel_open(channel, method)
+                    return
+                raise AMQPConnectionError(codes.CHANNEL_ERROR, reply_text(
+                    codes.CHANNEL_ERROR, "expected 'channel.open'"), method.CLASS_ID, method.METHOD_ID)
+            if ch.closing:
+                # After our channel.close only close-ok (or a crossing close) counts; RabbitMQ drops the rest.
+                if type(method) is spec.ChannelCloseOk or type(method) is spec.ChannelClose:
+                    del self.channels[channel]
+                    if type(method) is spec.ChannelClose:
+                        self.send_method(channel, spec.ChannelCloseOk())
+                return
+            handler = self._handlers.get(type(method))
+            if handler is None:
+                raise AMQPConnectionError(codes.COMMAND_INVALID, reply_text(
+                    codes.COMMAND_INVALID, f"unexpected method {method.NAME}"), method.CLASS_ID, method.METHOD_ID)
+            try:
+                handler(ch, method)
+            except BrokerError as exc:
+                self._fail_broker(channel, method, exc)
+            return
+        self._on_connection_method(channel, method)
+
+    def _on_connection_method(self, channel: int, method: Any) -> None:
+        kind = type(method)
+        state = self.state
+        if state == _CLOSING:
+            if kind is spec.ConnectionCloseOk or kind is spec.ConnectionClose:
+                if kind is spec.ConnectionClose:
+                    self.send_method(0, spec.ConnectionCloseOk())
+                self._shutdown()
+            return
+        if channel != 0:
+            # A channel method before connection.open completed.
+            raise AMQPConnectionError(codes.COMMAND_INVALID, reply_text(
+                codes.COMMAND_INVALID, f"unexpected method {method.NAME} before connection.open"),
+                method.CLASS_ID, method.METHOD_ID)
+        if kind is spec.ConnectionClose:
+            self._release_channels()
+            self.state = _CLOSING
+            self.send_method(0, spec.ConnectionCloseOk())
+            self._shutdown()
+            return
+        expected = {
+            _AWAIT_START_OK: spec.ConnectionStartOk,
+            _AWAIT_SECURE_OK: spec.ConnectionSecureOk,
+            _AWAIT_TUNE_OK: spec.ConnectionTuneOk,
+            _AWAIT_OPEN: spec.ConnectionOpen,
+        }.get(state)
+        if kind is expected:
+            if kind is spec.ConnectionStartOk:
+                self._on_start_ok(method)
+            elif kind is spec.ConnectionTuneOk:
+                self._on_tune_ok(method)
+            elif kind is spec.ConnectionOpen:
+                self._on_open(method)
+            return
+        if state == _OPEN:
+            if kind is spec.ConnectionBlocked or kind is spec.ConnectionUnblocked:
+                return
+            if kind is spec.ConnectionUpdateSecret:
+                self.send_method(0, spec.ConnectionUpdateSecretOk())
+                return
+            raise AMQPConnectionError(codes.COMMAND_INVALID, reply_text(
+                codes.COMMAND_INVALID, f"unexpected method on channel 0: {method.NAME}"),
+                method.CLASS_ID, method.METHOD_ID)
+        raise AMQPConnectionError(codes.COMMAND_INVALID, reply_text(
+            codes.COMMAND_INVALID, f"expected '{expected.NAME if expected else 'nothing'}', got '{method.NAME}'"),
+            method.CLASS_ID, method.METHOD_ID)
+
+    def _on_channel_open(self, number: int, m: Any) -> None:
+        if number > self.channel_max:
+            raise AMQPConnectionError(codes.NOT_ALLOWED, reply_text(
+                codes.NOT_ALLOWED, f"number of channels opened ({len(self.channels) + 1}) has reached the negotiated "
+                f"channel_max ({self.channel_max})"), m.CLASS_ID, m.METHOD_ID)
+        self.channels[number] = ChannelSession(self, number)
+        self.send_method(number, spec.ChannelOpenOk())
+
+    def _method_handlers(self) -> dict[type, Callable[[ChannelSession, Any], None]]:
+        return {
+            spec.ChannelOpen: self._channel_reopen,
+            spec.ChannelClose: self._channel_close,
+            spec.ChannelCloseOk: lambda ch, m: None,
+            spec.ChannelFlow: self._channel_flow,
+            spec.ExchangeDeclare: self._exchange_declare,
+            spec.ExchangeDelete: self._exchange_delete,
+            spec.ExchangeBind: self._exchange_bind,
+            spec.ExchangeUnbind: self._exchange_unbind,
+            spec.QueueDeclare: self._queue_declare,
+            spec.QueueBind: self._queue_bind,
+            spec.QueueUnbind: self._queue_unbind,
+            spec.QueuePurge: self._queue_purge,
+            spec.QueueDelete: self._queue_delete,
+            spec.BasicQos: self._basic_qos,
+            spec.BasicConsume: self._basic_consume,
+            spec.BasicCancel: self._basic_cancel,
+            spec.BasicGet: self._basic_get,
+            spec.BasicAck: self._basic_ack,
+            spec.BasicNack: self._basic_nack,
+            spec.BasicReject: self._basic_reject,
+            spec.BasicRecover: self._basic_recover,
+            spec.BasicRecoverAsync: self._basic_recover_async,
+            spec.ConfirmSelect: self._confirm_select,
+            spec.TxSelect: self._tx_select,
+            spec.TxCommit: self._tx_commit,
+            spec.TxRollback: self._tx_rollback,
+        }
+
+    # --- channel class ----------------------------------------------------------------------------
+    def _channel_reopen(self, ch: ChannelSession, m: Any) -> None:
+        raise AMQPConnectionError(codes.CHANNEL_ERROR, reply_text(
+            codes.CHANNEL_ERROR, "second 'channel.open' seen"), m.CLASS_ID, m.METHOD_ID)
+
+    def _channel_close(self, ch: ChannelSession, m: Any) -> None:
+        ch.broker_channel.close()
+        del self.channels[ch.number]
+        self.send_method(ch.number, spec.ChannelCloseOk())
+
+    def _channel_flow(self, ch: ChannelSession, m: Any) -> None:
+        ch.broker_channel.flow(m.active)
+        self.send_method(ch.number, spec.ChannelFlowOk(active=m.active))
+
+    # --- exchange class ---------------------------------------------------------------------------
+    def _exchange_declare(self, ch: ChannelSession, m: Any) -> None:
+        self.vhost.declare_exchange(
+            m.exchange, m.type, passive=m.passive, durable=m.durable, auto_delete=m.auto_delete,
+            internal=m.internal, arguments=m.arguments or {},
+        )
+        if not m.no_wait:
+            self.send_method(ch.number, spec.ExchangeDeclareOk())
+
+    def _exchange_delete(self, ch: ChannelSession, m: Any) -> None:
+        self.vhost.delete_exchange(m.exchange, if_unused=m.if_unused)
+        if not m.no_wait:
+            self.send_method(ch.number, spec.ExchangeDeleteOk())
+
+    def _exchange_bind(self, ch: ChannelSession, m: Any) -> None:
+        self.vhost.bind_exchange(m.destination, m.source, m.routing_key, m.arguments or {})
+        if not m.no_wait:
+            self.send_method(ch.number, spec.ExchangeBindOk())
+
+    def _exchange_unbind(self, ch: ChannelSession, m: Any) -> None:
+        self.vhost.unbind_exchange(m.destination, m.source, m.routing_key, m.arguments or {})
+        if not m.no_wait:
+            self.send_method(ch.number, spec.ExchangeUnbindOk())
+
+    # --- queue class ------------------------------------------------------------------------------
+    def _queue_declare(self, ch: ChannelSession, m: Any) -> None:
+        queue, messages, consumers = self.vhost.declare_queue(
+            m.queue, passive=m.passive, durable=m.durable, exclusive=m.exclusive, auto_delete=m.auto_delete,
+            arguments=m.arguments or {}, owner=self,
+        )
+        if not m.no_wait:
+            self.send_method(ch.number, spec.QueueDeclareOk(queue=queue.name, message_count=messages,
+                                                            consumer_count=consumers))
+
+    def _queue_bind(self, ch: ChannelSession, m: Any) -> None:
+        self.vhost.bind_queue(m.queue, m.exchange, m.routing_key, m.arguments or {}, owner=self)
+        if not m.no_wait:
+            self.send_method(ch.number, spec.QueueBindOk())
+
+    def _queue_unbind(self, ch: ChannelSession, m: Any) -> None:
+        self.vhost.unbind_queue(m.queue, m.exchange, m.routing_key, m.arguments or {}, owner=self)
+        self.send_method(ch.number, spec.QueueUnbindOk())
+
+    def _queue_purge(self, ch: ChannelSession, m: Any) -> None:
+        count = self.vhost.purge_queue(m.queue, owner=self)
+        if not m.no_wait:
+            self.send_method(ch.number, spec.QueuePurgeOk(message_count=count))
+
+    def _queue_delete(self, ch: ChannelSession, m: Any) -> None:
+        count = self.vhost.delete_queue(m.queue, if_unused=m.if_unused, if_empty=m.if_empty, owner=self)
+        if not m.no_wait:
+            self.send_method(ch.number, spec.QueueDeleteOk(message_count=count))
+
+    # --- basic class ------------------------------------------------------------------------------
+    def _basic_qos(self, ch: ChannelSession, m: Any) -> None:
+        ch.broker_channel.qos(m.prefetch_size, m.prefetch_count, m.global_)
+        self.send_method(ch.number, spec.BasicQosOk())
+
+    def _basic_consume(self, ch: ChannelSession, m: Any) -> None:
+        tag = ch.broker_channel.consume(
+            m.queue, m.consumer_tag, no_ack=m.no_ack, exclusive=m.exclusive, arguments=m.arguments or {},
+        )
+        if not m.no_wait:
+            self.send_method(ch.number, spec.BasicConsumeOk(consumer_tag=tag))
+        ch.broker_channel.start_consumer(tag)
+
+    def _basic_cancel(self, ch: ChannelSession, m: Any) -> None:
+        ch.broker_channel.cancel(m.consumer_tag)
+        if not m.no_wait:
+            self.send_method(ch.number, spec.BasicCancelOk(consumer_tag=m.consumer_tag))
+
+    def _basic_get(self, ch: ChannelSession, m: Any) -> None:
+        got = ch.broker_channel.get(m.queue, no_ack=m.no_ack)
+        if got is None:
+            self.send_method(ch.number, spec.BasicGetEmpty())
+            return
+        delivery_tag, redelivered, message, remaining = got
+        self.writer.write_frames(serializer.basic_get_ok_frames(
+            ch.number, delivery_tag, redelivered, message.exchange, message.routing_key, remaining,
+            message.properties.raw, message.body, self.frame_max,
+        ))
+
+    def _basic_ack(self, ch: ChannelSession, m: Any) -> None:
+        if ch.tx:
+            ch.broker_channel.check_delivery_tag(m.delivery_tag, m.multiple)
+            ch.tx_actions.append(lambda: ch.broker_channel.ack(m.delivery_tag, m.multiple))
+            return
+        ch.broker_channel.ack(m.delivery_tag, m.multiple)
+
+    def _basic_nack(self, ch: ChannelSession, m: Any) -> None:
+        if ch.tx:
+            ch.broker_channel.check_delivery_tag(m.delivery_tag, m.multiple)
+            ch.tx_actions.append(lambda: ch.broker_channel.nack(m.delivery_tag, m.multiple, m.requeue))
+            return
+        ch.broker_channel.nack(m.delivery_tag, m.multiple, m.requeue)
+
+    def _basic_reject(self, ch: ChannelSession, m: Any) -> None:
+        if ch.tx:
+            ch.broker_channel.check_delivery_tag(m.delivery_tag, False)
+            ch.tx_actions.append(lambda: ch.broker_channel.reject(m.delivery_tag, m.requeue))
+            return
+        ch.broker_channel.reject(m.delivery_tag, m.requeue)
+
+    def _basic_recover(self, ch: ChannelSession, m: Any) -> None:
+        ch.broker_channel.recover(m.requeue)
+        self.send_method(ch.number, spec.BasicRecoverOk())
+
+    def _basic_recover_async(self, ch: ChannelSession, m: Any) -> None:
+        ch.broker_channel.recover(m.requeue)
+
+    def _on_content(self, event: ContentReceived) -> None:
+        """basic.publish with its content: route now, or hold it for tx.commit."""
+        number = event.channel
+        if self.state != _OPEN:
+            if self.state == _CLOSING:
+                return
+            raise AMQPConnectionError(codes.COMMAND_INVALID, reply_text(
+                codes.COMMAND_INVALID, "basic.publish before connection.open"), 60, 40)
+        ch = self.channels.get(number)
+        if ch is None:
+            raise AMQPConnectionError(codes.CHANNEL_ERROR, reply_text(codes.CHANNEL_ERROR, "expected 'channel.open'"),
+                                      60, 40)
+        if ch.closing:
+            return
+        m = event.method
+        try:
+            self._publish(ch, m, event.properties, event.body)
+        except BrokerError as exc:
+            self._fail_broker(number, m, exc)
+
+    def _publish(self, ch: ChannelSession, m: Any, properties: BasicProperties, body: bytes) -> None:
+        if m.immediate:
+            raise AMQPConnectionError(codes.NOT_IMPLEMENTED, reply_text(codes.NOT_IMPLEMENTED, "immediate=true"),
+                                      m.CLASS_ID, m.METHOD_ID)
+        user_id = properties.user_id
+        if user_id is not None and user_id != self.username:
+            raise AMQPChannelError(ch.number, codes.PRECONDITION_FAILED, reply_text(
+                codes.PRECONDITION_FAILED,
+                f"user_id property set to '{user_id}' but authenticated user was '{self.username}'"),
+                m.CLASS_ID, m.METHOD_ID)
+        message = Message(m.exchange, m.routing_key, properties, body)
+        if ch.tx:
+            # Validate the exchange now (RabbitMQ checks it at publish time), route at commit.
+            self.vhost.check_publish(m.exchange)
+            ch.tx_actions.append(lambda: self._route(ch, m, message, None))
+            return
+        seq = 0
+        if ch.confirm_mode:
+            ch.publish_seq += 1
+            seq = ch.publish_seq
+        self._route(ch, m, message, seq)
+
+    def _route(self, ch: ChannelSession, m: Any, message: Message, seq: int | None) -> None:
+        result = self.vhost.publish(m.exchange, m.routing_key, message, mandatory=m.mandatory, channel=ch.broker_channel)
+        if m.mandatory and not result.routed:
+            self.writer.write_frames(serializer.basic_return_frames(
+                ch.number, codes.NO_ROUTE, "NO_ROUTE", m.exchange, m.routing_key,
+                message.properties.raw, message.body, self.frame_max,
+            ))
+        if seq:
+            ch.confirm_ready(seq)
+
+    # --- confirm and tx ---------------------------------------------------------------------------
+    def _confirm_select(self, ch: ChannelSession, m: Any) -> None:
+        if ch.tx:
+            raise AMQPChannelError(ch.number, codes.PRECONDITION_FAILED, reply_text(
+                codes.PRECONDITION_FAILED, "cannot switch from tx to confirm mode"), m.CLASS_ID, m.METHOD_ID)
+        ch.confirm_mode = True
+        if not m.nowait:
+            self.send_method(ch.number, spec.ConfirmSelectOk())
+
+    def _tx_select(self, ch: ChannelSession, m: Any) -> None:
+        if ch.confirm_mode:
+            raise AMQPChannelError(ch.number, codes.PRECONDITION_FAILED, reply_text(
+                codes.PRECONDITION_FAILED, "cannot switch from confirm to tx mode"), m.CLASS_ID, m.METHOD_ID)
+        ch.tx = True
+        self.send_method(ch.number, spec.TxSelectOk())
+
+    def _tx_commit(self, ch: ChannelSession, m: Any) -> None:
+        if not ch.tx:
+            raise AMQPChannelError(ch.number, codes.PRECONDITION_FAILED, reply_text(
+                codes.PRECONDITION_FAILED, "channel is not transactional"), m.CLASS_ID, m.METHOD_ID)
+        actions, ch.tx_actions = ch.tx_actions, []
+        for action in actions:
+            action()
+        self.send_method(ch.number, spec.TxCommitOk())
+
+    def _tx_rollback(self, ch: ChannelSession, m: Any) -> None:
+        if not ch.tx:
+            raise AMQPChannelError(ch.number, codes.PRECONDITION_FAILED, reply_text(
+                codes.PRECONDITION_FAILED, "channel is not transactional"), m.CLASS_ID, m.METHOD_ID)
+        ch.tx_actions = []
+        self.send_method(ch.number, spec.TxRollbackOk())

@@ -1,0 +1,210 @@
+"""One segment file of a log: appends buffered in memory, reads streamed from the file.
+
+Appends go into a small user-space buffer that is written with one ``os.write`` when it passes
+WRITE_BUFFER bytes, when a reader needs the bytes, or when a sync is prepared. That is safe because
+nothing is promised before the fsync: a confirm waits for the sync that covers the record, and the
+sync writes the buffer first. Reads use ``os.pread`` on a separate read-only descriptor, in chunks,
+so neither reading one record nor iterating a segment ever loads the segment into memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from leveret.store.format import (
+    RECORD_HEADER,
+    RECORD_OVERHEAD,
+    SEGMENT_HEADER,
+    Record,
+    decode_header,
+    encode_segment_header,
+    segment_name,
+    verify_payload,
+)
+from leveret.store.index import INDEX_INTERVAL, NO_TIMESTAMP, SparseIndex
+
+WRITE_BUFFER = 64 * 1024
+READ_CHUNK = 256 * 1024
+
+
+class Segment:
+    """A segment of a log, named by its base offset, with its sparse index and record statistics."""
+
+    def __init__(self, directory: str, base: int, size: int) -> None:
+        self.directory = directory
+        self.base = base
+        self.path = os.path.join(directory, segment_name(base))
+        self.size = size  # bytes including the unflushed buffer
+        self.count = 0
+        self.first_offset: int | None = None
+        self.last_offset: int | None = None
+        self.max_ts = NO_TIMESTAMP
+        self.min_ts = -NO_TIMESTAMP
+        self.index = SparseIndex()
+        # Offsets inside [first_offset, last_offset] that are absent (skipped as corrupt by recovery).
+        self.missing: set[int] = set()
+        self._last_indexed = -INDEX_INTERVAL
+        self._pending = bytearray()
+        self._write_fd: int | None = None
+        self._read_fd: int | None = None
+        # True once bytes were written that no fsync has covered yet.
+        self.unsynced = False
+
+    @classmethod
+    def create(cls, directory: str, base: int) -> Segment:
+        """A new, empty segment file; its header is buffered like any append."""
+        segment = cls(directory, base, 0)
+        segment._write_fd = os.open(segment.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        segment._pending += encode_segment_header(base)
+        segment.size = SEGMENT_HEADER.size
+        segment.unsynced = True
+        return segment
+
+    # -- bookkeeping shared by appends and the recovery scan --------------------------------------
+
+    def note_record(self, offset: int, timestamp: int, position: int, size: int) -> None:
+        """Account for a record of `size` bytes at `position` (index, counts, timestamps)."""
+        if position - self._last_indexed >= INDEX_INTERVAL:
+            self.index.add(offset, position, self.max_ts)
+            self._last_indexed = position
+        if self.last_offset is not None and offset > self.last_offset + 1:
+            self.missing.update(range(self.last_offset + 1, offset))
+        if self.first_offset is None:
+            self.first_offset = offset
+        self.last_offset = offset
+        self.count += 1
+        if timestamp > self.max_ts:
+            self.max_ts = timestamp
+        if timestamp < self.min_ts:
+            self.min_ts = timestamp
+
+    def contains(self, offset: int) -> bool:
+        """True if the segment holds a record with this offset."""
+        return (
+            self.first_offset is not None
+            and self.first_offset <= offset <= self.last_offset  # type: ignore[operator]
+            and offset not in self.missing
+        )
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def append(self, record: bytes, offset: int, timestamp: int) -> None:
+        """Append an encoded record (see format.encode_record)."""
+        if self._write_fd is None:
+            self._write_fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self.note_record(offset, timestamp, self.size, len(record))
+        self._pending += record
+        self.size += len(record)
+        self.unsynced = True
+        if len(self._pending) >= WRITE_BUFFER:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand buffered bytes to the kernel (no fsync)."""
+        if self._pending:
+            assert self._write_fd is not None
+            view = memoryview(self._pending)
+            written = 0
+            while written < len(view):
+                written += os.write(self._write_fd, view[written:])
+            view.release()
+            self._pending.clear()
+
+    def dup_for_sync(self) -> int | None:
+        """Flush, then a duplicate descriptor for a syncer to fdatasync and close (None if clean).
+
+        A duplicate, because the syncer may run on another thread while this segment rolls, closes
+        or is deleted; the duplicate keeps the file open until its fsync is done.
+        """
+        if not self.unsynced:
+            return None
+        self.flush()
+        self.unsynced = False
+        assert self._write_fd is not None
+        return os.dup(self._write_fd)
+
+    def close_writer(self) -> None:
+        """Flush and release the write descriptor (a rolled segment is never written again)."""
+        self.flush()
+        if self._write_fd is not None:
+            os.close(self._write_fd)
+            self._write_fd = None
+
+    def close(self) -> None:
+        """Flush and release every descriptor."""
+        self.close_writer()
+        if self._read_fd is not None:
+            os.close(self._read_fd)
+            self._read_fd = None
+
+    def delete(self) -> None:
+        """Close and unlink the segment file."""
+        self._pending.clear()
+        self.close()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _pread(self, length: int, position: int) -> bytes:
+        if self._pending:
+            self.flush()
+        if self._read_fd is None:
+            self._read_fd = os.open(self.path, os.O_RDONLY)
+        return os.pread(self._read_fd, length, position)
+
+    def _start_position(self, offset: int) -> int:
+        entry = self.index.floor_offset(offset)
+        return entry[1] if entry is not None else SEGMENT_HEADER.size
+
+    def read(self, offset: int) -> Record | None:
+        """The record with this offset, or None if absent or damaged."""
+        if not self.contains(offset):
+            return None
+        for record in self.iterate(self._start_position(offset)):
+            if record.offset == offset:
+                return record
+            if record.offset > offset:
+                break
+        return None
+
+    def iterate(self, position: int = SEGMENT_HEADER.size, chunk: int = READ_CHUNK) -> Iterator[Record]:
+        """Verified records from `position` to the current end, reading `chunk` bytes at a time.
+
+        Memory is bounded by the chunk plus the largest record. A damaged record (one that went bad
+        after recovery checked it) is skipped by its length if its header is intact; otherwise the
+        rest of the segment is not trusted and iteration stops.
+        """
+        buf = b""
+        buf_pos = position  # file position of buf[0]
+        pos = 0
+        while True:
+            if buf_pos + pos >= self.size:
+                return
+            if len(buf) - pos < RECORD_OVERHEAD:
+                buf_pos += pos
+                buf = self._pread(chunk, buf_pos)
+                pos = 0
+                if len(buf) < RECORD_OVERHEAD:
+                    return
+            header = decode_header(buf, pos)
+            if header is None:
+                return
+            if len(buf) - pos < header.size:
+                buf_pos += pos
+                buf = self._pread(max(chunk, header.size), buf_pos)
+                pos = 0
+                if len(buf) < header.size:
+                    return
+            if verify_payload(buf, pos, header):
+                start = pos + RECORD_HEADER.size
+                yield Record(header.offset, header.timestamp, header.kind, header.flags, buf[start : start + header.length])
+            pos += header.size
+
+    def position_for_time(self, timestamp: int) -> int:
+        """A file position from which every earlier record is older than `timestamp`."""
+        entry = self.index.floor_time(timestamp)
+        return entry[1] if entry is not None else SEGMENT_HEADER.size
