@@ -1,0 +1,41 @@
+"""The broker model: vhosts, exchanges, queues, consumers and channels, with no IO and no asyncio.
+
+The server drives it through `Broker`, `VHost` and `Channel`; the broker reaches the server only through
+`DeliveryTarget`. Errors are the protocol-neutral classes in `leveret.broker.errors`.
+"""
+
+from leveret.broker.channel import Channel, DeliveryTarget
+from leveret.broker.errors import (
+    AccessRefused,
+    BrokerError,
+    CommandInvalid,
+    InternalError,
+    NotAllowed,
+    NotFound,
+    NotImplementedByBroker,
+    PreconditionFailed,
+    ResourceLocked,
+)
+from leveret.broker.message import Message, Properties
+from leveret.broker.queue import Queue
+from leveret.broker.vhost import Broker, RouteResult, VHost
+
+__all__ = [
+    "AccessRefused",
+    "Broker",
+    "BrokerError",
+    "Channel",
+    "CommandInvalid",
+    "DeliveryTarget",
+    "InternalError",
+    "Message",
+    "NotAllowed",
+    "NotFound",
+    "NotImplementedByBroker",
+    "PreconditionFailed",
+    "Properties",
+    "Queue",
+    "ResourceLocked",
+    "RouteResult",
+    "VHost",
+]

@@ -1,0 +1,342 @@
+"""The broker side of one AMQP channel: consumers, delivery tags, credit, acknowledgements.
+
+Delivery tags are per channel, start at 1 and grow by one for every delivery and get-ok. Unacked
+deliveries live in an OrderedDict by tag, so `multiple` acks pop from the front in O(1) each.
+
+Credit follows RabbitMQ: basic.qos global=false sets the limit of consumers created afterwards, global=true
+a limit shared by every consumer of the channel; no-ack consumers and basic.get are not limited. When an
+ack frees credit the channel puts its blocked consumers back into their queues' rotation.
+
+Settled or requeued messages are grouped per queue so each queue merges a requeued batch once, keeping
+original order.
+
+The channel talks to the server only through a `DeliveryTarget`, which writes frames synchronously and
+never calls back into the broker, so delivering inside a broker call is safe.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Hashable, Protocol
+
+from leveret.broker.arguments import as_text, field_type_name
+from leveret.broker.consumer import Consumer
+from leveret.broker.errors import NotAllowed, NotImplementedByBroker, PreconditionFailed
+from leveret.broker.message import Message
+from leveret.broker.queue import Queue, QueueEntry
+from leveret.broker.vhost import REPLY_TO, RouteResult, VHost, random_name
+
+
+class DeliveryTarget(Protocol):
+    """What the server implements for a channel: frames out, written synchronously."""
+
+    def deliver(self, consumer_tag: str, delivery_tag: int, redelivered: bool, message: Message) -> None:
+        """Send basic.deliver + content."""
+
+    def consumer_cancelled(self, consumer_tag: str) -> None:
+        """Send a server-initiated basic.cancel (e.g. the queue was deleted)."""
+
+
+# (delivery tag, queue, entry, consumer or None for basic.get)
+Unacked = tuple[int, Queue, QueueEntry, "Consumer | None"]
+
+
+class Channel:
+    """Consumers, unacked deliveries and credit of one channel of one connection."""
+
+    def __init__(self, vhost: VHost, target: DeliveryTarget, owner: Hashable, *, user: str = "guest") -> None:
+        self.vhost = vhost
+        self.target = target
+        self.owner = owner
+        self.user = user
+        self.consumers: dict[str, Consumer] = {}
+        self.closed = False
+        self._unacked: OrderedDict[int, Unacked] = OrderedDict()
+        self._next_tag = 1
+        self._consumer_prefetch = 0
+        self._global_prefetch = 0
+        self._global_unacked = 0
+        self._paused = False
+        self._reply_tag: str | None = None
+        self._reply_address: str | None = None
+
+    # -- facts ------------------------------------------------------------------------------
+    @property
+    def unacked_count(self) -> int:
+        """Deliveries and get-oks not yet acked, nacked or rejected."""
+        return len(self._unacked)
+
+    @property
+    def prefetch_count(self) -> int:
+        """The per-consumer limit given to consumers created from now on."""
+        return self._consumer_prefetch
+
+    @property
+    def global_prefetch_count(self) -> int:
+        return self._global_prefetch
+
+    @property
+    def reply_address(self) -> str | None:
+        """This channel's direct reply-to address once it consumes from amq.rabbitmq.reply-to."""
+        return self._reply_address
+
+    def accepts_deliveries(self) -> bool:
+        return not self.closed and not self._paused
+
+    def has_credit(self) -> bool:
+        """Whether the channel-wide limit allows one more acknowledged delivery."""
+        if self.closed or self._paused:
+            return False
+        return not self._global_prefetch or self._global_unacked < self._global_prefetch
+
+    # -- flow and qos -----------------------------------------------------------------------
+    def qos(self, prefetch_size: int, prefetch_count: int, global_: bool) -> None:
+        if prefetch_size:
+            raise NotImplementedByBroker(f"prefetch_size!=0 ({prefetch_size})")
+        if global_:
+            self._global_prefetch = prefetch_count
+            self._refill()
+        else:
+            self._consumer_prefetch = prefetch_count
+
+    def flow(self, active: bool) -> bool:
+        """channel.flow from the client; RabbitMQ 3.10 refuses active=false with 540."""
+        if not active:
+            raise NotImplementedByBroker("active=false")
+        return True
+
+    def pause_deliveries(self) -> None:
+        """Server back-pressure (socket buffer full): stop delivering to this channel's consumers."""
+        self._paused = True
+
+    def resume_deliveries(self) -> None:
+        self._paused = False
+        self._refill()
+
+    # -- consumers --------------------------------------------------------------------------
+    def consume(
+        self,
+        queue: str,
+        consumer_tag: str = "",
+        *,
+        no_ack: bool = False,
+        exclusive: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> str:
+        """Register a consumer and return its tag; deliveries begin at `start_consumer`."""
+        if not consumer_tag:
+            consumer_tag = random_name("amq.ctag-")
+        if consumer_tag in self.consumers or consumer_tag == self._reply_tag:
+            raise NotAllowed(f"attempt to reuse consumer tag '{consumer_tag}'")
+        if queue == REPLY_TO:
+            return self._consume_replies(consumer_tag, no_ack)
+        q = self.vhost.queue_for(queue, self.owner)
+        arguments = dict(arguments or {})
+        priority = arguments.get("x-priority", 0)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise PreconditionFailed(
+                f"invalid arg 'x-priority' for {q.describe()}: \"expected integer, got {field_type_name(priority)}\""
+            )
+        consumer = Consumer(
+            consumer_tag,
+            self,
+            q,
+            no_ack=no_ack,
+            exclusive=exclusive,
+            priority=priority,
+            arguments=arguments,
+            prefetch=self._consumer_prefetch,
+        )
+        q.add_consumer(consumer)
+        self.consumers[consumer_tag] = consumer
+        return consumer_tag
+
+    def _consume_replies(self, consumer_tag: str, no_ack: bool) -> str:
+        if not no_ack:
+            raise PreconditionFailed("reply consumer cannot acknowledge")
+        if self._reply_tag is not None:
+            raise PreconditionFailed("reply consumer already set")
+        self._reply_tag = consumer_tag
+        if self._reply_address is None:
+            # the address outlives a cancel so late replies still find this channel (as RabbitMQ)
+            self._reply_address = self.vhost.register_reply_channel(self)
+        return consumer_tag
+
+    def start_consumer(self, consumer_tag: str) -> None:
+        """Called after consume-ok is written: deliver what is ready."""
+        consumer = self.consumers.get(consumer_tag)
+        if consumer is not None:
+            consumer.queue.unblock(consumer)
+
+    def cancel(self, consumer_tag: str) -> bool:
+        """Client basic.cancel; False for an unknown tag (not an error). Unacked messages stay owed."""
+        if consumer_tag == self._reply_tag and consumer_tag is not None:
+            self._reply_tag = None
+            return True
+        consumer = self.consumers.pop(consumer_tag, None)
+        if consumer is None:
+            return False
+        consumer.queue.remove_consumer(consumer)
+        self.vhost.consumer_removed(consumer.queue)
+        return True
+
+    def consumer_cancelled_by_broker(self, consumer: Consumer) -> None:
+        """The queue went away: forget the consumer and tell the client."""
+        if self.consumers.get(consumer.tag) is consumer:
+            del self.consumers[consumer.tag]
+            if not self.closed:
+                self.target.consumer_cancelled(consumer.tag)
+
+    # -- deliveries -------------------------------------------------------------------------
+    def send_delivery(self, consumer: Consumer, queue: Queue, entry: QueueEntry) -> None:
+        """Called by a queue's dispatch for a consumer with credit."""
+        tag = self._next_tag
+        self._next_tag = tag + 1
+        if not consumer.no_ack:
+            self._unacked[tag] = (tag, queue, entry, consumer)
+            consumer.unacked += 1
+            self._global_unacked += 1
+        self.target.deliver(consumer.tag, tag, entry.redelivered, entry.message)
+
+    def deliver_reply(self, message: Message) -> bool:
+        """A direct reply-to message addressed to this channel (no ack, no queue); False if nobody listens."""
+        if self.closed or self._reply_tag is None:
+            return False
+        tag = self._next_tag
+        self._next_tag = tag + 1
+        self.target.deliver(self._reply_tag, tag, False, message)
+        return True
+
+    def publish(self, exchange: str, routing_key: str, message: Message, *, mandatory: bool = False) -> RouteResult:
+        """basic.publish from this channel: user_id check, then `VHost.publish` (with reply-to rewriting)."""
+        user_id = message.properties.user_id
+        if user_id is not None and as_text(user_id) != self.user:
+            raise PreconditionFailed(
+                f"user_id property set to '{as_text(user_id)}' but authenticated user was '{self.user}'"
+            )
+        return self.vhost.publish(exchange, routing_key, message, mandatory=mandatory, channel=self)
+
+    def rewrite_reply_to(self, message: Message) -> Message:
+        """Direct reply-to: reply_to "amq.rabbitmq.reply-to" becomes this channel's reply address."""
+        reply_to = message.properties.reply_to
+        if reply_to is None or as_text(reply_to) != REPLY_TO:
+            return message
+        if self._reply_tag is None or self._reply_address is None:
+            raise PreconditionFailed("fast reply consumer does not exist")
+        return message.with_properties(reply_to=self._reply_address)
+
+    def get(self, queue: str, no_ack: bool = False) -> tuple[int, bool, Message, int] | None:
+        """basic.get: (delivery_tag, redelivered, message, message_count_after) or None if empty."""
+        q = self.vhost.queue_for(queue, self.owner)
+        entry = q.fetch(no_ack)
+        if entry is None:
+            return None
+        tag = self._next_tag
+        self._next_tag = tag + 1
+        if not no_ack:
+            self._unacked[tag] = (tag, q, entry, None)
+        return tag, entry.redelivered, entry.message, q.message_count
+
+    # -- acknowledgements -------------------------------------------------------------------
+    def take(self, delivery_tag: int, multiple: bool) -> list[Unacked]:
+        """Remove and return the deliveries an ack/nack/reject names, or raise "unknown delivery tag".
+
+        Public for transactions: take at ack time, `settle` at commit, `restore` at rollback. Credit is
+        only released by `settle`, as RabbitMQ releases it at commit.
+        """
+        unacked = self._unacked
+        if multiple:
+            if delivery_tag == 0:
+                taken = list(unacked.values())
+                unacked.clear()
+                return taken
+            if delivery_tag not in unacked:
+                raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+            taken = []
+            while unacked:
+                first = next(iter(unacked))
+                if first > delivery_tag:
+                    break
+                taken.append(unacked.popitem(last=False)[1])
+            return taken
+        record = unacked.pop(delivery_tag, None)
+        if record is None:
+            raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+        return [record]
+
+    def check_delivery_tag(self, delivery_tag: int, multiple: bool) -> None:
+        """Raise as ack/nack/reject would for this tag, without settling anything (tx validates early)."""
+        if multiple and delivery_tag == 0:
+            return
+        if delivery_tag not in self._unacked:
+            raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
+
+    def settle(self, records: list[Unacked], *, ack: bool = True, requeue: bool = False) -> None:
+        """Finish taken deliveries: ack, requeue, or discard (reason 'rejected')."""
+        if ack and len(records) == 1:
+            # hot path: a single ack
+            _, queue, entry, consumer = records[0]
+            queue.settle((entry,))
+            if consumer is not None:
+                consumer.unacked -= 1
+                self._global_unacked -= 1
+                self._refill()
+            return
+        by_queue: dict[Queue, list[QueueEntry]] = {}
+        for _, queue, entry, consumer in records:
+            if consumer is not None:
+                consumer.unacked -= 1
+                self._global_unacked -= 1
+            by_queue.setdefault(queue, []).append(entry)
+        for queue, entries in by_queue.items():
+            if ack:
+                queue.settle(entries)
+            elif requeue:
+                queue.requeue(entries)
+            else:
+                queue.discard(entries, "rejected")
+        self._refill()
+
+    def restore(self, records: list[Unacked]) -> None:
+        """Put taken (unsettled) deliveries back as unacked, e.g. on tx.rollback."""
+        merged = sorted([*self._unacked.values(), *records], key=lambda record: record[0])
+        self._unacked = OrderedDict((record[0], record) for record in merged)
+
+    def ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        self.settle(self.take(delivery_tag, multiple), ack=True)
+
+    def nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
+        self.settle(self.take(delivery_tag, multiple), ack=False, requeue=requeue)
+
+    def reject(self, delivery_tag: int, requeue: bool = True) -> None:
+        self.settle(self.take(delivery_tag, False), ack=False, requeue=requeue)
+
+    def recover(self, requeue: bool = True) -> None:
+        """basic.recover: requeue every unacked delivery; RabbitMQ 3.10 refuses requeue=false (540)."""
+        if not requeue:
+            raise NotImplementedByBroker("requeue=false")
+        self.settle(self.take(0, True), ack=False, requeue=True)
+
+    def _refill(self) -> None:
+        """Put consumers that were out of credit back into rotation if they now have some."""
+        if self.closed:
+            return
+        blocked = [c for c in self.consumers.values() if c.blocked]
+        for consumer in blocked:
+            consumer.queue.unblock(consumer)
+
+    # -- teardown ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Channel closed (by either side or with its connection): requeue everything, drop consumers."""
+        if self.closed:
+            return
+        self.closed = True  # first, so requeued messages are not dispatched back to us
+        self.settle(self.take(0, True), ack=False, requeue=True)
+        for consumer_tag in list(self.consumers):
+            self.cancel(consumer_tag)
+        self._reply_tag = None
+        if self._reply_address is not None:
+            self.vhost.unregister_reply_channel(self._reply_address)
+
+    def __repr__(self) -> str:
+        return f"<Channel owner={self.owner!r} consumers={len(self.consumers)} unacked={len(self._unacked)}>"

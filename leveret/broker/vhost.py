@@ -1,0 +1,492 @@
+"""Virtual hosts (exchanges, queues, bindings and the publish path through them) and the Broker holding them.
+
+Every method either succeeds or raises a `BrokerError` whose text is RabbitMQ 3.10's, checked against
+a live broker. Owners are opaque hashable identities of connections; they decide who may use an
+exclusive queue. The direct reply-to registry (token -> channel) lives here because a reply is
+published on some other channel of some other connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections import deque
+from typing import TYPE_CHECKING, Any, Hashable
+
+from leveret.broker.arguments import as_text, field_type_name, first_inequivalent
+from leveret.broker.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
+from leveret.broker.exchanges import DefaultExchange, Exchange, exchange_class
+from leveret.broker.message import Message
+from leveret.broker.queue import Queue
+
+from leveret.clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from leveret.broker.channel import Channel
+
+REPLY_TO = "amq.rabbitmq.reply-to"
+REPLY_TO_PREFIX = REPLY_TO + "."
+
+# Pre-declared exchanges of every vhost (name, type); all durable, none deletable.
+SYSTEM_EXCHANGES = (
+    ("amq.direct", "direct"),
+    ("amq.fanout", "fanout"),
+    ("amq.topic", "topic"),
+    ("amq.headers", "headers"),
+    ("amq.match", "headers"),
+)
+
+# The queue arguments RabbitMQ 3.10 compares on redeclaration, in its order; others are ignored.
+QUEUE_EQUIVALENCE_ARGS = (
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
+    "x-queue-master-locator",
+    "x-delivery-limit",
+)
+EXCHANGE_EQUIVALENCE_ARGS = ("alternate-exchange",)
+
+DEFAULT_EXCHANGE_REFUSED = "operation not permitted on the default exchange"
+
+
+def random_name(prefix: str) -> str:
+    """prefix + 22 url-safe base64 characters (128 random bits), like RabbitMQ's amq.gen-/amq.ctag- names."""
+    return prefix + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode("ascii")
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+class RouteResult:
+    """The outcome of one publish: whether anything received it, and which queues did."""
+
+    __slots__ = ("routed", "queues")
+
+    def __init__(self, routed: bool, queues: list[Queue]) -> None:
+        self.routed = routed
+        self.queues = queues
+
+    def __repr__(self) -> str:
+        return f"RouteResult(routed={self.routed}, queues={[q.name for q in self.queues]})"
+
+
+class VHost:
+    """Exchanges, queues and bindings of one virtual host."""
+
+    def __init__(self, name: str = "/", clock: Clock | None = None) -> None:
+        self.name = name
+        self.clock = clock
+        self.queues: dict[str, Queue] = {}
+        self.default_exchange = DefaultExchange(self.queues, name)
+        self.exchanges: dict[str, Exchange] = {"": self.default_exchange}
+        for xname, xtype in SYSTEM_EXCHANGES:
+            cls = exchange_class(xtype)
+            assert cls is not None
+            self.exchanges[xname] = cls(xname, name, durable=True)
+        self._reply_channels: dict[str, Channel] = {}
+
+    # -- texts ------------------------------------------------------------------------------
+    def _no_exchange(self, name: str) -> NotFound:
+        return NotFound(f"no exchange '{name}' in vhost '{self.name}'")
+
+    def _no_queue(self, name: str) -> NotFound:
+        return NotFound(f"no queue '{name}' in vhost '{self.name}'")
+
+    def _locked(self, queue: Queue) -> ResourceLocked:
+        return ResourceLocked(
+            f"cannot obtain exclusive access to locked {queue.describe()}. It could be originally declared "
+            "on another connection or the exclusive property value does not match that of the original "
+            "declaration."
+        )
+
+    def _inequivalent(self, key: str, what: str, received: str, current: str) -> PreconditionFailed:
+        return PreconditionFailed(f"inequivalent arg '{key}' for {what}: received {received} but current is {current}")
+
+    # -- exchanges --------------------------------------------------------------------------
+    def declare_exchange(
+        self,
+        name: str,
+        type: str,
+        *,
+        passive: bool = False,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> Exchange:
+        if passive:
+            if name == "":
+                raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
+            found = self.exchanges.get(name)
+            if found is None:
+                raise self._no_exchange(name)
+            return found
+        cls = exchange_class(type)
+        if cls is None:
+            raise CommandInvalid(f"invalid exchange type '{type}'")
+        if name == "":
+            raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
+        arguments = dict(arguments or {})
+        existing = self.exchanges.get(name)
+        if existing is not None:
+            what = existing.describe()
+            for key, have, want in (
+                ("type", existing.type_name, type),
+                ("durable", _flag(existing.durable), _flag(durable)),
+                ("auto_delete", _flag(existing.auto_delete), _flag(auto_delete)),
+                ("internal", _flag(existing.internal), _flag(internal)),
+            ):
+                if have != want:
+                    raise self._inequivalent(key, what, f"'{want}'", f"'{have}'")
+            diff = first_inequivalent(existing.arguments, arguments, EXCHANGE_EQUIVALENCE_ARGS)
+            if diff is not None:
+                raise self._inequivalent(diff[0], what, diff[1], diff[2])
+            return existing
+        # the reserved prefix only matters when creating: redeclaring amq.direct is fine
+        if name.startswith("amq."):
+            raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        exchange = cls(
+            name, self.name, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
+        )
+        self.exchanges[name] = exchange
+        return exchange
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        if name == "":
+            raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            return  # RabbitMQ 3.10 answers delete-ok for a missing exchange
+        if name.startswith("amq."):
+            raise AccessRefused(f"deletion of system exchange '{name}' in vhost '{self.name}' not allowed")
+        if if_unused and exchange.has_bindings:
+            raise PreconditionFailed(f"{exchange.describe()} in use")
+        self._remove_exchange(exchange)
+
+    def _remove_exchange(self, exchange: Exchange) -> None:
+        if self.exchanges.get(exchange.name) is not exchange:
+            return
+        del self.exchanges[exchange.name]
+        for destination in exchange.destinations():
+            exchange.remove_destination(destination)
+            destination.sources.discard(exchange)
+        self._drop_bindings_to(exchange)
+
+    def _drop_bindings_to(self, destination: Queue | Exchange) -> None:
+        """Remove every binding whose destination is going away, auto-deleting emptied sources."""
+        sources = list(destination.sources)
+        destination.sources.clear()
+        for source in sources:
+            source.remove_destination(destination)
+        for source in sources:
+            self._maybe_auto_delete_exchange(source)
+
+    def _maybe_auto_delete_exchange(self, exchange: Exchange) -> None:
+        if exchange.auto_delete and not exchange.has_bindings:
+            self._remove_exchange(exchange)
+
+    def bind_exchange(
+        self, destination: str, source: str, routing_key: str = "", arguments: dict[str, Any] | None = None
+    ) -> None:
+        if destination == "" or source == "":
+            raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
+        src = self.exchanges.get(source)
+        if src is None:
+            raise self._no_exchange(source)
+        dst = self.exchanges.get(destination)
+        if dst is None:
+            raise self._no_exchange(destination)
+        src.bind(dst, routing_key, arguments)
+        dst.sources.add(src)
+
+    def unbind_exchange(
+        self, destination: str, source: str, routing_key: str = "", arguments: dict[str, Any] | None = None
+    ) -> None:
+        if destination == "" or source == "":
+            raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
+        src = self.exchanges.get(source)
+        dst = self.exchanges.get(destination)
+        if src is None or dst is None:
+            return  # unbinding what does not exist is not an error in RabbitMQ
+        if src.unbind(dst, routing_key, arguments):
+            if not src.is_bound_to(dst):
+                dst.sources.discard(src)
+            self._maybe_auto_delete_exchange(src)
+
+    # -- queues -----------------------------------------------------------------------------
+    def queue_for(self, name: str, owner: Hashable | None = None) -> Queue:
+        """The queue `owner` may use: NotFound if missing, ResourceLocked if another's exclusive queue."""
+        queue = self.queues.get(name)
+        if queue is None:
+            raise self._no_queue(name)
+        if queue.exclusive and queue.owner != owner:
+            raise self._locked(queue)
+        return queue
+
+    def declare_queue(
+        self,
+        name: str,
+        *,
+        passive: bool = False,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: dict[str, Any] | None = None,
+        owner: Hashable | None = None,
+    ) -> tuple[Queue, int, int]:
+        if passive:
+            if name == REPLY_TO:
+                # RabbitMQ answers a passive declare of the pseudo-queue with (0 messages, 1 consumer)
+                return Queue(REPLY_TO, self.name), 0, 1
+            queue = self.queue_for(name, owner)
+            return queue, queue.message_count, queue.consumer_count
+        if name == "":
+            name = random_name("amq.gen-")
+        elif name.startswith("amq."):
+            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        arguments = dict(arguments or {})
+        queue = self.queues.get(name)
+        if queue is not None:
+            # strict exclusivity: the flag itself must match, and an exclusive queue must be ours
+            if queue.exclusive != exclusive or (queue.exclusive and queue.owner != owner):
+                raise self._locked(queue)
+            what = queue.describe()
+            if queue.durable != durable:
+                raise self._inequivalent("durable", what, f"'{_flag(durable)}'", f"'{_flag(queue.durable)}'")
+            if queue.auto_delete != auto_delete:
+                raise self._inequivalent(
+                    "auto_delete", what, f"'{_flag(auto_delete)}'", f"'{_flag(queue.auto_delete)}'"
+                )
+            diff = first_inequivalent(queue.arguments, arguments, QUEUE_EQUIVALENCE_ARGS, {"x-queue-type": "classic"})
+            if diff is not None:
+                raise self._inequivalent(diff[0], what, diff[1], diff[2])
+            return queue, queue.message_count, queue.consumer_count
+        queue = Queue(
+            name,
+            self.name,
+            durable=durable,
+            exclusive=exclusive,
+            auto_delete=auto_delete,
+            arguments=arguments,
+            owner=owner,
+        )
+        self.queues[name] = queue
+        return queue, 0, 0
+
+    def bind_queue(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str = "",
+        arguments: dict[str, Any] | None = None,
+        owner: Hashable | None = None,
+    ) -> None:
+        if exchange == "":
+            raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
+        source = self.exchanges.get(exchange)
+        if source is None:
+            raise self._no_exchange(exchange)
+        q = self.queue_for(queue, owner)
+        source.bind(q, routing_key, arguments)
+        q.sources.add(source)
+
+    def unbind_queue(
+        self,
+        queue: str,
+        exchange: str,
+        routing_key: str = "",
+        arguments: dict[str, Any] | None = None,
+        owner: Hashable | None = None,
+    ) -> None:
+        # RabbitMQ 3.10 checks neither existence nor exclusivity on unbind
+        if exchange == "":
+            raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
+        source = self.exchanges.get(exchange)
+        q = self.queues.get(queue)
+        if source is None or q is None:
+            return
+        if source.unbind(q, routing_key, arguments):
+            if not source.is_bound_to(q):
+                q.sources.discard(source)
+            self._maybe_auto_delete_exchange(source)
+
+    def purge_queue(self, name: str, owner: Hashable | None = None) -> int:
+        return self.queue_for(name, owner).purge()
+
+    def delete_queue(
+        self, name: str, *, if_unused: bool = False, if_empty: bool = False, owner: Hashable | None = None
+    ) -> int:
+        """Delete a queue, cancelling its consumers; returns its ready message count (0 if missing)."""
+        if name not in self.queues:
+            return 0  # RabbitMQ 3.10 answers delete-ok with 0 for a missing queue
+        queue = self.queue_for(name, owner)
+        if if_unused and queue.consumer_count:
+            raise PreconditionFailed(f"{queue.describe()} in use")
+        if if_empty and queue.message_count:
+            raise PreconditionFailed(f"{queue.describe()} not empty")
+        return self.remove_queue(queue)
+
+    def remove_queue(self, queue: Queue) -> int:
+        """Delete without checks (exclusive owner gone, auto-delete); returns ready messages dropped."""
+        if self.queues.get(queue.name) is not queue:
+            return 0
+        del self.queues[queue.name]
+        queue.deleted = True
+        self._drop_bindings_to(queue)
+        for consumer in queue.detach_consumers():
+            consumer.channel.consumer_cancelled_by_broker(consumer)
+        return queue.purge()
+
+    def consumer_removed(self, queue: Queue) -> None:
+        """A consumer left `queue`: auto-delete it if that was the last one."""
+        if queue.unused_for_auto_delete:
+            self.remove_queue(queue)
+
+    def connection_closed(self, owner: Hashable) -> None:
+        """Delete the exclusive queues of a closed connection (close its channels first)."""
+        for queue in [q for q in self.queues.values() if q.exclusive and q.owner == owner]:
+            self.remove_queue(queue)
+
+    # -- direct reply-to --------------------------------------------------------------------
+    def register_reply_channel(self, channel: "Channel") -> str:
+        """Make `channel` reachable by direct reply-to; returns the reply_to address for it."""
+        address = random_name(REPLY_TO_PREFIX)
+        self._reply_channels[address] = channel
+        return address
+
+    def unregister_reply_channel(self, address: str) -> None:
+        self._reply_channels.pop(address, None)
+
+    # -- publishing -------------------------------------------------------------------------
+    def check_publish(self, exchange: str) -> Exchange:
+        """The exchange a publish would start from, or the error it would raise (tx validates early)."""
+        source = self.exchanges.get(exchange)
+        if source is None:
+            raise self._no_exchange(exchange)
+        if source.internal:
+            raise AccessRefused(f"cannot publish to internal exchange '{exchange}' in vhost '{self.name}'")
+        return source
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        message: Message,
+        *,
+        mandatory: bool = False,
+        channel: "Channel | None" = None,
+    ) -> RouteResult:
+        """Route `message` to queues and enqueue it; `mandatory` is for the caller's basic.return.
+
+        `channel` is the publishing channel, needed for direct reply-to (reply_to "amq.rabbitmq.reply-to"
+        is rewritten to that channel's address, or refused if it has no reply consumer).
+        """
+        source = self.check_publish(exchange)
+        if channel is not None:
+            message = channel.rewrite_reply_to(message)
+        if exchange == "" and routing_key.startswith(REPLY_TO_PREFIX):
+            channel = self._reply_channels.get(routing_key)
+            delivered = channel is not None and channel.deliver_reply(message)
+            return RouteResult(delivered, [])
+        headers = message.properties.headers
+        routing_keys = [routing_key]
+        if headers and ("CC" in headers or "BCC" in headers):
+            routing_keys += self._sender_selected_keys(headers, "CC")
+            routing_keys += self._sender_selected_keys(headers, "BCC")
+            if "BCC" in headers:
+                # BCC recipients must stay invisible to every receiver
+                message = message.with_properties(headers={k: v for k, v in headers.items() if k != "BCC"})
+        queues = self._route(source, routing_keys, headers)
+        for queue in queues:
+            queue.enqueue(message)
+        return RouteResult(bool(queues), queues)
+
+    @staticmethod
+    def _sender_selected_keys(headers: dict[str, Any], name: str) -> list[str]:
+        value = headers.get(name)
+        if name not in headers:
+            return []
+        if not isinstance(value, (list, tuple)):
+            raise PreconditionFailed(
+                f'invalid message: {{unacceptable_type_in_header,"{name}",{field_type_name(value)}}}'
+            )
+        return [key for key in map(as_text, value) if isinstance(key, str)]
+
+    def _route(self, source: Exchange, routing_keys: list[str], headers: dict[str, Any] | None) -> list[Queue]:
+        """Breadth-first over exchange-to-exchange bindings; each exchange and queue at most once."""
+        if len(routing_keys) == 1:
+            # hot path: one key straight to queues (no e2e hop, no alternate exchange involved)
+            direct: list[Queue] = []
+            for destination in source.route(routing_keys[0], headers):
+                if type(destination) is not Queue:
+                    break
+                direct.append(destination)
+            else:
+                if direct:
+                    return direct
+        queues: dict[Queue, None] = {}
+        seen: set[Exchange] = {source}
+        work: deque[Exchange] = deque((source,))
+        single = len(routing_keys) == 1
+        while work:
+            exchange = work.popleft()
+            if single:
+                destinations: Any = exchange.route(routing_keys[0], headers)
+            else:
+                destinations = {}
+                for key in routing_keys:
+                    destinations.update(dict.fromkeys(exchange.route(key, headers)))
+            empty = True
+            for destination in destinations:
+                empty = False
+                if isinstance(destination, Queue):
+                    queues[destination] = None
+                elif destination not in seen:
+                    seen.add(destination)
+                    work.append(destination)
+            if empty:
+                ae_name = exchange.alternate_exchange
+                if ae_name is not None:
+                    alternate = self.exchanges.get(ae_name)
+                    if alternate is not None and alternate not in seen:
+                        seen.add(alternate)
+                        work.append(alternate)
+        return list(queues)
+
+    def __repr__(self) -> str:
+        return f"<VHost {self.name!r} exchanges={len(self.exchanges)} queues={len(self.queues)}>"
+
+
+class Broker:
+    """All virtual hosts of one node, sharing one clock; "/" exists from the start."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.vhosts: dict[str, VHost] = {}
+        self.add_vhost("/")
+
+    def vhost(self, name: str) -> VHost | None:
+        return self.vhosts.get(name)
+
+    def add_vhost(self, name: str) -> VHost:
+        """Create (or return the existing) vhost `name`."""
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            vhost = self.vhosts[name] = VHost(name, self.clock)
+        return vhost

@@ -1,0 +1,112 @@
+"""Fixtures for broker tests: a stand-in for the codec's properties and a recording delivery target.
+
+The target fakes the server (what the broker talks to), never the broker itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from leveret.broker import Broker, Channel, Message, VHost
+from leveret.clock import ManualClock
+
+
+@dataclasses.dataclass(frozen=True)
+class FakeProperties:
+    """Just the attributes the broker reads, with an immutable replace()."""
+
+    headers: dict[str, Any] | None = None
+    delivery_mode: int | None = None
+    priority: int | None = None
+    expiration: str | None = None
+    reply_to: str | None = None
+    user_id: str | None = None
+
+    @property
+    def raw(self) -> bytes:
+        return repr(self).encode()
+
+    def replace(self, **changes: Any) -> "FakeProperties":
+        return dataclasses.replace(self, **changes)
+
+
+def make_message(body: bytes | str = b"", routing_key: str = "", exchange: str = "", **props: Any) -> Message:
+    if isinstance(body, str):
+        body = body.encode()
+    return Message(exchange, routing_key, FakeProperties(**props), body)
+
+
+class RecordingTarget:
+    """Records what the broker asked the server to send."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[str, int, bool, Message]] = []
+        self.cancelled: list[str] = []
+
+    def deliver(self, consumer_tag: str, delivery_tag: int, redelivered: bool, message: Message) -> None:
+        self.deliveries.append((consumer_tag, delivery_tag, redelivered, message))
+
+    def consumer_cancelled(self, consumer_tag: str) -> None:
+        self.cancelled.append(consumer_tag)
+
+    @property
+    def bodies(self) -> list[bytes]:
+        return [d[3].body for d in self.deliveries]
+
+    @property
+    def tags(self) -> list[int]:
+        return [d[1] for d in self.deliveries]
+
+    def take(self) -> list[tuple[str, int, bool, Message]]:
+        out, self.deliveries = self.deliveries, []
+        return out
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def broker(clock: ManualClock) -> Broker:
+    return Broker(clock)
+
+
+@pytest.fixture
+def vhost(broker: Broker) -> VHost:
+    vh = broker.vhost("/")
+    assert vh is not None
+    return vh
+
+
+class Session:
+    """One channel plus its recording target, with publish helpers."""
+
+    def __init__(self, vhost: VHost, owner: object = "conn-1") -> None:
+        self.vhost = vhost
+        self.target = RecordingTarget()
+        self.channel = Channel(vhost, self.target, owner)
+
+    def publish(self, routing_key: str, body: bytes | str = b"", exchange: str = "", **props: Any) -> Any:
+        return self.channel.publish(exchange, routing_key, make_message(body, routing_key, exchange, **props))
+
+    def consume(self, queue: str, tag: str = "", **kwargs: Any) -> str:
+        tag = self.channel.consume(queue, tag, **kwargs)
+        self.channel.start_consumer(tag)
+        return tag
+
+
+@pytest.fixture
+def session(vhost: VHost) -> Session:
+    return Session(vhost)
+
+
+@pytest.fixture
+def make_session(vhost: VHost):
+    def make(owner: object = "conn-1") -> Session:
+        return Session(vhost, owner)
+
+    return make
