@@ -511,7 +511,7 @@ class Consumer:
         expect_stamp = False
         sock.settimeout(0.5)
         try:
-            while received < expected:
+            while True:
                 n = len(buf)
                 pos = 0
                 now = 0

@@ -16,9 +16,9 @@ from typing import Any, Callable, Protocol
 from leveret import __version__
 from leveret.amqp import errors as codes
 from leveret.amqp import serializer, spec
-from leveret.amqp.connection import ConnectionReader
+from leveret.amqp.connection import AWAITING_HEADER, ConnectionReader
 from leveret.amqp.errors import AMQPChannelError, AMQPConnectionError, AMQPError, BadProtocolHeader
-from leveret.amqp.events import ContentReceived, HeartbeatReceived, MethodReceived
+from leveret.amqp.events import ChannelFailed, ContentReceived, HeartbeatReceived, MethodReceived
 from leveret.amqp.properties import BasicProperties
 from leveret.amqp.table import decode_table
 from leveret.broker.channel import Channel
@@ -44,9 +44,18 @@ CAPABILITIES = {
 _AWAIT_HEADER, _AWAIT_START_OK, _AWAIT_SECURE_OK, _AWAIT_TUNE_OK, _AWAIT_OPEN, _OPEN, _CLOSING, _CLOSED = range(8)
 
 
-def reply_text(code: int, text: str) -> str:
-    """RabbitMQ's reply text: the code's spec name, a dash, the detail ("NOT_FOUND - no queue 'q' ...")."""
-    return f"{codes.REPLY_NAMES.get(code, 'INTERNAL_ERROR')} - {text}"
+def connection_error(code: int, detail: str, class_id: int = 0, method_id: int = 0) -> AMQPConnectionError:
+    """A connection exception with RabbitMQ's reply text for `code`."""
+    return AMQPConnectionError(detail, class_id, method_id, reply_code=code)
+
+
+def channel_error(channel: int, code: int, detail: str, class_id: int = 0, method_id: int = 0) -> AMQPChannelError:
+    """A channel exception with RabbitMQ's reply text for `code`."""
+    return AMQPChannelError(channel, detail, class_id, method_id, reply_code=code)
+
+
+# RabbitMQ's reply text: the code's spec name, a dash, the detail ("NOT_FOUND - no queue 'q' ...").
+reply_text = codes.format_reply_text
 
 
 class Writer(Protocol):
@@ -68,7 +77,7 @@ class ChannelSession:
 
     __slots__ = (
         "session", "number", "broker_channel", "confirm_mode", "publish_seq", "confirmed_upto", "ready_upto",
-        "confirm_scheduled", "tx", "tx_actions", "closing", "write_frames", "frame_max",
+        "confirm_scheduled", "tx", "tx_actions", "tx_taken", "closing", "write_frames", "frame_max",
     )
 
     def __init__(self, session: "Session", number: int) -> None:
@@ -84,7 +93,16 @@ class ChannelSession:
         self.confirm_scheduled = False
         self.tx: bool = False
         self.tx_actions: list[Callable[[], None]] = []
+        self.tx_taken: list[Any] = []  # deliveries acked inside the open transaction, given back on rollback
         self.closing = False  # we sent channel.close and wait for close-ok
+
+    def release(self) -> None:
+        """The channel is closing: an open transaction's taken deliveries go back, then everything is requeued."""
+        if self.tx_taken:
+            self.broker_channel.restore(self.tx_taken)
+            self.tx_taken = []
+        self.tx_actions = []
+        self.broker_channel.close()
 
     # --- delivery target -------------------------------------------------------------------------
     def deliver(self, consumer_tag: str, delivery_tag: int, redelivered: bool, message: Message) -> None:
@@ -158,6 +176,10 @@ class Session:
                     return
             self._fail(exc)
             return
+        if self.state == _AWAIT_HEADER:
+            if self.reader.state == AWAITING_HEADER:
+                return
+            self._send_start()
         for event in events:
             if not self._handle_event(event):
                 return
@@ -172,8 +194,9 @@ class Session:
                 self._on_method(event.channel, event.method)
             elif kind is HeartbeatReceived:
                 pass
-            else:
-                self._on_other(event)
+            elif kind is ChannelFailed:
+                err = event.error
+                self.close_channel(event.channel, err.reply_code, err.reply_text, err.class_id, err.method_id)
         except AMQPError as exc:
             self._fail(exc)
         except BrokerError as exc:
@@ -183,11 +206,6 @@ class Session:
             log.exception("internal error on connection %s", self.name)
             self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0)
         return self.state != _CLOSED
-
-    def _on_other(self, event: Any) -> None:
-        # The protocol header event: the client speaks 0-9-1, start the handshake.
-        if self.state == _AWAIT_HEADER:
-            self._send_start()
 
     # --- errors -----------------------------------------------------------------------------------
     def _fail(self, exc: AMQPError) -> None:
@@ -211,7 +229,7 @@ class Session:
         if ch is None or ch.closing:
             return
         ch.closing = True
-        ch.broker_channel.close()
+        ch.release()
         self.send_method(number, spec.ChannelClose(reply_code=code, reply_text=text, class_id=class_id, method_id=method_id))
 
     def close_connection(self, code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:
@@ -234,7 +252,7 @@ class Session:
         channels, self.channels = self.channels, {}
         for ch in channels.values():
             if not ch.closing:
-                ch.broker_channel.close()
+                ch.release()
         if self.vhost is not None and self.state == _OPEN:
             self.vhost.connection_closed(self)
 
@@ -274,8 +292,8 @@ class Session:
         self.name = str(self.client_properties.get("connection_name", ""))
         mechanism = m.mechanism
         if mechanism not in ("PLAIN", "AMQPLAIN"):
-            raise AMQPConnectionError(
-                codes.COMMAND_INVALID, reply_text(codes.COMMAND_INVALID, f"unknown authentication mechanism '{mechanism}'"),
+            raise connection_error(
+                codes.COMMAND_INVALID, f"unknown authentication mechanism '{mechanism}'",
                 m.CLASS_ID, m.METHOD_ID,
             )
         creds = parse_sasl_response(mechanism, m.response, decode_table)
@@ -301,14 +319,11 @@ class Session:
     def _on_tune_ok(self, m: Any) -> None:
         server_frame_max = self.settings.frame_max
         if m.frame_max and m.frame_max < spec.FRAME_MIN_SIZE:
-            raise AMQPConnectionError(codes.NOT_ALLOWED, reply_text(
-                codes.NOT_ALLOWED, f"frame_max={m.frame_max} < {spec.FRAME_MIN_SIZE} min size"), m.CLASS_ID, m.METHOD_ID)
+            raise connection_error(codes.NOT_ALLOWED, f"frame_max={m.frame_max} < {spec.FRAME_MIN_SIZE} min size", m.CLASS_ID, m.METHOD_ID)
         if m.frame_max > server_frame_max:
-            raise AMQPConnectionError(codes.NOT_ALLOWED, reply_text(
-                codes.NOT_ALLOWED, f"frame_max={m.frame_max} > {server_frame_max} max size"), m.CLASS_ID, m.METHOD_ID)
+            raise connection_error(codes.NOT_ALLOWED, f"frame_max={m.frame_max} > {server_frame_max} max size", m.CLASS_ID, m.METHOD_ID)
         if m.channel_max > self.settings.channel_max:
-            raise AMQPConnectionError(codes.NOT_ALLOWED, reply_text(
-                codes.NOT_ALLOWED, f"channel_max={m.channel_max} > {self.settings.channel_max} max size"),
+            raise connection_error(codes.NOT_ALLOWED, f"channel_max={m.channel_max} > {self.settings.channel_max} max size",
                 m.CLASS_ID, m.METHOD_ID)
         self.frame_max = m.frame_max or server_frame_max
         self.reader.frame_max = self.frame_max
@@ -321,12 +336,10 @@ class Session:
     def _on_open(self, m: Any) -> None:
         vhost = self.broker.vhost(m.virtual_host)
         if vhost is None:
-            raise AMQPConnectionError(codes.NOT_ALLOWED, reply_text(
-                codes.NOT_ALLOWED, f"vhost {m.virtual_host} not found"), m.CLASS_ID, m.METHOD_ID)
+            raise connection_error(codes.NOT_ALLOWED, f"vhost {m.virtual_host} not found", m.CLASS_ID, m.METHOD_ID)
         self.vhost = vhost
         self.state = _OPEN
         self.send_method(0, spec.ConnectionOpenOk())
-        self.server.session_opened(self)
 
     # --- method dispatch --------------------------------------------------------------------------
     def _on_method(self, channel: int, method: Any) -> None:
@@ -337,8 +350,7 @@ class Session:
                 if type(method) is spec.ChannelOpen:
                     self._on_channel_open(channel, method)
                     return
-                raise AMQPConnectionError(codes.CHANNEL_ERROR, reply_text(
-                    codes.CHANNEL_ERROR, "expected 'channel.open'"), method.CLASS_ID, method.METHOD_ID)
+                raise connection_error(codes.CHANNEL_ERROR, "expected 'channel.open'", method.CLASS_ID, method.METHOD_ID)
             if ch.closing:
                 # After our channel.close only close-ok (or a crossing close) counts; RabbitMQ drops the rest.
                 if type(method) is spec.ChannelCloseOk or type(method) is spec.ChannelClose:
@@ -348,8 +360,7 @@ class Session:
                 return
             handler = self._handlers.get(type(method))
             if handler is None:
-                raise AMQPConnectionError(codes.COMMAND_INVALID, reply_text(
-                    codes.COMMAND_INVALID, f"unexpected method {method.NAME}"), method.CLASS_ID, method.METHOD_ID)
+                raise connection_error(codes.COMMAND_INVALID, f"unexpected method {method.NAME}", method.CLASS_ID, method.METHOD_ID)
             try:
                 handler(ch, method)
             except BrokerError as exc:
@@ -368,8 +379,7 @@ class Session:
             return
         if channel != 0:
             # A channel method before connection.open completed.
-            raise AMQPConnectionError(codes.COMMAND_INVALID, reply_text(
-                codes.COMMAND_INVALID, f"unexpected method {method.NAME} before connection.open"),
+            raise connection_error(codes.COMMAND_INVALID, f"unexpected method {method.NAME} before connection.open",
                 method.CLASS_ID, method.METHOD_ID)
         if kind is spec.ConnectionClose:
             self._release_channels()
@@ -397,18 +407,15 @@ class Session:
             if kind is spec.ConnectionUpdateSecret:
                 self.send_method(0, spec.ConnectionUpdateSecretOk())
                 return
-            raise AMQPConnectionError(codes.COMMAND_INVALID, reply_text(
-                codes.COMMAND_INVALID, f"unexpected method on channel 0: {method.NAME}"),
+            raise connection_error(codes.COMMAND_INVALID, f"unexpected method on channel 0: {method.NAME}",
                 method.CLASS_ID, method.METHOD_ID)
-        raise AMQPConnectionError(codes.COMMAND_INVALID, reply_text(
-            codes.COMMAND_INVALID, f"expected '{expected.NAME if expected else 'nothing'}', got '{method.NAME}'"),
+        raise connection_error(codes.COMMAND_INVALID, f"expected '{expected.NAME if expected else 'nothing'}', got '{method.NAME}'",
             method.CLASS_ID, method.METHOD_ID)
 
     def _on_channel_open(self, number: int, m: Any) -> None:
         if number > self.channel_max:
-            raise AMQPConnectionError(codes.NOT_ALLOWED, reply_text(
-                codes.NOT_ALLOWED, f"number of channels opened ({len(self.channels) + 1}) has reached the negotiated "
-                f"channel_max ({self.channel_max})"), m.CLASS_ID, m.METHOD_ID)
+            raise connection_error(codes.NOT_ALLOWED, f"number of channels opened ({len(self.channels) + 1}) has reached the negotiated "
+                f"channel_max ({self.channel_max})", m.CLASS_ID, m.METHOD_ID)
         self.channels[number] = ChannelSession(self, number)
         self.send_method(number, spec.ChannelOpenOk())
 
@@ -444,11 +451,10 @@ class Session:
 
     # --- channel class ----------------------------------------------------------------------------
     def _channel_reopen(self, ch: ChannelSession, m: Any) -> None:
-        raise AMQPConnectionError(codes.CHANNEL_ERROR, reply_text(
-            codes.CHANNEL_ERROR, "second 'channel.open' seen"), m.CLASS_ID, m.METHOD_ID)
+        raise connection_error(codes.CHANNEL_ERROR, "second 'channel.open' seen", m.CLASS_ID, m.METHOD_ID)
 
     def _channel_close(self, ch: ChannelSession, m: Any) -> None:
-        ch.broker_channel.close()
+        ch.release()
         del self.channels[ch.number]
         self.send_method(ch.number, spec.ChannelCloseOk())
 
@@ -540,24 +546,28 @@ class Session:
 
     def _basic_ack(self, ch: ChannelSession, m: Any) -> None:
         if ch.tx:
-            ch.broker_channel.check_delivery_tag(m.delivery_tag, m.multiple)
-            ch.tx_actions.append(lambda: ch.broker_channel.ack(m.delivery_tag, m.multiple))
+            self._tx_settle(ch, m.delivery_tag, m.multiple, ack=True, requeue=False)
             return
         ch.broker_channel.ack(m.delivery_tag, m.multiple)
 
     def _basic_nack(self, ch: ChannelSession, m: Any) -> None:
         if ch.tx:
-            ch.broker_channel.check_delivery_tag(m.delivery_tag, m.multiple)
-            ch.tx_actions.append(lambda: ch.broker_channel.nack(m.delivery_tag, m.multiple, m.requeue))
+            self._tx_settle(ch, m.delivery_tag, m.multiple, ack=False, requeue=m.requeue)
             return
         ch.broker_channel.nack(m.delivery_tag, m.multiple, m.requeue)
 
     def _basic_reject(self, ch: ChannelSession, m: Any) -> None:
         if ch.tx:
-            ch.broker_channel.check_delivery_tag(m.delivery_tag, False)
-            ch.tx_actions.append(lambda: ch.broker_channel.reject(m.delivery_tag, m.requeue))
+            self._tx_settle(ch, m.delivery_tag, False, ack=False, requeue=m.requeue)
             return
         ch.broker_channel.reject(m.delivery_tag, m.requeue)
+
+    def _tx_settle(self, ch: ChannelSession, tag: int, multiple: bool, *, ack: bool, requeue: bool) -> None:
+        """In a transaction an ack/nack/reject takes its deliveries now (so a second ack of the same tag fails
+        at once, as in RabbitMQ) and settles them at commit; rollback gives them back as still unacked."""
+        records = ch.broker_channel.take(tag, multiple)
+        ch.tx_taken.extend(records)
+        ch.tx_actions.append(lambda: ch.broker_channel.settle(records, ack=ack, requeue=requeue))
 
     def _basic_recover(self, ch: ChannelSession, m: Any) -> None:
         ch.broker_channel.recover(m.requeue)
@@ -572,11 +582,10 @@ class Session:
         if self.state != _OPEN:
             if self.state == _CLOSING:
                 return
-            raise AMQPConnectionError(codes.COMMAND_INVALID, reply_text(
-                codes.COMMAND_INVALID, "basic.publish before connection.open"), 60, 40)
+            raise connection_error(codes.COMMAND_INVALID, "basic.publish before connection.open", 60, 40)
         ch = self.channels.get(number)
         if ch is None:
-            raise AMQPConnectionError(codes.CHANNEL_ERROR, reply_text(codes.CHANNEL_ERROR, "expected 'channel.open'"),
+            raise connection_error(codes.CHANNEL_ERROR, "expected 'channel.open'",
                                       60, 40)
         if ch.closing:
             return
@@ -588,13 +597,11 @@ class Session:
 
     def _publish(self, ch: ChannelSession, m: Any, properties: BasicProperties, body: bytes) -> None:
         if m.immediate:
-            raise AMQPConnectionError(codes.NOT_IMPLEMENTED, reply_text(codes.NOT_IMPLEMENTED, "immediate=true"),
+            raise connection_error(codes.NOT_IMPLEMENTED, "immediate=true",
                                       m.CLASS_ID, m.METHOD_ID)
         user_id = properties.user_id
         if user_id is not None and user_id != self.username:
-            raise AMQPChannelError(ch.number, codes.PRECONDITION_FAILED, reply_text(
-                codes.PRECONDITION_FAILED,
-                f"user_id property set to '{user_id}' but authenticated user was '{self.username}'"),
+            raise channel_error(ch.number, codes.PRECONDITION_FAILED, f"user_id property set to '{user_id}' but authenticated user was '{self.username}'",
                 m.CLASS_ID, m.METHOD_ID)
         message = Message(m.exchange, m.routing_key, properties, body)
         if ch.tx:
@@ -621,31 +628,31 @@ class Session:
     # --- confirm and tx ---------------------------------------------------------------------------
     def _confirm_select(self, ch: ChannelSession, m: Any) -> None:
         if ch.tx:
-            raise AMQPChannelError(ch.number, codes.PRECONDITION_FAILED, reply_text(
-                codes.PRECONDITION_FAILED, "cannot switch from tx to confirm mode"), m.CLASS_ID, m.METHOD_ID)
+            raise channel_error(ch.number, codes.PRECONDITION_FAILED, "cannot switch from tx to confirm mode", m.CLASS_ID, m.METHOD_ID)
         ch.confirm_mode = True
         if not m.nowait:
             self.send_method(ch.number, spec.ConfirmSelectOk())
 
     def _tx_select(self, ch: ChannelSession, m: Any) -> None:
         if ch.confirm_mode:
-            raise AMQPChannelError(ch.number, codes.PRECONDITION_FAILED, reply_text(
-                codes.PRECONDITION_FAILED, "cannot switch from confirm to tx mode"), m.CLASS_ID, m.METHOD_ID)
+            raise channel_error(ch.number, codes.PRECONDITION_FAILED, "cannot switch from confirm to tx mode", m.CLASS_ID, m.METHOD_ID)
         ch.tx = True
         self.send_method(ch.number, spec.TxSelectOk())
 
     def _tx_commit(self, ch: ChannelSession, m: Any) -> None:
         if not ch.tx:
-            raise AMQPChannelError(ch.number, codes.PRECONDITION_FAILED, reply_text(
-                codes.PRECONDITION_FAILED, "channel is not transactional"), m.CLASS_ID, m.METHOD_ID)
+            raise channel_error(ch.number, codes.PRECONDITION_FAILED, "channel is not transactional", m.CLASS_ID, m.METHOD_ID)
         actions, ch.tx_actions = ch.tx_actions, []
+        ch.tx_taken = []
         for action in actions:
             action()
         self.send_method(ch.number, spec.TxCommitOk())
 
     def _tx_rollback(self, ch: ChannelSession, m: Any) -> None:
         if not ch.tx:
-            raise AMQPChannelError(ch.number, codes.PRECONDITION_FAILED, reply_text(
-                codes.PRECONDITION_FAILED, "channel is not transactional"), m.CLASS_ID, m.METHOD_ID)
+            raise channel_error(ch.number, codes.PRECONDITION_FAILED, "channel is not transactional", m.CLASS_ID, m.METHOD_ID)
         ch.tx_actions = []
+        taken, ch.tx_taken = ch.tx_taken, []
+        if taken:
+            ch.broker_channel.restore(taken)
         self.send_method(ch.number, spec.TxRollbackOk())

@@ -24,8 +24,15 @@ import shutil
 import time
 from dataclasses import dataclass, field
 
+from crc32c import crc32c
+
 from leveret.store.format import (
     ACK_RECORD,
+    FORMAT_VERSION,
+    KINDS,
+    RECORD_HEADER,
+    RECORD_HEADER_CRC_SPAN,
+    RECORD_TRAILER,
     ACK_SUFFIX,
     RECORD_MAGIC,
     RECORD_OVERHEAD,
@@ -212,7 +219,38 @@ def scan_segment(directory: str, base: int, report: RecoveryReport) -> Segment |
         torn_at: int | None = None
         torn_reason = ""
         note = segment.note_record
+        unpack = RECORD_HEADER.unpack_from
+        unpack_trailer = RECORD_TRAILER.unpack_from
         while position < size:
+            # Fast path: every intact record inside the cached chunk, fields unpacked inline.
+            got = window.get(position, RECORD_OVERHEAD)
+            if got is not None:
+                buf, i = got
+                view = memoryview(buf)
+                limit = len(buf) - RECORD_TRAILER.size
+                chunk_start = window.start
+                while i + RECORD_OVERHEAD <= len(buf):
+                    magic, version, kind, _flags, length, offset, timestamp, header_crc = unpack(buf, i)
+                    end = i + RECORD_HEADER.size + length
+                    if (
+                        end > limit
+                        or magic != RECORD_MAGIC
+                        or version != FORMAT_VERSION
+                        or kind not in KINDS
+                        or offset < base
+                        or (last is not None and offset <= last)
+                        or crc32c(view[i : i + RECORD_HEADER_CRC_SPAN]) != header_crc
+                        or crc32c(view[i + RECORD_HEADER.size : end], header_crc) != unpack_trailer(buf, end)[0]
+                    ):
+                        break
+                    note(offset, timestamp, chunk_start + i, end + RECORD_TRAILER.size - i)
+                    last = offset
+                    i = end + RECORD_TRAILER.size
+                view.release()
+                if chunk_start + i != position:
+                    position = chunk_start + i
+                    continue
+            # Slow path: one record that crosses the chunk end, or damage.
             # Fast path: the whole record is inside the cached chunk.
             got = window.get(position, RECORD_OVERHEAD)
             header = None
@@ -235,6 +273,7 @@ def scan_segment(directory: str, base: int, report: RecoveryReport) -> Segment |
                 torn_at, torn_reason = position, reason
                 break
             report.corrupt_records.append(Damage(path, position, following - position, reason))
+            segment.holes[position] = following - position
             position = following
         segment.size = position
     finally:

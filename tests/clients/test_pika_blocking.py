@@ -35,6 +35,9 @@ def consume_n(connection, channel, queue: str, n: int, **kwargs):
 
 
 def ready_count(channel, queue: str) -> int:
+    """Ready messages by passive declare. RabbitMQ answers this query ahead of queued work (it is a
+    prioritised call in the queue process), so it is exact only after a confirm or a reply that
+    came from the queue itself (basic.get, a delivery), never right after a bare publish or nack."""
     return channel.queue_declare(queue, passive=True).method.message_count
 
 
@@ -220,7 +223,6 @@ def test_nack_multiple_requeues_every_earlier_delivery(ch):
         ch.basic_publish("", queue, body)
     tags = [ch.basic_get(queue)[0].delivery_tag for _ in range(3)]
     ch.basic_nack(tags[1], multiple=True, requeue=True)
-    assert ready_count(ch, queue) == 2
     ch.basic_ack(tags[2])
     again = [ch.basic_get(queue, auto_ack=True) for _ in range(2)]
     assert [(b, m.redelivered) for m, _p, b in again] == [(b"1", True), (b"2", True)]
@@ -228,6 +230,7 @@ def test_nack_multiple_requeues_every_earlier_delivery(ch):
 
 def test_qos_prefetch_limits_unacked_deliveries(conn, ch):
     queue = ch.queue_declare("", exclusive=True).method.queue
+    ch.confirm_delivery()  # counts below are exact only once every publish is confirmed
     for i in range(5):
         ch.basic_publish("", queue, str(i).encode())
     ch.basic_qos(prefetch_count=2)
@@ -281,7 +284,7 @@ def test_transaction_holds_publishes_until_commit_and_discards_on_rollback(conn,
 
 def test_transactional_ack_takes_effect_on_commit_only(ch):
     queue = ch.queue_declare("", exclusive=True).method.queue
-    ch.basic_publish("", queue, b"m")
+    ch.basic_publish("", queue, b"m")  # basic.get below queues behind this publish in the queue process
     ch.tx_select()
     method, _p, _b = ch.basic_get(queue)
     ch.basic_ack(method.delivery_tag)

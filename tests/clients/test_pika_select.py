@@ -178,9 +178,18 @@ def test_prefetch_one_delivers_the_next_message_only_after_the_ack(amqp_url):
 
         def on_declared(frame):
             queue = frame.method.queue
-            for body in (b"a", b"b", b"c"):
-                channel.basic_publish("", queue, body)
-            channel.basic_qos(prefetch_count=1, callback=lambda _f: channel.basic_consume(queue, on_message))
+
+            def on_confirm(ack):
+                # Ready counts are exact only for confirmed messages: consume once the last one is
+                # acked (confirms arrive in order, possibly several at once with multiple=true).
+                if ack.method.delivery_tag == 3:
+                    channel.basic_qos(prefetch_count=1, callback=lambda _f: channel.basic_consume(queue, on_message))
+
+            def publish(_frame):
+                for body in (b"a", b"b", b"c"):
+                    channel.basic_publish("", queue, body)
+
+            channel.confirm_delivery(on_confirm, callback=publish)
 
         channel.queue_declare("", exclusive=True, callback=on_declared)
 

@@ -1,0 +1,1 @@
+"""Benchmarks for leveret: the raw-socket load generator and comparisons with RabbitMQ."""

@@ -1,0 +1,89 @@
+"""Micro-benchmarks of the AMQP codec's hot paths (not a test; prints µs per operation).
+
+    python bench/bench_codec.py [--quick]
+
+parse:    FrameParser.feed over a read holding many small publish frames (µs per frame)
+decode:   decode_method of a basic.publish payload
+reader:   ConnectionReader.receive_data, publish (method+header+body) -> ContentReceived
+props:    BasicProperties.from_raw + delivery_mode, and a full decode with headers
+deliver:  basic_deliver_frames for a small and a 128 KiB body
+ack:      basic_ack_frame
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from leveret.amqp import spec  # noqa: E402
+from leveret.amqp.connection import ConnectionReader  # noqa: E402
+from leveret.amqp.parser import FrameParser  # noqa: E402
+from leveret.amqp.properties import BasicProperties  # noqa: E402
+from leveret.amqp.serializer import (  # noqa: E402
+    PROTOCOL_HEADER, basic_ack_frame, basic_deliver_frames, content_frames,
+)
+
+
+def measure(label: str, func, per_call: int = 1, rounds: int = 20000) -> None:
+    """Run func rounds times (best of 5: the machine is shared) and print µs per unit."""
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(rounds):
+            func()
+        best = min(best, time.perf_counter() - start)
+    print(f"{label:<48} {best / rounds / per_call * 1e6:8.3f} µs")
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    scale = 10 if quick else 1
+    publish = spec.BasicPublish(exchange="amq.direct", routing_key="orders.created", mandatory=False)
+    props = BasicProperties(content_type="application/json", delivery_mode=2, headers={"trace": "abc", "n": 1})
+    small = b"x" * 200
+    one_publish = b"".join(content_frames(1, publish, props.raw, small, 131072))
+    read = one_publish * 100  # 300 frames in one read
+
+    parser = FrameParser()
+    measure("parse: FrameParser.feed, per frame", lambda: parser.feed(read), per_call=300, rounds=2000 // scale)
+
+    payload = publish.encode()
+    decode = spec.decode_method
+    measure("decode: basic.publish payload", lambda: decode(payload), rounds=100000 // scale)
+    measure("encode: BasicPublish.encode()", publish.encode, rounds=100000 // scale)
+
+    reader = ConnectionReader()
+    reader.receive_data(PROTOCOL_HEADER)
+    measure("reader: 200 B publish -> ContentReceived, per msg", lambda: reader.receive_data(read), per_call=100, rounds=1000 // scale)
+    big_publish = b"".join(content_frames(1, publish, props.raw, b"y" * 131072, 131072))
+    measure("reader: 128 KiB publish (2 body frames)", lambda: reader.receive_data(big_publish), rounds=2000 // scale)
+
+    raw = props.raw
+    measure("props: from_raw + delivery_mode", lambda: BasicProperties.from_raw(raw).delivery_mode, rounds=100000 // scale)
+    measure("props: from_raw + full decode (headers)", lambda: BasicProperties.from_raw(raw).headers, rounds=50000 // scale)
+
+    measure(
+        "deliver: basic_deliver_frames, 200 B body",
+        lambda: basic_deliver_frames(1, "amq.ctag-abc", 12345, False, "amq.direct", "orders.created", raw, small, 131072),
+        rounds=100000 // scale,
+    )
+    big = b"z" * 131072
+    measure(
+        "deliver: basic_deliver_frames, 128 KiB body",
+        lambda: basic_deliver_frames(1, "amq.ctag-abc", 12345, False, "amq.direct", "orders.created", raw, big, 131072),
+        rounds=20000 // scale,
+    )
+    deliver = spec.BasicDeliver(consumer_tag="amq.ctag-abc", delivery_tag=12345, exchange="amq.direct", routing_key="orders.created")
+    measure(
+        "deliver: generic content_frames (comparison)",
+        lambda: content_frames(1, deliver, raw, small, 131072),
+        rounds=100000 // scale,
+    )
+    measure("ack: basic_ack_frame", lambda: basic_ack_frame(1, 12345, False), rounds=200000 // scale)
+
+
+if __name__ == "__main__":
+    main()

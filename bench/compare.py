@@ -1,0 +1,303 @@
+"""Compare leveret with RabbitMQ (and optionally garagemq) on the same scenarios.
+
+    python3 -m bench.compare --quick                 # about a minute
+    python3 -m bench.compare --rounds 5 --scenarios a1k,b,c,d-closed,d-open,e,f,h
+    python3 -m bench.compare --scenarios g --count 1000000 --rounds 3
+    python3 -m bench.compare --garagemq --quick      # third column
+
+leveret is started here (``leveret serve`` on a free loopback port with a
+fresh temp data dir) and stopped at the end; RabbitMQ is the one already
+running at 127.0.0.1:5672.  Runs alternate per scenario, A B A B ...
+(``--rounds`` of each), so slow drifts in machine load (two shared cores)
+hit both brokers alike; the table shows medians over honest runs and the
+leveret/RabbitMQ ratio, which is the figure to trust.  /proc/loadavg is
+printed before and after; all results go to bench/results/*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+if __package__ in (None, ""):  # allow `python3 bench/compare.py` as well as `-m bench.compare`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.loadgen import procinfo  # noqa: E402
+from bench.loadgen.catalog import CATALOG, QUICK_SET, flat, headline, run  # noqa: E402
+from bench.loadgen.client import BrokerAddress  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(REPO, "bench", "results")
+RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+# Lower is better for these figures; the ratio column says which way is good.
+LOWER_IS_BETTER = ("_ms", "_s", "_kib", "_mib")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ManagedBroker:
+    """A broker process this script starts on a free port and always stops."""
+
+    def __init__(self, label: str, argv_for, ready_text: str | None, startup_timeout: float = 30.0) -> None:
+        self.label = label
+        self.port = free_port()
+        self.tmp = tempfile.mkdtemp(prefix=f"bench-{label}-")
+        self.argv = argv_for(self.port, self.tmp)
+        self.ready_text = ready_text
+        self.startup_timeout = startup_timeout
+        self.proc: subprocess.Popen | None = None
+        self.log: list[str] = []
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    @property
+    def pid(self) -> int | None:
+        # The process we started may be a wrapper; trust who holds the port.
+        return procinfo.pid_listening_on(self.port) or (self.proc.pid if self.proc else None)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     cwd=self.tmp, env=dict(os.environ, PYTHONPATH=REPO))
+        ready = threading.Event()
+
+        def pump() -> None:
+            for line in self.proc.stdout:
+                self.log.append(line.rstrip())
+                if self.ready_text and self.ready_text in line:
+                    ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        limit = time.monotonic() + self.startup_timeout
+        while time.monotonic() < limit:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.label} exited with {self.proc.returncode}: " + " | ".join(self.log[-5:]))
+            if (self.ready_text is None or ready.is_set()) and self._accepts():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.label} not ready after {self.startup_timeout}s: " + " | ".join(self.log[-5:]))
+
+    def _accepts(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class ExternalBroker:
+    """A broker already running (RabbitMQ at 5672)."""
+
+    def __init__(self, label: str, url: str) -> None:
+        self.label = label
+        self.url = url
+        self.pid = procinfo.pid_listening_on(BrokerAddress.parse(url).port)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def leveret_broker(command: str) -> ManagedBroker:
+    base = shlex.split(command)
+    return ManagedBroker("leveret", lambda port, tmp: base + ["serve", "--host", "127.0.0.1", "--port", str(port),
+                                                             "--data-dir", os.path.join(tmp, "data")],
+                         "listening on")
+
+
+def garagemq_broker() -> ManagedBroker:
+    """garagemq with its own config: loopback, free ports, tcp nodelay, temp db."""
+    def argv(port: int, tmp: str) -> list[str]:
+        config = f"""proto: amqp-rabbit
+users:
+  - username: guest
+    password: 084e0343a0486ff05530df6c705c8bb4
+tcp:
+  ip: 127.0.0.1
+  port: {port}
+  nodelay: true
+  readBufSize: 196608
+  writeBufSize: 196608
+admin:
+  ip: 127.0.0.1
+  port: {free_port()}
+queue:
+  shardSize: 8192
+  maxMessagesInRam: 131072
+db:
+  defaultPath: {tmp}/db
+  engine: badger
+vhost:
+  defaultPath: /
+security:
+  passwordCheck: md5
+connection:
+  channelsMax: 4096
+  frameMaxSize: 131072
+"""
+        path = os.path.join(tmp, "config.yaml")
+        with open(path, "w") as f:
+            f.write(config)
+        return ["garagemq", "--config", path, "--log-level", "error"]
+    return ManagedBroker("garagemq", argv, None)
+
+
+def is_lower_better(metric: str) -> bool:
+    return metric.endswith(LOWER_IS_BETTER)
+
+
+def table(results: list[dict], labels: list[str], scenarios: list[str]) -> list[str]:
+    """Medians per scenario/metric/broker over honest runs, and ratios to RabbitMQ."""
+    rows = []
+    head = f"{'scenario':10s} {'metric':26s}" + "".join(f"{lab:>14s}" for lab in labels)
+    others = [lab for lab in labels if lab != "rabbitmq"]
+    head += "".join(f"{lab[:7] + '/rmq':>12s}" for lab in others) + "   honest runs"
+    rows.append(head)
+    rows.append("-" * len(head))
+    for name in scenarios:
+        entry = CATALOG[name]
+        keys = list(entry.headline) + ["broker.cpu_s"]
+        per = {lab: [r for r in results if r["name"] == name and r["broker_label"] == lab] for lab in labels}
+        honest = {lab: [r for r in rs if r["verdict"]["ok"]] for lab, rs in per.items()}
+        for i, key in enumerate(keys):
+            med = {}
+            for lab in labels:
+                vals = []
+                for r in honest[lab]:
+                    m = flat(r["metrics"])
+                    v = r["broker"].get("cpu_s") if key == "broker.cpu_s" else m.get(key)
+                    if isinstance(v, (int, float)):
+                        vals.append(v)
+                med[lab] = statistics.median(vals) if vals else None
+            line = f"{name if i == 0 else '':10s} {key:26s}"
+            line += "".join(f"{_fmt(med[lab]):>14s}" for lab in labels)
+            for lab in others:
+                a, b = med.get(lab), med.get("rabbitmq")
+                ratio = f"{a / b:.2f}" if (a is not None and b) else "n/a"
+                line += f"{ratio:>12s}"
+            if i == 0:
+                line += "   " + " ".join(f"{lab}:{len(honest[lab])}/{len(per[lab])}" for lab in labels)
+            rows.append(line)
+    rows.append("ratio = other/RabbitMQ; for *_ms, *_s, *_kib, *_mib and cpu_s lower is better, otherwise higher.")
+    return rows
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float) and abs(v) < 100:
+        return f"{v:.3g}"
+    return f"{v:,.0f}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python3 -m bench.compare", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help=f"scenarios {','.join(QUICK_SET)} at quick sizes")
+    ap.add_argument("--scenarios", help="comma-separated names (python3 -m bench.loadgen list)")
+    ap.add_argument("--rounds", type=int, default=3, help="runs per broker per scenario (>= 3 recommended)")
+    ap.add_argument("--count", type=int, help="override every scenario's message count")
+    ap.add_argument("--size", type=int, help="override every scenario's body size")
+    ap.add_argument("--timeout", type=float, help="per-run deadline, seconds")
+    ap.add_argument("--leveret-cmd", default=f"{sys.executable} -m leveret",
+                    help="how to invoke leveret (serve --host --port --data-dir are appended)")
+    ap.add_argument("--leveret-url", help="use an already running leveret instead of starting one")
+    ap.add_argument("--no-leveret", action="store_true", help="RabbitMQ (and garagemq) only")
+    ap.add_argument("--rabbit-url", default=RABBIT_URL)
+    ap.add_argument("--garagemq", action="store_true", help="add garagemq (started here) as a third column")
+    ap.add_argument("--out", help="JSON file (default bench/results/compare-<time>.json)")
+    args = ap.parse_args(argv)
+
+    scenarios = args.scenarios.split(",") if args.scenarios else list(QUICK_SET if args.quick else
+                                                                      [n for n in CATALOG if n != "g"])
+    unknown = [n for n in scenarios if n not in CATALOG]
+    if unknown:
+        ap.error(f"unknown scenarios {unknown}")
+    overrides = {k: getattr(args, k) for k in ("count", "size", "timeout") if getattr(args, k) is not None}
+
+    brokers = []
+    notes = []
+    if not args.no_leveret:
+        brokers.append(ExternalBroker("leveret", args.leveret_url) if args.leveret_url
+                       else leveret_broker(args.leveret_cmd))
+    brokers.append(ExternalBroker("rabbitmq", args.rabbit_url))
+    if args.garagemq:
+        if shutil.which("garagemq"):
+            brokers.append(garagemq_broker())
+        else:
+            notes.append("garagemq not installed (apt-get install -y garagemq); column skipped")
+    load_before = procinfo.loadavg()
+    started = []
+    results: list[dict] = []
+    t0 = time.monotonic()
+    try:
+        for b in brokers:
+            try:
+                b.start()
+                started.append(b)
+            except Exception as exc:
+                notes.append(f"{b.label} did not start: {exc}")
+                print(f"# {b.label} did not start: {exc}", flush=True)
+        labels = [b.label for b in started]
+        print(f"# brokers: {', '.join(f'{b.label}={b.url} pid={b.pid}' for b in started)}")
+        print(f"# loadavg before: {load_before}; {os.cpu_count()} cores shared with other work", flush=True)
+        for name in scenarios:
+            for rnd in range(args.rounds):
+                for b in started:
+                    try:
+                        r = run(name, b.url, quick=args.quick, overrides=overrides, pid=b.pid)
+                    except Exception as exc:  # a broken broker must not stop the comparison
+                        r = {"name": name, "scenario": name, "metrics": {}, "broker": {},
+                             "verdict": {"ok": False, "checks": {}, "problems": [f"{type(exc).__name__}: {exc}"]}}
+                    r["broker_label"] = b.label
+                    r["round"] = rnd
+                    results.append(r)
+                    print(f"{b.label:9s} r{rnd} {headline(r)}", flush=True)
+    finally:
+        for b in started:
+            b.stop()
+    load_after = procinfo.loadavg()
+    rows = table(results, [b.label for b in started], scenarios)
+    print()
+    print("\n".join(rows))
+    print(f"\n# loadavg before {load_before}, after {load_after}; {time.monotonic() - t0:.0f} s; "
+          f"rounds={args.rounds} quick={args.quick}")
+    for n in notes:
+        print(f"# note: {n}")
+    os.makedirs(RESULTS, exist_ok=True)
+    out = args.out or os.path.join(RESULTS, time.strftime("compare-%Y%m%d-%H%M%S.json", time.gmtime()))
+    with open(out, "w") as f:
+        json.dump({"argv": sys.argv, "loadavg_before": load_before, "loadavg_after": load_after,
+                   "cores": os.cpu_count(), "rounds": args.rounds, "quick": args.quick, "notes": notes,
+                   "brokers": {b.label: b.url for b in started}, "table": rows, "results": results}, f, indent=1)
+    print(f"# results: {os.path.relpath(out, os.getcwd())}")
+    return 0 if all(r["verdict"]["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,455 @@
+"""Scenarios (a)-(h) of the benchmark plan, each runnable against any amqp URL.
+
+Every scenario returns a dict: ``scenario``, ``params``, ``metrics`` (the
+figures), ``verdict`` (honesty checks: published == confirmed == delivered,
+no duplicates or gaps, the queue empty at the end) and ``broker`` (pid, RSS,
+CPU seconds used during the run when the broker process is visible).
+
+Figures are only meaningful when ``verdict.ok`` is true.  Counts and time
+limits are parameters; every run stops by itself at its deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import asdict
+
+from . import procinfo, wire
+from .client import BrokerAddress, Connection, Consumer, Publisher
+from .ledger import Ledger, Verdict
+from .workers import CTX, Team, consumer_worker, publisher_worker
+
+
+def percentiles(values_us: list) -> dict:
+    """p50/p99/max of microsecond samples, in milliseconds."""
+    if not values_us:
+        return {"p50_ms": None, "p99_ms": None, "max_ms": None, "samples": 0}
+    v = sorted(values_us)
+    n = len(v)
+    return {"p50_ms": round(v[n // 2] / 1000, 3), "p99_ms": round(v[min(n - 1, (n * 99) // 100)] / 1000, 3),
+            "max_ms": round(v[-1] / 1000, 3), "samples": n}
+
+
+def _name(tag: str) -> str:
+    return f"loadgen.{tag}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+
+
+class BrokerProbe:
+    """RSS and CPU of the broker process, if it can be found (else None)."""
+
+    def __init__(self, url: str, pid: int | None = None) -> None:
+        self.pid = pid or procinfo.pid_listening_on(BrokerAddress.parse(url).port)
+        self.cpu0 = procinfo.cpu_seconds(self.pid)
+        self.marks: dict = {"pid": self.pid}
+
+    def mark(self, label: str) -> int | None:
+        rss = procinfo.rss_kib(self.pid)
+        self.marks[f"rss_kib_{label}"] = rss
+        return rss
+
+    def finish(self) -> dict:
+        cpu1 = procinfo.cpu_seconds(self.pid)
+        if self.cpu0 is not None and cpu1 is not None:
+            self.marks["cpu_s"] = round(cpu1 - self.cpu0, 3)
+        return self.marks
+
+
+def _drain_verify(url: str, queue: str, count: int, per_publisher: list[int], verdict: Verdict,
+                  label: str, deadline: float) -> dict:
+    """Consume everything a publish-only run left behind and check the ledger."""
+    conn = Connection(url)
+    try:
+        ch = conn.channel_open(1)
+        res = Consumer(conn, ch, queue).run(count, Ledger(per_publisher), deadline=deadline)
+        verdict.ledger(label, res.ledger)
+        verdict.expect(f"{label}.extra_after", res.stray_after, 0)
+        if res.error:
+            verdict.fail(f"{label}: {res.error}")
+        return asdict(res)
+    finally:
+        conn.close()
+
+
+def _finish_queue(ctl: Connection, queue: str, verdict: Verdict, delete: bool = True) -> None:
+    """The queue must be empty at the end; then remove it."""
+    verdict.expect("queue_empty_at_end", ctl.message_count(1, queue), 0)
+    if delete:
+        ctl.queue_delete(1, queue)
+
+
+def _wait_count(ctl: Connection, queue: str, count: int, deadline: float, poll: float = 0.02) -> tuple[int, float]:
+    """Poll a passive declare until the queue holds ``count`` messages."""
+    t0 = time.monotonic()
+    n = ctl.message_count(1, queue)
+    while n < count and time.monotonic() < deadline:
+        time.sleep(poll)
+        n = ctl.message_count(1, queue)
+    return n, time.monotonic() - t0
+
+
+def _check_publisher(verdict: Verdict, label: str, r: dict, count: int, confirms: bool) -> None:
+    if r.get("error"):
+        verdict.fail(f"{label}: {r['error']}")
+    verdict.expect(f"{label}.sent", r.get("sent"), count)
+    if confirms:
+        verdict.expect(f"{label}.confirmed", r.get("confirmed"), count)
+        verdict.expect(f"{label}.nacked", r.get("nacked"), 0)
+    if r.get("timed_out"):
+        verdict.fail(f"{label}: timed out")
+
+
+def _result(scenario: str, params: dict, metrics: dict, verdict: Verdict, probe: BrokerProbe) -> dict:
+    return {"scenario": scenario, "params": params, "metrics": metrics,
+            "verdict": verdict.as_dict(), "broker": probe.finish(), "loadavg": procinfo.loadavg()}
+
+
+# --- (a) -------------------------------------------------------------------
+def publish_only(url: str, *, size: int = 1024, count: int = 100_000, publishers: int = 1,
+                 timeout: float = 60.0, verify: bool = True, pid: int | None = None) -> dict:
+    """(a) Transient publishes, no confirms; timed until the queue holds them all."""
+    deadline = time.monotonic() + timeout
+    probe = BrokerProbe(url, pid)
+    verdict = Verdict()
+    queue = _name("a")
+    ctl = Connection(url)
+    ctl.channel_open(1)
+    ctl.queue_declare(1, queue)
+    per = [count // publishers + (1 if i < count % publishers else 0) for i in range(publishers)]
+    team = Team()
+    for i, n in enumerate(per):
+        team.add(publisher_worker, url=url, exchange="", routing_key=queue, body_size=size, count=n,
+                 publisher_id=i, deadline=deadline)
+    team.start()
+    probe.mark("before")
+    t0 = time.monotonic()
+    team.go()
+    # The passive-declare poll doubles as the clock: a publish counts once the
+    # broker has enqueued it, not when our socket buffer took it.
+    held, _ = _wait_count(ctl, queue, count, deadline)
+    elapsed = time.monotonic() - t0
+    probe.mark("full")
+    results = team.collect(timeout=max(5.0, deadline - time.monotonic()))
+    for i, r in enumerate(results):
+        _check_publisher(verdict, f"publisher{i}", r, per[i], confirms=False)
+    verdict.expect("queue_count_after_publish", held, count)
+    send_elapsed = max((r.get("send_elapsed") or 0) for r in results)
+    metrics = {"msgs_per_s": round(count / elapsed) if held == count else 0,
+               "send_msgs_per_s": round(sum(r.get("sent", 0) for r in results) / send_elapsed) if send_elapsed else 0,
+               "mb_per_s": round(count * size / elapsed / 1e6, 1) if held == count else 0,
+               "elapsed_s": round(elapsed, 3)}
+    if verify:
+        _drain_verify(url, queue, count, per, verdict, "verify", time.monotonic() + timeout)
+    else:
+        verdict.expect("purged", ctl.queue_purge(1, queue), count)
+    _finish_queue(ctl, queue, verdict)
+    ctl.close()
+    return _result(f"a-publish-{size}B", {"size": size, "count": count, "publishers": publishers}, metrics, verdict, probe)
+
+
+# --- (b) -------------------------------------------------------------------
+def confirms(url: str, *, size: int = 1024, count: int = 50_000, window: int = 1000,
+             timeout: float = 60.0, verify: bool = True, pid: int | None = None) -> dict:
+    """(b) Persistent messages to a durable queue with publisher confirms."""
+    deadline = time.monotonic() + timeout
+    probe = BrokerProbe(url, pid)
+    verdict = Verdict()
+    queue = _name("b")
+    conn = Connection(url)
+    ch = conn.channel_open(1)
+    conn.queue_declare(ch, queue, durable=True)
+    pub = Publisher(conn, ch, "", queue, size, persistent=True, confirms=True)
+    probe.mark("before")
+    r = pub.run(count, window=window, deadline=deadline)
+    probe.mark("after")
+    _check_publisher(verdict, "publisher", asdict(r), count, confirms=True)
+    verdict.expect("queue_count_after_publish", conn.message_count(ch, queue), count)
+    metrics = {"msgs_per_s": round(r.confirmed / r.elapsed) if r.elapsed else 0,
+               "confirm_latency": percentiles(r.confirm_latencies_us), "elapsed_s": round(r.elapsed, 3)}
+    if verify:
+        _drain_verify(url, queue, count, [count], verdict, "verify", time.monotonic() + timeout)
+    _finish_queue(conn, queue, verdict)
+    conn.close()
+    return _result("b-confirms-persistent", {"size": size, "count": count, "window": window}, metrics, verdict, probe)
+
+
+def _fill(url: str, queue: str, count: int, size: int, verdict: Verdict, deadline: float,
+          persistent: bool = False) -> dict:
+    """Publish ``count`` messages with confirms (window 1000); untimed set-up."""
+    conn = Connection(url)
+    try:
+        ch = conn.channel_open(1)
+        pub = Publisher(conn, ch, "", queue, size, persistent=persistent, confirms=True)
+        r = pub.run(count, window=1000, deadline=deadline, record_latency=False)
+        _check_publisher(verdict, "fill", asdict(r), count, confirms=True)
+        return {"fill_msgs_per_s": round(r.confirmed / r.elapsed) if r.elapsed else 0}
+    finally:
+        conn.close()
+
+
+# --- (c) -------------------------------------------------------------------
+def consume(url: str, *, size: int = 1024, count: int = 100_000, prefetch: int = 1000, ack_every: int = 500,
+            timeout: float = 60.0, pid: int | None = None) -> dict:
+    """(c) Drain a pre-filled queue: prefetch 1000, multiple-ack every 500."""
+    deadline = time.monotonic() + timeout
+    probe = BrokerProbe(url, pid)
+    verdict = Verdict()
+    queue = _name("c")
+    ctl = Connection(url)
+    ctl.channel_open(1)
+    ctl.queue_declare(1, queue)
+    _fill(url, queue, count, size, verdict, deadline)
+    verdict.expect("queue_count_after_fill", ctl.message_count(1, queue), count)
+    probe.mark("full")
+    conn = Connection(url)
+    ch = conn.channel_open(1)
+    cons = Consumer(conn, ch, queue, prefetch=prefetch, ack_every=ack_every)
+    r = cons.run(count, Ledger([count]), deadline=deadline)
+    conn.close()
+    probe.mark("drained")
+    verdict.ledger("consumer", r.ledger)
+    verdict.expect("consumer.redelivered", r.redelivered, 0)
+    if r.error or r.timed_out:
+        verdict.fail(f"consumer: {r.error or 'timed out'}")
+    metrics = {"msgs_per_s": round(r.received / r.elapsed) if r.elapsed else 0, "elapsed_s": round(r.elapsed, 3)}
+    _finish_queue(ctl, queue, verdict)
+    ctl.close()
+    return _result("c-consume-prefilled", {"size": size, "count": count, "prefetch": prefetch,
+                                           "ack_every": ack_every}, metrics, verdict, probe)
+
+
+# --- (d) -------------------------------------------------------------------
+def end_to_end(url: str, *, size: int = 1024, count: int = 50_000, window: int | None = 1000,
+               rate: float | None = None, timeout: float = 60.0, pid: int | None = None) -> dict:
+    """(d) One publisher, one consumer, e2e latency from the body timestamp.
+
+    Closed loop: at most ``window`` messages published but not yet consumed.
+    Open loop: ``rate`` msgs/s on a fixed schedule regardless of the broker.
+    """
+    deadline = time.monotonic() + timeout
+    probe = BrokerProbe(url, pid)
+    verdict = Verdict()
+    queue = _name("d")
+    ctl = Connection(url)
+    ctl.channel_open(1)
+    ctl.queue_declare(1, queue)
+    progress = CTX.RawValue("q", 0)
+    team = Team()
+    team.add(consumer_worker, url=url, queue=queue, expected=count, per_publisher=[count],
+             record_latency=True, progress=progress, deadline=deadline)
+    team.add(publisher_worker, url=url, exchange="", routing_key=queue, body_size=size, count=count,
+             window=None if rate else window, rate=rate, consumed=None if rate else progress, deadline=deadline)
+    team.start()
+    probe.mark("before")
+    team.go()
+    cons, pub = team.collect(timeout=timeout + 10)
+    probe.mark("after")
+    _check_publisher(verdict, "publisher", pub, count, confirms=False)
+    if cons.get("error"):
+        verdict.fail(f"consumer: {cons['error']}")
+    if "ledger" in cons:
+        verdict.ledger("consumer", cons["ledger"])
+    elapsed = cons.get("elapsed") or 0
+    metrics = {"msgs_per_s": round(cons.get("received", 0) / elapsed) if elapsed else 0,
+               "e2e_latency": percentiles(cons.get("latencies_us") or []), "elapsed_s": round(elapsed, 3)}
+    _finish_queue(ctl, queue, verdict)
+    ctl.close()
+    mode = f"open{int(rate)}" if rate else f"closed{window}"
+    return _result(f"d-e2e-{mode}", {"size": size, "count": count, "window": window, "rate": rate},
+                   metrics, verdict, probe)
+
+
+# --- (e) -------------------------------------------------------------------
+def fanout(url: str, *, size: int = 1024, count: int = 30_000, queues: int = 3, window: int = 1000,
+           timeout: float = 60.0, pid: int | None = None) -> dict:
+    """(e) One publisher (confirms, window 1000) into a fanout exchange, 3 queues, 3 consumers."""
+    deadline = time.monotonic() + timeout
+    probe = BrokerProbe(url, pid)
+    verdict = Verdict()
+    exchange = _name("e-x")
+    names = [_name(f"e{i}") for i in range(queues)]
+    ctl = Connection(url)
+    ctl.channel_open(1)
+    ctl.exchange_declare(1, exchange, "fanout")
+    for q in names:
+        ctl.queue_declare(1, q)
+        ctl.queue_bind(1, q, exchange)
+    team = Team()
+    for q in names:
+        team.add(consumer_worker, url=url, queue=q, expected=count, per_publisher=[count], deadline=deadline)
+    team.add(publisher_worker, url=url, exchange=exchange, routing_key="", body_size=size, count=count,
+             confirms=True, window=window, deadline=deadline)
+    team.start()
+    probe.mark("before")
+    t0 = time.monotonic()
+    team.go()
+    results = team.collect(timeout=timeout + 10)
+    elapsed = time.monotonic() - t0
+    probe.mark("after")
+    *conss, pub = results
+    _check_publisher(verdict, "publisher", pub, count, confirms=True)
+    delivered = 0
+    for i, c in enumerate(conss):
+        if c.get("error"):
+            verdict.fail(f"consumer{i}: {c['error']}")
+        if "ledger" in c:
+            verdict.ledger(f"consumer{i}", c["ledger"])
+        delivered += c.get("received", 0)
+    slowest = max((c.get("elapsed") or 0) for c in conss)
+    metrics = {"publish_msgs_per_s": round(count / slowest) if slowest else 0,
+               "deliveries_per_s": round(delivered / slowest) if slowest else 0, "elapsed_s": round(elapsed, 3)}
+    for q in names:
+        _finish_queue(ctl, q, verdict)
+    ctl.exchange_delete(1, exchange)
+    ctl.close()
+    return _result("e-fanout-3", {"size": size, "count": count, "queues": queues, "window": window},
+                   metrics, verdict, probe)
+
+
+# --- (f) -------------------------------------------------------------------
+def declares(url: str, *, count: int = 1000, timeout: float = 60.0, pid: int | None = None) -> dict:
+    """(f) Declare ``count`` queues one RPC at a time; time and broker RSS."""
+    deadline = time.monotonic() + timeout
+    probe = BrokerProbe(url, pid)
+    verdict = Verdict()
+    prefix = _name("f")
+    ctl = Connection(url)
+    ctl.channel_open(1)
+    rss0 = probe.mark("before")
+    t0 = time.monotonic()
+    made = 0
+    for i in range(count):
+        if time.monotonic() > deadline:
+            verdict.fail("timed out declaring")
+            break
+        ctl.queue_declare(1, f"{prefix}.{i}")
+        made += 1
+    declare_s = time.monotonic() - t0
+    rss1 = probe.mark("declared")
+    verdict.expect("declared", made, count)
+    t1 = time.monotonic()
+    for i in range(made):
+        ctl.queue_delete(1, f"{prefix}.{i}")
+    delete_s = time.monotonic() - t1
+    probe.mark("deleted")
+    # A passive declare of a deleted queue must close the channel with 404.
+    try:
+        ctl.queue_declare(1, f"{prefix}.0", passive=True)
+        verdict.fail("queue still exists after delete")
+    except Exception as exc:  # AMQPClosed 404 is the expected answer
+        verdict.expect("deleted_queue_is_404", getattr(exc, "code", None), 404)
+    ctl.close()
+    metrics = {"declares_per_s": round(made / declare_s) if declare_s else 0, "declare_s": round(declare_s, 3),
+               "delete_s": round(delete_s, 3),
+               "rss_per_queue_kib": round((rss1 - rss0) / made, 2) if (rss0 and rss1 and made) else None}
+    return _result("f-declare-1000", {"count": count}, metrics, verdict, probe)
+
+
+# --- (g) -------------------------------------------------------------------
+def backlog(url: str, *, size: int = 256, count: int = 100_000, timeout: float = 300.0,
+            pid: int | None = None) -> dict:
+    """(g) Build a backlog of ``count`` messages (1,000,000 for the full run), then drain it."""
+    deadline = time.monotonic() + timeout
+    probe = BrokerProbe(url, pid)
+    verdict = Verdict()
+    queue = _name("g")
+    ctl = Connection(url)
+    ctl.channel_open(1)
+    ctl.queue_declare(1, queue)
+    probe.mark("before")
+    fill = _fill(url, queue, count, size, verdict, deadline)
+    verdict.expect("queue_count_after_fill", ctl.message_count(1, queue), count)
+    rss_full = probe.mark("full")
+    conn = Connection(url)
+    ch = conn.channel_open(1)
+    r = Consumer(conn, ch, queue).run(count, Ledger([count]), deadline=deadline)
+    conn.close()
+    probe.mark("drained")
+    verdict.ledger("consumer", r.ledger)
+    if r.error or r.timed_out:
+        verdict.fail(f"consumer: {r.error or 'timed out'}")
+    metrics = {"fill_msgs_per_s": fill["fill_msgs_per_s"],
+               "drain_msgs_per_s": round(r.received / r.elapsed) if r.elapsed else 0,
+               "rss_full_mib": round(rss_full / 1024, 1) if rss_full else None}
+    _finish_queue(ctl, queue, verdict)
+    ctl.close()
+    return _result("g-backlog", {"size": size, "count": count}, metrics, verdict, probe)
+
+
+# --- (h) -------------------------------------------------------------------
+def connections(url: str, *, count: int = 1000, per_connection: int = 5, rate: float = 2000.0, idle: float = 2.0,
+                size: int = 256, timeout: float = 120.0, pid: int | None = None) -> dict:
+    """(h) ``count`` connections with one channel each: idle RSS, then each publishes.
+
+    Active phase: every connection publishes ``per_connection`` messages, round
+    robin, at ``rate`` msgs/s overall (scheduled timestamps), into one queue
+    drained by a consumer process that measures end-to-end latency.
+    """
+    from .client import PublishTemplate
+
+    deadline = time.monotonic() + timeout
+    probe = BrokerProbe(url, pid)
+    verdict = Verdict()
+    queue = _name("h")
+    ctl = Connection(url)
+    ctl.channel_open(1)
+    ctl.queue_declare(1, queue)
+    rss0 = probe.mark("before")
+    conns = []
+    t0 = time.monotonic()
+    try:
+        for _ in range(count):
+            if time.monotonic() > deadline:
+                verdict.fail("timed out opening connections")
+                break
+            conns.append(Connection(url))
+        # Pipeline channel.open: send on all, then read the replies.
+        for c in conns:
+            c.send(wire.method_frame(1, wire.CHANNEL_OPEN, wire.shortstr("")))
+        for c in conns:
+            c.wait_method(1, wire.CHANNEL_OPEN_OK)
+        open_s = time.monotonic() - t0
+        verdict.expect("connections_open", len(conns), count)
+        time.sleep(idle)
+        rss_idle = probe.mark("idle")
+        total = len(conns) * per_connection
+        team = Team()
+        team.add(consumer_worker, url=url, queue=queue, expected=total,
+                 per_publisher=[per_connection] * len(conns), record_latency=True, deadline=deadline)
+        team.start()
+        team.go()
+        tpl = PublishTemplate(1, "", queue, size, False, 131072, 1)
+        interval = 1e9 / rate
+        start = time.monotonic_ns()
+        sent = 0
+        for k in range(per_connection):
+            for i, c in enumerate(conns):
+                due = start + int(sent * interval)
+                now = time.monotonic_ns()
+                if due > now:
+                    time.sleep((due - now) / 1e9)
+                c.send(tpl.fill((i << wire.PUBLISHER_SHIFT) + k, 1, due))
+                sent += 1
+        (cons,) = team.collect(timeout=max(5.0, deadline - time.monotonic()))
+        rss_active = probe.mark("active")
+        verdict.expect("sent", sent, total)
+        if cons.get("error"):
+            verdict.fail(f"consumer: {cons['error']}")
+        if "ledger" in cons:
+            verdict.ledger("consumer", cons["ledger"])
+    finally:
+        t_close = time.monotonic()
+        for c in conns:
+            c.close()
+        close_s = time.monotonic() - t_close
+    probe.mark("closed")
+    _finish_queue(ctl, queue, verdict)
+    ctl.close()
+    metrics = {"open_s": round(open_s, 3), "close_s": round(close_s, 3),
+               "rss_per_connection_kib": round((rss_idle - rss0) / len(conns), 1) if (rss0 and rss_idle and conns) else None,
+               "rss_idle_mib": round(rss_idle / 1024, 1) if rss_idle else None,
+               "rss_active_mib": round(rss_active / 1024, 1) if rss_active else None,
+               "e2e_latency": percentiles(cons.get("latencies_us") or [])}
+    return _result("h-connections", {"count": count, "per_connection": per_connection, "rate": rate,
+                                      "idle_s": idle}, metrics, verdict, probe)

@@ -1,0 +1,259 @@
+"""ConnectionReader: the server side's inbound AMQP state machine, sans IO.
+
+Guarded by bench/bench_codec.py ("reader").
+
+    reader = ConnectionReader(frame_max=131072)
+    events = reader.receive_data(data)       # on every read
+
+States and rules:
+
+* AWAITING_HEADER: collect 8 bytes. b"AMQP\\x00\\x00\\x09\\x01" and the older 0-9-1 form
+  b"AMQP\\x01\\x01\\x00\\x09" (RabbitMQ accepts both as 0-9-1) go on to OPEN; anything
+  else raises BadProtocolHeader - the server writes PROTOCOL_HEADER and closes. RabbitMQ
+  also speaks 0-8 (b"AMQP\\x01\\x01\\x09\\x01"); we do not.
+* OPEN: frames become events. Per channel, content assembly runs
+  method (HAS_CONTENT) -> header frame -> body frames until body_size; the result is one
+  ContentReceived (a body_size of 0 completes at the header). Channels interleave freely.
+  Any frame out of that order is 505 UNEXPECTED_FRAME, with RabbitMQ's texts. A header
+  declaring more than max_body_size yields a ChannelFailed event (406) and the reader
+  swallows that body. Heartbeats must come on channel 0, content frames on others (505).
+  Content-bearing methods on channel 0 are passed on as MethodReceived for the server to
+  reject (RabbitMQ: 504 CHANNEL_ERROR).
+* CLOSING: after a connection error. The server has sent connection.close and waits for
+  close-ok; only connection.close / connection.close-ok on channel 0 are still reported,
+  every other frame is dropped unseen.
+* DEAD: after a FrameError that breaks framing (oversized frame, bad frame end, unknown
+  frame type): nothing more is parsed.
+
+Errors: a connection-level problem raises AMQPConnectionError (or a subclass) carrying
+the reply code/text/class/method RabbitMQ would send; the events the same call produced
+before the error are attached as `exc.events` and must be handled first. Frames after the
+bad one in that read are dropped (the connection is closing anyway).
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    PRECONDITION_FAILED, AMQPChannelError, AMQPConnectionError, BadProtocolHeader, FrameError,
+    MalformedFrame, UnexpectedFrame,
+)
+from .events import ChannelFailed, ContentReceived, HeartbeatReceived, MethodReceived
+from .parser import FrameParser, _octets
+from .properties import BasicProperties
+from .spec import ConnectionClose, ConnectionCloseOk, decode_method
+from .wire import CONTENT_HEADER_PREFIX, METHOD_INDEX
+
+PROTOCOL_HEADERS = frozenset({b"AMQP\x00\x00\x09\x01", b"AMQP\x01\x01\x00\x09"})
+
+AWAITING_HEADER = "awaiting-header"
+OPEN = "open"
+CLOSING = "closing"
+DEAD = "dead"
+
+_EXPECTED_METHOD = "expected method frame, got non method frame instead"
+_EXPECTED_BODY = "expected content body, got non content body frame instead"
+_CLOSING_METHODS = frozenset({ConnectionClose.INDEX, ConnectionCloseOk.INDEX})
+_unpack_header_prefix = CONTENT_HEADER_PREFIX.unpack_from
+
+
+class _Assembly:
+    """A content-bearing method waiting for its header and body frames."""
+
+    __slots__ = ("method", "properties", "body_size", "received", "parts", "discard")
+
+    def __init__(self, method) -> None:
+        self.method = method
+        self.properties: BasicProperties | None = None  # None until the header frame
+        self.body_size = 0
+        self.received = 0
+        self.parts: list = []
+        self.discard = False
+
+
+class ConnectionReader:
+    """Turns the client's bytes into MethodReceived / ContentReceived / HeartbeatReceived."""
+
+    def __init__(self, frame_max: int = 131072, max_body_size: int = 134217728) -> None:
+        self.state = AWAITING_HEADER
+        self.max_body_size = max_body_size
+        self._parser = FrameParser(frame_max)
+        self._header = b""
+        self._assemblies: dict[int, _Assembly] = {}
+
+    @property
+    def frame_max(self) -> int:
+        """frame_max enforced on incoming frames; set it after connection.tune-ok."""
+        return self._parser.frame_max
+
+    @frame_max.setter
+    def frame_max(self, value: int) -> None:
+        self._parser.frame_max = value
+
+    def receive_data(self, data: bytes) -> list:
+        """Feed bytes read from the socket; return the events they complete."""
+        state = self.state
+        if state is not OPEN:
+            if state is AWAITING_HEADER:
+                data = self._take_protocol_header(data)
+                if data is None:
+                    return []
+            elif state is CLOSING:
+                return self._receive_while_closing(data)
+            else:
+                return []
+        events: list = []
+        try:
+            frames = self._parser.feed(data)
+        except FrameError as exc:
+            frames = exc.frames
+            try:
+                self._frames_to_events(frames, events)
+            except AMQPConnectionError:
+                pass  # the earlier error in the stream wins
+            self.state = DEAD
+            exc.events = events
+            raise
+        try:
+            self._frames_to_events(frames, events)
+        except AMQPConnectionError as exc:
+            self.state = DEAD if type(exc) is FrameError else CLOSING
+            exc.events = events
+            raise
+        return events
+
+    def _take_protocol_header(self, data):
+        """Collect the protocol header; return the bytes after it, or None while incomplete."""
+        header = self._header + bytes(data)
+        if len(header) < 8:
+            self._header = header
+            return None
+        self._header = b""
+        if header[:8] not in PROTOCOL_HEADERS:
+            self.state = DEAD
+            raise BadProtocolHeader(header[:8])
+        self.state = OPEN
+        return header[8:]
+
+    def _frames_to_events(self, frames, events: list) -> None:
+        """Turn frames into events appended to events (the hot loop)."""
+        append = events.append
+        assemblies = self._assemblies
+        for frame_type, channel, payload in frames:
+            if frame_type == 1:
+                if channel in assemblies:
+                    self._raise_method_during_content(assemblies[channel])
+                method = decode_method(payload)
+                if method.HAS_CONTENT and channel:
+                    assemblies[channel] = _Assembly(method)
+                else:
+                    append(MethodReceived(channel, method))
+            elif frame_type == 3:
+                assembly = assemblies.get(channel)
+                if assembly is None or assembly.properties is None:
+                    self._raise_misplaced(frame_type, channel, payload, assembly)
+                received = assembly.received + len(payload)
+                if received > assembly.body_size:
+                    method = assembly.method
+                    raise UnexpectedFrame(
+                        f"content body of {received} octets, {assembly.body_size} declared",
+                        method.CLASS_ID, method.METHOD_ID,
+                    )
+                assembly.received = received
+                if not assembly.discard:
+                    assembly.parts.append(payload)
+                if received == assembly.body_size:
+                    del assemblies[channel]
+                    if not assembly.discard:
+                        parts = assembly.parts
+                        # The one copy of the body: out of the read buffer views.
+                        body = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+                        append(ContentReceived(channel, assembly.method, assembly.properties, body))
+            elif frame_type == 2:
+                assembly = assemblies.get(channel)
+                if assembly is None or assembly.properties is not None:
+                    self._raise_misplaced(frame_type, channel, payload, assembly)
+                self._take_content_header(channel, payload, assembly, append)
+            elif frame_type == 8:
+                if channel:
+                    raise UnexpectedFrame(f"type 8, all octets = {_octets(payload)}")
+                append(HeartbeatReceived())
+            else:
+                raise FrameError(f"type {frame_type}, all octets = {_octets(payload)}: unknown_frame")
+
+    def _take_content_header(self, channel: int, payload, assembly: _Assembly, append) -> None:
+        """Check a content-header frame against its method and store or complete the content."""
+        method = assembly.method
+        if len(payload) < 14:
+            raise MalformedFrame("content header too short", method.CLASS_ID, method.METHOD_ID)
+        class_id, weight, body_size = _unpack_header_prefix(payload, 0)
+        if weight or class_id != method.CLASS_ID:
+            got = "non content header frame" if weight else f"one for class {class_id}"
+            raise UnexpectedFrame(
+                f"expected content header for class {method.CLASS_ID}, got {got} instead",
+                method.CLASS_ID, method.METHOD_ID,
+            )
+        properties = BasicProperties.from_raw(payload[12:])  # bytes: parser.py
+        if body_size == 0:
+            del self._assemblies[channel]
+            append(ContentReceived(channel, method, properties, b""))
+            return
+        assembly.properties = properties
+        assembly.body_size = body_size
+        if body_size > self.max_body_size:
+            assembly.discard = True
+            append(
+                ChannelFailed(
+                    channel,
+                    AMQPChannelError(
+                        channel,
+                        f"message size {body_size} is larger than configured max size "
+                        f"{self.max_body_size}",
+                        method.CLASS_ID, method.METHOD_ID, PRECONDITION_FAILED,
+                    ),
+                )
+            )
+
+    def _raise_method_during_content(self, assembly: _Assembly):
+        """A method frame arrived where a content header or body was due."""
+        method = assembly.method
+        if assembly.properties is None:
+            detail = (
+                f"expected content header for class {method.CLASS_ID}, "
+                "got non content header frame instead"
+            )
+        else:
+            detail = _EXPECTED_BODY
+        raise UnexpectedFrame(detail, method.CLASS_ID, method.METHOD_ID)
+
+    def _raise_misplaced(self, frame_type: int, channel: int, payload, assembly):
+        """A header or body frame arrived with no content method or in the wrong place."""
+        if channel == 0:
+            raise UnexpectedFrame(f"type {frame_type}, all octets = {_octets(payload)}")
+        if assembly is None:
+            raise UnexpectedFrame(_EXPECTED_METHOD)
+        method = assembly.method
+        if frame_type == 2:  # a second header while the body is due
+            raise UnexpectedFrame(_EXPECTED_BODY, method.CLASS_ID, method.METHOD_ID)
+        raise UnexpectedFrame(
+            f"expected content header for class {method.CLASS_ID}, got non content header frame instead",
+            method.CLASS_ID, method.METHOD_ID,
+        )
+
+    def _receive_while_closing(self, data) -> list:
+        """After a connection error only connection.close(-ok) on channel 0 still matters."""
+        try:
+            frames = self._parser.feed(data)
+        except FrameError:
+            self.state = DEAD
+            return []
+        events = []
+        for frame_type, channel, payload in frames:
+            if frame_type != 1 or channel or len(payload) < 4:
+                continue
+            if METHOD_INDEX.unpack_from(payload, 0)[0] in _CLOSING_METHODS:
+                try:
+                    events.append(MethodReceived(0, decode_method(payload)))
+                except AMQPConnectionError:
+                    self.state = DEAD
+                    break
+        return events

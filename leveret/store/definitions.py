@@ -1,0 +1,346 @@
+"""Durable definitions: an append log of changes with checksums, compacted into snapshots.
+
+Files in the data directory (record layout in format.py):
+
+* ``definitions.snap``: the whole state as one KIND_DEFINITION record per definition; written as
+  ``definitions.snap.tmp``, fsynced, renamed, directory fsynced.
+* ``definitions.log``: one record per change since that snapshot, each fsynced before the call
+  returns, so a declare-ok is only sent for a definition that survives a crash.
+
+Both files carry a generation number in the base-offset field of their header. Compaction writes
+the snapshot of generation g+1 first and then a fresh, empty log of generation g+1; a log older
+than the snapshot is stale (a crash came between the two steps) and is ignored. The log is
+compacted once it outgrows max(COMPACT_MIN_BYTES, size of the snapshot), so n declares in a row
+write O(n) bytes in total, not O(n^2) as rewriting a snapshot per change would.
+
+Argument tables may hold values JSON lacks; they are tagged: ``{"$bytes": base64}``,
+``{"$decimal": "1.5"}``, ``{"$datetime": iso}``, and a dict that looks like a tag is wrapped as
+``{"$dict": {...}}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import dataclasses
+import datetime
+import decimal
+import json
+import os
+import time
+from typing import Any
+
+from leveret.store.api import (
+    BindingDef,
+    Definitions,
+    ExchangeDef,
+    PermissionDef,
+    PolicyDef,
+    QueueDef,
+    UserDef,
+    VHostDef,
+)
+from leveret.store.commit import Seam, SeamHook, no_seam
+from leveret.store.format import (
+    KIND_DEFINITION,
+    RECORD_OVERHEAD,
+    SEGMENT_HEADER,
+    TMP_SUFFIX,
+    TORN_INFIX,
+    decode_header,
+    decode_record,
+    decode_segment_header,
+    encode_record,
+    encode_segment_header,
+)
+from leveret.store.recovery import Damage, RecoveryReport, copy_aside_and_truncate, sync_directory
+
+LOG_FILE = "definitions.log"
+SNAPSHOT_FILE = "definitions.snap"
+COMPACT_MIN_BYTES = 256 * 1024
+
+_TYPES: dict[str, type] = {
+    "vhost": VHostDef,
+    "user": UserDef,
+    "permission": PermissionDef,
+    "exchange": ExchangeDef,
+    "queue": QueueDef,
+    "binding": BindingDef,
+    "policy": PolicyDef,
+}
+_NAMES = {cls: name for name, cls in _TYPES.items()}
+_TAGS = ("$bytes", "$decimal", "$datetime", "$dict")
+
+
+def encode_value(value: Any) -> Any:
+    """A JSON-ready form of an argument value (see the module docstring for the tags)."""
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, decimal.Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, dict):
+        encoded = {str(k): encode_value(v) for k, v in value.items()}
+        if len(encoded) == 1 and next(iter(encoded)) in _TAGS:
+            return {"$dict": encoded}
+        return encoded
+    if isinstance(value, list | tuple):
+        return [encode_value(v) for v in value]
+    raise TypeError(f"cannot store argument value {value!r}")
+
+
+def decode_value(value: Any) -> Any:
+    """The inverse of encode_value."""
+    if isinstance(value, list):
+        return [decode_value(v) for v in value]
+    if isinstance(value, dict):
+        if len(value) == 1:
+            ((tag, inner),) = value.items()
+            if tag == "$bytes":
+                return base64.b64decode(inner)
+            if tag == "$decimal":
+                return decimal.Decimal(inner)
+            if tag == "$datetime":
+                return datetime.datetime.fromisoformat(inner)
+            if tag == "$dict":
+                return {k: decode_value(v) for k, v in inner.items()}
+        return {k: decode_value(v) for k, v in value.items()}
+    return value
+
+
+def _encode_definition(value: Any) -> dict[str, Any]:
+    fields = {f.name: encode_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return {"op": "put", "type": _NAMES[type(value)], "value": fields}
+
+
+def _decode_definition(fields: dict[str, Any], kind: str) -> Any:
+    cls = _TYPES[kind]
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in fields:
+            v = decode_value(fields[f.name])
+            values[f.name] = tuple(v) if f.name == "tags" else v
+    return cls(**values)
+
+
+def _apply(defs: Definitions, op: dict[str, Any]) -> None:
+    kind = op["type"]
+    if op["op"] == "put":
+        defs.apply_put(_decode_definition(op["value"], kind))
+    else:
+        defs.apply_delete(kind, tuple(op["key"]))
+
+
+class FileDefinitionStore:
+    """api.DefinitionStore on disk; every change is fsynced before the call returns."""
+
+    def __init__(self, data_dir: str, *, seam: SeamHook = no_seam, compact_min_bytes: int = COMPACT_MIN_BYTES) -> None:
+        self.data_dir = data_dir
+        self._seam = seam
+        self._compact_min = compact_min_bytes
+        self._log_path = os.path.join(data_dir, LOG_FILE)
+        self._snap_path = os.path.join(data_dir, SNAPSHOT_FILE)
+        os.makedirs(data_dir, exist_ok=True)
+        self.report = RecoveryReport()
+        self.bytes_written = 0  # every byte this store wrote (log records, snapshots), for tests
+        started = time.perf_counter()
+        self._defs = Definitions()
+        self._generation = 0
+        self._snap_size = 0
+        self._remove_tmp()
+        self._load_snapshot()
+        log_ok = self._load_log()
+        if not log_ok:
+            self._reset_log()
+        self._fd = os.open(self._log_path, os.O_WRONLY | os.O_APPEND)
+        self._log_size = os.path.getsize(self._log_path)
+        self._seq = self._log_records
+        self.report.seconds += time.perf_counter() - started
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    def _remove_tmp(self) -> None:
+        for name in (LOG_FILE + TMP_SUFFIX, SNAPSHOT_FILE + TMP_SUFFIX):
+            path = os.path.join(self.data_dir, name)
+            if os.path.exists(path):
+                os.unlink(path)
+                self.report.stale_tmp_files.append(path)
+
+    def _records(self, path: str) -> tuple[int | None, list[dict[str, Any]], int | None]:
+        """(generation, ops, torn position) of a definitions file; damaged records reported and skipped."""
+        with open(path, "rb") as f:
+            data = f.read()
+        generation = decode_segment_header(data)
+        if generation is None:
+            return None, [], None
+        ops = []
+        pos = SEGMENT_HEADER.size
+        while pos < len(data):
+            record = decode_record(data, pos)
+            if record is not None:
+                try:
+                    ops.append(json.loads(record.payload))
+                except ValueError:
+                    self.report.corrupt_records.append(Damage(path, pos, RECORD_OVERHEAD + len(record.payload), "bad json"))
+                pos += RECORD_OVERHEAD + len(record.payload)
+                self.report.records += 1
+                continue
+            # Damaged: skip to the next intact record, or call the rest a torn tail.
+            nxt = pos + 1
+            while nxt + RECORD_OVERHEAD <= len(data):
+                header = decode_header(data, nxt) if data[nxt] == 0xA7 else None
+                if header is not None and decode_record(data, nxt) is not None:
+                    break
+                nxt += 1
+            else:
+                return generation, ops, pos
+            self.report.corrupt_records.append(Damage(path, pos, nxt - pos, "damaged record"))
+            pos = nxt
+        return generation, ops, None
+
+    def _load_snapshot(self) -> None:
+        if not os.path.exists(self._snap_path):
+            return
+        generation, ops, torn = self._records(self._snap_path)
+        if generation is None:
+            self.report.unreadable_segments.append(self._snap_path)
+            return
+        if torn is not None:
+            self.report.torn_tails.append(Damage(self._snap_path, torn, os.path.getsize(self._snap_path) - torn, "torn"))
+        self._generation = generation
+        self._snap_size = os.path.getsize(self._snap_path)
+        for op in ops:
+            _apply(self._defs, op)
+
+    def _load_log(self) -> bool:
+        """Replay the log; False if it is missing, unreadable or stale (then it is reset)."""
+        self._log_records = 0
+        if not os.path.exists(self._log_path):
+            return False
+        generation, ops, torn = self._records(self._log_path)
+        if generation is None:
+            # Not ours (or its header was hit): keep it for inspection rather than overwrite it.
+            aside = f"{self._log_path}{TORN_INFIX}{int(time.time() * 1000)}"
+            os.replace(self._log_path, aside)
+            self.report.unreadable_segments.append(self._log_path)
+            self.report.torn_copies.append(aside)
+            return False
+        if generation < self._generation:
+            return False
+        if torn is not None:
+            copy_aside_and_truncate(self._log_path, torn, self.report, "torn definitions record")
+        for op in ops:
+            _apply(self._defs, op)
+        self._log_records = len(ops)
+        return True
+
+    def _reset_log(self) -> None:
+        tmp = self._log_path + TMP_SUFFIX
+        with open(tmp, "wb") as f:
+            f.write(encode_segment_header(self._generation))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._log_path)
+        sync_directory(self.data_dir)
+        self.bytes_written += SEGMENT_HEADER.size
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def _write(self, op: dict[str, Any]) -> None:
+        record = encode_record(KIND_DEFINITION, 0, self._seq, int(time.time() * 1000), json.dumps(op).encode())
+        self._seq += 1
+        os.write(self._fd, record)
+        self._seam(Seam.AFTER_DEFINITION_WRITE)
+        os.fdatasync(self._fd)
+        self._log_size += len(record)
+        self.bytes_written += len(record)
+        _apply(self._defs, op)
+        if self._log_size > max(self._compact_min, self._snap_size):
+            self.compact()
+
+    def compact(self) -> None:
+        """Write the current state as a snapshot of the next generation and start an empty log."""
+        self._generation += 1
+        parts = [encode_segment_header(self._generation)]
+        d = self._defs
+        now = int(time.time() * 1000)
+        tables = (d.vhosts, d.users, d.permissions, d.exchanges, d.queues, d.bindings, d.policies)
+        for seq, value in enumerate(v for table in tables for v in table.values()):
+            parts.append(encode_record(KIND_DEFINITION, 0, seq, now, json.dumps(_encode_definition(value)).encode()))
+        data = b"".join(parts)
+        tmp = self._snap_path + TMP_SUFFIX
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        self._seam(Seam.AFTER_TMP_WRITE)
+        os.replace(tmp, self._snap_path)
+        sync_directory(self.data_dir)
+        self.bytes_written += len(data)
+        self._snap_size = len(data)
+        os.close(self._fd)
+        self._reset_log()
+        self._fd = os.open(self._log_path, os.O_WRONLY | os.O_APPEND)
+        self._log_size = SEGMENT_HEADER.size
+        self._seq = 0
+
+    # -- api.DefinitionStore ----------------------------------------------------------------------
+
+    def load(self) -> Definitions:
+        return copy.deepcopy(self._defs)
+
+    def _put(self, value: Any) -> None:
+        self._write(_encode_definition(value))
+
+    def _delete(self, kind: str, key: tuple) -> None:
+        self._write({"op": "delete", "type": kind, "key": list(key)})
+
+    def put_vhost(self, vhost: VHostDef) -> None:
+        self._put(vhost)
+
+    def delete_vhost(self, name: str) -> None:
+        self._delete("vhost", (name,))
+
+    def put_user(self, user: UserDef) -> None:
+        self._put(user)
+
+    def delete_user(self, name: str) -> None:
+        self._delete("user", (name,))
+
+    def put_permission(self, permission: PermissionDef) -> None:
+        self._put(permission)
+
+    def delete_permission(self, user: str, vhost: str) -> None:
+        self._delete("permission", (user, vhost))
+
+    def put_exchange(self, exchange: ExchangeDef) -> None:
+        self._put(exchange)
+
+    def delete_exchange(self, vhost: str, name: str) -> None:
+        self._delete("exchange", (vhost, name))
+
+    def put_queue(self, queue: QueueDef) -> None:
+        self._put(queue)
+
+    def delete_queue(self, vhost: str, name: str) -> None:
+        self._delete("queue", (vhost, name))
+
+    def put_binding(self, binding: BindingDef) -> None:
+        self._put(binding)
+
+    def delete_binding(self, binding: BindingDef) -> None:
+        self._delete("binding", binding.key())
+
+    def put_policy(self, policy: PolicyDef) -> None:
+        self._put(policy)
+
+    def delete_policy(self, vhost: str, name: str) -> None:
+        self._delete("policy", (vhost, name))
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

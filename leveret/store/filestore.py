@@ -1,0 +1,244 @@
+"""The file-backed implementation of api.MessageStore and api.QueueStore.
+
+Layout under the data directory::
+
+    queues/<sha1 of vhost NUL name>/queue.name     {"vhost": ..., "name": ...}, written atomically
+    queues/<sha1 ...>/<base>.seg, <base>.ack         the queue's log and ack files
+    queues/<sha1 ...>.deleted/                       a queue being deleted (finished on open)
+
+A directory is named by a hash because queue names are up to 255 bytes of any UTF-8, which a file
+system does not take as-is; the real names live in ``queue.name``.
+
+Fan-out: each queue stores its own copy of a message (see docs/durability.md for the measurement).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+
+from leveret.store.acks import AckFiles
+from leveret.store.api import StoredMessage
+from leveret.store.commit import CommitTicket, GroupCommit, Seam, SeamHook, no_seam
+from leveret.store.format import KIND_MESSAGE, MESSAGE_HEAD, decode_message, encode_message
+from leveret.store.log import DEFAULT_SEGMENT_SIZE, Log
+from leveret.store.recovery import RecoveryReport, recover_acks, sync_directory, write_atomically
+
+QUEUES_DIR = "queues"
+NAME_FILE = "queue.name"
+DELETED_SUFFIX = ".deleted"
+
+
+def _message(record) -> StoredMessage:
+    exchange, routing_key, props_raw, body = decode_message(record.payload)
+    return StoredMessage(record.offset, record.timestamp, record.flags, exchange, routing_key, props_raw, body)
+
+
+class FileQueueStore:
+    """One queue's log plus ack files; segments are deleted whole once every record in them is acked."""
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        group: GroupCommit | None = None,
+        seam: SeamHook = no_seam,
+    ) -> None:
+        self.directory = directory
+        self._group = group
+        self._seam = seam
+        self._log = Log(directory, segment_size=segment_size, on_dirty=self._mark_dirty)
+        self.report: RecoveryReport = self._log.report
+        by_base = {s.base: s for s in self._log.segments}
+        self._acks = AckFiles(directory, recover_acks(directory, by_base, self.report))
+        self._count = sum(s.count for s in self._log.segments) - self._acks.total()
+        # A crash between the last ack and the deletion leaves fully acked segments behind.
+        for segment in list(self._log.segments[:-1]):
+            if segment.count == self._acks.count(segment.base):
+                self.report.deleted_acked_segments.append(segment.path)
+                self._delete_segment(segment.base)
+
+    def _mark_dirty(self) -> None:
+        if self._group is not None:
+            self._group.mark_dirty(self)
+
+    # -- api.QueueStore ---------------------------------------------------------------------------
+
+    @property
+    def next_offset(self) -> int:
+        return self._log.next_offset
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(
+        self, exchange: str, routing_key: str, props_raw: bytes, body: bytes, timestamp: int, flags: int = 0
+    ) -> int:
+        segments = self._log.segments
+        previous = segments[-1] if segments else None
+        offset = self._log.append(encode_message(exchange, routing_key, props_raw, body), timestamp, KIND_MESSAGE, flags)
+        self._count += 1
+        if previous is not None and previous is not segments[-1] and previous.count == self._acks.count(previous.base):
+            # The segment just rolled away from was already fully acked while it was active.
+            self._delete_segment(previous.base)
+        return offset
+
+    def ack(self, offset: int) -> bool:
+        segment = self._log.segment_for(offset)
+        if segment is None or not segment.contains(offset) or self._acks.is_acked(segment.base, offset):
+            return False
+        self._acks.add(segment.base, offset)
+        self._count -= 1
+        self._mark_dirty()
+        if segment is not self._log.segments[-1] and segment.count == self._acks.count(segment.base):
+            self._delete_segment(segment.base)
+        return True
+
+    def read(self, offset: int) -> StoredMessage:
+        segment = self._log.segment_for(offset)
+        if segment is None or self._acks.is_acked(segment.base, offset):
+            raise KeyError(offset)
+        return _message(self._log.read(offset))
+
+    def recover(self) -> Iterator[tuple[int, StoredMessage]]:
+        # Segment by segment with that segment's acked set in hand: no per-record segment lookup.
+        unpack = MESSAGE_HEAD.unpack_from
+        head = MESSAGE_HEAD.size
+        empty: set[int] = set()
+        for segment in list(self._log.segments):
+            acked = self._acks.acked(segment.base) or empty
+            for offset, timestamp, _kind, flags, payload in segment.iterate():
+                if offset in acked:
+                    continue
+                ex_len, rk_len, props_len = unpack(payload, 0)
+                rk_at = head + ex_len
+                props_at = rk_at + rk_len
+                body_at = props_at + props_len
+                yield offset, StoredMessage(
+                    offset,
+                    timestamp,
+                    flags,
+                    payload[head:rk_at].decode(),
+                    payload[rk_at:props_at].decode(),
+                    payload[props_at:body_at],
+                    payload[body_at:],
+                )
+            segments = self._log.segments
+            if not segments or segment is not segments[-1]:
+                segment.close_reader()  # a long backlog must not hold a descriptor per segment
+
+    def delete(self) -> None:
+        if self._group is not None:
+            self._group.forget(self)
+        self._log.delete()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    # -- commit.Syncable --------------------------------------------------------------------------
+
+    def dup_data_fds(self) -> list[int]:
+        return self._log.dup_data_fds()
+
+    def dup_derived_fds(self) -> list[int]:
+        return self._acks.dup_for_sync()
+
+    # -- the rest ---------------------------------------------------------------------------------
+
+    @property
+    def log(self) -> Log:
+        """The underlying log (for tests and inspection)."""
+        return self._log
+
+    def _delete_segment(self, base: int) -> None:
+        # Data before derived: with the segment gone first, a crash leaves at worst an orphaned ack
+        # file (pruned by recovery); the other order would resurrect every acked message.
+        self._seam(Seam.BEFORE_SEGMENT_DELETE)
+        self._log.delete_segment(base)
+        self._seam(Seam.AFTER_SEGMENT_DELETE)
+        self._acks.delete(base)
+
+    def close(self) -> None:
+        """Flush and close files (no fsync)."""
+        for fd in self._acks.dup_for_sync():  # write pending acks; no fsync on close
+            os.close(fd)
+        self._log.close()
+
+
+def queue_dir_name(vhost: str, name: str) -> str:
+    """The directory name of a queue: a hash, because names may not be valid file names."""
+    return hashlib.sha1(f"{vhost}\0{name}".encode()).hexdigest()
+
+
+class FileMessageStore:
+    """Every durable queue's store under one data directory, with one group commit across them all."""
+
+    def __init__(
+        self, data_dir: str, *, segment_size: int = DEFAULT_SEGMENT_SIZE, seam: SeamHook = no_seam
+    ) -> None:
+        self.data_dir = data_dir
+        self.segment_size = segment_size
+        self._seam = seam
+        self._root = os.path.join(data_dir, QUEUES_DIR)
+        os.makedirs(self._root, exist_ok=True)
+        self.group = GroupCommit(seam)
+        self.report = RecoveryReport()
+        self._open: dict[tuple[str, str], FileQueueStore] = {}
+        for entry in os.listdir(self._root):
+            if entry.endswith(DELETED_SUFFIX):
+                shutil.rmtree(os.path.join(self._root, entry), ignore_errors=True)
+
+    def open_queue(self, vhost: str, name: str) -> FileQueueStore:
+        key = (vhost, name)
+        store = self._open.get(key)
+        if store is None:
+            directory = os.path.join(self._root, queue_dir_name(vhost, name))
+            if not os.path.exists(os.path.join(directory, NAME_FILE)):
+                os.makedirs(directory, exist_ok=True)
+                write_atomically(os.path.join(directory, NAME_FILE), json.dumps({"vhost": vhost, "name": name}).encode())
+                sync_directory(self._root)
+            store = FileQueueStore(directory, segment_size=self.segment_size, group=self.group, seam=self._seam)
+            self.report.merge(store.report)
+            self._open[key] = store
+        return store
+
+    def delete_queue(self, vhost: str, name: str) -> None:
+        store = self._open.pop((vhost, name), None)
+        directory = os.path.join(self._root, queue_dir_name(vhost, name))
+        if store is not None:
+            self.group.forget(store)
+            store.log.close()
+        if os.path.isdir(directory):
+            # Rename first so a crash mid-removal never leaves a half queue that looks whole.
+            doomed = directory + DELETED_SUFFIX
+            os.replace(directory, doomed)
+            sync_directory(self._root)
+            shutil.rmtree(doomed, ignore_errors=True)
+
+    def queues(self) -> list[tuple[str, str]]:
+        found = []
+        for entry in sorted(os.listdir(self._root)):
+            try:
+                with open(os.path.join(self._root, entry, NAME_FILE), "rb") as f:
+                    names = json.loads(f.read())
+                found.append((names["vhost"], names["name"]))
+            except (OSError, ValueError, KeyError):
+                continue  # not a queue directory, or one whose creation never completed
+        return found
+
+    @property
+    def commit_pending(self) -> bool:
+        return self.group.pending
+
+    def begin_commit(self) -> CommitTicket:
+        return self.group.begin()
+
+    def sync(self) -> int:
+        return self.group.sync_all()
+
+    def close(self) -> None:
+        for store in self._open.values():
+            store.close()
+        self._open.clear()

@@ -1,0 +1,257 @@
+"""A segmented append-only log in one directory: the engine under queues and streams.
+
+Records get monotonic offsets. Segments roll when the next record would take the active segment
+past `segment_size` (default 8 MiB) and are named by the zero-padded 20-digit offset of their
+first record. Opening a log runs recovery over its directory (see recovery.py) and keeps the report
+in ``Log.report``. Whole segments leave the log in two ways: a queue deletes one once all its
+records are acked, a stream drops them from the head for retention.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_right
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from leveret.store.format import KIND_RAW, Record, encode_record
+from leveret.store.recovery import RecoveryReport, scan_segments, sync_directory
+from leveret.store.segment import Segment
+
+DEFAULT_SEGMENT_SIZE = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """What a sync covered: the segment files fsynced and every offset below `next_offset`."""
+
+    segments: tuple[int, ...]
+    next_offset: int
+
+
+class Log:
+    """A directory of segments with an append position; not thread-safe (see commit.py for fsyncs)."""
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        on_dirty: Callable[[], None] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.segment_size = segment_size
+        self._on_dirty = on_dirty
+        created = not os.path.isdir(directory)
+        os.makedirs(directory, exist_ok=True)
+        if created:
+            sync_directory(os.path.dirname(os.path.abspath(directory)))
+        self.report = RecoveryReport()
+        self._segments: list[Segment] = scan_segments(directory, self.report)
+        self._bases: list[int] = [s.base for s in self._segments]
+        self._next = 0
+        for segment in reversed(self._segments):
+            if segment.last_offset is not None:
+                self._next = segment.last_offset + 1
+                break
+        if self._segments:
+            self._next = max(self._next, self._segments[-1].base)
+        self._dirty: list[Segment] = []
+        self._dir_dirty = False
+
+    # -- shape --------------------------------------------------------------------------------------
+
+    @property
+    def next_offset(self) -> int:
+        """The offset the next append will get."""
+        return self._next
+
+    @property
+    def first_offset(self) -> int:
+        """The lowest offset still in the log (== next_offset when empty)."""
+        for segment in self._segments:
+            if segment.first_offset is not None:
+                return segment.first_offset
+        return self._next
+
+    @property
+    def segments(self) -> list[Segment]:
+        """The segments, oldest first (the last one is the active one)."""
+        return self._segments
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of all segment files."""
+        return sum(s.size for s in self._segments)
+
+    def segment_for(self, offset: int) -> Segment | None:
+        """The segment whose range covers `offset`, if any."""
+        i = bisect_right(self._bases, offset) - 1
+        return self._segments[i] if i >= 0 else None
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def append(self, payload: bytes, timestamp: int, kind: int = KIND_RAW, flags: int = 0) -> int:
+        """Append a record; return its offset. Durable only after a sync that begins later."""
+        offset = self._next
+        record = encode_record(kind, flags, offset, timestamp, payload)
+        active = self._segments[-1] if self._segments else None
+        if active is None or (active.count and active.size + len(record) > self.segment_size):
+            active = self._roll(offset)
+        active.append(record, offset, timestamp)
+        self._next = offset + 1
+        if not self._dirty or self._dirty[-1] is not active:
+            self._dirty.append(active)
+        if self._on_dirty is not None:
+            self._on_dirty()
+        return offset
+
+    def _roll(self, base: int) -> Segment:
+        segment = Segment.create(self.directory, base)
+        self._segments.append(segment)
+        self._bases.append(base)
+        self._dir_dirty = True
+        return segment
+
+    def dup_data_fds(self) -> list[int]:
+        """Flush and duplicate the descriptors of every segment written since the last call."""
+        fds = []
+        active = self._segments[-1] if self._segments else None
+        for segment in self._dirty:
+            fd = segment.dup_for_sync()
+            if fd is not None:
+                fds.append(fd)
+            if segment is not active:
+                segment.close_writer()
+        self._dirty.clear()
+        if self._dir_dirty:
+            # New segment files must survive a crash as directory entries, not only as data.
+            fds.append(os.open(self.directory, os.O_RDONLY))
+            self._dir_dirty = False
+        return fds
+
+    def dup_derived_fds(self) -> list[int]:
+        """A plain log has no derived files."""
+        return []
+
+    def sync(self) -> SyncResult:
+        """fdatasync every segment written since the last sync; return what was covered."""
+        covered = tuple(s.base for s in self._dirty)
+        fds = self.dup_data_fds()
+        try:
+            for fd in fds:
+                os.fdatasync(fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return SyncResult(covered, self._next)
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def read(self, offset: int) -> Record:
+        """The record at `offset`; KeyError if the log does not hold it."""
+        segment = self.segment_for(offset)
+        record = segment.read(offset) if segment is not None else None
+        if record is None:
+            raise KeyError(offset)
+        return record
+
+    def iterate(self, start: int | None = None) -> Iterator[Record]:
+        """Records from offset `start` (default: the first) to the end, streamed with bounded memory.
+
+        Records appended while iterating are included; segments deleted meanwhile are skipped.
+        """
+        offset = self.first_offset if start is None else start
+        while True:
+            segment = self.segment_for(offset)
+            if segment is None:
+                if not self._segments or offset >= self._next:
+                    return
+                segment = self._segments[0]
+            entry = segment.index.floor_offset(offset)
+            position = entry[1] if entry is not None else None
+            for record in segment.iterate() if position is None else segment.iterate(position):
+                if record.offset >= offset:
+                    offset = record.offset + 1
+                    yield record
+            if not self._segments or segment is not self._segments[-1]:
+                # Iterating a long log must not leave a descriptor open per segment.
+                segment.close_reader()
+            nxt = bisect_right(self._bases, segment.base)
+            if nxt >= len(self._bases):
+                return
+            offset = max(offset, self._bases[nxt])
+
+    def seek_time(self, timestamp: int) -> int:
+        """The offset of the first record with a timestamp at or after `timestamp` (next_offset if none)."""
+        for segment in self._segments:
+            if segment.count == 0 or segment.max_ts < timestamp:
+                continue
+            for record in segment.iterate(segment.position_for_time(timestamp)):
+                if record.timestamp >= timestamp:
+                    return record.offset
+        return self._next
+
+    # -- removing segments ----------------------------------------------------------------------------
+
+    def delete_segment(self, base: int) -> None:
+        """Delete the segment at `base` whole (the active segment stays: it holds the append position)."""
+        i = self._bases.index(base)
+        segment = self._segments[i]
+        if segment is self._segments[-1]:
+            raise ValueError("the active segment cannot be deleted")
+        del self._segments[i]
+        del self._bases[i]
+        if segment in self._dirty:
+            self._dirty.remove(segment)
+        segment.delete()
+        self._dir_dirty = True
+
+    def drop_head_segments(
+        self,
+        *,
+        max_bytes: int | None = None,
+        max_segments: int | None = None,
+        before_offset: int | None = None,
+        before_timestamp: int | None = None,
+    ) -> list[int]:
+        """Drop segments from the head while any given limit is exceeded; return the dropped bases.
+
+        `max_bytes` / `max_segments` bound what is kept; `before_offset` drops segments whose records
+        all lie below it; `before_timestamp` drops segments whose newest record is older than it.
+        The active segment is never dropped. This is a stream's retention (x-max-length-bytes,
+        x-max-age).
+        """
+        dropped = []
+        while len(self._segments) > 1:
+            head = self._segments[0]
+            total = self.size_bytes
+            next_base = self._bases[1]
+            if (
+                (max_bytes is not None and total > max_bytes)
+                or (max_segments is not None and len(self._segments) > max_segments)
+                or (before_offset is not None and next_base <= before_offset)
+                or (before_timestamp is not None and head.count and head.max_ts < before_timestamp)
+                or (before_timestamp is not None and not head.count)
+            ):
+                self.delete_segment(head.base)
+                dropped.append(head.base)
+            else:
+                break
+        return dropped
+
+    # -- lifetime -------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush and close every file (no fsync: call sync() first if it matters)."""
+        for segment in self._segments:
+            segment.close()
+        self._dirty.clear()
+
+    def delete(self) -> None:
+        """Close and remove every segment file of the log (the directory stays)."""
+        for segment in self._segments:
+            segment.delete()
+        self._segments.clear()
+        self._bases.clear()
+        self._dirty.clear()

@@ -1,0 +1,118 @@
+"""BasicProperties: lazy decoding, raw bytes kept, round trips of all 14 properties."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+
+from codec_strategies import property_fields
+from leveret.amqp.errors import MalformedFrame
+from leveret.amqp.properties import (
+    FIELDS, BasicProperties, decode_content_header, encode_content_header,
+)
+
+
+def test_there_are_fourteen_properties_in_spec_order():
+    assert FIELDS[0] == "content_type" and FIELDS[-1] == "cluster_id" and len(FIELDS) == 14
+
+
+@settings(max_examples=100, deadline=None)
+@given(property_fields)
+def test_properties_round_trip_through_raw_bytes(fields):
+    built = BasicProperties(**fields)
+    parsed = BasicProperties.from_raw(built.raw)
+    assert parsed.as_dict() == fields
+    assert parsed == built
+    assert parsed.raw == built.raw
+    for name in FIELDS:
+        assert getattr(parsed, name) == fields.get(name)
+
+
+@settings(max_examples=100, deadline=None)
+@given(property_fields)
+def test_fast_delivery_mode_agrees_with_full_decode(fields):
+    raw = BasicProperties(**fields).raw
+    assert BasicProperties.from_raw(raw).delivery_mode == fields.get("delivery_mode")
+
+
+def test_from_raw_keeps_the_exact_input_bytes_even_when_not_canonical():
+    # headers with a uint8 'B' value re-encode as 'I'; raw must still be the original.
+    raw = b"\x20\x00" + b"\x00\x00\x00\x04\x01kB\x07"
+    props = BasicProperties.from_raw(raw)
+    assert props.headers == {"k": 7}
+    assert props.raw is raw
+
+
+def test_nothing_is_decoded_until_a_field_is_read():
+    props = BasicProperties.from_raw(b"\x20\x00\x00\x00\x00\x03\x01kZ")  # bad tag inside headers
+    assert props.raw == b"\x20\x00\x00\x00\x00\x03\x01kZ"
+    with pytest.raises(MalformedFrame):
+        props.headers
+
+
+def test_delivery_mode_is_read_without_decoding_the_headers():
+    raw = BasicProperties(content_type="text/plain", headers={"a": [1, 2]}, delivery_mode=2).raw
+    props = BasicProperties.from_raw(raw)
+    assert props.delivery_mode == 2
+    assert props._values is None  # the cheap path did not decode
+
+
+def test_replace_returns_a_changed_copy_and_leaves_the_original():
+    original = BasicProperties.from_raw(BasicProperties(delivery_mode=1, priority=3).raw)
+    changed = original.replace(delivery_mode=2, expiration="1000")
+    assert (changed.delivery_mode, changed.priority, changed.expiration) == (2, 3, "1000")
+    assert original.delivery_mode == 1 and original.expiration is None
+    assert original.replace(priority=None).priority is None
+    with pytest.raises(TypeError):
+        original.replace(colour="red")
+
+
+def test_empty_properties_are_two_zero_octets():
+    assert BasicProperties().raw == b"\x00\x00"
+    assert BasicProperties.from_raw(b"\x00\x00").as_dict() == {}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x80\x00\x05ab",  # content_type overruns
+        b"\x00\x00\x00",  # trailing octet after no properties
+        b"\x80\x00\x01ab",  # trailing octet after content_type
+        b"\x00\x01\x00\x00",  # flag continuation (RabbitMQ: 541)
+        b"\x00",  # flags cut short
+    ],
+)
+def test_malformed_raw_properties_raise_on_first_access(raw):
+    with pytest.raises(MalformedFrame):
+        BasicProperties.from_raw(raw).as_dict()
+
+
+def test_content_header_round_trip():
+    props = BasicProperties(content_type="application/json", delivery_mode=2)
+    payload = encode_content_header(60, 1234, props.raw)
+    class_id, body_size, decoded = decode_content_header(memoryview(payload))
+    assert (class_id, body_size) == (60, 1234)
+    assert decoded == props and type(decoded.raw) is bytes
+
+
+def test_short_content_header_is_malformed():
+    with pytest.raises(MalformedFrame):
+        decode_content_header(b"\x00\x3c\x00\x00")
+    with pytest.raises(MalformedFrame):
+        decode_content_header(b"\x00\x3c\x00\x00" + b"\x00" * 8)
+
+
+def test_properties_match_pika_encoding():
+    pika_spec = pytest.importorskip("pika.spec")
+    theirs = pika_spec.BasicProperties(
+        content_type="text/plain", headers={"a": 1, "b": "x"}, delivery_mode=2, priority=5,
+        correlation_id="c", reply_to="r", expiration="60000", message_id="m", timestamp=1700000000,
+        type="t", user_id="guest", app_id="app", cluster_id="cl",
+    )
+    ours = BasicProperties(
+        content_type="text/plain", headers={"a": 1, "b": "x"}, delivery_mode=2, priority=5,
+        correlation_id="c", reply_to="r", expiration="60000", message_id="m", timestamp=1700000000,
+        type="t", user_id="guest", app_id="app", cluster_id="cl",
+    )
+    pika_payload = b"".join(theirs.encode())
+    assert ours.raw == pika_payload
