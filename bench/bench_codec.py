@@ -4,7 +4,8 @@
 
 parse:    FrameParser.feed over a read holding many small publish frames (µs per frame)
 decode:   decode_method of a basic.publish payload
-reader:   ConnectionReader.receive_data, publish (method+header+body) -> ContentReceived
+reader:   ConnectionReader.receive_data, publish (method+header+body) -> ContentReceived,
+          small and 128 KiB bodies, whole and in 64 KiB socket-sized reads
 props:    BasicProperties.from_raw + delivery_mode, and a full decode with headers
 deliver:  basic_deliver_frames for a small and a 128 KiB body
 ack:      basic_ack_frame
@@ -60,6 +61,13 @@ def main() -> None:
     measure("reader: 200 B publish -> ContentReceived, per msg", lambda: reader.receive_data(read), per_call=100, rounds=1000 // scale)
     big_publish = b"".join(content_frames(1, publish, props.raw, b"y" * 131072, 131072))
     measure("reader: 128 KiB publish (2 body frames)", lambda: reader.receive_data(big_publish), rounds=2000 // scale)
+    chunks = [big_publish[i : i + 65536] for i in range(0, len(big_publish), 65536)]
+
+    def in_socket_reads():
+        for chunk in chunks:
+            reader.receive_data(chunk)
+
+    measure("reader: 128 KiB publish in 64 KiB reads", in_socket_reads, rounds=2000 // scale)
 
     raw = props.raw
     measure("props: from_raw + delivery_mode", lambda: BasicProperties.from_raw(raw).delivery_mode, rounds=100000 // scale)

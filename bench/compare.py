@@ -21,6 +21,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -251,6 +252,14 @@ def main(argv=None) -> int:
             brokers.append(garagemq_broker())
         else:
             notes.append("garagemq not installed (apt-get install -y garagemq); column skipped")
+    if args.quick and "timeout" not in overrides:
+        overrides["timeout"] = 30.0
+
+    def stop_on_signal(signum, _frame):
+        # Turn SIGTERM into an exception so `finally` stops the brokers we started.
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop_on_signal)
     load_before = procinfo.loadavg()
     started = []
     results: list[dict] = []

@@ -179,6 +179,14 @@ def gen_encode(em: Emitter, class_id: int, method_id: int, fields) -> list[str]:
     return lines
 
 
+def wrap_call(prefix: str, args: list[str]) -> list[str]:
+    """A call as one line when short, else one argument per line."""
+    line = f"{prefix}{', '.join(args)})"
+    if len(line) <= 100:
+        return [line]
+    return [prefix] + [f"        {arg}," for arg in args] + ["    )"]
+
+
 def gen_decode(em: Emitter, func: str, cls_name: str, class_id: int, method_id: int, fields) -> list[str]:
     """Lines of the module-level decode function for one method."""
     lines = [f"def {func}(buf):"]
@@ -203,7 +211,7 @@ def gen_decode(em: Emitter, func: str, cls_name: str, class_id: int, method_id: 
                 if kind == "bits":
                     var = f"bits{len(body)}"
                     targets.append(var)
-                    args += [f"bool({var} & {1 << i})" for i in range(len(name))]
+                    args += [f"({var} & {1 << i}) != 0" for i in range(len(name))]
                 else:
                     targets.append(name)
                     args.append(name)
@@ -247,7 +255,7 @@ def gen_decode(em: Emitter, func: str, cls_name: str, class_id: int, method_id: 
     lines += [
         f"    if {end} != len(buf):",
         f"        raise _malformed(buf, {class_id}, {method_id})",
-        f"    return {cls_name}({', '.join(args)})",
+        *wrap_call(f"    return {cls_name}(", args),
         "",
         "",
     ]
@@ -270,9 +278,10 @@ SYNCHRONOUS, HAS_CONTENT and FIELDS ((attribute, spec type) pairs in wire order)
 must be bytes (or bytearray): the decoders use bytes.decode, faster than decoding
 memoryview slices, which is why FrameParser hands method payloads over as bytes.
 
-Types: octet/short/long/longlong/timestamp -> int, shortstr -> str (strict UTF-8: RabbitMQ
-answers malformed UTF-8 with 501 "FRAME_ERROR - Malformed UTF-8 in shortstr"), longstr -> bytes, bit -> bool, table -> dict (a None table
-encodes as the empty table; decoding always gives a dict).
+Types: octet/short/long/longlong/timestamp -> int; shortstr -> str, strict UTF-8 (RabbitMQ
+answers malformed UTF-8 with 501 "FRAME_ERROR - Malformed UTF-8 in shortstr"); longstr ->
+bytes; bit -> bool; table -> dict (a None table encodes as the empty table; decoding
+always gives a dict).
 """
 
 from __future__ import annotations
@@ -341,7 +350,7 @@ TAIL = '''
 def decode_method(payload):
     """Decode a method-frame payload into its method instance.
 
-    Raises UnknownMethod for ids the spec does not define and MalformedFrame for
+    Guarded by bench/bench_codec.py ("decode"). Raises UnknownMethod for ids the spec does not define and MalformedFrame for
     truncated arguments or trailing bytes.
     """
     try:
@@ -391,11 +400,25 @@ def generate(xml_path: Path) -> str:
             out.append(f"    NAME = '{cname}.{mname}'")
             out.append(f"    SYNCHRONOUS = {sync}")
             out.append(f"    HAS_CONTENT = {content}")
-            out.append(f"    FIELDS = ({''.join(f'({n!r}, {t!r}), ' for n, t in fields).rstrip()})")
+            pairs = [f"({n!r}, {t!r})," for n, t in fields]
+            line = f"    FIELDS = ({' '.join(pairs)})"
+            if len(line) <= 100:
+                out.append(line)
+            else:
+                out.append("    FIELDS = (")
+                out += [f"        {pair}" for pair in pairs]
+                out.append("    )")
             if fields:
                 out.append("")
-                params = ", ".join(f"{n}: {PY_TYPES[t]} = {DEFAULTS[t]}" for n, t in fields)
-                out.append(f"    def __init__(self, {params}) -> None:")
+                params = [f"{n}: {PY_TYPES[t]} = {DEFAULTS[t]}" for n, t in fields]
+                line = f"    def __init__(self, {', '.join(params)}) -> None:"
+                if len(line) <= 100:
+                    out.append(line)
+                else:
+                    out.append("    def __init__(")
+                    out.append("        self,")
+                    out += [f"        {param}," for param in params]
+                    out.append("    ) -> None:")
                 for n, _ in fields:
                     out.append(f"        self.{n} = {n}")
             out.append("")

@@ -333,6 +333,7 @@ class Publisher:
         sent_at = [0] * count if (confirms and record_latency) else None
         self._rest = b""
         self._confirmed_upto = 0
+        self._sparse: set = set()
         sock.settimeout(None)
         t0 = time.monotonic_ns()
         interval_ns = int(1e9 / rate) if rate else 0
@@ -425,20 +426,35 @@ class Publisher:
                 if key == KEY_ACK or key == KEY_NACK:
                     tag = U64.unpack_from(buf, pos + 11)[0]
                     upto = self._confirmed_upto
-                    if buf[pos + 19] & 1:
-                        first = upto + 1
-                    else:
-                        first = tag
                     if tag > upto:
-                        counted = tag - first + 1
-                        if key == KEY_NACK:
-                            res.nacked += counted
+                        sparse = self._sparse
+                        if buf[pos + 19] & 1:
+                            # multiple: every tag up to ``tag`` not confirmed yet
+                            tags = [t for t in range(upto + 1, tag + 1) if t not in sparse] if sparse \
+                                else range(upto + 1, tag + 1)
+                            if sparse:
+                                sparse.difference_update(range(upto + 1, tag + 1))
+                            upto = tag
+                        elif tag in sparse:
+                            tags = ()
                         else:
-                            res.confirmed += counted
+                            # a single confirm, possibly out of order
+                            tags = (tag,)
+                            if tag == upto + 1:
+                                upto = tag
+                            else:
+                                sparse.add(tag)
+                        while sparse and upto + 1 in sparse:
+                            upto += 1
+                            sparse.discard(upto)
+                        self._confirmed_upto = upto
+                        if key == KEY_NACK:
+                            res.nacked += len(tags)
+                        else:
+                            res.confirmed += len(tags)
                         if sent_at is not None:
-                            for t in range(first, tag + 1):
+                            for t in tags:
                                 lat.append((now - sent_at[t - 1]) // 1000)
-                        self._confirmed_upto = tag
                 else:
                     self.conn.handle_control(ch, bytes(buf[pos + 7:end]))
             pos = end + 1

@@ -54,6 +54,7 @@ _EXPECTED_METHOD = "expected method frame, got non method frame instead"
 _EXPECTED_BODY = "expected content body, got non content body frame instead"
 _CLOSING_METHODS = frozenset({ConnectionClose.INDEX, ConnectionCloseOk.INDEX})
 _unpack_header_prefix = CONTENT_HEADER_PREFIX.unpack_from
+_from_raw = BasicProperties.from_raw
 
 
 class _Assembly:
@@ -102,23 +103,24 @@ class ConnectionReader:
             else:
                 return []
         events: list = []
+        parse_error = None
         try:
             frames = self._parser.feed(data)
         except FrameError as exc:
+            # The frames before the broken one still count, and come first.
             frames = exc.frames
-            try:
-                self._frames_to_events(frames, events)
-            except AMQPConnectionError:
-                pass  # the earlier error in the stream wins
-            self.state = DEAD
-            exc.events = events
-            raise
+            parse_error = exc
         try:
             self._frames_to_events(frames, events)
         except AMQPConnectionError as exc:
-            self.state = DEAD if type(exc) is FrameError else CLOSING
+            broken = parse_error is not None or type(exc) is FrameError
+            self.state = DEAD if broken else CLOSING
             exc.events = events
             raise
+        if parse_error is not None:
+            self.state = DEAD
+            parse_error.events = events
+            raise parse_error
         return events
 
     def _take_protocol_header(self, data):
@@ -172,7 +174,22 @@ class ConnectionReader:
                 assembly = assemblies.get(channel)
                 if assembly is None or assembly.properties is not None:
                     self._raise_misplaced(frame_type, channel, payload, assembly)
-                self._take_content_header(channel, payload, assembly, append)
+                method = assembly.method
+                if len(payload) < 14:
+                    raise MalformedFrame("content header too short", method.CLASS_ID, method.METHOD_ID)
+                class_id, weight, body_size = _unpack_header_prefix(payload, 0)
+                if weight or class_id != method.CLASS_ID:
+                    self._raise_bad_header(method, class_id, weight)
+                properties = _from_raw(payload[12:])  # bytes: see parser.py
+                if body_size == 0:
+                    del assemblies[channel]
+                    append(ContentReceived(channel, method, properties, b""))
+                else:
+                    assembly.properties = properties
+                    assembly.body_size = body_size
+                    if body_size > self.max_body_size:
+                        assembly.discard = True
+                        append(self._too_large(channel, method, body_size))
             elif frame_type == 8:
                 if channel:
                     raise UnexpectedFrame(f"type 8, all octets = {_octets(payload)}")
@@ -180,38 +197,22 @@ class ConnectionReader:
             else:
                 raise FrameError(f"type {frame_type}, all octets = {_octets(payload)}: unknown_frame")
 
-    def _take_content_header(self, channel: int, payload, assembly: _Assembly, append) -> None:
-        """Check a content-header frame against its method and store or complete the content."""
-        method = assembly.method
-        if len(payload) < 14:
-            raise MalformedFrame("content header too short", method.CLASS_ID, method.METHOD_ID)
-        class_id, weight, body_size = _unpack_header_prefix(payload, 0)
-        if weight or class_id != method.CLASS_ID:
-            got = "non content header frame" if weight else f"one for class {class_id}"
-            raise UnexpectedFrame(
-                f"expected content header for class {method.CLASS_ID}, got {got} instead",
-                method.CLASS_ID, method.METHOD_ID,
-            )
-        properties = BasicProperties.from_raw(payload[12:])  # bytes: parser.py
-        if body_size == 0:
-            del self._assemblies[channel]
-            append(ContentReceived(channel, method, properties, b""))
-            return
-        assembly.properties = properties
-        assembly.body_size = body_size
-        if body_size > self.max_body_size:
-            assembly.discard = True
-            append(
-                ChannelFailed(
-                    channel,
-                    AMQPChannelError(
-                        channel,
-                        f"message size {body_size} is larger than configured max size "
-                        f"{self.max_body_size}",
-                        method.CLASS_ID, method.METHOD_ID, PRECONDITION_FAILED,
-                    ),
-                )
-            )
+    def _raise_bad_header(self, method, class_id: int, weight: int):
+        """A header frame for another class, or with a weight (which must be 0)."""
+        got = "non content header frame" if weight else f"one for class {class_id}"
+        raise UnexpectedFrame(
+            f"expected content header for class {method.CLASS_ID}, got {got} instead",
+            method.CLASS_ID, method.METHOD_ID,
+        )
+
+    def _too_large(self, channel: int, method, body_size: int) -> ChannelFailed:
+        """The event for a body over max_body_size (RabbitMQ's 406 text)."""
+        error = AMQPChannelError(
+            channel,
+            f"message size {body_size} is larger than configured max size {self.max_body_size}",
+            method.CLASS_ID, method.METHOD_ID, PRECONDITION_FAILED,
+        )
+        return ChannelFailed(channel, error)
 
     def _raise_method_during_content(self, assembly: _Assembly):
         """A method frame arrived where a content header or body was due."""

@@ -2,19 +2,20 @@
 
 Guarded by bench/bench_codec.py ("parse").
 
-Payload ownership: each `feed` parses over one immutable `bytes` object - the data passed
-in when nothing was left over from the previous read (the common case: no copy at all),
-else the left-over bytes joined with the new data (one copy). Body-frame payloads (type 3)
-are `memoryview` slices of that bytes object: free to make whatever their size, and safe
-to keep because bytes never change (a view into the internal bytearray would be corrupted
-by the next `del`/`clear`). A kept view pins the whole read it came from, so
-ConnectionReader copies each body exactly once, into the message's own bytes. All other
-payloads (method, header, heartbeat: small) are `bytes` slices, because the generated
-method decoders run faster on bytes (bytes.decode beats str(memoryview)).
+Payload ownership: body-frame payloads (type 3) are `memoryview` slices, free to make
+whatever their size; every other payload (method, header, heartbeat: small) is `bytes`,
+because the generated method decoders run faster on bytes (bytes.decode beats
+str(memoryview)). The views are safe to keep: they look into either the `bytes` passed to
+`feed` (immutable; the common case where nothing was left over, no copy at all) or, when a
+frame straddled reads, the internal bytearray that held it - which the parser then hands
+off and replaces with a fresh one, never writing to it again (a view into a buffer that is
+later `del`-ed or cleared would be corrupted). A kept view pins the whole read it came
+from, so ConnectionReader copies each body exactly once, into the message's own bytes.
 
 An incomplete trailing frame waits in a bytearray; while it is still incomplete, new data
 is only appended (no re-parse, no copy of the whole buffer), so a large frame arriving in
-many small reads costs O(size), not O(size^2).
+many small reads costs O(size), not O(size^2). The parse itself is one pass of
+`unpack_from` at increasing offsets; the consumed prefix is never deleted byte-wise.
 
 Limits: a frame whose declared payload exceeds frame_max (RabbitMQ's actual check, see
 the frame_max setter) raises FrameError as soon as its 7-byte header is seen, before any
@@ -81,10 +82,14 @@ class FrameParser:
             buf += data
             if len(buf) < self._need:
                 return []
-            data = bytes(buf)
-            buf.clear()
+            # Parse the filled buffer itself and start a new one for the next tail: nothing
+            # writes to this bytearray again, so views into it stay valid (no copy of a
+            # large body that arrived over several reads).
+            data = buf
+            buf = self._buf = bytearray()
         elif type(data) is not bytes:
             data = bytes(data)
+        immutable = type(data) is bytes
         view = memoryview(data)
         frames: list = []
         append = frames.append
@@ -112,8 +117,10 @@ class FrameParser:
                 raise exc
             if frame_type == 3:
                 append((3, channel, view[pos + 7 : end]))
-            else:
+            elif immutable:
                 append((frame_type, channel, data[pos + 7 : end]))
+            else:
+                append((frame_type, channel, bytes(view[pos + 7 : end])))
             pos = end + 1
         if pos < total:
             buf += view[pos:]

@@ -1,5 +1,7 @@
 """Basic content properties, kept as raw bytes and decoded only when someone asks.
 
+Guarded by bench/bench_codec.py ("props").
+
 The broker mostly forwards properties untouched: a delivery re-sends exactly the bytes the
 publisher sent (`BasicProperties.raw`). So `BasicProperties.from_raw(raw)` only stores the
 bytes (property flags + values) and decodes them on the first attribute access; `raw` of an

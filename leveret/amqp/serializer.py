@@ -25,15 +25,17 @@ FRAME_END_BYTES = b"\xce"
 _INLINE_BODY = 4096
 
 _pack_frame_header = FRAME_HEADER.pack
-# frame header + content header (class 60, weight 0, body size), property bytes follow.
-_CONTENT_FRAME_HEADER = Struct(">BHIHHQ")
-_pack_content_header = _CONTENT_FRAME_HEADER.pack
-# frame header + class/method ids: the fixed start of a method frame.
-_METHOD_START = Struct(">BHIHH")
-_pack_method_start = _METHOD_START.pack
-_QB = Struct(">QB")
-_ACK = Struct(">BHIHHQBB")  # whole basic.ack / basic.nack frame, frame end included
-_I = Struct(">I")
+_pack_content_header = Struct(">BHIHHQ").pack  # frame header + class, weight, body size
+# The hot paths pack each method's fixed fields together with the neighbouring frame
+# header, shortstr length octet or previous frame's end octet, to make few, larger pieces.
+_pack_deliver_start = Struct(">BHIHHB").pack  # frame header, 60, 60, len(consumer_tag)
+_pack_tag_redelivered_len = Struct(">QBB").pack  # delivery_tag, redelivered, len(exchange)
+_pack_method_start = Struct(">BHIHH").pack  # frame header, class id, method id
+_pack_end_content_header = Struct(">BBHIHHQ").pack  # 0xCE, then a content-header frame start
+_pack_end_body_header = Struct(">BBHI").pack  # 0xCE, then a body frame header
+_pack_ack = Struct(">BHIHHQBB").pack  # whole basic.ack / basic.nack frame, frame end included
+_pack_uint32 = Struct(">I").pack
+_LENGTH_OCTET = tuple(bytes((n,)) for n in range(256))  # shortstr length prefixes
 
 
 def method_frame(channel: int, method: Method) -> bytes:
@@ -59,24 +61,25 @@ def content_frames(channel: int, method: Method, props_raw: bytes, body: bytes, 
     return frames
 
 
-def _content_tail(channel: int, props_raw: bytes, body: bytes, frame_max: int, head: bytes) -> list[bytes]:
-    """Frames after a hot-path method frame (given as head): header and body."""
+def _finish_content(parts: list, channel: int, props_raw: bytes, body: bytes, frame_max: int) -> list[bytes]:
+    """Append header and body frames to the pieces of a method frame (its end octet not yet
+    written) and return the list for writelines."""
     size = len(body)
-    header = _pack_content_header(2, channel, 12 + len(props_raw), 60, 0, size)
+    parts.append(_pack_end_content_header(0xCE, 2, channel, 12 + len(props_raw), 60, 0, size))
+    parts.append(props_raw)
     if size == 0:
-        return [head + header + props_raw + FRAME_END_BYTES]
+        parts.append(FRAME_END_BYTES)
+        return [b"".join(parts)]
     limit = frame_max - 8 if frame_max else size
     if size <= limit:
+        parts.append(_pack_end_body_header(0xCE, 3, channel, size))
         if size <= _INLINE_BODY:
-            return [
-                b"".join((head, header, props_raw, FRAME_END_BYTES, _pack_frame_header(3, channel, size), body, FRAME_END_BYTES))
-            ]
-        return [
-            b"".join((head, header, props_raw, FRAME_END_BYTES, _pack_frame_header(3, channel, size))),
-            body,
-            FRAME_END_BYTES,
-        ]
-    out = [head + header + props_raw + FRAME_END_BYTES]
+            parts.append(body)
+            parts.append(FRAME_END_BYTES)
+            return [b"".join(parts)]
+        return [b"".join(parts), body, FRAME_END_BYTES]
+    parts.append(FRAME_END_BYTES)
+    out = [b"".join(parts)]
     view = memoryview(body)
     for start in range(0, size, limit):
         piece = view[start : start + limit]
@@ -97,22 +100,24 @@ def basic_deliver_frames(
     body: bytes,
     frame_max: int,
 ) -> list[bytes]:
-    """Return the frames of one basic.deliver with its content (the broker's hottest path)."""
-    # surrogateescape: names decoded from non-UTF-8 bytes go back out unchanged (wire.py).
-    ct = consumer_tag.encode("utf-8", "surrogateescape")
-    ex = exchange.encode("utf-8", "surrogateescape")
-    rk = routing_key.encode("utf-8", "surrogateescape")
+    """Return the frames of one basic.deliver with its content (the broker's hottest path).
+
+    Names are plain-UTF-8 encoded: method shortstrs are always valid UTF-8 (RabbitMQ and
+    our decoder refuse others). A name over 255 bytes raises (struct.error / IndexError).
+    """
+    ct = consumer_tag.encode()
+    ex = exchange.encode()
+    rk = routing_key.encode()
     # payload: ids(4) + tag(1+n) + delivery_tag(8) + redelivered(1) + exchange + routing key
-    size = 16 + len(ct) + len(ex) + len(rk)
-    head = b"".join((
-        _pack_method_start(1, channel, size, 60, 60),
-        bytes((len(ct),)), ct,
-        _QB.pack(delivery_tag, 1 if redelivered else 0),
-        bytes((len(ex),)), ex,
-        bytes((len(rk),)), rk,
-        FRAME_END_BYTES,
-    ))
-    return _content_tail(channel, props_raw, body, frame_max, head)
+    parts = [
+        _pack_deliver_start(1, channel, 16 + len(ct) + len(ex) + len(rk), 60, 60, len(ct)),
+        ct,
+        _pack_tag_redelivered_len(delivery_tag, 1 if redelivered else 0, len(ex)),
+        ex,
+        _LENGTH_OCTET[len(rk)],
+        rk,
+    ]
+    return _finish_content(parts, channel, props_raw, body, frame_max)
 
 
 def basic_get_ok_frames(
@@ -127,18 +132,17 @@ def basic_get_ok_frames(
     frame_max: int,
 ) -> list[bytes]:
     """Return the frames of one basic.get-ok with its content."""
-    ex = exchange.encode("utf-8", "surrogateescape")
-    rk = routing_key.encode("utf-8", "surrogateescape")
-    size = 19 + len(ex) + len(rk)
-    head = b"".join((
-        _pack_method_start(1, channel, size, 60, 71),
-        _QB.pack(delivery_tag, 1 if redelivered else 0),
-        bytes((len(ex),)), ex,
-        bytes((len(rk),)), rk,
-        _I.pack(message_count),
-        FRAME_END_BYTES,
-    ))
-    return _content_tail(channel, props_raw, body, frame_max, head)
+    ex = exchange.encode()
+    rk = routing_key.encode()
+    parts = [
+        _pack_method_start(1, channel, 19 + len(ex) + len(rk), 60, 71),
+        _pack_tag_redelivered_len(delivery_tag, 1 if redelivered else 0, len(ex)),
+        ex,
+        _LENGTH_OCTET[len(rk)],
+        rk,
+        _pack_uint32(message_count),
+    ]
+    return _finish_content(parts, channel, props_raw, body, frame_max)
 
 
 def basic_return_frames(
@@ -158,16 +162,16 @@ def basic_return_frames(
         encode_shortstr(exchange),
         encode_shortstr(routing_key),
     ))
-    head = _pack_method_start(1, channel, 4 + len(args), 60, 50) + args + FRAME_END_BYTES
-    return _content_tail(channel, props_raw, body, frame_max, head)
+    parts = [_pack_method_start(1, channel, 4 + len(args), 60, 50), args]
+    return _finish_content(parts, channel, props_raw, body, frame_max)
 
 
 def basic_ack_frame(channel: int, delivery_tag: int, multiple: bool) -> bytes:
     """Return one basic.ack frame (publisher confirms)."""
-    return _ACK.pack(1, channel, 13, 60, 80, delivery_tag, 1 if multiple else 0, 0xCE)
+    return _pack_ack(1, channel, 13, 60, 80, delivery_tag, 1 if multiple else 0, 0xCE)
 
 
 def basic_nack_frame(channel: int, delivery_tag: int, multiple: bool, requeue: bool) -> bytes:
     """Return one basic.nack frame (publisher confirms)."""
     bits = (1 if multiple else 0) | (2 if requeue else 0)
-    return _ACK.pack(1, channel, 13, 60, 120, delivery_tag, bits, 0xCE)
+    return _pack_ack(1, channel, 13, 60, 120, delivery_tag, bits, 0xCE)

@@ -13,9 +13,10 @@ SYNCHRONOUS, HAS_CONTENT and FIELDS ((attribute, spec type) pairs in wire order)
 must be bytes (or bytearray): the decoders use bytes.decode, faster than decoding
 memoryview slices, which is why FrameParser hands method payloads over as bytes.
 
-Types: octet/short/long/longlong/timestamp -> int, shortstr -> str (strict UTF-8: RabbitMQ
-answers malformed UTF-8 with 501 "FRAME_ERROR - Malformed UTF-8 in shortstr"), longstr -> bytes, bit -> bool, table -> dict (a None table
-encodes as the empty table; decoding always gives a dict).
+Types: octet/short/long/longlong/timestamp -> int; shortstr -> str, strict UTF-8 (RabbitMQ
+answers malformed UTF-8 with 501 "FRAME_ERROR - Malformed UTF-8 in shortstr"); longstr ->
+bytes; bit -> bool; table -> dict (a None table encodes as the empty table; decoding
+always gives a dict).
 """
 
 from __future__ import annotations
@@ -147,9 +148,22 @@ class ConnectionStart(Method):
     NAME = 'connection.start'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('version_major', 'octet'), ('version_minor', 'octet'), ('server_properties', 'table'), ('mechanisms', 'longstr'), ('locales', 'longstr'),)
+    FIELDS = (
+        ('version_major', 'octet'),
+        ('version_minor', 'octet'),
+        ('server_properties', 'table'),
+        ('mechanisms', 'longstr'),
+        ('locales', 'longstr'),
+    )
 
-    def __init__(self, version_major: int = 0, version_minor: int = 0, server_properties: dict | None = None, mechanisms: bytes = b'', locales: bytes = b'') -> None:
+    def __init__(
+        self,
+        version_major: int = 0,
+        version_minor: int = 0,
+        server_properties: dict | None = None,
+        mechanisms: bytes = b'',
+        locales: bytes = b'',
+    ) -> None:
         self.version_major = version_major
         self.version_minor = version_minor
         self.server_properties = server_properties
@@ -192,9 +206,20 @@ class ConnectionStartOk(Method):
     NAME = 'connection.start-ok'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('client_properties', 'table'), ('mechanism', 'shortstr'), ('response', 'longstr'), ('locale', 'shortstr'),)
+    FIELDS = (
+        ('client_properties', 'table'),
+        ('mechanism', 'shortstr'),
+        ('response', 'longstr'),
+        ('locale', 'shortstr'),
+    )
 
-    def __init__(self, client_properties: dict | None = None, mechanism: str = '', response: bytes = b'', locale: str = '') -> None:
+    def __init__(
+        self,
+        client_properties: dict | None = None,
+        mechanism: str = '',
+        response: bytes = b'',
+        locale: str = '',
+    ) -> None:
         self.client_properties = client_properties
         self.mechanism = mechanism
         self.response = response
@@ -373,7 +398,12 @@ class ConnectionOpen(Method):
     HAS_CONTENT = False
     FIELDS = (('virtual_host', 'shortstr'), ('reserved_1', 'shortstr'), ('reserved_2', 'bit'),)
 
-    def __init__(self, virtual_host: str = '', reserved_1: str = '', reserved_2: bool = False) -> None:
+    def __init__(
+        self,
+        virtual_host: str = '',
+        reserved_1: str = '',
+        reserved_2: bool = False,
+    ) -> None:
         self.virtual_host = virtual_host
         self.reserved_1 = reserved_1
         self.reserved_2 = reserved_2
@@ -403,7 +433,7 @@ def _decode_connection_open(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 10, 40)
-    return ConnectionOpen(virtual_host, reserved_1, bool(bits6 & 1))
+    return ConnectionOpen(virtual_host, reserved_1, (bits6 & 1) != 0)
 
 
 class ConnectionOpenOk(Method):
@@ -452,9 +482,20 @@ class ConnectionClose(Method):
     NAME = 'connection.close'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('reply_code', 'short'), ('reply_text', 'shortstr'), ('class_id', 'short'), ('method_id', 'short'),)
+    FIELDS = (
+        ('reply_code', 'short'),
+        ('reply_text', 'shortstr'),
+        ('class_id', 'short'),
+        ('method_id', 'short'),
+    )
 
-    def __init__(self, reply_code: int = 0, reply_text: str = '', class_id: int = 0, method_id: int = 0) -> None:
+    def __init__(
+        self,
+        reply_code: int = 0,
+        reply_text: str = '',
+        class_id: int = 0,
+        method_id: int = 0,
+    ) -> None:
         self.reply_code = reply_code
         self.reply_text = reply_text
         self.class_id = class_id
@@ -724,7 +765,7 @@ def _decode_channel_flow(buf):
         raise _malformed(buf, 20, 20) from None
     if 5 != len(buf):
         raise _malformed(buf, 20, 20)
-    return ChannelFlow(bool(bits0 & 1))
+    return ChannelFlow((bits0 & 1) != 0)
 
 
 class ChannelFlowOk(Method):
@@ -753,7 +794,7 @@ def _decode_channel_flow_ok(buf):
         raise _malformed(buf, 20, 21) from None
     if 5 != len(buf):
         raise _malformed(buf, 20, 21)
-    return ChannelFlowOk(bool(bits0 & 1))
+    return ChannelFlowOk((bits0 & 1) != 0)
 
 
 class ChannelClose(Method):
@@ -766,9 +807,20 @@ class ChannelClose(Method):
     NAME = 'channel.close'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('reply_code', 'short'), ('reply_text', 'shortstr'), ('class_id', 'short'), ('method_id', 'short'),)
+    FIELDS = (
+        ('reply_code', 'short'),
+        ('reply_text', 'shortstr'),
+        ('class_id', 'short'),
+        ('method_id', 'short'),
+    )
 
-    def __init__(self, reply_code: int = 0, reply_text: str = '', class_id: int = 0, method_id: int = 0) -> None:
+    def __init__(
+        self,
+        reply_code: int = 0,
+        reply_text: str = '',
+        class_id: int = 0,
+        method_id: int = 0,
+    ) -> None:
         self.reply_code = reply_code
         self.reply_text = reply_text
         self.class_id = class_id
@@ -831,9 +883,30 @@ class ExchangeDeclare(Method):
     NAME = 'exchange.declare'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('reserved_1', 'short'), ('exchange', 'shortstr'), ('type', 'shortstr'), ('passive', 'bit'), ('durable', 'bit'), ('auto_delete', 'bit'), ('internal', 'bit'), ('no_wait', 'bit'), ('arguments', 'table'),)
+    FIELDS = (
+        ('reserved_1', 'short'),
+        ('exchange', 'shortstr'),
+        ('type', 'shortstr'),
+        ('passive', 'bit'),
+        ('durable', 'bit'),
+        ('auto_delete', 'bit'),
+        ('internal', 'bit'),
+        ('no_wait', 'bit'),
+        ('arguments', 'table'),
+    )
 
-    def __init__(self, reserved_1: int = 0, exchange: str = '', type: str = '', passive: bool = False, durable: bool = False, auto_delete: bool = False, internal: bool = False, no_wait: bool = False, arguments: dict | None = None) -> None:
+    def __init__(
+        self,
+        reserved_1: int = 0,
+        exchange: str = '',
+        type: str = '',
+        passive: bool = False,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        no_wait: bool = False,
+        arguments: dict | None = None,
+    ) -> None:
         self.reserved_1 = reserved_1
         self.exchange = exchange
         self.type = type
@@ -872,7 +945,17 @@ def _decode_exchange_declare(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 40, 10)
-    return ExchangeDeclare(reserved_1, exchange, type, bool(bits7 & 1), bool(bits7 & 2), bool(bits7 & 4), bool(bits7 & 8), bool(bits7 & 16), arguments)
+    return ExchangeDeclare(
+        reserved_1,
+        exchange,
+        type,
+        (bits7 & 1) != 0,
+        (bits7 & 2) != 0,
+        (bits7 & 4) != 0,
+        (bits7 & 8) != 0,
+        (bits7 & 16) != 0,
+        arguments,
+    )
 
 
 class ExchangeDeclareOk(Method):
@@ -907,9 +990,20 @@ class ExchangeDelete(Method):
     NAME = 'exchange.delete'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('reserved_1', 'short'), ('exchange', 'shortstr'), ('if_unused', 'bit'), ('no_wait', 'bit'),)
+    FIELDS = (
+        ('reserved_1', 'short'),
+        ('exchange', 'shortstr'),
+        ('if_unused', 'bit'),
+        ('no_wait', 'bit'),
+    )
 
-    def __init__(self, reserved_1: int = 0, exchange: str = '', if_unused: bool = False, no_wait: bool = False) -> None:
+    def __init__(
+        self,
+        reserved_1: int = 0,
+        exchange: str = '',
+        if_unused: bool = False,
+        no_wait: bool = False,
+    ) -> None:
         self.reserved_1 = reserved_1
         self.exchange = exchange
         self.if_unused = if_unused
@@ -937,7 +1031,7 @@ def _decode_exchange_delete(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 40, 20)
-    return ExchangeDelete(reserved_1, exchange, bool(bits4 & 1), bool(bits4 & 2))
+    return ExchangeDelete(reserved_1, exchange, (bits4 & 1) != 0, (bits4 & 2) != 0)
 
 
 class ExchangeDeleteOk(Method):
@@ -972,9 +1066,24 @@ class ExchangeBind(Method):
     NAME = 'exchange.bind'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('reserved_1', 'short'), ('destination', 'shortstr'), ('source', 'shortstr'), ('routing_key', 'shortstr'), ('no_wait', 'bit'), ('arguments', 'table'),)
+    FIELDS = (
+        ('reserved_1', 'short'),
+        ('destination', 'shortstr'),
+        ('source', 'shortstr'),
+        ('routing_key', 'shortstr'),
+        ('no_wait', 'bit'),
+        ('arguments', 'table'),
+    )
 
-    def __init__(self, reserved_1: int = 0, destination: str = '', source: str = '', routing_key: str = '', no_wait: bool = False, arguments: dict | None = None) -> None:
+    def __init__(
+        self,
+        reserved_1: int = 0,
+        destination: str = '',
+        source: str = '',
+        routing_key: str = '',
+        no_wait: bool = False,
+        arguments: dict | None = None,
+    ) -> None:
         self.reserved_1 = reserved_1
         self.destination = destination
         self.source = source
@@ -1014,7 +1123,7 @@ def _decode_exchange_bind(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 40, 30)
-    return ExchangeBind(reserved_1, destination, source, routing_key, bool(bits10 & 1), arguments)
+    return ExchangeBind(reserved_1, destination, source, routing_key, (bits10 & 1) != 0, arguments)
 
 
 class ExchangeBindOk(Method):
@@ -1049,9 +1158,24 @@ class ExchangeUnbind(Method):
     NAME = 'exchange.unbind'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('reserved_1', 'short'), ('destination', 'shortstr'), ('source', 'shortstr'), ('routing_key', 'shortstr'), ('no_wait', 'bit'), ('arguments', 'table'),)
+    FIELDS = (
+        ('reserved_1', 'short'),
+        ('destination', 'shortstr'),
+        ('source', 'shortstr'),
+        ('routing_key', 'shortstr'),
+        ('no_wait', 'bit'),
+        ('arguments', 'table'),
+    )
 
-    def __init__(self, reserved_1: int = 0, destination: str = '', source: str = '', routing_key: str = '', no_wait: bool = False, arguments: dict | None = None) -> None:
+    def __init__(
+        self,
+        reserved_1: int = 0,
+        destination: str = '',
+        source: str = '',
+        routing_key: str = '',
+        no_wait: bool = False,
+        arguments: dict | None = None,
+    ) -> None:
         self.reserved_1 = reserved_1
         self.destination = destination
         self.source = source
@@ -1091,7 +1215,14 @@ def _decode_exchange_unbind(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 40, 40)
-    return ExchangeUnbind(reserved_1, destination, source, routing_key, bool(bits10 & 1), arguments)
+    return ExchangeUnbind(
+        reserved_1,
+        destination,
+        source,
+        routing_key,
+        (bits10 & 1) != 0,
+        arguments,
+    )
 
 
 class ExchangeUnbindOk(Method):
@@ -1126,9 +1257,28 @@ class QueueDeclare(Method):
     NAME = 'queue.declare'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('reserved_1', 'short'), ('queue', 'shortstr'), ('passive', 'bit'), ('durable', 'bit'), ('exclusive', 'bit'), ('auto_delete', 'bit'), ('no_wait', 'bit'), ('arguments', 'table'),)
+    FIELDS = (
+        ('reserved_1', 'short'),
+        ('queue', 'shortstr'),
+        ('passive', 'bit'),
+        ('durable', 'bit'),
+        ('exclusive', 'bit'),
+        ('auto_delete', 'bit'),
+        ('no_wait', 'bit'),
+        ('arguments', 'table'),
+    )
 
-    def __init__(self, reserved_1: int = 0, queue: str = '', passive: bool = False, durable: bool = False, exclusive: bool = False, auto_delete: bool = False, no_wait: bool = False, arguments: dict | None = None) -> None:
+    def __init__(
+        self,
+        reserved_1: int = 0,
+        queue: str = '',
+        passive: bool = False,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        no_wait: bool = False,
+        arguments: dict | None = None,
+    ) -> None:
         self.reserved_1 = reserved_1
         self.queue = queue
         self.passive = passive
@@ -1162,7 +1312,16 @@ def _decode_queue_declare(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 50, 10)
-    return QueueDeclare(reserved_1, queue, bool(bits4 & 1), bool(bits4 & 2), bool(bits4 & 4), bool(bits4 & 8), bool(bits4 & 16), arguments)
+    return QueueDeclare(
+        reserved_1,
+        queue,
+        (bits4 & 1) != 0,
+        (bits4 & 2) != 0,
+        (bits4 & 4) != 0,
+        (bits4 & 8) != 0,
+        (bits4 & 16) != 0,
+        arguments,
+    )
 
 
 class QueueDeclareOk(Method):
@@ -1216,9 +1375,24 @@ class QueueBind(Method):
     NAME = 'queue.bind'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('reserved_1', 'short'), ('queue', 'shortstr'), ('exchange', 'shortstr'), ('routing_key', 'shortstr'), ('no_wait', 'bit'), ('arguments', 'table'),)
+    FIELDS = (
+        ('reserved_1', 'short'),
+        ('queue', 'shortstr'),
+        ('exchange', 'shortstr'),
+        ('routing_key', 'shortstr'),
+        ('no_wait', 'bit'),
+        ('arguments', 'table'),
+    )
 
-    def __init__(self, reserved_1: int = 0, queue: str = '', exchange: str = '', routing_key: str = '', no_wait: bool = False, arguments: dict | None = None) -> None:
+    def __init__(
+        self,
+        reserved_1: int = 0,
+        queue: str = '',
+        exchange: str = '',
+        routing_key: str = '',
+        no_wait: bool = False,
+        arguments: dict | None = None,
+    ) -> None:
         self.reserved_1 = reserved_1
         self.queue = queue
         self.exchange = exchange
@@ -1258,7 +1432,7 @@ def _decode_queue_bind(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 50, 20)
-    return QueueBind(reserved_1, queue, exchange, routing_key, bool(bits10 & 1), arguments)
+    return QueueBind(reserved_1, queue, exchange, routing_key, (bits10 & 1) != 0, arguments)
 
 
 class QueueBindOk(Method):
@@ -1293,9 +1467,22 @@ class QueueUnbind(Method):
     NAME = 'queue.unbind'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('reserved_1', 'short'), ('queue', 'shortstr'), ('exchange', 'shortstr'), ('routing_key', 'shortstr'), ('arguments', 'table'),)
+    FIELDS = (
+        ('reserved_1', 'short'),
+        ('queue', 'shortstr'),
+        ('exchange', 'shortstr'),
+        ('routing_key', 'shortstr'),
+        ('arguments', 'table'),
+    )
 
-    def __init__(self, reserved_1: int = 0, queue: str = '', exchange: str = '', routing_key: str = '', arguments: dict | None = None) -> None:
+    def __init__(
+        self,
+        reserved_1: int = 0,
+        queue: str = '',
+        exchange: str = '',
+        routing_key: str = '',
+        arguments: dict | None = None,
+    ) -> None:
         self.reserved_1 = reserved_1
         self.queue = queue
         self.exchange = exchange
@@ -1395,7 +1582,7 @@ def _decode_queue_purge(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 50, 30)
-    return QueuePurge(reserved_1, queue, bool(bits4 & 1))
+    return QueuePurge(reserved_1, queue, (bits4 & 1) != 0)
 
 
 class QueuePurgeOk(Method):
@@ -1437,9 +1624,22 @@ class QueueDelete(Method):
     NAME = 'queue.delete'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('reserved_1', 'short'), ('queue', 'shortstr'), ('if_unused', 'bit'), ('if_empty', 'bit'), ('no_wait', 'bit'),)
+    FIELDS = (
+        ('reserved_1', 'short'),
+        ('queue', 'shortstr'),
+        ('if_unused', 'bit'),
+        ('if_empty', 'bit'),
+        ('no_wait', 'bit'),
+    )
 
-    def __init__(self, reserved_1: int = 0, queue: str = '', if_unused: bool = False, if_empty: bool = False, no_wait: bool = False) -> None:
+    def __init__(
+        self,
+        reserved_1: int = 0,
+        queue: str = '',
+        if_unused: bool = False,
+        if_empty: bool = False,
+        no_wait: bool = False,
+    ) -> None:
         self.reserved_1 = reserved_1
         self.queue = queue
         self.if_unused = if_unused
@@ -1468,7 +1668,7 @@ def _decode_queue_delete(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 50, 40)
-    return QueueDelete(reserved_1, queue, bool(bits4 & 1), bool(bits4 & 2), bool(bits4 & 4))
+    return QueueDelete(reserved_1, queue, (bits4 & 1) != 0, (bits4 & 2) != 0, (bits4 & 4) != 0)
 
 
 class QueueDeleteOk(Method):
@@ -1512,7 +1712,12 @@ class BasicQos(Method):
     HAS_CONTENT = False
     FIELDS = (('prefetch_size', 'long'), ('prefetch_count', 'short'), ('global_', 'bit'),)
 
-    def __init__(self, prefetch_size: int = 0, prefetch_count: int = 0, global_: bool = False) -> None:
+    def __init__(
+        self,
+        prefetch_size: int = 0,
+        prefetch_count: int = 0,
+        global_: bool = False,
+    ) -> None:
         self.prefetch_size = prefetch_size
         self.prefetch_count = prefetch_count
         self.global_ = global_
@@ -1528,7 +1733,7 @@ def _decode_basic_qos(buf):
         raise _malformed(buf, 60, 10) from None
     if 11 != len(buf):
         raise _malformed(buf, 60, 10)
-    return BasicQos(prefetch_size, prefetch_count, bool(bits0 & 1))
+    return BasicQos(prefetch_size, prefetch_count, (bits0 & 1) != 0)
 
 
 class BasicQosOk(Method):
@@ -1563,9 +1768,28 @@ class BasicConsume(Method):
     NAME = 'basic.consume'
     SYNCHRONOUS = True
     HAS_CONTENT = False
-    FIELDS = (('reserved_1', 'short'), ('queue', 'shortstr'), ('consumer_tag', 'shortstr'), ('no_local', 'bit'), ('no_ack', 'bit'), ('exclusive', 'bit'), ('no_wait', 'bit'), ('arguments', 'table'),)
+    FIELDS = (
+        ('reserved_1', 'short'),
+        ('queue', 'shortstr'),
+        ('consumer_tag', 'shortstr'),
+        ('no_local', 'bit'),
+        ('no_ack', 'bit'),
+        ('exclusive', 'bit'),
+        ('no_wait', 'bit'),
+        ('arguments', 'table'),
+    )
 
-    def __init__(self, reserved_1: int = 0, queue: str = '', consumer_tag: str = '', no_local: bool = False, no_ack: bool = False, exclusive: bool = False, no_wait: bool = False, arguments: dict | None = None) -> None:
+    def __init__(
+        self,
+        reserved_1: int = 0,
+        queue: str = '',
+        consumer_tag: str = '',
+        no_local: bool = False,
+        no_ack: bool = False,
+        exclusive: bool = False,
+        no_wait: bool = False,
+        arguments: dict | None = None,
+    ) -> None:
         self.reserved_1 = reserved_1
         self.queue = queue
         self.consumer_tag = consumer_tag
@@ -1603,7 +1827,16 @@ def _decode_basic_consume(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 60, 20)
-    return BasicConsume(reserved_1, queue, consumer_tag, bool(bits7 & 1), bool(bits7 & 2), bool(bits7 & 4), bool(bits7 & 8), arguments)
+    return BasicConsume(
+        reserved_1,
+        queue,
+        consumer_tag,
+        (bits7 & 1) != 0,
+        (bits7 & 2) != 0,
+        (bits7 & 4) != 0,
+        (bits7 & 8) != 0,
+        arguments,
+    )
 
 
 class BasicConsumeOk(Method):
@@ -1679,7 +1912,7 @@ def _decode_basic_cancel(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 60, 30)
-    return BasicCancel(consumer_tag, bool(bits3 & 1))
+    return BasicCancel(consumer_tag, (bits3 & 1) != 0)
 
 
 class BasicCancelOk(Method):
@@ -1728,9 +1961,22 @@ class BasicPublish(Method):
     NAME = 'basic.publish'
     SYNCHRONOUS = False
     HAS_CONTENT = True
-    FIELDS = (('reserved_1', 'short'), ('exchange', 'shortstr'), ('routing_key', 'shortstr'), ('mandatory', 'bit'), ('immediate', 'bit'),)
+    FIELDS = (
+        ('reserved_1', 'short'),
+        ('exchange', 'shortstr'),
+        ('routing_key', 'shortstr'),
+        ('mandatory', 'bit'),
+        ('immediate', 'bit'),
+    )
 
-    def __init__(self, reserved_1: int = 0, exchange: str = '', routing_key: str = '', mandatory: bool = False, immediate: bool = False) -> None:
+    def __init__(
+        self,
+        reserved_1: int = 0,
+        exchange: str = '',
+        routing_key: str = '',
+        mandatory: bool = False,
+        immediate: bool = False,
+    ) -> None:
         self.reserved_1 = reserved_1
         self.exchange = exchange
         self.routing_key = routing_key
@@ -1763,7 +2009,7 @@ def _decode_basic_publish(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 60, 40)
-    return BasicPublish(reserved_1, exchange, routing_key, bool(bits7 & 1), bool(bits7 & 2))
+    return BasicPublish(reserved_1, exchange, routing_key, (bits7 & 1) != 0, (bits7 & 2) != 0)
 
 
 class BasicReturn(Method):
@@ -1776,9 +2022,20 @@ class BasicReturn(Method):
     NAME = 'basic.return'
     SYNCHRONOUS = False
     HAS_CONTENT = True
-    FIELDS = (('reply_code', 'short'), ('reply_text', 'shortstr'), ('exchange', 'shortstr'), ('routing_key', 'shortstr'),)
+    FIELDS = (
+        ('reply_code', 'short'),
+        ('reply_text', 'shortstr'),
+        ('exchange', 'shortstr'),
+        ('routing_key', 'shortstr'),
+    )
 
-    def __init__(self, reply_code: int = 0, reply_text: str = '', exchange: str = '', routing_key: str = '') -> None:
+    def __init__(
+        self,
+        reply_code: int = 0,
+        reply_text: str = '',
+        exchange: str = '',
+        routing_key: str = '',
+    ) -> None:
         self.reply_code = reply_code
         self.reply_text = reply_text
         self.exchange = exchange
@@ -1824,9 +2081,22 @@ class BasicDeliver(Method):
     NAME = 'basic.deliver'
     SYNCHRONOUS = False
     HAS_CONTENT = True
-    FIELDS = (('consumer_tag', 'shortstr'), ('delivery_tag', 'longlong'), ('redelivered', 'bit'), ('exchange', 'shortstr'), ('routing_key', 'shortstr'),)
+    FIELDS = (
+        ('consumer_tag', 'shortstr'),
+        ('delivery_tag', 'longlong'),
+        ('redelivered', 'bit'),
+        ('exchange', 'shortstr'),
+        ('routing_key', 'shortstr'),
+    )
 
-    def __init__(self, consumer_tag: str = '', delivery_tag: int = 0, redelivered: bool = False, exchange: str = '', routing_key: str = '') -> None:
+    def __init__(
+        self,
+        consumer_tag: str = '',
+        delivery_tag: int = 0,
+        redelivered: bool = False,
+        exchange: str = '',
+        routing_key: str = '',
+    ) -> None:
         self.consumer_tag = consumer_tag
         self.delivery_tag = delivery_tag
         self.redelivered = redelivered
@@ -1862,7 +2132,7 @@ def _decode_basic_deliver(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 60, 60)
-    return BasicDeliver(consumer_tag, delivery_tag, bool(bits3 & 1), exchange, routing_key)
+    return BasicDeliver(consumer_tag, delivery_tag, (bits3 & 1) != 0, exchange, routing_key)
 
 
 class BasicGet(Method):
@@ -1904,7 +2174,7 @@ def _decode_basic_get(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 60, 70)
-    return BasicGet(reserved_1, queue, bool(bits4 & 1))
+    return BasicGet(reserved_1, queue, (bits4 & 1) != 0)
 
 
 class BasicGetOk(Method):
@@ -1917,9 +2187,22 @@ class BasicGetOk(Method):
     NAME = 'basic.get-ok'
     SYNCHRONOUS = True
     HAS_CONTENT = True
-    FIELDS = (('delivery_tag', 'longlong'), ('redelivered', 'bit'), ('exchange', 'shortstr'), ('routing_key', 'shortstr'), ('message_count', 'long'),)
+    FIELDS = (
+        ('delivery_tag', 'longlong'),
+        ('redelivered', 'bit'),
+        ('exchange', 'shortstr'),
+        ('routing_key', 'shortstr'),
+        ('message_count', 'long'),
+    )
 
-    def __init__(self, delivery_tag: int = 0, redelivered: bool = False, exchange: str = '', routing_key: str = '', message_count: int = 0) -> None:
+    def __init__(
+        self,
+        delivery_tag: int = 0,
+        redelivered: bool = False,
+        exchange: str = '',
+        routing_key: str = '',
+        message_count: int = 0,
+    ) -> None:
         self.delivery_tag = delivery_tag
         self.redelivered = redelivered
         self.exchange = exchange
@@ -1952,7 +2235,7 @@ def _decode_basic_get_ok(buf):
         raise _bad_utf8() from None
     if o != len(buf):
         raise _malformed(buf, 60, 71)
-    return BasicGetOk(delivery_tag, bool(bits0 & 1), exchange, routing_key, message_count)
+    return BasicGetOk(delivery_tag, (bits0 & 1) != 0, exchange, routing_key, message_count)
 
 
 class BasicGetEmpty(Method):
@@ -2018,7 +2301,7 @@ def _decode_basic_ack(buf):
         raise _malformed(buf, 60, 80) from None
     if 13 != len(buf):
         raise _malformed(buf, 60, 80)
-    return BasicAck(delivery_tag, bool(bits0 & 1))
+    return BasicAck(delivery_tag, (bits0 & 1) != 0)
 
 
 class BasicReject(Method):
@@ -2048,7 +2331,7 @@ def _decode_basic_reject(buf):
         raise _malformed(buf, 60, 90) from None
     if 13 != len(buf):
         raise _malformed(buf, 60, 90)
-    return BasicReject(delivery_tag, bool(bits0 & 1))
+    return BasicReject(delivery_tag, (bits0 & 1) != 0)
 
 
 class BasicRecoverAsync(Method):
@@ -2077,7 +2360,7 @@ def _decode_basic_recover_async(buf):
         raise _malformed(buf, 60, 100) from None
     if 5 != len(buf):
         raise _malformed(buf, 60, 100)
-    return BasicRecoverAsync(bool(bits0 & 1))
+    return BasicRecoverAsync((bits0 & 1) != 0)
 
 
 class BasicRecover(Method):
@@ -2106,7 +2389,7 @@ def _decode_basic_recover(buf):
         raise _malformed(buf, 60, 110) from None
     if 5 != len(buf):
         raise _malformed(buf, 60, 110)
-    return BasicRecover(bool(bits0 & 1))
+    return BasicRecover((bits0 & 1) != 0)
 
 
 class BasicRecoverOk(Method):
@@ -2143,7 +2426,12 @@ class BasicNack(Method):
     HAS_CONTENT = False
     FIELDS = (('delivery_tag', 'longlong'), ('multiple', 'bit'), ('requeue', 'bit'),)
 
-    def __init__(self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = False) -> None:
+    def __init__(
+        self,
+        delivery_tag: int = 0,
+        multiple: bool = False,
+        requeue: bool = False,
+    ) -> None:
         self.delivery_tag = delivery_tag
         self.multiple = multiple
         self.requeue = requeue
@@ -2159,7 +2447,7 @@ def _decode_basic_nack(buf):
         raise _malformed(buf, 60, 120) from None
     if 13 != len(buf):
         raise _malformed(buf, 60, 120)
-    return BasicNack(delivery_tag, bool(bits0 & 1), bool(bits0 & 2))
+    return BasicNack(delivery_tag, (bits0 & 1) != 0, (bits0 & 2) != 0)
 
 
 class TxSelect(Method):
@@ -2320,7 +2608,7 @@ def _decode_confirm_select(buf):
         raise _malformed(buf, 85, 10) from None
     if 5 != len(buf):
         raise _malformed(buf, 85, 10)
-    return ConfirmSelect(bool(bits0 & 1))
+    return ConfirmSelect((bits0 & 1) != 0)
 
 
 class ConfirmSelectOk(Method):
@@ -2484,7 +2772,7 @@ _DECODERS = {
 def decode_method(payload):
     """Decode a method-frame payload into its method instance.
 
-    Raises UnknownMethod for ids the spec does not define and MalformedFrame for
+    Guarded by bench/bench_codec.py ("decode"). Raises UnknownMethod for ids the spec does not define and MalformedFrame for
     truncated arguments or trailing bytes.
     """
     try:

@@ -1,39 +1,69 @@
-"""A classic queue: ready messages in order, unacknowledged ones held by channels, and dispatch.
-
-Every enqueued message gets a per-queue sequence number. The ready list is kept sorted by it, so a
-requeued message goes back to its original place (RabbitMQ classic-queue semantics): the common case
-(everything requeued is older than everything ready) is a prepend, the general case a merge.
+"""A queue: ready messages in order, unacknowledged ones held by channels, dispatch, and the
+behaviour its arguments ask for (TTL, x-expires, length limits, dead-lettering, priorities, single
+active consumer, quorum delivery limits, requeue delays).
 
 Dispatch takes consumers from per-priority round-robin deques, highest priority first; a consumer
 without credit leaves its deque and returns through `unblock`, so each delivery costs O(1) amortised.
+With x-single-active-consumer only the first registered consumer is ever put into rotation; when it
+goes the next one in registration order takes over.
 
-Hooks for later work: TTL, dead-lettering, max-length and message priorities act on `enqueue`,
-`requeue` and `discard`; a durable store appends in `enqueue` and records removals in `settle` and
-`discard` (the only places a message leaves the queue for good).
+Timers: a queue holds at most three deadlines on the broker's `Timers` (its heads' expiry, x-expires,
+its earliest parked retry), never one per message. Queue TTL puts entries in expiry order, so the head
+is always the first to expire; a per-message `expiration` is honoured when the entry reaches the head
+(RabbitMQ semantics).
+
+Where messages enter and leave (the hooks the durable store will use):
+- `_admit(entry)`: a published message entered (from `enqueue` only);
+- `settle_removed(entry)`: a message left for good - acked, delivered no-ack, purged, expired, dropped
+  by a length limit or delivery limit, dead-lettered (after its copy was routed), queue deleted;
+- `_park` / `_unpark`: an entry waits out its x-requeue-delay (it stays in the queue meanwhile).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import TYPE_CHECKING, Any, Hashable, Iterable
+from typing import TYPE_CHECKING, Any, Hashable, Iterable, Protocol
 
+from leveret.broker import deadletter
 from leveret.broker.errors import AccessRefused
 from leveret.broker.message import Message
+from leveret.broker.queue_arguments import QueueSettings, parse_expiration, parse_queue_arguments
+from leveret.broker.ready import PriorityReady, ReadyList
+from leveret.broker.timers import Slot
 
 if TYPE_CHECKING:
     from leveret.broker.consumer import Consumer
+    from leveret.broker.timers import Timers
+    from leveret.clock import Clock
+
+
+class QueueHost(Protocol):
+    """What a queue needs from its vhost: time, timers, and somewhere to dead-letter and expire."""
+
+    clock: "Clock"
+    timers: "Timers"
+
+    def dead_letter(self, queue: "Queue", message: Message, reason: str) -> None:
+        """Route the dead-lettered copy of `message` (the queue has a dead-letter exchange)."""
+
+    def queue_expired(self, queue: "Queue") -> None:
+        """x-expires elapsed with the queue unused: delete it."""
 
 
 class QueueEntry:
-    """A message inside one queue: its sequence number and whether it was delivered before."""
+    """A message inside one queue: its sequence number, delivery history and deadlines."""
 
-    __slots__ = ("seq", "message", "redelivered")
+    __slots__ = ("seq", "message", "redelivered", "expires_at", "priority", "returns", "size")
 
-    def __init__(self, seq: int, message: Message, redelivered: bool = False) -> None:
+    def __init__(self, seq: int, message: Message, redelivered: bool = False, priority: int = 0) -> None:
         self.seq = seq
         self.message = message
         self.redelivered = redelivered
+        self.expires_at: float | None = None  # monotonic seconds
+        self.priority = priority
+        self.returns = 0  # times requeued: x-delivery-count, delivery limit, requeue-delay attempt
+        self.size = len(message.body)
 
     def __repr__(self) -> str:
         return f"<QueueEntry {self.seq}{' redelivered' if self.redelivered else ''}>"
@@ -56,6 +86,8 @@ class Queue:
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
         owner: Hashable | None = None,
+        settings: QueueSettings | None = None,
+        host: QueueHost | None = None,
     ) -> None:
         self.name = name
         self.vhost_name = vhost_name
@@ -64,7 +96,15 @@ class Queue:
         self.auto_delete = auto_delete
         self.arguments: dict[str, Any] = dict(arguments or {})
         self.owner = owner if exclusive else None
-        self.ready: deque[QueueEntry] = deque()
+        if settings is None:
+            settings = parse_queue_arguments(
+                name, vhost_name, self.arguments, durable=durable, exclusive=exclusive, auto_delete=auto_delete
+            )
+        self.settings = settings
+        self.host = host
+        self.ready: ReadyList | PriorityReady = (
+            PriorityReady(settings.max_priority) if settings.max_priority else ReadyList()
+        )
         self.unacked_count = 0
         self.deleted = False
         # exchanges with at least one binding to this queue (so deletion drops them without a scan)
@@ -74,7 +114,19 @@ class Queue:
         self._levels: dict[int, deque[Consumer]] = {}
         self._priorities: list[int] = []  # descending
         self._exclusive_consumer: Consumer | None = None
+        self._active: Consumer | None = None  # single active consumer
         self.had_consumers = False
+        self._limited = settings.max_length is not None or settings.max_length_bytes is not None
+        # True once any entry may expire, so queues without TTLs never read the clock on dispatch
+        self._may_expire = settings.message_ttl is not None
+        timers = host.timers if host is not None else None
+        self._expiry = Slot(timers, self._on_expiry_due)
+        self._idle = Slot(timers, self._on_idle_due)
+        self._retry = Slot(timers, self._on_retry_due)
+        self._parked: list[tuple[float, int, QueueEntry]] = []
+        self._last_used = 0.0
+        if settings.expires is not None:
+            self.touch()
 
     # -- facts ------------------------------------------------------------------------------
     def describe(self) -> str:
@@ -86,6 +138,15 @@ class Queue:
         return len(self.ready)
 
     @property
+    def ready_bytes(self) -> int:
+        return self.ready.bytes
+
+    @property
+    def parked_count(self) -> int:
+        """Messages waiting out their x-requeue-delay (neither ready nor unacked)."""
+        return len(self._parked)
+
+    @property
     def consumer_count(self) -> int:
         return len(self._consumers)
 
@@ -94,46 +155,175 @@ class Queue:
         return list(self._consumers)
 
     @property
+    def active_consumer(self) -> Consumer | None:
+        """With x-single-active-consumer, the consumer receiving messages."""
+        return self._active
+
+    @property
+    def quorum(self) -> bool:
+        return self.settings.quorum
+
+    @property
     def unused_for_auto_delete(self) -> bool:
         """An auto-delete queue goes when its last consumer goes (never if it had none)."""
         return self.auto_delete and self.had_consumers and not self._consumers
 
+    def _now(self) -> float:
+        host = self.host
+        return host.clock.monotonic() if host is not None else 0.0
+
     # -- messages in ------------------------------------------------------------------------
-    def enqueue(self, message: Message) -> QueueEntry:
-        entry = QueueEntry(self._next_seq, message)
+    def enqueue(self, message: Message) -> QueueEntry | None:
+        """Accept a routed message; None when x-overflow reject-publish(-dlx) refused it."""
+        settings = self.settings
+        if self._limited and settings.overflow != "drop-head" and self._would_overflow(len(message.body)):
+            if settings.overflow == "reject-publish-dlx":
+                self._dead_letter_message(message, deadletter.MAXLEN)
+            return None
+        priority = 0
+        if settings.max_priority:
+            priority = message.properties.priority or 0
+            if priority > settings.max_priority:
+                priority = settings.max_priority
+        entry = QueueEntry(self._next_seq, message, priority=priority)
         self._next_seq += 1
+        ttl = settings.message_ttl
+        expiration = message.properties.expiration
+        if expiration is not None:
+            per_message = parse_expiration(expiration)
+            if per_message is not None and (ttl is None or per_message < ttl):
+                ttl = per_message
+        if ttl is not None and self.host is not None:
+            entry.expires_at = self._now() + ttl / 1000.0
+            self._may_expire = True
+        self._admit(entry)
         self.ready.append(entry)
         if self._priorities:
             self.dispatch()
+        if entry.expires_at is not None:
+            # TTL 0: what no consumer took just now expires now (RabbitMQ semantics)
+            self._expire_heads()
+        if self._limited:
+            self._drop_over_limit()
         return entry
 
-    def requeue(self, entries: Iterable[QueueEntry]) -> None:
-        """Return unacknowledged entries to their original positions, marked redelivered."""
+    def _admit(self, entry: QueueEntry) -> None:
+        """A message entered this queue (store append goes here)."""
+
+    def _would_overflow(self, size: int) -> bool:
+        settings = self.settings
+        if settings.max_length is not None and len(self.ready) + 1 > settings.max_length:
+            return True
+        return settings.max_length_bytes is not None and self.ready.bytes + size > settings.max_length_bytes
+
+    def _drop_over_limit(self) -> None:
+        """x-overflow drop-head: drop (dead-letter, reason maxlen) from the head until within limits."""
+        settings = self.settings
+        ready = self.ready
+        max_length = settings.max_length
+        max_bytes = settings.max_length_bytes
+        while ready and (
+            (max_length is not None and len(ready) > max_length)
+            or (max_bytes is not None and ready.bytes > max_bytes)
+        ):
+            self._dead_letter(ready.popleft(), deadletter.MAXLEN)
+
+    def requeue(self, entries: Iterable[QueueEntry], *, delay: bool = False) -> None:
+        """Return unacknowledged entries to their original positions, marked redelivered.
+
+        Each return counts towards a quorum queue's x-delivery-limit. With `delay` (nack/reject, not a
+        channel closing) and x-requeue-delay set, entries are parked and come back after their delay.
+        """
         batch = sorted(entries, key=_seq)
         if not batch:
             return
         self.unacked_count -= len(batch)
         if self.deleted:
+            for entry in batch:
+                self.settle_removed(entry)
             return
+        settings = self.settings
+        limit = settings.delivery_limit
+        delays = settings.requeue_delays if delay else ()
+        back: list[QueueEntry] = []
         for entry in batch:
             entry.redelivered = True
-        ready = self.ready
-        if not ready or batch[-1].seq < ready[0].seq:
-            ready.extendleft(reversed(batch))
-        else:
-            self.ready = deque(heapq.merge(ready, batch, key=_seq))
+            entry.returns += 1
+            if limit is not None and entry.returns > limit:
+                self._dead_letter(entry, deadletter.DELIVERY_LIMIT)
+            elif delays:
+                self._park(entry, settings.requeue_delay(entry.returns))
+            else:
+                back.append(entry)
+        if back:
+            self.ready.merge(back)
+            if self._may_expire:
+                self._expire_heads()
+            self.dispatch()
+
+    # -- requeue delay (x-requeue-delay) ----------------------------------------------------
+    def _park(self, entry: QueueEntry, delay_ms: int) -> None:
+        due = self._now() + delay_ms / 1000.0
+        heapq.heappush(self._parked, (due, entry.seq, entry))
+        self._retry.arm(due)
+
+    def _on_retry_due(self) -> None:
+        if self.deleted:
+            return
+        now = self._now()
+        parked = self._parked
+        back: list[QueueEntry] = []
+        while parked and parked[0][0] <= now:
+            back.append(heapq.heappop(parked)[2])
+        if parked:
+            self._retry.arm(parked[0][0])
+        if back:
+            self._unpark(sorted(back, key=_seq))
+
+    def _unpark(self, entries: list[QueueEntry]) -> None:
+        """Parked entries are visible again, at their original positions."""
+        self.ready.merge(entries)
+        if self._may_expire:
+            self._expire_heads()
         self.dispatch()
 
     # -- messages out -----------------------------------------------------------------------
+    def _pop_ready(self) -> QueueEntry | None:
+        """The next deliverable entry; expired heads met on the way are dead-lettered."""
+        ready = self.ready
+        if not self._may_expire:
+            return ready.popleft() if ready else None
+        now = self._now()
+        while ready:
+            entry = ready.popleft()
+            if entry.expires_at is not None and entry.expires_at <= now:
+                self._dead_letter(entry, deadletter.EXPIRED)
+                continue
+            return entry
+        return None
+
+    def message_for_delivery(self, entry: QueueEntry) -> Message:
+        """The message as sent to a client: quorum queues add x-delivery-count (returns so far)."""
+        if not self.settings.quorum:
+            return entry.message
+        message = entry.message
+        headers = dict(message.headers or {})
+        headers["x-delivery-count"] = entry.returns
+        return message.with_properties(headers=headers)
+
     def fetch(self, no_ack: bool) -> QueueEntry | None:
         """Take the head for basic.get; unless no_ack it stays owed by the caller."""
-        if not self.ready:
+        if self.settings.expires is not None:
+            self.touch()
+        entry = self._pop_ready()
+        if entry is None:
             return None
-        entry = self.ready.popleft()
         if no_ack:
             self.settle_removed(entry)
         else:
             self.unacked_count += 1
+        if self._may_expire:
+            self._arm_expiry()
         return entry
 
     def settle(self, entries: Iterable[QueueEntry]) -> None:
@@ -142,23 +332,73 @@ class Queue:
             self.unacked_count -= 1
             self.settle_removed(entry)
 
-    def discard(self, entries: Iterable[QueueEntry], reason: str) -> None:
-        """Entries rejected without requeue (`reason` is x-death's: rejected, expired, maxlen).
-
-        Dead-lettering will hook in here; for now they are simply settled.
-        """
-        self.settle(entries)
+    def discard(self, entries: Iterable[QueueEntry], reason: str = deadletter.REJECTED) -> None:
+        """Unacknowledged entries rejected without requeue: dead-lettered with `reason`, or dropped."""
+        for entry in entries:
+            self.unacked_count -= 1
+            self._dead_letter(entry, reason)
 
     def settle_removed(self, entry: QueueEntry) -> None:
         """A message left the queue for good (store ack record goes here)."""
 
     def purge(self) -> int:
-        """Drop every ready message (unacknowledged ones stay with their channels)."""
-        n = len(self.ready)
-        for entry in self.ready:
+        """Drop every ready message (unacknowledged and parked ones stay)."""
+        entries = self.ready.clear()
+        for entry in entries:
             self.settle_removed(entry)
-        self.ready.clear()
-        return n
+        return len(entries)
+
+    # -- dead-lettering ---------------------------------------------------------------------
+    def _dead_letter(self, entry: QueueEntry, reason: str) -> None:
+        """`entry` leaves the queue: its copy goes to the dead-letter exchange if there is one."""
+        self._dead_letter_message(entry.message, reason)
+        self.settle_removed(entry)
+
+    def _dead_letter_message(self, message: Message, reason: str) -> None:
+        if self.settings.dead_letter_exchange is not None and self.host is not None:
+            self.host.dead_letter(self, message, reason)
+
+    # -- TTL --------------------------------------------------------------------------------
+    def _expire_heads(self) -> None:
+        """Dead-letter (reason expired) every head whose deadline has passed, then re-arm."""
+        now = self._now()
+        ready = self.ready
+        while True:
+            expired = [e for e in ready.heads() if e.expires_at is not None and e.expires_at <= now]
+            if not expired:
+                break
+            for entry in expired:
+                ready.pop_head_of(entry)
+                self._dead_letter(entry, deadletter.EXPIRED)
+        self._arm_expiry()
+
+    def _arm_expiry(self) -> None:
+        deadlines = [e.expires_at for e in self.ready.heads() if e.expires_at is not None]
+        if deadlines:
+            self._expiry.arm(min(deadlines))
+
+    def _on_expiry_due(self) -> None:
+        if not self.deleted:
+            self._expire_heads()
+
+    # -- x-expires --------------------------------------------------------------------------
+    def touch(self) -> None:
+        """The queue was used (declared, basic.get, lost its last consumer): restart x-expires."""
+        expires = self.settings.expires
+        if expires is None or self.host is None:
+            return
+        self._last_used = self._now()
+        self._idle.arm(self._last_used + expires / 1000.0)
+
+    def _on_idle_due(self) -> None:
+        if self.deleted or self._consumers:
+            return  # in use: removing the last consumer touches the queue again
+        deadline = self._last_used + (self.settings.expires or 0) / 1000.0
+        if self._now() < deadline:
+            self._idle.arm(deadline)
+            return
+        if self.host is not None:
+            self.host.queue_expired(self)
 
     # -- consumers --------------------------------------------------------------------------
     def add_consumer(self, consumer: Consumer) -> None:
@@ -169,6 +409,8 @@ class Queue:
         self.had_consumers = True
         if consumer.exclusive:
             self._exclusive_consumer = consumer
+        if self.settings.single_active_consumer and self._active is None:
+            self._active = consumer
         consumer.blocked = True
 
     def remove_consumer(self, consumer: Consumer) -> None:
@@ -184,11 +426,20 @@ class Queue:
         if not any(c.priority == consumer.priority for c in self._consumers):
             self._levels.pop(consumer.priority, None)
             self._priorities = sorted(self._levels, reverse=True)
+        if self._active is consumer:
+            # the next consumer in registration order takes over
+            self._active = next(iter(self._consumers), None)
+            if self._active is not None:
+                self.unblock(self._active)
+        if not self._consumers and self.settings.expires is not None:
+            self.touch()
 
     def unblock(self, consumer: Consumer) -> None:
         """Put a consumer (back) into rotation if it has credit, and dispatch to it."""
         if not consumer.blocked or consumer not in self._consumers or not consumer.has_credit():
             return
+        if self._active is not None and consumer is not self._active:
+            return  # single active consumer: the others wait their turn
         consumer.blocked = False
         level = self._levels.get(consumer.priority)
         if level is None:
@@ -205,13 +456,17 @@ class Queue:
             consumer = self._next_consumer()
             if consumer is None:
                 break
-            entry = ready.popleft()
+            entry = self._pop_ready()
+            if entry is None:
+                break
             if consumer.no_ack:
                 self.settle_removed(entry)
             else:
                 self.unacked_count += 1
             consumer.channel.send_delivery(consumer, self, entry)
             delivered += 1
+        if delivered and self._may_expire:
+            self._arm_expiry()
         return delivered
 
     def _next_consumer(self) -> Consumer | None:
@@ -235,7 +490,18 @@ class Queue:
         self._levels.clear()
         self._priorities = []
         self._exclusive_consumer = None
+        self._active = None
         return consumers
+
+    def close(self) -> int:
+        """The queue is deleted: stop its timers, drop ready and parked messages; returns ready dropped."""
+        self.deleted = True
+        for slot in (self._expiry, self._idle, self._retry):
+            slot.cancel()
+        for _, _, entry in self._parked:
+            self.settle_removed(entry)
+        self._parked.clear()
+        return self.purge()
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} ready={len(self.ready)} unacked={self.unacked_count}>"

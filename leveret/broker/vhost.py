@@ -13,11 +13,17 @@ import os
 from collections import deque
 from typing import TYPE_CHECKING, Any, Hashable
 
+from leveret.store.api import DefinitionStore, MessageStore
+from leveret.broker import deadletter
 from leveret.broker.arguments import as_text, field_type_name, first_inequivalent
 from leveret.broker.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
 from leveret.broker.exchanges import DefaultExchange, Exchange, exchange_class
+from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.broker.message import Message
+from leveret.broker.persistence import Persistence
 from leveret.broker.queue import Queue
+from leveret.broker.queue_arguments import parse_queue_arguments
+from leveret.broker.timers import Timers
 
 from leveret.clock import Clock, SystemClock
 
@@ -74,24 +80,72 @@ def _flag(value: bool) -> str:
 
 
 class RouteResult:
-    """The outcome of one publish: whether anything received it, and which queues did."""
+    """The outcome of one publish.
 
-    __slots__ = ("routed", "queues")
+    `routed`: some queue matched (or a delayed exchange took the message), so no basic.return.
+    `queues`: the queues that accepted it. `rejected`: how many matched queues refused it
+    (x-overflow reject-publish / reject-publish-dlx at their limit). RabbitMQ 3.10 nacks a publisher
+    confirm when ANY matched queue rejected, even if others accepted (checked against a live
+    broker), so the server sends basic.nack exactly when `rejected` is non-zero. `delayed`: held by
+    an x-delayed-message exchange (confirmable at once; mandatory is not supported, as the plugin).
+    """
 
-    def __init__(self, routed: bool, queues: list[Queue]) -> None:
+    __slots__ = ("routed", "queues", "rejected", "delayed")
+
+    def __init__(self, routed: bool, queues: list[Queue], rejected: int = 0, delayed: bool = False) -> None:
         self.routed = routed
         self.queues = queues
+        self.rejected = rejected
+        self.delayed = delayed
+
+    @property
+    def nack(self) -> bool:
+        """Whether a publisher confirm for this publish must be a basic.nack."""
+        return self.rejected > 0
 
     def __repr__(self) -> str:
-        return f"RouteResult(routed={self.routed}, queues={[q.name for q in self.queues]})"
+        extra = f", rejected={self.rejected}" if self.rejected else ""
+        return f"RouteResult(routed={self.routed}, queues={[q.name for q in self.queues]}{extra})"
+
+
+MAX_DELAY_MS = 2**32 - 1
+
+
+def check_expiration(value: Any) -> None:
+    """Refuse an unreadable `expiration` property with RabbitMQ's text (channel error 406)."""
+    text = as_text(value)
+    if not isinstance(text, str):
+        raise PreconditionFailed(f"invalid expiration '{text!r}': no_integer")
+    digits = text[1:] if text[:1] in ("-", "+") else text
+    n = len(digits) - len(digits.lstrip("0123456789"))
+    if n == 0:
+        raise PreconditionFailed(f"invalid expiration '{text}': no_integer")
+    if n < len(digits):
+        raise PreconditionFailed(f'invalid expiration \'{text}\': {{leftover_string,"{digits[n:]}"}}')
+    if text.startswith("-") and int(digits):
+        raise PreconditionFailed(f"invalid expiration '{text}': {{value_negative,{int(text)}}}")
 
 
 class VHost:
     """Exchanges, queues and bindings of one virtual host."""
 
-    def __init__(self, name: str = "/", clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "/",
+        clock: Clock | None = None,
+        *,
+        message_store: MessageStore | None = None,
+        timers: Timers | None = None,
+        consumer_timeout: int | None = None,
+    ) -> None:
         self.name = name
-        self.clock = clock
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.timers = timers if timers is not None else Timers(self.clock)
+        # broker-wide consumer timeout in ms (None: off); a queue's x-consumer-timeout overrides it
+        self.consumer_timeout = consumer_timeout
+        self.message_store = message_store
+        # Set by the Broker when durable storage is in use (see persistence.py); None: memory only.
+        self.persistence: Persistence | None = None
         self.queues: dict[str, Queue] = {}
         self.default_exchange = DefaultExchange(self.queues, name)
         self.exchanges: dict[str, Exchange] = {"": self.default_exchange}
@@ -139,10 +193,13 @@ class VHost:
             return found
         cls = exchange_class(type)
         if cls is None:
-            raise CommandInvalid(f"invalid exchange type '{type}'")
+            # RabbitMQ says "invalid" only for names that happen to be existing Erlang atoms (like 'foo');
+            # for any other unregistered name it says "unknown", which is what we always say.
+            raise CommandInvalid(f"unknown exchange type '{type}'")
         if name == "":
             raise AccessRefused(DEFAULT_EXCHANGE_REFUSED)
         arguments = dict(arguments or {})
+        cls.validate_arguments(arguments)
         existing = self.exchanges.get(name)
         if existing is not None:
             what = existing.describe()
@@ -164,7 +221,11 @@ class VHost:
         exchange = cls(
             name, self.name, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
         )
+        if isinstance(exchange, DelayedMessageExchange):
+            exchange.attach(self.timers, self.clock, self._release_delayed)
         self.exchanges[name] = exchange
+        if self.persistence is not None:
+            self.persistence.exchange_added(self, exchange)
         return exchange
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
@@ -183,6 +244,9 @@ class VHost:
         if self.exchanges.get(exchange.name) is not exchange:
             return
         del self.exchanges[exchange.name]
+        exchange.close()
+        if self.persistence is not None:
+            self.persistence.exchange_removed(self, exchange)
         for destination in exchange.destinations():
             exchange.remove_destination(destination)
             destination.sources.discard(exchange)
@@ -214,6 +278,8 @@ class VHost:
             raise self._no_exchange(destination)
         src.bind(dst, routing_key, arguments)
         dst.sources.add(src)
+        if self.persistence is not None:
+            self.persistence.bound(self, src, dst, routing_key, arguments)
 
     def unbind_exchange(
         self, destination: str, source: str, routing_key: str = "", arguments: dict[str, Any] | None = None
@@ -225,6 +291,8 @@ class VHost:
         if src is None or dst is None:
             return  # unbinding what does not exist is not an error in RabbitMQ
         if src.unbind(dst, routing_key, arguments):
+            if self.persistence is not None:
+                self.persistence.unbound(self, src, dst, routing_key, arguments)
             if not src.is_bound_to(dst):
                 dst.sources.discard(src)
             self._maybe_auto_delete_exchange(src)
@@ -262,6 +330,15 @@ class VHost:
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         arguments = dict(arguments or {})
         queue = self.queues.get(name)
+        # arguments are validated before anything else, redeclarations included (as RabbitMQ)
+        settings = parse_queue_arguments(
+            name,
+            self.name,
+            arguments,
+            durable=durable or queue is not None,
+            exclusive=exclusive and queue is None,
+            auto_delete=auto_delete and queue is None,
+        )
         if queue is not None:
             # strict exclusivity: the flag itself must match, and an exclusive queue must be ours
             if queue.exclusive != exclusive or (queue.exclusive and queue.owner != owner):
@@ -276,6 +353,7 @@ class VHost:
             diff = first_inequivalent(queue.arguments, arguments, QUEUE_EQUIVALENCE_ARGS, {"x-queue-type": "classic"})
             if diff is not None:
                 raise self._inequivalent(diff[0], what, diff[1], diff[2])
+            queue.touch()
             return queue, queue.message_count, queue.consumer_count
         queue = Queue(
             name,
@@ -285,8 +363,12 @@ class VHost:
             auto_delete=auto_delete,
             arguments=arguments,
             owner=owner,
+            settings=settings,
+            host=self,
         )
         self.queues[name] = queue
+        if self.persistence is not None:
+            self.persistence.queue_added(self, queue)
         return queue, 0, 0
 
     def bind_queue(
@@ -305,6 +387,8 @@ class VHost:
         q = self.queue_for(queue, owner)
         source.bind(q, routing_key, arguments)
         q.sources.add(source)
+        if self.persistence is not None:
+            self.persistence.bound(self, source, q, routing_key, arguments)
 
     def unbind_queue(
         self,
@@ -322,6 +406,8 @@ class VHost:
         if source is None or q is None:
             return
         if source.unbind(q, routing_key, arguments):
+            if self.persistence is not None:
+                self.persistence.unbound(self, source, q, routing_key, arguments)
             if not source.is_bound_to(q):
                 q.sources.discard(source)
             self._maybe_auto_delete_exchange(source)
@@ -351,7 +437,34 @@ class VHost:
         self._drop_bindings_to(queue)
         for consumer in queue.detach_consumers():
             consumer.channel.consumer_cancelled_by_broker(consumer)
-        return queue.purge()
+        dropped = queue.close()
+        if self.persistence is not None:
+            self.persistence.queue_removed(self, queue)
+        return dropped
+
+    def queue_expired(self, queue: Queue) -> None:
+        """x-expires: the queue was unused for its whole expiry period."""
+        self.remove_queue(queue)
+
+    def dead_letter(self, queue: Queue, message: Message, reason: str) -> None:
+        """Publish the dead-lettered copy of `message` from `queue` to its dead-letter exchange.
+
+        A missing dead-letter exchange drops the message, and so does a cycle (see deadletter.py),
+        both silently, as RabbitMQ does.
+        """
+        name = queue.settings.dead_letter_exchange
+        exchange = self.exchanges.get(name) if name is not None else None
+        if exchange is None or name is None:
+            return
+        copy = deadletter.dead_lettered(
+            message, queue.name, reason, name, queue.settings.dead_letter_routing_key, self.clock.time()
+        )
+        self._deliver(exchange, copy.routing_key, copy, reason=reason)
+
+    def _release_delayed(self, exchange: DelayedMessageExchange, message: Message) -> None:
+        """A delayed message is due: route it through its exchange's x-delayed-type now."""
+        if self.exchanges.get(exchange.name) is exchange:
+            self._deliver(exchange, message.routing_key, message)
 
     def consumer_removed(self, queue: Queue) -> None:
         """A consumer left `queue`: auto-delete it if that was the last one."""
@@ -404,6 +517,22 @@ class VHost:
             channel = self._reply_channels.get(routing_key)
             delivered = channel is not None and channel.deliver_reply(message)
             return RouteResult(delivered, [])
+        if message.properties.expiration is not None:
+            check_expiration(message.properties.expiration)
+        if type(source) is DelayedMessageExchange:
+            delay = source.delay_of(message)
+            if delay is not None:
+                source.hold(message, delay)
+                return RouteResult(True, [], delayed=True)
+        return self._deliver(source, routing_key, message)
+
+    def _deliver(
+        self, source: Exchange, routing_key: str, message: Message, reason: str | None = None
+    ) -> RouteResult:
+        """Route `message` from `source` (with CC/BCC) and enqueue it; `reason` marks a dead-lettered copy.
+
+        Every publish, dead-lettered copy and released delayed message goes through here.
+        """
         headers = message.properties.headers
         routing_keys = [routing_key]
         if headers and ("CC" in headers or "BCC" in headers):
@@ -412,10 +541,17 @@ class VHost:
             if "BCC" in headers:
                 # BCC recipients must stay invisible to every receiver
                 message = message.with_properties(headers={k: v for k, v in headers.items() if k != "BCC"})
-        queues = self._route(source, routing_keys, headers)
+        queues = self._route(source, routing_keys, headers, message)
+        if reason is not None:
+            queues = deadletter.without_cycles(message, reason, queues)
+        accepted: list[Queue] = []
+        rejected = 0
         for queue in queues:
-            queue.enqueue(message)
-        return RouteResult(bool(queues), queues)
+            if queue.enqueue(message) is None:
+                rejected += 1
+            else:
+                accepted.append(queue)
+        return RouteResult(bool(queues), accepted, rejected)
 
     @staticmethod
     def _sender_selected_keys(headers: dict[str, Any], name: str) -> list[str]:
@@ -428,9 +564,11 @@ class VHost:
             )
         return [key for key in map(as_text, value) if isinstance(key, str)]
 
-    def _route(self, source: Exchange, routing_keys: list[str], headers: dict[str, Any] | None) -> list[Queue]:
+    def _route(
+        self, source: Exchange, routing_keys: list[str], headers: dict[str, Any] | None, message: Message
+    ) -> list[Queue]:
         """Breadth-first over exchange-to-exchange bindings; each exchange and queue at most once."""
-        if len(routing_keys) == 1:
+        if len(routing_keys) == 1 and not source.needs_message:
             # hot path: one key straight to queues (no e2e hop, no alternate exchange involved)
             direct: list[Queue] = []
             for destination in source.route(routing_keys[0], headers):
@@ -446,8 +584,12 @@ class VHost:
         single = len(routing_keys) == 1
         while work:
             exchange = work.popleft()
-            if single:
-                destinations: Any = exchange.route(routing_keys[0], headers)
+            if exchange.needs_message:
+                destinations: Any = {}
+                for key in routing_keys:
+                    destinations.update(dict.fromkeys(exchange.route_message(key, message)))
+            elif single:
+                destinations = exchange.route(routing_keys[0], headers)
             else:
                 destinations = {}
                 for key in routing_keys:
@@ -476,8 +618,24 @@ class VHost:
 class Broker:
     """All virtual hosts of one node, sharing one clock; "/" exists from the start."""
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        message_store: MessageStore | None = None,
+        definition_store: DefinitionStore | None = None,
+        persistence: Persistence | None = None,
+        consumer_timeout: int | None = None,
+    ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
+        # every deadline of every vhost: the server drives them all with ONE event-loop timer
+        self.timers = Timers(self.clock)
+        # RabbitMQ's consumer_timeout in ms (None or 0: off); set before vhosts are added
+        self.consumer_timeout: int | None = consumer_timeout or None
+        # Durable storage (leveret.store); None keeps everything in memory (unit tests).
+        self.message_store = message_store
+        self.definition_store = definition_store
+        self.persistence = persistence
         self.vhosts: dict[str, VHost] = {}
         self.add_vhost("/")
 
@@ -488,5 +646,12 @@ class Broker:
         """Create (or return the existing) vhost `name`."""
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VHost(name, self.clock)
+            vhost = self.vhosts[name] = VHost(
+                name,
+                self.clock,
+                message_store=self.message_store,
+                timers=self.timers,
+                consumer_timeout=self.consumer_timeout,
+            )
+            vhost.persistence = self.persistence
         return vhost

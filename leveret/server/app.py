@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import logging
+import os
 import signal
 import sys
 
 from leveret.amqp import errors as codes
+from leveret.amqp.properties import BasicProperties
+from leveret.broker.persistence import Persistence
 from leveret.broker.vhost import Broker
 from leveret.clock import Clock, SystemClock
 from leveret.config import Settings
 from leveret.server.auth import UserStore
+from leveret.server.durability import Durability
 from leveret.server.protocol import AMQPProtocol
+from leveret.store.definitions import FileDefinitionStore
+from leveret.store.filestore import FileMessageStore
 
 log = logging.getLogger("leveret")
 
 SHUTDOWN_TEXT = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+# Written last by a clean shutdown, removed at start: its presence tells the next start there was no crash,
+# and which recovered messages had been delivered before (so only those come back redelivered=true).
+CLEAN_SHUTDOWN_FILE = "clean-shutdown.json"
 
 
 class ListenError(Exception):
@@ -30,7 +40,18 @@ class Server:
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.broker = Broker(clock=self.clock)
+        self.data_dir = os.path.abspath(settings.data_dir)
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.message_store = FileMessageStore(os.path.join(self.data_dir, "messages"))
+        self.definition_store = FileDefinitionStore(os.path.join(self.data_dir, "definitions"))
+        self.persistence = Persistence(self.definition_store, self.message_store, BasicProperties.from_raw)
+        self.broker = Broker(
+            clock=self.clock, message_store=self.message_store, definition_store=self.definition_store,
+            persistence=self.persistence,
+        )
+        self.recovery = self.persistence.recover(self.broker, delivered=self._read_clean_shutdown())
+        self._log_recovery()
+        self.durability: Durability | None = None
         self.users = UserStore()
         self.users.add(
             settings.default_user, settings.default_pass,
@@ -43,6 +64,7 @@ class Server:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.durability = Durability(self.loop, self.message_store)
         try:
             self._listener = await self.loop.create_server(
                 lambda: AMQPProtocol(self), self.settings.host, self.settings.port, reuse_address=True, backlog=1024,
@@ -67,6 +89,51 @@ class Server:
             if conn.transport is not None:
                 conn.transport.abort()
         await asyncio.sleep(0)
+        if self.durability is not None:
+            await self.durability.drain()
+            self.durability.close()
+        self._write_clean_shutdown()
+        self.message_store.close()
+        self.definition_store.close()
+
+    # --- clean shutdown marker ------------------------------------------------------------------
+    def _read_clean_shutdown(self) -> dict[tuple[str, str], set[int]] | None:
+        path = os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE)
+        try:
+            with open(path, "rb") as f:
+                data = json.loads(f.read())
+            os.unlink(path)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable %s: %s", path, exc)
+            return None
+        return {(entry["vhost"], entry["queue"]): set(entry["delivered"]) for entry in data.get("queues", [])}
+
+    def _write_clean_shutdown(self) -> None:
+        queues = []
+        for vhost in self.broker.vhosts.values():
+            for queue in vhost.queues.values():
+                if queue.store is None:
+                    continue
+                delivered = [e.offset for e in queue.ready if e.redelivered and e.offset >= 0]
+                queues.append({"vhost": vhost.name, "queue": queue.name, "delivered": delivered})
+        path = os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"queues": queues}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    def _log_recovery(self) -> None:
+        r = self.recovery
+        if r.queues or r.exchanges or r.messages:
+            log.info("recovered %d exchanges, %d queues, %d bindings, %d messages",
+                     r.exchanges, r.queues, r.bindings, r.messages)
+        for report in (self.message_store.report, self.definition_store.report):
+            if not report.clean:
+                log.warning("storage recovery repaired damage: %s", report)
 
 
 async def serve(settings: Settings) -> None:

@@ -77,7 +77,7 @@ class ChannelSession:
 
     __slots__ = (
         "session", "number", "broker_channel", "confirm_mode", "publish_seq", "confirmed_upto", "ready_upto",
-        "confirm_scheduled", "tx", "tx_actions", "tx_taken", "closing", "write_frames", "frame_max",
+        "confirm_scheduled", "sync_upto", "tx", "tx_actions", "tx_taken", "closing", "write_frames", "frame_max",
     )
 
     def __init__(self, session: "Session", number: int) -> None:
@@ -91,6 +91,7 @@ class ChannelSession:
         self.confirmed_upto = 0  # highest sequence number already acked to the client
         self.ready_upto = 0  # highest sequence number whose message is routed (and durable, where it must be)
         self.confirm_scheduled = False
+        self.sync_upto = 0  # highest sequence number waiting for a group commit
         self.tx: bool = False
         self.tx_actions: list[Callable[[], None]] = []
         self.tx_taken: list[Any] = []  # deliveries acked inside the open transaction, given back on rollback
@@ -98,6 +99,7 @@ class ChannelSession:
 
     def release(self) -> None:
         """The channel is closing: an open transaction's taken deliveries go back, then everything is requeued."""
+        self.closing = True  # no confirms or deliveries are written for it from now on
         if self.tx_taken:
             self.broker_channel.restore(self.tx_taken)
             self.tx_taken = []
@@ -131,9 +133,22 @@ class ChannelSession:
         upto = self.ready_upto
         if self.closing or upto <= self.confirmed_upto:
             return
+        self._ack_upto(upto)
+
+    def _ack_upto(self, upto: int) -> None:
         multiple = upto - self.confirmed_upto > 1
         self.confirmed_upto = upto
         self.write_frames([serializer.basic_ack_frame(self.number, upto, multiple)])
+
+    def confirm_failed(self, seq: int) -> None:
+        """Publish `seq` could not be made durable (or was refused): nack it, after acking what precedes it."""
+        if self.closing:
+            return
+        if seq - 1 > self.confirmed_upto and self.ready_upto >= seq - 1:
+            self._ack_upto(seq - 1)
+        self.confirmed_upto = max(self.confirmed_upto, seq)
+        self.ready_upto = max(self.ready_upto, seq)
+        self.write_frames([serializer.basic_nack_frame(self.number, seq, False, False)])
 
 
 class Session:
@@ -145,7 +160,8 @@ class Session:
         self.broker = server.broker
         self.users: UserStore = server.users
         self.writer = writer
-        self.reader = ConnectionReader(frame_max=self.settings.frame_max, max_body_size=self.settings.max_message_size)
+        # Until tune-ok agrees on a frame size, frames are limited to the spec's minimum (as RabbitMQ does).
+        self.reader = ConnectionReader(frame_max=spec.FRAME_MIN_SIZE, max_body_size=self.settings.max_message_size)
         self.state = _AWAIT_HEADER
         self.channels: dict[int, ChannelSession] = {}
         self.frame_max = self.settings.frame_max
@@ -183,6 +199,9 @@ class Session:
         for event in events:
             if not self._handle_event(event):
                 return
+        durability = self.server.durability
+        if durability is not None:
+            durability.kick()
 
     def _handle_event(self, event: Any) -> bool:
         """Handle one event; False once the connection is closing and later events must be dropped."""
@@ -623,7 +642,14 @@ class Session:
                 message.properties.raw, message.body, self.frame_max,
             ))
         if seq:
-            ch.confirm_ready(seq)
+            durability = self.server.durability
+            # Wait for the fsync when this publish (or an earlier one on this channel) wrote to the store;
+            # `commit_pending` may also be set by others' writes, which only costs this confirm a little latency.
+            if ch.sync_upto > ch.ready_upto or (durability is not None and durability.store.commit_pending):
+                ch.sync_upto = seq
+                durability.wait_for_commit(ch, seq)
+            else:
+                ch.confirm_ready(seq)
 
     # --- confirm and tx ---------------------------------------------------------------------------
     def _confirm_select(self, ch: ChannelSession, m: Any) -> None:

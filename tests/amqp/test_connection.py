@@ -222,6 +222,13 @@ def test_oversized_frame_is_a_frame_error_and_stops_parsing():
     assert reader.receive_data(method_frame(0, spec.ConnectionCloseOk())) == []
 
 
+def test_an_earlier_frame_order_error_wins_over_a_later_broken_frame():
+    reader = open_reader()
+    exc = error_from(reader, HEARTBEAT + frame(3, 1, b"stray") + frame(8, 0, b"")[:-1] + b"\x00")
+    assert isinstance(exc, UnexpectedFrame) and exc.events == [HeartbeatReceived()]
+    assert reader.state == DEAD
+
+
 def test_frame_max_set_after_tune_is_enforced():
     reader = open_reader()
     reader.frame_max = 4096

@@ -72,6 +72,24 @@ def test_payload_views_stay_valid_after_later_feeds():
     assert [bytes(p) for _, _, p in first] == [b"first", b"sec"]
 
 
+def test_views_of_frames_that_straddled_reads_survive_later_feeds():
+    parser = FrameParser()
+    body = frame(3, 1, b"B" * 1000)
+    other = frame(3, 2, b"C" * 1000)
+    assert parser.feed(body[:300]) == []
+    (first,) = parser.feed(body[300:] + other[:500])
+    parser.feed(other[500:] + frame(3, 3, b"D" * 100)[:50])
+    assert bytes(first[2]) == b"B" * 1000
+
+
+def test_non_body_payloads_are_bytes_even_when_reassembled():
+    parser = FrameParser()
+    frames = []
+    for i in range(len(STREAM)):
+        frames += parser.feed(STREAM[i : i + 1])
+    assert [type(p) for _, _, p in frames] == [bytes, bytes, memoryview, memoryview, bytes]
+
+
 def test_bytearray_input_is_accepted():
     assert as_tuples(FrameParser().feed(bytearray(frame(8, 0, b"")))) == [(8, 0, b"")]
 

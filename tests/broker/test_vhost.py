@@ -54,7 +54,7 @@ def test_redeclaring_exchange_ignores_unknown_arguments(vhost):
 def test_unknown_exchange_type_is_a_connection_error(vhost):
     with pytest.raises(CommandInvalid) as e:
         vhost.declare_exchange("x", "foo")
-    assert e.value.text == "invalid exchange type 'foo'"
+    assert e.value.text == "unknown exchange type 'foo'"
     assert e.value.connection_level and e.value.reply_code == 503
 
 

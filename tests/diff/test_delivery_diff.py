@@ -231,14 +231,19 @@ def test_confirms_returns_and_nacks_interleave_identically(differential):
                         method, _props, body = c.read_message(1, frame)
                         events.append((describe(method), body))
                         continue
-                    events.append(describe(frame.method))
+                    # One publish outstanding: multiple=true and false mean the same, and RabbitMQ
+                    # sets it on some nacks; only the kind and the tag are observable to clients.
+                    events.append((type(frame.method).NAME, frame.method.delivery_tag))
                     break
             return events
 
     events = differential(scenario)
     assert events[2][0] == ("Basic.Return", {"reply_code": 312, "reply_text": "NO_ROUTE", "exchange": "",
                                              "routing_key": "<nowhere>"})
-    assert [e[0] for e in events[4:7]] == ["Basic.Ack", "Basic.Ack", "Basic.Nack"]
+    assert events[1:] == [
+        ("Basic.Ack", 1), events[2], ("Basic.Ack", 2), ("Basic.Ack", 3), ("Basic.Ack", 4), ("Basic.Nack", 5),
+        events[7], ("Basic.Ack", 6)]
+    assert events[7][0][1]["routing_key"] == "unbound"
 
 
 def test_transactions_hold_publishes_and_acks_until_commit(differential):
@@ -351,8 +356,11 @@ def test_direct_reply_to_round_trip_matches(differential):
         with opened(url) as client, opened(url) as server:
             requests = exclusive_queue(server)
             client.call(1, Basic.Consume(queue="amq.rabbitmq.reply-to", consumer_tag="rpc", no_ack=True))
+            client.call(1, Confirm.Select())
             publish(client, "", requests, b"ask", pika.spec.BasicProperties(reply_to="amq.rabbitmq.reply-to",
                                                                               correlation_id="7"))
+            # The server reads on another connection: only the confirm says the request is queued.
+            assert isinstance(client.wait(1, Basic.Ack).method, Basic.Ack)
             method, props, body = server.get(1, requests)
             publish(server, "", props.reply_to, body + b"-answer",
                     pika.spec.BasicProperties(correlation_id=props.correlation_id))

@@ -7,6 +7,8 @@ one `register_exchange_type` call here.
 from __future__ import annotations
 
 from leveret.broker.exchanges.base import Exchange
+from leveret.broker.exchanges.consistent_hash import ConsistentHashExchange
+from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.broker.exchanges.direct import DefaultExchange, DirectExchange
 from leveret.broker.exchanges.fanout import FanoutExchange
 from leveret.broker.exchanges.headers import HeadersExchange
@@ -25,11 +27,20 @@ def exchange_class(type_name: str) -> type[Exchange] | None:
     return EXCHANGE_TYPES.get(type_name)
 
 
-for _cls in (DirectExchange, FanoutExchange, TopicExchange, HeadersExchange):
+for _cls in (
+    DirectExchange,
+    FanoutExchange,
+    TopicExchange,
+    HeadersExchange,
+    ConsistentHashExchange,
+    DelayedMessageExchange,
+):
     register_exchange_type(_cls)
 
 __all__ = [
     "EXCHANGE_TYPES",
+    "ConsistentHashExchange",
+    "DelayedMessageExchange",
     "DefaultExchange",
     "DirectExchange",
     "Exchange",

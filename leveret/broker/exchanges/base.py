@@ -29,6 +29,8 @@ class Exchange:
     """An exchange: routes (routing key, headers) to destinations (queues or exchanges)."""
 
     type_name: ClassVar[str] = ""
+    # True for types that route on more than (routing key, headers): `route_message` is called instead
+    needs_message: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -77,6 +79,13 @@ class Exchange:
 
     def destinations(self) -> list[Any]:
         return list(self._by_destination)
+
+    @classmethod
+    def validate_arguments(cls, arguments: Arguments) -> None:
+        """Raise a BrokerError when this type cannot be declared with `arguments` (default: anything goes)."""
+
+    def close(self) -> None:
+        """The exchange is deleted (types holding messages or timers drop them here)."""
 
     # -- binding management -----------------------------------------------------------------
     def validate_binding(self, routing_key: str, arguments: Arguments) -> None:
@@ -129,6 +138,10 @@ class Exchange:
     def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> Iterable[Any]:
         """Destinations for one routing key; may contain duplicates (the caller de-duplicates)."""
         raise NotImplementedError
+
+    def route_message(self, routing_key: str, message: Any) -> Iterable[Any]:
+        """Destinations for a whole message; types with `needs_message` override this."""
+        return self.route(routing_key, message.properties.headers)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

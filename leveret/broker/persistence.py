@@ -1,0 +1,172 @@
+"""What of the model survives a restart, and how it comes back.
+
+The vhost calls a `Persistence` at the few places where durable things change (exchange, queue and
+binding added or removed); it writes definitions to a `DefinitionStore` and gives durable queues a
+`QueueStore` for their persistent messages. At startup `recover` rebuilds vhosts, durable exchanges,
+queues and bindings from the definitions, then each durable queue's unacknowledged messages in store
+order. Only `leveret.store.api` is used, so the same code runs on the file store and its memory twin.
+
+RabbitMQ's rules, kept here: only durable exchanges and queues persist; exclusive queues never do (they
+die with their connection); a binding persists when both its source and destination are durable;
+transient messages (delivery_mode != 2) are never stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from leveret.broker.message import Message, Properties
+from leveret.store.api import BindingDef, DefinitionStore, ExchangeDef, MessageStore, QueueDef, VHostDef
+
+if TYPE_CHECKING:
+    from leveret.broker.exchanges import Exchange
+    from leveret.broker.queue import Queue
+    from leveret.broker.vhost import Broker, VHost
+
+
+@dataclass
+class RecoveryResult:
+    """What `Persistence.recover` rebuilt."""
+
+    vhosts: int = 0
+    exchanges: int = 0
+    queues: int = 0
+    bindings: int = 0
+    messages: int = 0
+    dropped_queue_stores: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _durable_queue(queue: "Queue") -> bool:
+    return queue.durable and not queue.exclusive
+
+
+class Persistence:
+    """Writes durable definitions and opens message stores for durable queues."""
+
+    def __init__(
+        self,
+        definitions: DefinitionStore,
+        messages: MessageStore,
+        make_properties: Callable[[bytes], Properties],
+    ) -> None:
+        self.definitions = definitions
+        self.messages = messages
+        self.make_properties = make_properties
+
+    # -- hooks called by the vhost ------------------------------------------------------------
+    def exchange_added(self, vhost: "VHost", exchange: "Exchange") -> None:
+        if exchange.durable:
+            self.definitions.put_exchange(ExchangeDef(
+                vhost.name, exchange.name, exchange.type_name, True, exchange.auto_delete, exchange.internal,
+                dict(exchange.arguments),
+            ))
+
+    def exchange_removed(self, vhost: "VHost", exchange: "Exchange") -> None:
+        if exchange.durable:
+            self.definitions.delete_exchange(vhost.name, exchange.name)
+
+    def queue_added(self, vhost: "VHost", queue: "Queue") -> None:
+        if _durable_queue(queue):
+            self.definitions.put_queue(QueueDef(vhost.name, queue.name, True, queue.auto_delete,
+                                                dict(queue.arguments)))
+            queue.store = self.messages.open_queue(vhost.name, queue.name)
+
+    def queue_removed(self, vhost: "VHost", queue: "Queue") -> None:
+        if _durable_queue(queue):
+            queue.store = None
+            self.messages.delete_queue(vhost.name, queue.name)
+            self.definitions.delete_queue(vhost.name, queue.name)
+
+    def _binding(self, vhost: "VHost", source: "Exchange", destination: Any, routing_key: str,
+                 arguments: dict[str, Any] | None) -> BindingDef | None:
+        from leveret.broker.queue import Queue
+
+        if not source.durable or source.name == "":
+            return None
+        if isinstance(destination, Queue):
+            if not _durable_queue(destination):
+                return None
+            kind = "queue"
+        else:
+            if not destination.durable:
+                return None
+            kind = "exchange"
+        return BindingDef(vhost.name, source.name, destination.name, kind, routing_key, dict(arguments or {}))
+
+    def bound(self, vhost: "VHost", source: "Exchange", destination: Any, routing_key: str,
+              arguments: dict[str, Any] | None) -> None:
+        binding = self._binding(vhost, source, destination, routing_key, arguments)
+        if binding is not None:
+            self.definitions.put_binding(binding)
+
+    def unbound(self, vhost: "VHost", source: "Exchange", destination: Any, routing_key: str,
+                arguments: dict[str, Any] | None) -> None:
+        binding = self._binding(vhost, source, destination, routing_key, arguments)
+        if binding is not None:
+            self.definitions.delete_binding(binding)
+
+    def vhost_added(self, name: str) -> None:
+        self.definitions.put_vhost(VHostDef(name))
+
+    # -- startup ------------------------------------------------------------------------------
+    def recover(self, broker: "Broker", *, delivered: dict[tuple[str, str], set[int]] | None = None) -> RecoveryResult:
+        """Rebuild the durable model. `delivered` names, per (vhost, queue), the stored offsets that had been
+        delivered before a clean shutdown; None means the last stop was a crash, so every recovered message
+        may have been delivered and is flagged redelivered (at-least-once)."""
+        # Rebuilding must not write the definitions it is reading back: hooks are off until the end.
+        broker.persistence = None
+        for vhost in broker.vhosts.values():
+            vhost.persistence = None
+        try:
+            return self._recover(broker, delivered)
+        finally:
+            broker.persistence = self
+            for vhost in broker.vhosts.values():
+                vhost.persistence = self
+
+    def _recover(self, broker: "Broker", delivered: dict[tuple[str, str], set[int]] | None) -> RecoveryResult:
+        result = RecoveryResult()
+        defs = self.definitions.load()
+        for vhost_def in defs.vhosts.values():
+            if vhost_def.name not in broker.vhosts:
+                broker.add_vhost(vhost_def.name)
+                result.vhosts += 1
+        for ex in defs.exchanges.values():
+            vhost = broker.vhosts.get(ex.vhost) or broker.add_vhost(ex.vhost)
+            if ex.name in vhost.exchanges:
+                continue
+            vhost.declare_exchange(ex.name, ex.type, durable=True, auto_delete=ex.auto_delete,
+                                   internal=ex.internal, arguments=dict(ex.arguments))
+            result.exchanges += 1
+        for q in defs.queues.values():
+            vhost = broker.vhosts.get(q.vhost) or broker.add_vhost(q.vhost)
+            queue, _, _ = vhost.declare_queue(q.name, durable=True, auto_delete=q.auto_delete,
+                                              arguments=dict(q.arguments))
+            queue.store = self.messages.open_queue(q.vhost, q.name)
+            result.queues += 1
+            seen = None if delivered is None else delivered.get((q.vhost, q.name), set())
+            make_properties = self.make_properties
+            for offset, stored in queue.store.recover():
+                message = Message(stored.exchange, stored.routing_key, make_properties(bytes(stored.props_raw)),
+                                  bytes(stored.body))
+                queue.restore_stored(offset, message, True if seen is None else offset in seen)
+                result.messages += 1
+        for b in defs.bindings.values():
+            vhost = broker.vhosts.get(b.vhost)
+            if vhost is None:
+                continue
+            try:
+                if b.destination_type == "queue":
+                    vhost.bind_queue(b.destination, b.source, b.routing_key, dict(b.arguments))
+                else:
+                    vhost.bind_exchange(b.destination, b.source, b.routing_key, dict(b.arguments))
+            except Exception:
+                continue  # a binding whose ends are gone is simply not restored
+            result.bindings += 1
+        wanted = set(defs.queues)
+        for key in self.messages.queues():
+            if key not in wanted:
+                self.messages.delete_queue(*key)
+                result.dropped_queue_stores.append(key)
+        return result
