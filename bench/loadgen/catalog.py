@@ -31,9 +31,9 @@ def _lib(library: str, kind: str):
 
 CATALOG: dict[str, Entry] = {
     "a16": Entry(s.publish_only, {"size": 16, "count": 200_000}, {"size": 16, "count": 50_000},
-                 ("msgs_per_s",), "(a) publish-only, transient, 16 B"),
+                 ("msgs_per_s", "send_msgs_per_s"), "(a) publish-only, transient, 16 B"),
     "a1k": Entry(s.publish_only, {"size": 1024, "count": 100_000}, {"size": 1024, "count": 20_000},
-                 ("msgs_per_s", "mb_per_s"), "(a) publish-only, transient, 1 KB"),
+                 ("msgs_per_s", "mb_per_s", "send_msgs_per_s"), "(a) publish-only, transient, 1 KB"),
     "a64k": Entry(s.publish_only, {"size": 65536, "count": 5_000}, {"size": 65536, "count": 1_000},
                   ("msgs_per_s", "mb_per_s"), "(a) publish-only, transient, 64 KB"),
     "b": Entry(s.confirms, {"count": 50_000}, {"count": 5_000},
@@ -55,7 +55,7 @@ CATALOG: dict[str, Entry] = {
                ("fill_msgs_per_s", "drain_msgs_per_s", "rss_full_mib"),
                "(g) backlog (1,000,000 x 256 B full; --count to change): RSS and drain rate"),
     "h": Entry(s.connections, {"count": 1000}, {"count": 200, "idle": 1.0},
-               ("open_s", "rss_per_connection_kib", "rss_idle_mib", "e2e_latency.p50_ms", "e2e_latency.p99_ms"),
+               ("connections", "open_s", "rss_per_connection_kib", "rss_idle_mib", "e2e_latency.p50_ms", "e2e_latency.p99_ms"),
                "(h) 1,000 connections, one channel each: idle RSS, then active latency"),
 }
 

@@ -16,6 +16,7 @@ never calls back into the broker, so delivering inside a broker call is safe.
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from typing import Any, Hashable, Protocol
 
@@ -24,6 +25,7 @@ from leveret.broker.consumer import Consumer
 from leveret.broker.errors import NotAllowed, NotImplementedByBroker, PreconditionFailed
 from leveret.broker.message import Message
 from leveret.broker.queue import Queue, QueueEntry
+from leveret.broker.timers import Slot
 from leveret.broker.vhost import REPLY_TO, RouteResult, VHost, random_name
 
 
@@ -35,6 +37,16 @@ class DeliveryTarget(Protocol):
 
     def consumer_cancelled(self, consumer_tag: str) -> None:
         """Send a server-initiated basic.cancel (e.g. the queue was deleted)."""
+
+    # Optional: `channel_error(error: BrokerError) -> None`: close this channel with `error`
+    # (channel.close carrying error.reply_code and "<reply_name> - <text>"). The broker has already
+    # closed its side (unacked messages requeued) when it calls it. Used by the consumer timeout.
+
+
+CONSUMER_TIMEOUT_TEXT = (
+    "delivery acknowledgement on channel {channel} timed out. Timeout value used: {timeout} ms. "
+    "This timeout value can be configured, see consumers doc guide to learn more"
+)
 
 
 # (delivery tag, queue, entry, consumer or None for basic.get)
@@ -59,6 +71,9 @@ class Channel:
         self._paused = False
         self._reply_tag: str | None = None
         self._reply_address: str | None = None
+        # consumer timeout: (deadline, delivery tag, timeout ms) of timed deliveries, one timer for the oldest
+        self._ack_deadlines: list[tuple[float, int, int]] = []
+        self._ack_timer = Slot(getattr(vhost, "timers", None), self._check_ack_deadlines)
 
     # -- facts ------------------------------------------------------------------------------
     @property
@@ -196,7 +211,8 @@ class Channel:
             self._unacked[tag] = (tag, queue, entry, consumer)
             consumer.unacked += 1
             self._global_unacked += 1
-        self.target.deliver(consumer.tag, tag, entry.redelivered, entry.message)
+            self._start_ack_timeout(tag, queue)
+        self.target.deliver(consumer.tag, tag, entry.redelivered, queue.message_for_delivery(entry))
 
     def deliver_reply(self, message: Message) -> bool:
         """A direct reply-to message addressed to this channel (no ack, no queue); False if nobody listens."""
@@ -235,7 +251,8 @@ class Channel:
         self._next_tag = tag + 1
         if not no_ack:
             self._unacked[tag] = (tag, q, entry, None)
-        return tag, entry.redelivered, entry.message, q.message_count
+            self._start_ack_timeout(tag, q)
+        return tag, entry.redelivered, q.message_for_delivery(entry), q.message_count
 
     # -- acknowledgements -------------------------------------------------------------------
     def take(self, delivery_tag: int, multiple: bool) -> list[Unacked]:
@@ -271,8 +288,14 @@ class Channel:
         if delivery_tag not in self._unacked:
             raise PreconditionFailed(f"unknown delivery tag {delivery_tag}")
 
-    def settle(self, records: list[Unacked], *, ack: bool = True, requeue: bool = False) -> None:
-        """Finish taken deliveries: ack, requeue, or discard (reason 'rejected')."""
+    def settle(
+        self, records: list[Unacked], *, ack: bool = True, requeue: bool = False, delay: bool = False
+    ) -> None:
+        """Finish taken deliveries: ack, requeue, or discard (reason 'rejected').
+
+        `delay`: a requeue asked for by nack/reject, which honours the queue's x-requeue-delay (a
+        requeue because the channel closed or basic.recover is immediate).
+        """
         if ack and len(records) == 1:
             # hot path: a single ack
             _, queue, entry, consumer = records[0]
@@ -292,7 +315,7 @@ class Channel:
             if ack:
                 queue.settle(entries)
             elif requeue:
-                queue.requeue(entries)
+                queue.requeue(entries, delay=delay)
             else:
                 queue.discard(entries, "rejected")
         self._refill()
@@ -306,10 +329,10 @@ class Channel:
         self.settle(self.take(delivery_tag, multiple), ack=True)
 
     def nack(self, delivery_tag: int, multiple: bool = False, requeue: bool = True) -> None:
-        self.settle(self.take(delivery_tag, multiple), ack=False, requeue=requeue)
+        self.settle(self.take(delivery_tag, multiple), ack=False, requeue=requeue, delay=True)
 
     def reject(self, delivery_tag: int, requeue: bool = True) -> None:
-        self.settle(self.take(delivery_tag, False), ack=False, requeue=requeue)
+        self.settle(self.take(delivery_tag, False), ack=False, requeue=requeue, delay=True)
 
     def recover(self, requeue: bool = True) -> None:
         """basic.recover: requeue every unacked delivery; RabbitMQ 3.10 refuses requeue=false (540)."""
@@ -325,6 +348,41 @@ class Channel:
         for consumer in blocked:
             consumer.queue.unblock(consumer)
 
+    # -- consumer timeout -------------------------------------------------------------------
+    def _start_ack_timeout(self, tag: int, queue: Queue) -> None:
+        timeout = queue.settings.consumer_timeout or getattr(self.vhost, "consumer_timeout", None)
+        if not timeout or self._ack_timer.timers is None:
+            return
+        deadline = self.vhost.clock.monotonic() + timeout / 1000.0
+        heapq.heappush(self._ack_deadlines, (deadline, tag, timeout))
+        self._ack_timer.arm(deadline)
+
+    def _check_ack_deadlines(self) -> None:
+        """The oldest timed delivery's deadline passed: close the channel if it is still unacked."""
+        if self.closed:
+            return
+        deadlines = self._ack_deadlines
+        now = self.vhost.clock.monotonic()
+        while deadlines:
+            deadline, tag, timeout = deadlines[0]
+            if tag not in self._unacked:
+                heapq.heappop(deadlines)  # settled meanwhile
+                continue
+            if deadline > now:
+                self._ack_timer.arm(deadline)
+                return
+            self.time_out(timeout)
+            return
+
+    def time_out(self, timeout_ms: int) -> None:
+        """A delivery stayed unacked past the consumer timeout: close the channel (406) and requeue."""
+        number = getattr(self.target, "number", 0)
+        error = PreconditionFailed(CONSUMER_TIMEOUT_TEXT.format(channel=number, timeout=timeout_ms))
+        self.close()
+        channel_error = getattr(self.target, "channel_error", None)
+        if channel_error is not None:
+            channel_error(error)
+
     # -- teardown ---------------------------------------------------------------------------
     def close(self) -> None:
         """Channel closed (by either side or with its connection): requeue everything, drop consumers."""
@@ -335,6 +393,8 @@ class Channel:
         for consumer_tag in list(self.consumers):
             self.cancel(consumer_tag)
         self._reply_tag = None
+        self._ack_timer.cancel()
+        self._ack_deadlines.clear()
         if self._reply_address is not None:
             self.vhost.unregister_reply_channel(self._reply_address)
 

@@ -150,7 +150,7 @@ class Persistence:
             for offset, stored in queue.store.recover():
                 message = Message(stored.exchange, stored.routing_key, make_properties(bytes(stored.props_raw)),
                                   bytes(stored.body))
-                queue.restore_stored(offset, message, True if seen is None else offset in seen)
+                queue.restore_stored(offset, message, True if seen is None else offset in seen, stored.timestamp)
                 result.messages += 1
         for b in defs.bindings.values():
             vhost = broker.vhosts.get(b.vhost)

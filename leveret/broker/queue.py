@@ -31,6 +31,7 @@ from leveret.broker.message import Message
 from leveret.broker.queue_arguments import QueueSettings, parse_expiration, parse_queue_arguments
 from leveret.broker.ready import PriorityReady, ReadyList
 from leveret.broker.timers import Slot
+from leveret.store.api import QueueStore
 
 if TYPE_CHECKING:
     from leveret.broker.consumer import Consumer
@@ -54,7 +55,7 @@ class QueueHost(Protocol):
 class QueueEntry:
     """A message inside one queue: its sequence number, delivery history and deadlines."""
 
-    __slots__ = ("seq", "message", "redelivered", "expires_at", "priority", "returns", "size")
+    __slots__ = ("seq", "message", "redelivered", "expires_at", "priority", "returns", "size", "offset")
 
     def __init__(self, seq: int, message: Message, redelivered: bool = False, priority: int = 0) -> None:
         self.seq = seq
@@ -64,6 +65,7 @@ class QueueEntry:
         self.priority = priority
         self.returns = 0  # times requeued: x-delivery-count, delivery limit, requeue-delay attempt
         self.size = len(message.body)
+        self.offset = -1  # position in the queue's durable store; -1 when not stored
 
     def __repr__(self) -> str:
         return f"<QueueEntry {self.seq}{' redelivered' if self.redelivered else ''}>"
@@ -107,6 +109,8 @@ class Queue:
         )
         self.unacked_count = 0
         self.deleted = False
+        # Durable storage of persistent messages (leveret.store.api.QueueStore), for durable queues only.
+        self.store: QueueStore | None = None
         # exchanges with at least one binding to this queue (so deletion drops them without a scan)
         self.sources: set[Any] = set()
         self._next_seq = 1
@@ -208,7 +212,37 @@ class Queue:
         return entry
 
     def _admit(self, entry: QueueEntry) -> None:
-        """A message entered this queue (store append goes here)."""
+        """A message entered this queue: a persistent one in a durable queue is appended to the store."""
+        store = self.store
+        if store is not None and entry.message.persistent:
+            message = entry.message
+            host = self.host
+            stamp = int(host.clock.time() * 1000) if host is not None else 0
+            entry.offset = store.append(message.exchange, message.routing_key, message.properties.raw, message.body,
+                                        stamp)
+
+    def restore_stored(self, offset: int, message: Message, redelivered: bool, timestamp_ms: int) -> None:
+        """Put back a message recovered from the store at startup, in store order, without a new append.
+
+        A TTL counts from the original publish (the stored timestamp), so time spent down counts too."""
+        settings = self.settings
+        priority = 0
+        if settings.max_priority:
+            priority = min(message.properties.priority or 0, settings.max_priority)
+        entry = QueueEntry(self._next_seq, message, redelivered, priority)
+        self._next_seq += 1
+        entry.offset = offset
+        ttl = settings.message_ttl
+        expiration = message.properties.expiration
+        if expiration is not None:
+            per_message = parse_expiration(expiration)
+            if per_message is not None and (ttl is None or per_message < ttl):
+                ttl = per_message
+        if ttl is not None and self.host is not None:
+            elapsed = max(0.0, self.host.clock.time() - timestamp_ms / 1000.0)
+            entry.expires_at = self._now() + max(0.0, ttl / 1000.0 - elapsed)
+            self._may_expire = True
+        self.ready.append(entry)
 
     def _would_overflow(self, size: int) -> bool:
         settings = self.settings
@@ -296,7 +330,9 @@ class Queue:
         now = self._now()
         while ready:
             entry = ready.popleft()
-            if entry.expires_at is not None and entry.expires_at <= now:
+            # strictly past: a message due this very instant may still go to a waiting consumer
+            # (TTL 0 is "deliver now or never"); the expiry sweep uses <= and takes it otherwise
+            if entry.expires_at is not None and entry.expires_at < now:
                 self._dead_letter(entry, deadletter.EXPIRED)
                 continue
             return entry
@@ -339,7 +375,9 @@ class Queue:
             self._dead_letter(entry, reason)
 
     def settle_removed(self, entry: QueueEntry) -> None:
-        """A message left the queue for good (store ack record goes here)."""
+        """A message left the queue for good: a stored one gets its ack record."""
+        if entry.offset >= 0 and self.store is not None:
+            self.store.ack(entry.offset)
 
     def purge(self) -> int:
         """Drop every ready message (unacknowledged and parked ones stay)."""

@@ -18,6 +18,7 @@ from leveret.clock import Clock, SystemClock
 from leveret.config import Settings
 from leveret.server.auth import UserStore
 from leveret.server.durability import Durability
+from leveret.server.flow import DiskAlarm
 from leveret.server.protocol import AMQPProtocol
 from leveret.store.definitions import FileDefinitionStore
 from leveret.store.filestore import FileMessageStore
@@ -52,6 +53,7 @@ class Server:
         self.recovery = self.persistence.recover(self.broker, delivered=self._read_clean_shutdown())
         self._log_recovery()
         self.durability: Durability | None = None
+        self.disk_alarm: DiskAlarm | None = None
         self.users = UserStore()
         self.users.add(
             settings.default_user, settings.default_pass,
@@ -65,6 +67,8 @@ class Server:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.durability = Durability(self.loop, self.message_store)
+        self.disk_alarm = DiskAlarm(self, self.settings.disk_free_limit)
+        self.disk_alarm.start()
         try:
             self._listener = await self.loop.create_server(
                 lambda: AMQPProtocol(self), self.settings.host, self.settings.port, reuse_address=True, backlog=1024,
@@ -80,6 +84,8 @@ class Server:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        if self.disk_alarm is not None:
+            self.disk_alarm.stop()
         for conn in list(self.connections):
             conn.force_close(codes.CONNECTION_FORCED, SHUTDOWN_TEXT)
         deadline = self.loop.time() + timeout

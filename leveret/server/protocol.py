@@ -113,6 +113,16 @@ class AMQPProtocol(asyncio.Protocol):
         """After our connection.close: give the peer a moment to answer close-ok, then drop it."""
         self.loop.call_later(CLOSE_OK_TIMEOUT, self._abort)
 
+    def set_reading(self, reading: bool) -> None:
+        """Stop or resume reading the socket (flow control); bytes wait in the kernel's buffers."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if reading:
+            transport.resume_reading()
+        else:
+            transport.pause_reading()
+
     def is_loopback(self) -> bool:
         if not self.peer:
             return True  # a Unix socket

@@ -67,6 +67,7 @@ class Writer(Protocol):
     def is_loopback(self) -> bool: ...
     def start_heartbeat(self, interval: int) -> None: ...
     def close_soon(self) -> None: ...
+    def set_reading(self, reading: bool) -> None: ...
 
 
 class ChannelSession:
@@ -171,7 +172,10 @@ class Session:
         self.vhost: Any = None
         self.client_properties: dict = {}
         self.client_capabilities: dict = {}
-        self.blocked = False
+        self.blocked = False  # a resource alarm is on
+        self.blocked_reason = ""
+        self.reading_paused = False  # we stopped reading because of it
+        self.has_published = False
         self.name = ""
         self._handlers = self._method_handlers()
 
@@ -279,6 +283,33 @@ class Session:
         self.state = _CLOSED
         self.writer.close_after_flush()
 
+    # --- flow control -----------------------------------------------------------------------------
+    def set_blocked(self, blocked: bool, reason: str) -> None:
+        """Resource alarm on or off.
+
+        As in RabbitMQ, a connection is only blocked once it publishes: one that already has is blocked at
+        once, one that has not yet is blocked by its first publish. Blocking means connection.blocked for a
+        client with that capability, and no more reading from the socket until the alarm clears.
+        """
+        self.blocked = blocked
+        self.blocked_reason = reason
+        if blocked:
+            if self.has_published:
+                self._block_now()
+        elif self.reading_paused:
+            self.reading_paused = False
+            if self.state == _OPEN and self.client_capabilities.get("connection.blocked"):
+                self.send_method(0, spec.ConnectionUnblocked())
+            self.writer.set_reading(True)
+
+    def _block_now(self) -> None:
+        if self.reading_paused:
+            return
+        self.reading_paused = True
+        if self.state == _OPEN and self.client_capabilities.get("connection.blocked"):
+            self.send_method(0, spec.ConnectionBlocked(reason=self.blocked_reason))
+        self.writer.set_reading(False)
+
     # --- output -----------------------------------------------------------------------------------
     def send_method(self, channel: int, method: Any) -> None:
         self.writer.write_frame(serializer.method_frame(channel, method))
@@ -359,6 +390,9 @@ class Session:
         self.vhost = vhost
         self.state = _OPEN
         self.send_method(0, spec.ConnectionOpenOk())
+        alarm = self.server.disk_alarm
+        if alarm is not None and alarm.active:
+            self.set_blocked(True, "low on disk")
 
     # --- method dispatch --------------------------------------------------------------------------
     def _on_method(self, channel: int, method: Any) -> None:
@@ -609,6 +643,10 @@ class Session:
         if ch.closing:
             return
         m = event.method
+        if not self.has_published:
+            self.has_published = True
+            if self.blocked:
+                self._block_now()
         try:
             self._publish(ch, m, event.properties, event.body)
         except BrokerError as exc:

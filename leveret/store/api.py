@@ -79,6 +79,57 @@ class QueueStore(Protocol):
         """Remove the queue's messages and files; the store is unusable afterwards."""
 
 
+class StreamStore(Protocol):
+    """The log of one stream queue: append-only, offset-addressed, shrunk only by retention.
+
+    Appends are durable after the next commit, exactly as ``QueueStore.append``. Reading never
+    loads the stream into memory: ``read_from`` streams records from disk in bounded chunks.
+    Consumers' tracked offsets (leveret's opt-in server-side offset tracking) are durable after
+    the next commit too.
+    """
+
+    def append(self, exchange: str, routing_key: str, props_raw: bytes, body: bytes, timestamp: int) -> int:
+        """Store a message; return its offset."""
+
+    @property
+    def first_offset(self) -> int:
+        """The lowest offset still kept (== next_offset when the stream is empty)."""
+
+    @property
+    def next_offset(self) -> int:
+        """The offset the next append will get."""
+
+    @property
+    def last_chunk_offset(self) -> int:
+        """First offset of the newest chunk (the records one commit made durable): "last" starts here."""
+
+    def read_from(self, offset: int) -> Iterator[StoredMessage]:
+        """Messages from `offset` (or the first kept one after it) to the current end, in order."""
+
+    def seek_time(self, timestamp: int) -> int:
+        """Offset of the first message stamped at or after `timestamp` (ms); next_offset if none."""
+
+    def apply_retention(self, now_ms: int) -> list[int]:
+        """Drop whole head segments that x-max-age / x-max-length-bytes no longer keep; their bases."""
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes on disk (what x-max-length-bytes bounds)."""
+
+    @property
+    def segment_count(self) -> int:
+        """How many segments hold the stream."""
+
+    def tracked_offset(self, consumer: str) -> int | None:
+        """The last offset `consumer` acknowledged with offset tracking on, if any."""
+
+    def track_offset(self, consumer: str, offset: int) -> None:
+        """Remember that `consumer` acknowledged up to `offset` (durable after the next commit)."""
+
+    def delete(self) -> None:
+        """Remove the stream's files; the store is unusable afterwards."""
+
+
 class MessageStore(Protocol):
     """All durable queues' messages, and the group commit that makes them durable."""
 

@@ -26,10 +26,13 @@ from leveret.store.commit import CommitTicket, GroupCommit, Seam, SeamHook, no_s
 from leveret.store.format import KIND_MESSAGE, MESSAGE_HEAD, decode_message, encode_message
 from leveret.store.log import DEFAULT_SEGMENT_SIZE, Log
 from leveret.store.recovery import RecoveryReport, recover_acks, sync_directory, write_atomically
+from leveret.store.stream import FileStreamStore
 
 QUEUES_DIR = "queues"
 NAME_FILE = "queue.name"
 DELETED_SUFFIX = ".deleted"
+STREAMS_DIR = "streams"
+STREAM_NAME_FILE = "stream.name"
 
 
 def _message(record) -> StoredMessage:
@@ -189,6 +192,11 @@ class FileMessageStore:
         for entry in os.listdir(self._root):
             if entry.endswith(DELETED_SUFFIX):
                 shutil.rmtree(os.path.join(self._root, entry), ignore_errors=True)
+        self._streams: dict[tuple[str, str], FileStreamStore] = {}
+        os.makedirs(os.path.join(data_dir, STREAMS_DIR), exist_ok=True)
+        for entry in os.listdir(os.path.join(data_dir, STREAMS_DIR)):
+            if entry.endswith(DELETED_SUFFIX):
+                shutil.rmtree(os.path.join(data_dir, STREAMS_DIR, entry), ignore_errors=True)
 
     def open_queue(self, vhost: str, name: str) -> FileQueueStore:
         key = (vhost, name)
@@ -217,6 +225,50 @@ class FileMessageStore:
             sync_directory(self._root)
             shutil.rmtree(doomed, ignore_errors=True)
 
+    # -- streams (api.StreamStore; same group commit as the queues) -------------------------------
+    def open_stream(
+        self,
+        vhost: str,
+        name: str,
+        *,
+        segment_size: int | None = None,
+        max_age_ms: int | None = None,
+        max_bytes: int | None = None,
+    ) -> FileStreamStore:
+        """The store of a stream queue under ``streams/``, created if absent, recovered on first open."""
+        key = (vhost, name)
+        store = self._streams.get(key)
+        if store is None:
+            root = os.path.join(self.data_dir, STREAMS_DIR)
+            directory = os.path.join(root, queue_dir_name(vhost, name))
+            if not os.path.exists(os.path.join(directory, STREAM_NAME_FILE)):
+                os.makedirs(directory, exist_ok=True)
+                write_atomically(
+                    os.path.join(directory, STREAM_NAME_FILE), json.dumps({"vhost": vhost, "name": name}).encode()
+                )
+                sync_directory(root)
+            store = FileStreamStore(
+                directory, segment_size=segment_size or self.segment_size, max_age_ms=max_age_ms,
+                max_bytes=max_bytes, group=self.group,
+            )
+            self.report.merge(store.report)
+            self._streams[key] = store
+        return store
+
+    def delete_stream(self, vhost: str, name: str) -> None:
+        """Delete a stream's files (no error if it has none)."""
+        store = self._streams.pop((vhost, name), None)
+        if store is not None:
+            self.group.forget(store)
+            store.close()
+        root = os.path.join(self.data_dir, STREAMS_DIR)
+        directory = os.path.join(root, queue_dir_name(vhost, name))
+        if os.path.isdir(directory):
+            doomed = directory + DELETED_SUFFIX
+            os.replace(directory, doomed)
+            sync_directory(root)
+            shutil.rmtree(doomed, ignore_errors=True)
+
     def queues(self) -> list[tuple[str, str]]:
         found = []
         for entry in sorted(os.listdir(self._root)):
@@ -242,3 +294,6 @@ class FileMessageStore:
         for store in self._open.values():
             store.close()
         self._open.clear()
+        for stream in self._streams.values():
+            stream.close()
+        self._streams.clear()

@@ -7,6 +7,7 @@ commit only numbers itself, so code that waits for commits behaves the same agai
 from __future__ import annotations
 
 import copy
+from bisect import bisect_right
 from collections.abc import Iterator
 
 from leveret.store.api import (
@@ -20,6 +21,7 @@ from leveret.store.api import (
     UserDef,
     VHostDef,
 )
+from leveret.store.stream import FLAG_CHUNK_START
 
 
 class MemoryCommit:
@@ -85,11 +87,141 @@ class MemoryQueueStore:
         """Nothing to release."""
 
 
+class MemoryStreamStore:
+    """A stream's messages in memory, grouped into segments of about `segment_size` bytes.
+
+    Segment sizes count what the file store would write (record overhead included), so retention
+    by x-max-length-bytes drops the same segments in both implementations.
+    """
+
+    def __init__(
+        self,
+        on_dirty=None,
+        *,
+        segment_size: int = 8 * 1024 * 1024,
+        max_age_ms: int | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
+        self.segment_size = segment_size
+        self.max_age_ms = max_age_ms
+        self.max_bytes = max_bytes
+        self._on_dirty = on_dirty
+        self._bases: list[int] = []
+        self._segments: list[list[StoredMessage]] = []
+        self._sizes: list[int] = []
+        self._next = 0
+        self._last_chunk = 0
+        self._chunk_open = False
+        self._tracked: dict[str, int] = {}
+        self.deleted = False
+
+    @property
+    def first_offset(self) -> int:
+        return self._bases[0] if self._segments and self._segments[0] else self._next
+
+    @property
+    def next_offset(self) -> int:
+        return self._next
+
+    @property
+    def last_chunk_offset(self) -> int:
+        return self._last_chunk if self._segments else self._next
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(self._sizes)
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    def append(self, exchange: str, routing_key: str, props_raw: bytes, body: bytes, timestamp: int) -> int:
+        offset = self._next
+        size = 38 + len(exchange.encode()) + len(routing_key.encode()) + len(props_raw) + len(body)
+        rolled = False
+        if not self._segments or (self._segments[-1] and self._sizes[-1] + size > self.segment_size):
+            self._bases.append(offset)
+            self._segments.append([])
+            self._sizes.append(16)
+            rolled = len(self._segments) > 1
+        flags = 0 if self._chunk_open else FLAG_CHUNK_START
+        if not self._chunk_open:
+            self._chunk_open = True
+            self._last_chunk = offset
+        self._segments[-1].append(
+            StoredMessage(offset, timestamp, flags, exchange, routing_key, bytes(props_raw), bytes(body))
+        )
+        self._sizes[-1] += size
+        self._next = offset + 1
+        if self._on_dirty is not None:
+            self._on_dirty()
+        if rolled:
+            self.apply_retention(timestamp)
+        return offset
+
+    def commit_began(self) -> None:
+        """A commit began: the next append starts a new chunk."""
+        self._chunk_open = False
+
+    def read_from(self, offset: int) -> Iterator[StoredMessage]:
+        while True:
+            if not self._segments or offset >= self._next:
+                return
+            i = max(bisect_right(self._bases, offset) - 1, 0)
+            segment = self._segments[i]
+            start = max(offset - self._bases[i], 0)
+            if start >= len(segment):
+                if i + 1 >= len(self._segments):
+                    return
+                offset = self._bases[i + 1]
+                continue
+            message = segment[start]
+            offset = message.offset + 1
+            yield message
+
+    def seek_time(self, timestamp: int) -> int:
+        for segment in self._segments:
+            for message in segment:
+                if message.timestamp >= timestamp:
+                    return message.offset
+        return self._next
+
+    def apply_retention(self, now_ms: int) -> list[int]:
+        dropped = []
+        before = None if self.max_age_ms is None else now_ms - self.max_age_ms
+        while len(self._segments) > 1:
+            head = self._segments[0]
+            if (self.max_bytes is not None and self.size_bytes > self.max_bytes) or (
+                before is not None and (not head or max(m.timestamp for m in head) < before)
+            ):
+                dropped.append(self._bases.pop(0))
+                self._segments.pop(0)
+                self._sizes.pop(0)
+            else:
+                break
+        return dropped
+
+    def tracked_offset(self, consumer: str) -> int | None:
+        return self._tracked.get(consumer)
+
+    def track_offset(self, consumer: str, offset: int) -> None:
+        self._tracked[consumer] = offset
+        if self._on_dirty is not None:
+            self._on_dirty()
+
+    def delete(self) -> None:
+        self._segments.clear()
+        self._bases.clear()
+        self._sizes.clear()
+        self.deleted = True
+
+
 class MemoryMessageStore:
     """Queues by (vhost, name) in a dict; commits are numbered like the file store's."""
 
     def __init__(self) -> None:
         self._queues: dict[tuple[str, str], MemoryQueueStore] = {}
+        self._streams: dict[tuple[str, str], MemoryStreamStore] = {}
         self._seq = 0
         self._dirty = False
 
@@ -107,6 +239,28 @@ class MemoryMessageStore:
         if store is not None:
             store.delete()
 
+    def open_stream(
+        self,
+        vhost: str,
+        name: str,
+        *,
+        segment_size: int | None = None,
+        max_age_ms: int | None = None,
+        max_bytes: int | None = None,
+    ) -> MemoryStreamStore:
+        store = self._streams.get((vhost, name))
+        if store is None:
+            store = self._streams[(vhost, name)] = MemoryStreamStore(
+                self._mark_dirty, segment_size=segment_size or 8 * 1024 * 1024, max_age_ms=max_age_ms,
+                max_bytes=max_bytes,
+            )
+        return store
+
+    def delete_stream(self, vhost: str, name: str) -> None:
+        store = self._streams.pop((vhost, name), None)
+        if store is not None:
+            store.delete()
+
     def queues(self) -> list[tuple[str, str]]:
         return sorted(self._queues)
 
@@ -115,6 +269,8 @@ class MemoryMessageStore:
         return self._dirty
 
     def begin_commit(self) -> MemoryCommit:
+        for stream in self._streams.values():
+            stream.commit_began()
         self._seq += 1
         self._dirty = False
         return MemoryCommit(self._seq)

@@ -110,3 +110,14 @@ def make_session(vhost: VHost):
         return Session(vhost, owner)
 
     return make
+
+
+@pytest.fixture
+def tick(clock: ManualClock, broker: Broker):
+    """`tick(seconds)`: move the manual clock and fire every broker timer that became due."""
+
+    def advance(seconds: float) -> None:
+        clock.advance(seconds)
+        broker.timers.run_due()
+
+    return advance

@@ -1,0 +1,546 @@
+"""Stream queues (x-queue-type: stream) over AMQP 0-9-1: an append-only log that consumers read.
+
+A stream keeps every message until retention drops it; acks never remove anything. Each consumer
+has its own cursor (the next offset it will receive), so any number of consumers read the same
+messages independently, from where their `x-stream-offset` consume argument put them. Behaviour and
+error texts are RabbitMQ 3.10's, read from a live broker:
+
+- declare: durable only (`invalid property 'non-durable' | 'exclusive-owner' | 'auto-delete'`), no
+  server-named streams, queue arguments of other types refused (`invalid arg 'x-max-length' for queue
+  'q' in vhost '/' of queue type rabbit_stream_queue`); x-max-age is "<n><Y|M|D|h|m|s>" with n > 0.
+- consume: basic.qos prefetch must be set (406 `consumer prefetch count is not set for 'queue ...'`),
+  no-ack is refused (540), x-priority is refused; prefetch is the consumer's credit.
+- basic.get, queue.purge, basic.nack and basic.reject are refused with 540, connection level.
+- every delivery carries the header x-stream-offset (long), appended after the message's own headers;
+  delivery tags are the channel's; redelivered is always false.
+- x-stream-offset: "first", "last" (start of the newest chunk), "next" (default), an offset (below
+  the first kept one means first; beyond the end waits for it), an AMQP timestamp (first message at or
+  after it), or an interval "<n><Y|M|D|h|m|s>" (now minus the interval, as a timestamp).
+
+Differences, on purpose: a malformed x-stream-offset or x-max-age that RabbitMQ answers with 541
+INTERNAL_ERROR (a crash, e.g. "bogus" or "h") gets the 406 it gives for its near neighbours; basic.recover
+on a channel with stream deliveries is a no-op where RabbitMQ crashes the connection (541).
+
+Beyond RabbitMQ (LavinMQ's argument names): server-side offset tracking for AMQP consumers. With
+`x-stream-automatic-offset-tracking: true`, or `x-stream-offset: null` (void, meaning "first" the first
+time), the stream remembers, under the consumer tag, the highest offset the consumer acked, durably;
+a later consumer with that tag and tracking on resumes right after it. Without either argument
+nothing is tracked and the default start stays "next".
+
+The log lives in an `api.StreamStore` opened through the vhost's message store (`open_stream`), so a
+publish is confirmed after the same group commit as queue messages. Recently appended messages are
+also kept in a small in-memory tail, so consumers that keep up never touch the disk; a consumer that
+is behind reads through a store iterator (bounded memory: one read chunk).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import struct
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Hashable, Iterable
+
+from leveret.broker.arguments import as_text, field_type_name, first_inequivalent
+from leveret.broker.errors import AccessRefused, NotImplementedByBroker, PreconditionFailed
+from leveret.broker.message import Message, Properties
+from leveret.broker.queue import Queue, QueueEntry
+from leveret.broker.queue_arguments import QueueSettings
+from leveret.broker.timers import Slot
+from leveret.store.api import StoredMessage, StreamStore
+
+if TYPE_CHECKING:
+    from leveret.broker.consumer import Consumer
+    from leveret.broker.vhost import VHost
+
+STREAM_MODULE = "rabbit_stream_queue"
+# Queue arguments a stream refuses (RabbitMQ 3.10), in the order they are checked.
+REFUSED_ARGUMENTS = (
+    "x-expires",
+    "x-message-ttl",
+    "x-max-length",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-dead-letter-strategy",
+    "x-overflow",
+    "x-max-priority",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-delivery-limit",
+    "x-quorum-initial-group-size",
+)
+# Arguments compared when a stream is redeclared (others, even refused ones, are ignored then).
+EQUIVALENCE_ARGUMENTS = (
+    "x-max-length-bytes",
+    "x-queue-type",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+    "x-initial-cluster-size",
+    "x-queue-leader-locator",
+)
+TRACKING_ARGUMENT = "x-stream-automatic-offset-tracking"
+OFFSET_HEADER = "x-stream-offset"
+
+_UNIT_MS = {"Y": 365 * 86400_000, "M": 30 * 86400_000, "D": 86400_000, "h": 3600_000, "m": 60_000, "s": 1000}
+_INTERVAL = re.compile(r"([0-9]+)([YMDhms])")
+# How often x-max-age retention runs when no segment roll triggers it (seconds).
+RETENTION_INTERVAL = 30.0
+# The in-memory tail of recent messages that keeps live consumers off the disk.
+TAIL_BYTES = 4 * 1024 * 1024
+
+# The header entry appended to each delivery's properties: name, type tag 'l', then the offset.
+_HEADER_ENTRY = b"\x0f" + OFFSET_HEADER.encode() + b"l"
+_OFFSET = struct.Struct(">q")
+_U32 = struct.Struct(">I")
+_ENTRY_SIZE = len(_HEADER_ENTRY) + 8
+_CONTENT_TYPE, _CONTENT_ENCODING, _HEADERS = 0x8000, 0x4000, 0x2000
+
+
+def with_offset_header(props_raw: bytes, offset: int) -> bytes:
+    """The raw property bytes with `x-stream-offset = offset` appended to the headers table.
+
+    Done on bytes because the broker never decodes properties on the delivery path: flags, then
+    content-type and content-encoding (shortstrs) are skipped to reach the headers table, whose
+    length grows by one entry; without headers the flag is set and a one-entry table inserted.
+    """
+    if len(props_raw) < 2:
+        props_raw = b"\x00\x00"
+    flags = (props_raw[0] << 8) | props_raw[1]
+    pos = 2
+    if flags & _CONTENT_TYPE:
+        pos += 1 + props_raw[pos]
+    if flags & _CONTENT_ENCODING:
+        pos += 1 + props_raw[pos]
+    entry = _HEADER_ENTRY + _OFFSET.pack(offset)
+    if flags & _HEADERS:
+        (length,) = _U32.unpack_from(props_raw, pos)
+        end = pos + 4 + length
+        return b"".join(
+            (props_raw[:pos], _U32.pack(length + _ENTRY_SIZE), props_raw[pos + 4 : end], entry, props_raw[end:])
+        )
+    flags |= _HEADERS
+    return b"".join(
+        (bytes(((flags >> 8) & 0xFF, flags & 0xFF)), props_raw[2:pos], _U32.pack(_ENTRY_SIZE), entry, props_raw[pos:])
+    )
+
+
+class RawProperties:
+    """Properties known only as raw bytes: what a delivery needs when no codec factory was given."""
+
+    __slots__ = ("raw",)
+    headers = delivery_mode = priority = expiration = reply_to = user_id = None
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def replace(self, **changes: Any) -> "RawProperties":
+        raise TypeError("raw properties cannot be changed without the codec")
+
+
+# -- declaration ---------------------------------------------------------------------------------
+
+
+def is_stream_declaration(arguments: dict[str, Any] | None) -> bool:
+    """Whether a queue.declare asks for a stream."""
+    return bool(arguments) and as_text(arguments.get("x-queue-type")) == "stream"  # type: ignore[union-attr]
+
+
+def parse_interval(text: str) -> int | None:
+    """Milliseconds in "<n><Y|M|D|h|m|s>" with n > 0 (RabbitMQ's x-max-age form), None if malformed."""
+    match = _INTERVAL.fullmatch(text)
+    if match is None or int(match.group(1)) == 0:
+        return None
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+class StreamSettings:
+    """A stream's validated retention and segment arguments (None: not set)."""
+
+    __slots__ = ("max_age_ms", "max_bytes", "segment_size")
+
+    def __init__(self, max_age_ms: int | None = None, max_bytes: int | None = None, segment_size: int | None = None):
+        self.max_age_ms = max_age_ms
+        self.max_bytes = max_bytes
+        self.segment_size = segment_size
+
+
+def parse_stream_arguments(queue_name: str, vhost_name: str, arguments: dict[str, Any]) -> StreamSettings:
+    """Validate a new stream's arguments with RabbitMQ 3.10's errors."""
+    where = f"for queue '{queue_name}' in vhost '{vhost_name}'"
+    for key in REFUSED_ARGUMENTS:
+        if key in arguments:
+            raise PreconditionFailed(f"invalid arg '{key}' {where} of queue type {STREAM_MODULE}")
+
+    def integer(key: str) -> int | None:
+        if key not in arguments:
+            return None
+        value = arguments[key]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise PreconditionFailed(f'invalid arg \'{key}\' {where}: "expected integer, got {field_type_name(value)}"')
+        if value < 0:
+            raise PreconditionFailed(f"invalid arg '{key}' {where}: {{value_negative,{value}}}")
+        return value
+
+    settings = StreamSettings(
+        max_bytes=integer("x-max-length-bytes"), segment_size=integer("x-stream-max-segment-size-bytes")
+    )
+    if "x-max-age" in arguments:
+        value = arguments["x-max-age"]
+        if not isinstance(value, str):
+            kind = "binary" if isinstance(value, (bytes, bytearray, memoryview)) else field_type_name(value)
+            raise PreconditionFailed(f"invalid arg 'x-max-age' {where}: {{unacceptable_type,{kind}}}")
+        settings.max_age_ms = parse_interval(value)
+        if settings.max_age_ms is None:
+            raise PreconditionFailed(f"invalid arg 'x-max-age' {where}: invalid_max_age")
+    return settings
+
+
+def declare_stream(
+    vhost: "VHost",
+    name: str,
+    *,
+    durable: bool,
+    exclusive: bool,
+    auto_delete: bool,
+    arguments: dict[str, Any],
+    owner: Hashable | None,
+) -> tuple[Queue, int, int]:
+    """queue.declare (not passive) of a stream on `vhost`: redeclaration checks, or creation."""
+    if name == "":
+        raise PreconditionFailed(f"Cannot declare a server-named queue for type {STREAM_MODULE}")
+    if name.startswith("amq."):
+        raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+    arguments = dict(arguments)
+    existing = vhost.queues.get(name)
+    if existing is not None:
+        if existing.exclusive != exclusive or (existing.exclusive and existing.owner != owner):
+            raise vhost._locked(existing)
+        what = existing.describe()
+        for key, have, want in (("durable", existing.durable, durable), ("auto_delete", existing.auto_delete, auto_delete)):
+            if have != want:
+                raise vhost._inequivalent(key, what, f"'{str(want).lower()}'", f"'{str(have).lower()}'")
+        diff = first_inequivalent(existing.arguments, arguments, EQUIVALENCE_ARGUMENTS)
+        if diff is not None:
+            raise vhost._inequivalent(diff[0], what, diff[1], diff[2])
+        return existing, existing.message_count, existing.consumer_count
+    for flag, bad in (("non-durable", not durable), ("exclusive-owner", exclusive), ("auto-delete", auto_delete)):
+        if bad:
+            raise PreconditionFailed(f"invalid property '{flag}' for queue '{name}' in vhost '{vhost.name}'")
+    settings = parse_stream_arguments(name, vhost.name, arguments)
+    store_factory = getattr(vhost.message_store, "open_stream", None)
+    if store_factory is None:
+        raise PreconditionFailed(f"stream queues need a message store; none for vhost '{vhost.name}'")
+    store = store_factory(
+        vhost.name, name, segment_size=settings.segment_size, max_age_ms=settings.max_age_ms,
+        max_bytes=settings.max_bytes,
+    )
+    persistence = getattr(vhost, "persistence", None)
+    make_properties = getattr(persistence, "make_properties", None)
+    queue = StreamQueue(
+        name, vhost.name, arguments=arguments, store=store, settings=settings, clock=vhost.clock,
+        timers=getattr(vhost, "timers", None), make_properties=make_properties,
+        delete_store=lambda: vhost.message_store.delete_stream(vhost.name, name),
+    )
+    vhost.queues[name] = queue
+    if persistence is not None:
+        persistence.queue_added(vhost, queue)
+    return queue, 0, 0
+
+
+# -- consuming -----------------------------------------------------------------------------------
+
+
+class StreamCursor:
+    """Where one consumer stands in a stream: the next offset, a disk reader, and its tracking name."""
+
+    __slots__ = ("offset", "reader", "tracking", "acked")
+
+    def __init__(self, offset: int, tracking: str | None) -> None:
+        self.offset = offset
+        self.reader: Iterator[StoredMessage] | None = None
+        self.tracking = tracking
+        self.acked = -1  # highest offset acked (tracked consumers only)
+
+    def drop_reader(self) -> None:
+        if self.reader is not None:
+            self.reader.close()  # type: ignore[attr-defined]
+            self.reader = None
+
+
+class StreamEntry(QueueEntry):
+    """A delivered stream message, remembering whose cursor it came from (for offset tracking)."""
+
+    __slots__ = ("cursor",)
+
+    def __init__(self, offset: int, message: Message, cursor: StreamCursor) -> None:
+        super().__init__(offset, message)
+        self.cursor = cursor
+
+
+class StreamQueue(Queue):
+    """A stream queue: the store is the log, consumers are cursors over it; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        vhost_name: str = "/",
+        *,
+        arguments: dict[str, Any] | None = None,
+        store: StreamStore,
+        settings: StreamSettings | None = None,
+        clock: Any = None,
+        timers: Any = None,
+        make_properties: Callable[[bytes], Properties] | None = None,
+        delete_store: Callable[[], None] | None = None,
+    ) -> None:
+        # The classic machinery (TTL, limits, dead-lettering) stays switched off: default settings.
+        super().__init__(name, vhost_name, durable=True, arguments=arguments, settings=QueueSettings())
+        # Not `store`: persistence gives durable queues a QueueStore under that name.
+        self.stream_store = store
+        self.stream_settings = settings or StreamSettings()
+        self.clock = clock
+        self.make_properties = make_properties
+        self._delete_store = delete_store
+        self._cursors: dict[Consumer, StreamCursor] = {}
+        self._exclusive: Consumer | None = None
+        self._tail: deque[StoredMessage] = deque()
+        self._tail_bytes = 0
+        self._retention = Slot(timers, self._on_retention_due)
+        if self.stream_settings.max_age_ms is not None and clock is not None:
+            self._retention.arm(clock.monotonic() + RETENTION_INTERVAL)
+
+    # -- facts ----------------------------------------------------------------------------------
+    @property
+    def message_count(self) -> int:
+        """RabbitMQ reports 0 ready messages for a stream in declare-ok."""
+        return 0
+
+    @property
+    def consumer_count(self) -> int:
+        return len(self._cursors)
+
+    @property
+    def consumers(self) -> list[Consumer]:
+        return list(self._cursors)
+
+    @property
+    def unused_for_auto_delete(self) -> bool:
+        return False
+
+    def touch(self) -> None:
+        """Streams have no x-expires."""
+
+    def _now_ms(self) -> int:
+        return int(self.clock.time() * 1000) if self.clock is not None else 0
+
+    # -- messages in ----------------------------------------------------------------------------
+    def enqueue(self, message: Message) -> QueueEntry:
+        """Append to the log (every message, persistent or not, as RabbitMQ streams do) and feed cursors.
+
+        The store marks its group commit dirty, so the server's `commit_pending` check makes a
+        publisher confirm wait for the fsync covering this record.
+        """
+        raw = message.properties.raw
+        body = message.body
+        if type(body) is not bytes:
+            body = bytes(body)  # the tail must not pin the codec's read buffer through a memoryview
+        now = self._now_ms()
+        offset = self.stream_store.append(message.exchange, message.routing_key, raw, body, now)
+        stored = StoredMessage(offset, now, 0, message.exchange, message.routing_key, raw, body)
+        tail = self._tail
+        if tail and tail[-1].offset + 1 != offset:
+            tail.clear()
+            self._tail_bytes = 0
+        tail.append(stored)
+        self._tail_bytes += len(body) + len(raw) + 64
+        while self._tail_bytes > TAIL_BYTES and len(tail) > 1:
+            old = tail.popleft()
+            self._tail_bytes -= len(old.body) + len(old.props_raw) + 64
+        if self._cursors:
+            self.dispatch()
+        return QueueEntry(offset, message)
+
+    def apply_retention(self) -> list[int]:
+        """Drop head segments retention no longer keeps (also run on a timer and on segment rolls)."""
+        return self.stream_store.apply_retention(self._now_ms())
+
+    def _on_retention_due(self) -> None:
+        if self.deleted:
+            return
+        self.apply_retention()
+        if self.clock is not None:
+            self._retention.arm(self.clock.monotonic() + RETENTION_INTERVAL)
+
+    # -- refusals -------------------------------------------------------------------------------
+    def fetch(self, no_ack: bool) -> QueueEntry | None:
+        raise NotImplementedByBroker(f"basic.get not supported by stream queues {self.describe()}")
+
+    def purge(self) -> int:
+        raise NotImplementedByBroker(f"queue.purge not supported by stream queues {self.describe()}")
+
+    def _refuse_nack(self) -> NotImplementedByBroker:
+        return NotImplementedByBroker(f"basic.nack and basic.reject not supported by stream queues {self.describe()}")
+
+    # -- acknowledgements -----------------------------------------------------------------------
+    def settle(self, entries: Iterable[QueueEntry]) -> None:
+        """Acks free credit (the channel counts it) and advance tracked offsets; no data is removed."""
+        for entry in entries:
+            cursor = getattr(entry, "cursor", None)
+            if cursor is not None and cursor.tracking is not None and entry.seq > cursor.acked:
+                cursor.acked = entry.seq
+                self.stream_store.track_offset(cursor.tracking, entry.seq)
+
+    def requeue(self, entries: Iterable[QueueEntry], *, delay: bool = False) -> None:
+        """`delay` marks nack/reject (refused); a closing channel's requeue just lets the entries go."""
+        if delay:
+            raise self._refuse_nack()
+
+    def discard(self, entries: Iterable[QueueEntry], reason: str = "rejected") -> None:
+        raise self._refuse_nack()
+
+    def settle_removed(self, entry: QueueEntry) -> None:
+        """Nothing leaves a stream by being consumed."""
+
+    def message_for_delivery(self, entry: QueueEntry) -> Message:
+        return entry.message
+
+    # -- consumers ------------------------------------------------------------------------------
+    def add_consumer(self, consumer: Consumer) -> None:
+        """Check the consume against RabbitMQ's stream rules and place the consumer's cursor."""
+        where = self.describe()
+        if not consumer.prefetch:
+            raise PreconditionFailed(f"consumer prefetch count is not set for '{where}'")
+        if consumer.no_ack:
+            raise NotImplementedByBroker(f"automatic acknowledgement not supported by stream queues {where}")
+        arguments = consumer.arguments
+        if "x-priority" in arguments:
+            raise PreconditionFailed(f"invalid arg 'x-priority' for {where} of queue type {STREAM_MODULE}")
+        if self._exclusive is not None or (consumer.exclusive and self._cursors):
+            raise AccessRefused(f"{where} in exclusive use")
+        tracking = None
+        track = arguments.get(TRACKING_ARGUMENT)
+        if (OFFSET_HEADER in arguments and arguments[OFFSET_HEADER] is None) or track is True or as_text(track) == "true":
+            tracking = consumer.tag
+        spec = arguments.get(OFFSET_HEADER, "next")
+        start = self._start_offset("first" if spec is None else spec, where)
+        if tracking is not None:
+            tracked = self.stream_store.tracked_offset(tracking)
+            if tracked is not None:
+                start = tracked + 1
+        self._cursors[consumer] = StreamCursor(start, tracking)
+        if consumer.exclusive:
+            self._exclusive = consumer
+        self.had_consumers = True
+        consumer.blocked = True
+
+    def _start_offset(self, spec: Any, where: str) -> int:
+        store = self.stream_store
+        if isinstance(spec, datetime.datetime):
+            moment = spec if spec.tzinfo is not None else spec.replace(tzinfo=datetime.timezone.utc)
+            return store.seek_time(int(moment.timestamp() * 1000))
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            if type(spec).__name__ == "Timestamp":  # the codec's int subclass for field type 'T'
+                return store.seek_time(int(spec) * 1000)
+            return max(spec, 0)
+        text = as_text(spec)
+        if isinstance(text, str):
+            if text == "first":
+                return store.first_offset
+            if text == "last":
+                return store.last_chunk_offset
+            if text == "next":
+                return store.next_offset
+            interval = parse_interval(text)
+            if interval is not None:
+                return store.seek_time(self._now_ms() - interval)
+            kind = "longstr"
+            shown = text
+        else:
+            kind = field_type_name(spec)
+            shown = str(spec).lower()
+        raise PreconditionFailed(
+            f"invalid arg '{OFFSET_HEADER}' for {where}: {{invalid_stream_offset_arg,{{{kind},<<\"{shown}\">>}}}}"
+        )
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        cursor = self._cursors.pop(consumer, None)
+        if cursor is None:
+            return
+        cursor.drop_reader()
+        if self._exclusive is consumer:
+            self._exclusive = None
+        consumer.blocked = True
+
+    def detach_consumers(self) -> list[Consumer]:
+        consumers = list(self._cursors)
+        for consumer in consumers:
+            self.remove_consumer(consumer)
+        return consumers
+
+    def unblock(self, consumer: Consumer) -> None:
+        """Credit was freed (or the consumer started): deliver to it what it may take now."""
+        cursor = self._cursors.get(consumer)
+        if cursor is not None:
+            consumer.blocked = False
+            self._pump(consumer, cursor)
+
+    def dispatch(self) -> int:
+        delivered = 0
+        for consumer, cursor in list(self._cursors.items()):
+            if not consumer.blocked:
+                delivered += self._pump(consumer, cursor)
+        return delivered
+
+    def _pump(self, consumer: Consumer, cursor: StreamCursor) -> int:
+        """Deliver from `cursor` while the consumer has credit and the stream has messages for it."""
+        delivered = 0
+        store = self.stream_store
+        tail = self._tail
+        make = self.make_properties or RawProperties
+        while consumer.has_credit():
+            offset = cursor.offset
+            if offset >= store.next_offset:
+                break
+            first = store.first_offset
+            if offset < first:
+                offset = cursor.offset = first
+                cursor.drop_reader()
+            stored: StoredMessage | None = None
+            if tail and offset >= tail[0].offset:
+                cursor.drop_reader()
+                stored = tail[offset - tail[0].offset]
+            else:
+                if cursor.reader is None:
+                    cursor.reader = store.read_from(offset)
+                stored = next(cursor.reader, None)
+                if stored is None:
+                    cursor.reader = None
+                    break  # the reader met the end (only if the log lost records; retried next time)
+                if stored.offset < offset:
+                    continue
+            cursor.offset = stored.offset + 1
+            properties = make(with_offset_header(bytes(stored.props_raw), stored.offset))
+            message = Message(stored.exchange, stored.routing_key, properties, bytes(stored.body))
+            consumer.channel.send_delivery(consumer, self, StreamEntry(stored.offset, message, cursor))
+            delivered += 1
+            if consumer not in self._cursors:
+                break  # the delivery closed the channel or cancelled the consumer
+        if not consumer.has_credit():
+            consumer.blocked = True
+        return delivered
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def close(self) -> int:
+        """The stream is deleted: stop its timer, drop readers and remove its files; 0 messages reported."""
+        self.deleted = True
+        self._retention.cancel()
+        for cursor in self._cursors.values():
+            cursor.drop_reader()
+        self._tail.clear()
+        if self._delete_store is not None:
+            self._delete_store()
+        return 0
+
+    def __repr__(self) -> str:
+        return f"<StreamQueue {self.name!r} next={self.stream_store.next_offset} consumers={len(self._cursors)}>"

@@ -1,0 +1,274 @@
+"""The storage of one stream queue: a segmented log that acks never shrink, and tracked offsets.
+
+Layout of a stream's directory (under ``<data>/streams/<sha1 of vhost NUL name>/``)::
+
+    stream.name                  {"vhost": ..., "name": ...}, written atomically (see filestore.py)
+    <base>.seg                   the log (format.py); records are KIND_MESSAGE
+    offsets.log                  tracked consumer offsets: KIND_RAW records, offset field = the
+                                 acknowledged offset, payload = the consumer tag (UTF-8)
+
+Chunks. RabbitMQ's x-stream-offset "last" starts at the newest *chunk*: the batch of messages its
+writer made durable together. Leveret's equivalent is the group commit, so the first record a
+stream appends after a commit began carries FLAG_CHUNK_START (the flags byte is the writer's).
+The flag survives restarts; "last" after a restart finds it by scanning the newest segment.
+
+Retention drops whole segments from the head, never the active one: x-max-length-bytes bounds
+the bytes kept, x-max-age drops segments whose newest record is older than the age. It runs
+when a segment rolls and whenever the owner calls ``apply_retention`` (the broker does so on a
+timer). A reader positioned inside a dropped segment continues at the first kept record.
+
+Tracked offsets are derived data, so they are fsynced after the segments by the same group
+commit (``dup_derived_fds``); a lost update makes a consumer re-read a few messages, never skip.
+The file is rewritten (tmp, fsync, rename) when it grows past OFFSETS_COMPACT_BYTES.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from leveret.store.api import StoredMessage
+from leveret.store.commit import GroupCommit
+from leveret.store.format import (
+    KIND_MESSAGE,
+    KIND_RAW,
+    MESSAGE_HEAD,
+    RECORD_OVERHEAD,
+    TMP_SUFFIX,
+    decode_record,
+    encode_message,
+    encode_record,
+)
+from leveret.store.log import DEFAULT_SEGMENT_SIZE, Log
+from leveret.store.recovery import Damage, RecoveryReport, sync_directory
+
+# Set on the first record of each chunk (records made durable by one group commit).
+FLAG_CHUNK_START = 0x02
+OFFSETS_FILE = "offsets.log"
+OFFSETS_COMPACT_BYTES = 1 << 20
+
+
+def stored_message(offset: int, timestamp: int, flags: int, payload: bytes) -> StoredMessage:
+    """A KIND_MESSAGE payload as a StoredMessage, sliced in place (no intermediate tuple)."""
+    ex_len, rk_len, props_len = MESSAGE_HEAD.unpack_from(payload, 0)
+    rk_at = MESSAGE_HEAD.size + ex_len
+    props_at = rk_at + rk_len
+    body_at = props_at + props_len
+    return StoredMessage(
+        offset,
+        timestamp,
+        flags,
+        payload[MESSAGE_HEAD.size : rk_at].decode(),
+        payload[rk_at:props_at].decode(),
+        payload[props_at:body_at],
+        payload[body_at:],
+    )
+
+
+class OffsetFile:
+    """Consumer name -> last acknowledged offset, kept as an append-only file of checksummed records."""
+
+    def __init__(self, path: str, report: RecoveryReport | None = None) -> None:
+        self.path = path
+        self.offsets: dict[str, int] = {}
+        self._pending = bytearray()
+        size = self._load(report)
+        self._size = size
+        self._fd: int | None = None
+
+    def _load(self, report: RecoveryReport | None) -> int:
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()  # small: compacted past OFFSETS_COMPACT_BYTES
+        except FileNotFoundError:
+            return 0
+        pos = 0
+        while pos < len(data):
+            record = decode_record(data, pos)
+            if record is None or record.kind != KIND_RAW:
+                break
+            self.offsets[record.payload.decode("utf-8", "replace")] = record.offset
+            pos += RECORD_OVERHEAD + len(record.payload)
+        if pos < len(data):
+            # A torn or damaged tail: the offsets before it stand, the rest is re-derived by re-reading.
+            if report is not None:
+                report.torn_tails.append(Damage(self.path, pos, len(data) - pos, "torn offsets record"))
+            os.truncate(self.path, pos)
+        return pos
+
+    def set(self, name: str, offset: int) -> None:
+        """Remember `offset` for `name` (written on the next sync)."""
+        self.offsets[name] = offset
+        self._pending += encode_record(KIND_RAW, 0, offset, 0, name.encode())
+
+    def dup_for_sync(self) -> list[int]:
+        """Write pending records (compacting a large file first); a descriptor to fdatasync, or none."""
+        if not self._pending:
+            return []
+        if self._size + len(self._pending) > OFFSETS_COMPACT_BYTES:
+            self._compact()
+            return []
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        view = memoryview(self._pending)
+        written = 0
+        while written < len(view):
+            written += os.write(self._fd, view[written:])
+        view.release()
+        self._size += len(self._pending)
+        self._pending.clear()
+        return [os.dup(self._fd)]
+
+    def _compact(self) -> None:
+        # Rewrite the live map; fsynced here because a rename must never expose an unsynced file.
+        data = b"".join(encode_record(KIND_RAW, 0, off, 0, name.encode()) for name, off in self.offsets.items())
+        tmp = self.path + TMP_SUFFIX
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        self.close()
+        os.replace(tmp, self.path)
+        sync_directory(os.path.dirname(self.path))
+        self._size = len(data)
+        self._pending.clear()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class FileStreamStore:
+    """api.StreamStore on a Log; a commit.Syncable of the message store's group commit."""
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        max_age_ms: int | None = None,
+        max_bytes: int | None = None,
+        group: GroupCommit | None = None,
+    ) -> None:
+        self.directory = directory
+        self.max_age_ms = max_age_ms
+        self.max_bytes = max_bytes
+        self._group = group
+        self._log = Log(directory, segment_size=segment_size, on_dirty=self._mark_dirty)
+        self.report: RecoveryReport = self._log.report
+        self._offsets = OffsetFile(os.path.join(directory, OFFSETS_FILE), self.report)
+        self._chunk_open = False
+        self._last_chunk = self._find_last_chunk()
+
+    def _mark_dirty(self) -> None:
+        if self._group is not None:
+            self._group.mark_dirty(self)
+
+    def _find_last_chunk(self) -> int:
+        for segment in reversed(self._log.segments):
+            if segment.count == 0:
+                continue
+            last = segment.first_offset
+            for record in segment.iterate():
+                if record.flags & FLAG_CHUNK_START:
+                    last = record.offset
+            segment.close_reader()
+            assert last is not None
+            return last
+        return self._log.next_offset
+
+    # -- api.StreamStore ------------------------------------------------------------------------
+    @property
+    def first_offset(self) -> int:
+        return self._log.first_offset
+
+    @property
+    def next_offset(self) -> int:
+        return self._log.next_offset
+
+    @property
+    def last_chunk_offset(self) -> int:
+        return self._last_chunk
+
+    @property
+    def size_bytes(self) -> int:
+        return self._log.size_bytes
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._log.segments)
+
+    def append(self, exchange: str, routing_key: str, props_raw: bytes, body: bytes, timestamp: int) -> int:
+        log = self._log
+        segments = log.segments
+        before = len(segments)
+        flags = 0 if self._chunk_open else FLAG_CHUNK_START
+        offset = log.append(encode_message(exchange, routing_key, props_raw, body), timestamp, KIND_MESSAGE, flags)
+        if not self._chunk_open:
+            self._chunk_open = True
+            self._last_chunk = offset
+        if len(segments) != before and (self.max_bytes is not None or self.max_age_ms is not None):
+            self.apply_retention(timestamp)
+        return offset
+
+    def read_from(self, offset: int) -> Iterator[StoredMessage]:
+        make = stored_message
+        for record in self._log.iterate(max(offset, self._log.first_offset)):
+            yield make(record.offset, record.timestamp, record.flags, record.payload)
+
+    def seek_time(self, timestamp: int) -> int:
+        return self._log.seek_time(timestamp)
+
+    def apply_retention(self, now_ms: int) -> list[int]:
+        if self.max_bytes is None and self.max_age_ms is None:
+            return []
+        before = None if self.max_age_ms is None else now_ms - self.max_age_ms
+        return self._log.drop_head_segments(max_bytes=self.max_bytes, before_timestamp=before)
+
+    def tracked_offset(self, consumer: str) -> int | None:
+        return self._offsets.offsets.get(consumer)
+
+    def track_offset(self, consumer: str, offset: int) -> None:
+        if self._offsets.offsets.get(consumer) == offset:
+            return
+        self._offsets.set(consumer, offset)
+        self._mark_dirty()
+
+    def delete(self) -> None:
+        if self._group is not None:
+            self._group.forget(self)
+        self._offsets.close()
+        self._log.delete()
+
+    # -- commit.Syncable ------------------------------------------------------------------------
+    def dup_data_fds(self) -> list[int]:
+        # A commit begins: whatever is appended from now on belongs to the next chunk.
+        self._chunk_open = False
+        return self._log.dup_data_fds()
+
+    def dup_derived_fds(self) -> list[int]:
+        return self._offsets.dup_for_sync()
+
+    # -- the rest -------------------------------------------------------------------------------
+    @property
+    def log(self) -> Log:
+        """The underlying log (for tests and inspection)."""
+        return self._log
+
+    def sync(self) -> None:
+        """fsync data then offsets here and now (for callers without a group commit)."""
+        fds = self.dup_data_fds() + self.dup_derived_fds()
+        try:
+            for fd in fds:
+                os.fdatasync(fd)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def close(self) -> None:
+        """Flush and close files (no fsync)."""
+        for fd in self._offsets.dup_for_sync():
+            os.close(fd)
+        self._offsets.close()
+        self._log.close()

@@ -1,0 +1,81 @@
+"""A leveret broker in its own process (`python -m leveret serve --port 0`), for kill -9 tests."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+_LISTENING = re.compile(r"listening on [^:\s]+:(\d+)")
+
+
+class BrokerProcess:
+    """Start a broker process on a free port over `data_dir`; `kill()` is SIGKILL, `stop()` is SIGTERM."""
+
+    def __init__(self, data_dir: str, start_timeout: float = 30.0) -> None:
+        self.data_dir = data_dir
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "leveret", "serve", "--port", "0", "--data-dir", data_dir],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.log: list[str] = []
+        self._port_found = threading.Event()
+        self.port = 0
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+        if not self._port_found.wait(start_timeout):
+            self.kill()
+            raise RuntimeError("broker did not start:\n" + "".join(self.log))
+
+    def _read_log(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+            match = _LISTENING.search(line)
+            if match and not self._port_found.is_set():
+                self.port = int(match.group(1))
+                self._port_found.set()
+        self._port_found.set()
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self._reader.join(5)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        self._reader.join(5)
+        return code
+
+    def __enter__(self) -> "BrokerProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.01) -> bool:
+    """Poll a condition with a deadline (for state that has no event to await, like a process's files)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
