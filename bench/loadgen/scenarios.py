@@ -395,8 +395,19 @@ def connections(url: str, *, count: int = 1000, per_connection: int = 5, rate: f
     ctl = Connection(url)
     ctl.channel_open(1)
     ctl.queue_declare(1, queue)
+    # The consumer connects first: a broker near its connection limit must
+    # still serve it (RabbitMQ here stops accepting at ~830 connections).
+    # It learns how many connections really opened through ``opened``.
+    opened = CTX.RawValue("q", 0)
+    team = Team()
+    team.add(_connections_consumer, url=url, queue=queue, per_connection=per_connection, opened=opened,
+             deadline=deadline)
+    team.start()
     rss0 = probe.mark("before")
     conns = []
+    cons = None
+    rss_idle = rss_active = None
+    open_s = 0.0
     t0 = time.monotonic()
     try:
         for _ in range(count):
@@ -416,13 +427,10 @@ def connections(url: str, *, count: int = 1000, per_connection: int = 5, rate: f
             c.wait_method(1, wire.CHANNEL_OPEN_OK)
         open_s = time.monotonic() - t0
         verdict.expect("connections_open", len(conns), count)
+        opened.value = len(conns)
         time.sleep(idle)
         rss_idle = probe.mark("idle")
         total = len(conns) * per_connection
-        team = Team()
-        team.add(consumer_worker, url=url, queue=queue, expected=total,
-                 per_publisher=[per_connection] * len(conns), record_latency=True, deadline=deadline)
-        team.start()
         team.go()
         tpl = PublishTemplate(1, "", queue, size, False, 131072, 1)
         interval = 1e9 / rate
@@ -444,6 +452,9 @@ def connections(url: str, *, count: int = 1000, per_connection: int = 5, rate: f
         if "ledger" in cons:
             verdict.ledger("consumer", cons["ledger"])
     finally:
+        if cons is None:  # failed early: release and reap the consumer process
+            team.go()
+            (cons,) = team.collect(timeout=5.0)
         t_close = time.monotonic()
         for c in conns:
             c.close()
@@ -458,3 +469,20 @@ def connections(url: str, *, count: int = 1000, per_connection: int = 5, rate: f
                "e2e_latency": percentiles(cons.get("latencies_us") or [])}
     return _result("h-connections", {"count": count, "per_connection": per_connection, "rate": rate,
                                       "idle_s": idle}, metrics, verdict, probe)
+
+
+def _connections_consumer(url: str, queue: str, per_connection: int, opened, *, deadline: float,
+                          ready=None, go=None) -> dict:
+    """(h)'s consumer: connects early, learns the connection count at the start signal."""
+    conn = Connection(url)
+    try:
+        ch = conn.channel_open(1)
+        cons = Consumer(conn, ch, queue)
+        if ready is not None:
+            ready.set()
+        go.wait()
+        n = opened.value
+        res = cons.run(n * per_connection, Ledger([per_connection] * n), deadline=deadline, record_latency=True)
+        return {"role": "consumer", **asdict(res)}
+    finally:
+        conn.close()

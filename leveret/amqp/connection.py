@@ -74,12 +74,15 @@ class _Assembly:
 class ConnectionReader:
     """Turns the client's bytes into MethodReceived / ContentReceived / HeartbeatReceived."""
 
-    def __init__(self, frame_max: int = 131072, max_body_size: int = 134217728) -> None:
+    def __init__(self, frame_max: int = 131072, max_body_size: int = 134217728, *, channels_open: bool = True) -> None:
         self.state = AWAITING_HEADER
         self.max_body_size = max_body_size
         self._parser = FrameParser(frame_max)
         self._header = b""
         self._assemblies: dict[int, _Assembly] = {}
+        # A server sets this False until it has answered connection.open: before that a frame on any
+        # channel but 0 is 505 UNEXPECTED_FRAME (RabbitMQ quotes its octets).
+        self.channels_open = channels_open
 
     @property
     def frame_max(self) -> int:
@@ -110,6 +113,10 @@ class ConnectionReader:
             # The frames before the broken one still count, and come first.
             frames = exc.frames
             parse_error = exc
+        if not self.channels_open:
+            frames, early = self._split_before_open(frames)
+            if early is not None:
+                parse_error = early
         try:
             self._frames_to_events(frames, events)
         except AMQPConnectionError as exc:
@@ -135,6 +142,16 @@ class ConnectionReader:
             raise BadProtocolHeader(header[:8])
         self.state = OPEN
         return header[8:]
+
+    @staticmethod
+    def _split_before_open(frames):
+        """Before connection.open-ok only channel 0 may speak: frames up to the first other one, and the error."""
+        for i, (frame_type, channel, payload) in enumerate(frames):
+            if channel:
+                octets = ",".join(str(b) for b in bytes(payload))  # error path only
+                error = UnexpectedFrame(f"type {frame_type}, all octets = <<{octets}>>")
+                return frames[:i], error
+        return frames, None
 
     def _frames_to_events(self, frames, events: list) -> None:
         """Turn frames into events appended to events (the hot loop)."""

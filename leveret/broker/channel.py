@@ -252,7 +252,7 @@ class Channel:
         if not no_ack:
             self._unacked[tag] = (tag, q, entry, None)
             self._start_ack_timeout(tag, q)
-        return tag, entry.redelivered, q.message_for_delivery(entry), q.message_count
+        return tag, entry.redelivered, q.message_for_delivery(entry, get=True), q.message_count
 
     # -- acknowledgements -------------------------------------------------------------------
     def take(self, delivery_tag: int, multiple: bool) -> list[Unacked]:

@@ -338,9 +338,13 @@ class Queue:
             return entry
         return None
 
-    def message_for_delivery(self, entry: QueueEntry) -> Message:
-        """The message as sent to a client: quorum queues add x-delivery-count (returns so far)."""
-        if not self.settings.quorum:
+    def message_for_delivery(self, entry: QueueEntry, get: bool = False) -> Message:
+        """The message as sent to a client: quorum queues add x-delivery-count (returns so far).
+
+        RabbitMQ 3.10 adds it to every basic.get-ok but to a basic.deliver only once the message was
+        returned at least once (checked against a live broker).
+        """
+        if not self.settings.quorum or not (entry.returns or get):
             return entry.message
         message = entry.message
         headers = dict(message.headers or {})

@@ -23,6 +23,7 @@ from leveret.broker.message import Message
 from leveret.broker.persistence import Persistence
 from leveret.broker.queue import Queue
 from leveret.broker.queue_arguments import parse_queue_arguments
+from leveret.broker.stream import StreamQueue, declare_stream, is_stream_declaration
 from leveret.broker.timers import Timers
 
 from leveret.clock import Clock, SystemClock
@@ -323,7 +324,11 @@ class VHost:
                 # RabbitMQ answers a passive declare of the pseudo-queue with (0 messages, 1 consumer)
                 return Queue(REPLY_TO, self.name), 0, 1
             queue = self.queue_for(name, owner)
+            queue.touch()  # a passive declare renews x-expires too (RabbitMQ 3.10)
             return queue, queue.message_count, queue.consumer_count
+        if is_stream_declaration(arguments) or isinstance(self.queues.get(name), StreamQueue):
+            return declare_stream(self, name, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
+                                  arguments=arguments or {}, owner=owner)
         if name == "":
             name = random_name("amq.gen-")
         elif name.startswith("amq."):

@@ -31,6 +31,53 @@ SHUTDOWN_TEXT = "CONNECTION_FORCED - broker forced connection closure with reaso
 CLEAN_SHUTDOWN_FILE = "clean-shutdown.json"
 
 
+class TimerDriver:
+    """Drives every broker deadline (TTLs, delays, expiries, consumer timeouts) with ONE event-loop timer.
+
+    The broker keeps its deadlines on one heap; this arms a loop timer for the earliest, re-arms it when
+    the broker reports an earlier one, and runs what is due when it fires.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timers, clock: Clock) -> None:
+        self.loop = loop
+        self.timers = timers
+        self.clock = clock
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_for: float | None = None
+
+    def start(self) -> None:
+        self.timers.on_earlier_deadline = self._earlier
+        self._arm(self.timers.next_deadline())
+
+    def stop(self) -> None:
+        self.timers.on_earlier_deadline = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _earlier(self, deadline: float) -> None:
+        if self._armed_for is None or deadline < self._armed_for:
+            self._arm(deadline)
+
+    def _arm(self, deadline: float | None) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._armed_for = deadline
+        if deadline is not None:
+            delay = max(0.0, deadline - self.clock.monotonic())
+            self._handle = self.loop.call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._armed_for = None
+        try:
+            self.timers.run_due()
+        except Exception:
+            log.exception("error while running broker timers")
+        self._arm(self.timers.next_deadline())
+
+
 class ListenError(Exception):
     """The broker could not listen where it was told to (port taken, address unknown)."""
 
@@ -48,12 +95,13 @@ class Server:
         self.persistence = Persistence(self.definition_store, self.message_store, BasicProperties.from_raw)
         self.broker = Broker(
             clock=self.clock, message_store=self.message_store, definition_store=self.definition_store,
-            persistence=self.persistence,
+            persistence=self.persistence, consumer_timeout=settings.consumer_timeout,
         )
         self.recovery = self.persistence.recover(self.broker, delivered=self._read_clean_shutdown())
         self._log_recovery()
         self.durability: Durability | None = None
         self.disk_alarm: DiskAlarm | None = None
+        self.timer_driver: TimerDriver | None = None
         self.users = UserStore()
         self.users.add(
             settings.default_user, settings.default_pass,
@@ -67,6 +115,8 @@ class Server:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.durability = Durability(self.loop, self.message_store)
+        self.timer_driver = TimerDriver(self.loop, self.broker.timers, self.clock)
+        self.timer_driver.start()
         self.disk_alarm = DiskAlarm(self, self.settings.disk_free_limit)
         self.disk_alarm.start()
         try:
@@ -86,6 +136,8 @@ class Server:
             self._listener = None
         if self.disk_alarm is not None:
             self.disk_alarm.stop()
+        if self.timer_driver is not None:
+            self.timer_driver.stop()
         for conn in list(self.connections):
             conn.force_close(codes.CONNECTION_FORCED, SHUTDOWN_TEXT)
         deadline = self.loop.time() + timeout

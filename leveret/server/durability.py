@@ -25,14 +25,15 @@ class Durability:
         self.loop = loop
         self.store = store
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leveret-fsync")
-        self._waiting: list[tuple[Any, int]] = []
+        self._waiting: list[tuple[Any, int, bool]] = []
         self._in_flight = False
         self._scheduled = False
         self.commits = 0
 
-    def wait_for_commit(self, channel: Any, seq: int) -> None:
-        """Confirm publish `seq` on `channel` once the next commit is on stable storage."""
-        self._waiting.append((channel, seq))
+    def wait_for_commit(self, channel: Any, seq: int, ok: bool = True) -> None:
+        """Confirm publish `seq` on `channel` once the next commit is on stable storage (nack it if not `ok`:
+        it waits anyway so that confirms leave in order)."""
+        self._waiting.append((channel, seq, ok))
         self.kick()
 
     def kick(self) -> None:
@@ -59,7 +60,7 @@ class Durability:
         future = self.loop.run_in_executor(self._executor, ticket.run)
         future.add_done_callback(lambda f: self._done(batch, f))
 
-    def _done(self, batch: list[tuple[Any, int]], future: "asyncio.Future[int]") -> None:
+    def _done(self, batch: list[tuple[Any, int, bool]], future: "asyncio.Future[int]") -> None:
         self._in_flight = False
         self.commits += 1
         exc = future.exception()
@@ -67,13 +68,16 @@ class Durability:
             log.error("fsync of the message store failed: %s", exc)
             self._nack(batch)
         else:
-            for channel, seq in batch:
-                channel.confirm_ready(seq)
+            for channel, seq, ok in batch:
+                if ok:
+                    channel.confirm_ready(seq)
+                else:
+                    channel.confirm_failed(seq)
         self.kick()
 
     @staticmethod
-    def _nack(batch: list[tuple[Any, int]]) -> None:
-        for channel, seq in batch:
+    def _nack(batch: list[tuple[Any, int, bool]]) -> None:
+        for channel, seq, _ok in batch:
             channel.confirm_failed(seq)
 
     async def drain(self, timeout: float = 10.0) -> None:

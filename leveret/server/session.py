@@ -42,6 +42,16 @@ CAPABILITIES = {
 }
 
 _AWAIT_HEADER, _AWAIT_START_OK, _AWAIT_SECURE_OK, _AWAIT_TUNE_OK, _AWAIT_OPEN, _OPEN, _CLOSING, _CLOSED = range(8)
+# RabbitMQ's names for these states, which appear in its reply texts.
+_STATE_NAMES = {_AWAIT_START_OK: "starting", _AWAIT_SECURE_OK: "securing", _AWAIT_TUNE_OK: "tuning",
+                _AWAIT_OPEN: "opening", _OPEN: "running"}
+
+
+def _frame_before_open(method: Any) -> AMQPConnectionError:
+    """A frame on a channel before connection.open-ok: RabbitMQ's 505 quoting the frame's octets."""
+    payload = method.encode()
+    octets = ",".join(str(b) for b in payload)  # error path only
+    return connection_error(codes.UNEXPECTED_FRAME, f"type 1, all octets = <<{octets}>>")
 
 
 def connection_error(code: int, detail: str, class_id: int = 0, method_id: int = 0) -> AMQPConnectionError:
@@ -116,6 +126,10 @@ class ChannelSession:
             )
         )
 
+    def channel_error(self, error: BrokerError) -> None:
+        """The broker closes this channel (e.g. consumer timeout: 406 with RabbitMQ's text)."""
+        self.session.close_channel(self.number, error.reply_code, reply_text(error.reply_code, error.text), 0, 0)
+
     def consumer_cancelled(self, consumer_tag: str) -> None:
         if self.session.client_capabilities.get("consumer_cancel_notify"):
             self.session.send_method(self.number, spec.BasicCancel(consumer_tag=consumer_tag, no_wait=True))
@@ -162,7 +176,9 @@ class Session:
         self.users: UserStore = server.users
         self.writer = writer
         # Until tune-ok agrees on a frame size, frames are limited to the spec's minimum (as RabbitMQ does).
-        self.reader = ConnectionReader(frame_max=spec.FRAME_MIN_SIZE, max_body_size=self.settings.max_message_size)
+        self.reader = ConnectionReader(
+            frame_max=spec.FRAME_MIN_SIZE, max_body_size=self.settings.max_message_size, channels_open=False
+        )
         self.state = _AWAIT_HEADER
         self.channels: dict[int, ChannelSession] = {}
         self.frame_max = self.settings.frame_max
@@ -389,6 +405,7 @@ class Session:
             raise connection_error(codes.NOT_ALLOWED, f"vhost {m.virtual_host} not found", m.CLASS_ID, m.METHOD_ID)
         self.vhost = vhost
         self.state = _OPEN
+        self.reader.channels_open = True
         self.send_method(0, spec.ConnectionOpenOk())
         alarm = self.server.disk_alarm
         if alarm is not None and alarm.active:
@@ -431,9 +448,7 @@ class Session:
                 self._shutdown()
             return
         if channel != 0:
-            # A channel method before connection.open completed.
-            raise connection_error(codes.COMMAND_INVALID, f"unexpected method {method.NAME} before connection.open",
-                method.CLASS_ID, method.METHOD_ID)
+            raise _frame_before_open(method)
         if kind is spec.ConnectionClose:
             self._release_channels()
             self.state = _CLOSING
@@ -460,10 +475,10 @@ class Session:
             if kind is spec.ConnectionUpdateSecret:
                 self.send_method(0, spec.ConnectionUpdateSecretOk())
                 return
-            raise connection_error(codes.COMMAND_INVALID, f"unexpected method on channel 0: {method.NAME}",
-                method.CLASS_ID, method.METHOD_ID)
-        raise connection_error(codes.COMMAND_INVALID, f"expected '{expected.NAME if expected else 'nothing'}', got '{method.NAME}'",
-            method.CLASS_ID, method.METHOD_ID)
+        raise connection_error(
+            codes.CHANNEL_ERROR, f"unexpected method in connection state {_STATE_NAMES.get(state, 'running')}",
+            method.CLASS_ID, method.METHOD_ID,
+        )
 
     def _on_channel_open(self, number: int, m: Any) -> None:
         if number > self.channel_max:
@@ -635,7 +650,7 @@ class Session:
         if self.state != _OPEN:
             if self.state == _CLOSING:
                 return
-            raise connection_error(codes.COMMAND_INVALID, "basic.publish before connection.open", 60, 40)
+            raise _frame_before_open(event.method)
         ch = self.channels.get(number)
         if ch is None:
             raise connection_error(codes.CHANNEL_ERROR, "expected 'channel.open'",
@@ -683,9 +698,12 @@ class Session:
             durability = self.server.durability
             # Wait for the fsync when this publish (or an earlier one on this channel) wrote to the store;
             # `commit_pending` may also be set by others' writes, which only costs this confirm a little latency.
+            # A refused publish (x-overflow reject-publish) is nacked, in order with the acks around it.
             if ch.sync_upto > ch.ready_upto or (durability is not None and durability.store.commit_pending):
                 ch.sync_upto = seq
-                durability.wait_for_commit(ch, seq)
+                durability.wait_for_commit(ch, seq, ok=not result.nack)
+            elif result.nack:
+                ch.confirm_failed(seq)
             else:
                 ch.confirm_ready(seq)
 

@@ -286,3 +286,18 @@ def test_body_larger_than_max_body_size_fails_the_channel_and_is_swallowed():
     assert (failed.error.class_id, failed.error.method_id) == (60, 40)
     assert small == ContentReceived(1, PUBLISH, PROPS, b"small")
     assert other == ContentReceived(2, PUBLISH, PROPS, b"y")
+
+
+def test_a_server_reader_refuses_channel_frames_before_the_connection_is_open():
+    from leveret.amqp import spec
+    from leveret.amqp.errors import UnexpectedFrame
+    from leveret.amqp.serializer import PROTOCOL_HEADER, method_frame
+
+    reader = ConnectionReader(channels_open=False)
+    reader.receive_data(PROTOCOL_HEADER)
+    start_ok = method_frame(0, spec.ConnectionStartOk(mechanism="PLAIN", response=b"\x00guest\x00guest"))
+    declare = method_frame(1, spec.QueueDeclare(queue="q"))
+    with pytest.raises(UnexpectedFrame) as error:
+        reader.receive_data(start_ok + declare)
+    assert [type(e).__name__ for e in error.value.events] == ["MethodReceived"]
+    assert error.value.reply_text.startswith("UNEXPECTED_FRAME - type 1, all octets = <<0,50,0,10,")

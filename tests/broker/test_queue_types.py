@@ -26,7 +26,7 @@ def test_poison_message_is_dead_lettered_after_exactly_limit_plus_one_deliveries
     assert "x-delivery-count" not in headers
 
 
-def test_quorum_deliveries_carry_x_delivery_count(vhost, session):
+def test_quorum_get_ok_always_carries_x_delivery_count(vhost, session):
     declare_quorum(vhost)
     session.publish("q", "m", headers={"a": 1})
     for expected in range(3):
@@ -34,6 +34,17 @@ def test_quorum_deliveries_carry_x_delivery_count(vhost, session):
         assert message.properties.headers == {"a": 1, "x-delivery-count": expected}
         assert redelivered == (expected > 0)
         session.channel.reject(tag, requeue=True)
+
+
+def test_quorum_basic_deliver_carries_x_delivery_count_only_after_a_return(vhost, session):
+    declare_quorum(vhost)
+    session.publish("q", "m")
+    session.consume("q", "c")
+    (_, tag, _, first), = session.target.take()
+    assert first.properties.headers is None
+    session.channel.nack(tag)
+    (_, _, redelivered, second), = session.target.take()
+    assert redelivered and second.properties.headers == {"x-delivery-count": 1}
 
 
 def test_delivery_limit_zero_drops_on_first_return_without_dlx(vhost, session):

@@ -84,6 +84,8 @@ def test_unused_queue_is_deleted_after_x_expires(vhost, session, tick):
     vhost.declare_queue("q", arguments={"x-expires": 1000})
     tick(0.5)
     vhost.declare_queue("q", arguments={"x-expires": 1000})  # redeclare counts as use
+    tick(0.5)
+    vhost.declare_queue("q", passive=True)  # and so does a passive declare
     tick(0.9)
     assert "q" in vhost.queues
     session.publish("q", "m")  # publishing does not
