@@ -17,11 +17,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from leveret.broker.message import Message, Properties
-from leveret.store.api import BindingDef, DefinitionStore, ExchangeDef, MessageStore, QueueDef, VHostDef
+from leveret.broker.paging import WINDOW_BYTES, WINDOW_COUNT, PagedReadyList
+from leveret.broker.ready import ReadyList
+from leveret.store.api import (
+    BindingDef, DefinitionStore, ExchangeDef, MessageStore, QueueDef, QueueStore, StoredMessage, VHostDef,
+)
 
 if TYPE_CHECKING:
     from leveret.broker.exchanges import Exchange
-    from leveret.broker.queue import Queue
+    from leveret.broker.queue import Queue, QueueEntry
     from leveret.broker.vhost import Broker, VHost
 
 
@@ -49,10 +53,16 @@ class Persistence:
         definitions: DefinitionStore,
         messages: MessageStore,
         make_properties: Callable[[bytes], Properties],
+        *,
+        window_count: int = WINDOW_COUNT,
+        window_bytes: int = WINDOW_BYTES,
     ) -> None:
         self.definitions = definitions
         self.messages = messages
         self.make_properties = make_properties
+        # How much of each durable queue's backlog stays in memory (see paging.py).
+        self.window_count = window_count
+        self.window_bytes = window_bytes
 
     # -- hooks called by the vhost ------------------------------------------------------------
     def exchange_added(self, vhost: "VHost", exchange: "Exchange") -> None:
@@ -70,7 +80,41 @@ class Persistence:
         if _durable_queue(queue):
             self.definitions.put_queue(QueueDef(vhost.name, queue.name, True, queue.auto_delete,
                                                 dict(queue.arguments)))
-            queue.store = self.messages.open_queue(vhost.name, queue.name)
+            self._attach_store(queue, self.messages.open_queue(vhost.name, queue.name))
+
+    def _attach_store(self, queue: "Queue", store: QueueStore) -> None:
+        """Give a durable queue its store and, unless it has priorities, a ready list paged to that store."""
+        queue.store = store
+        if isinstance(queue.ready, ReadyList) and not queue.ready:
+            make_properties = self.make_properties
+
+            def make_entry(seq: int, stored: StoredMessage, redelivered: bool) -> "QueueEntry":
+                message = Message(stored.exchange, stored.routing_key, make_properties(bytes(stored.props_raw)),
+                                  bytes(stored.body))
+                return queue.restored_entry(seq, stored.offset, message, redelivered, stored.timestamp)
+
+            queue.ready = PagedReadyList(store, make_entry, window_count=self.window_count,
+                                         window_bytes=self.window_bytes)
+
+    def _restore_messages(self, queue: "Queue", seen: set[int] | None) -> int:
+        """Put a durable queue's unacked stored messages back, in store order; returns how many.
+
+        `seen` holds the offsets delivered before a clean shutdown; None (a crash) flags them all."""
+        count = 0
+        ready = queue.ready
+        paged = isinstance(ready, PagedReadyList)
+        make_properties = self.make_properties
+        for offset, stored in queue.store.recover():
+            redelivered = True if seen is None else offset in seen
+            seq = queue.next_seq()
+            count += 1
+            if paged and ready.append_stored(seq, offset, len(stored.body), redelivered):
+                continue
+            message = Message(stored.exchange, stored.routing_key, make_properties(bytes(stored.props_raw)),
+                              bytes(stored.body))
+            ready.append(queue.restored_entry(seq, offset, message, redelivered, stored.timestamp))
+        queue.restarted()
+        return count
 
     def queue_removed(self, vhost: "VHost", queue: "Queue") -> None:
         if _durable_queue(queue):
@@ -80,7 +124,7 @@ class Persistence:
 
     def _binding(self, vhost: "VHost", source: "Exchange", destination: Any, routing_key: str,
                  arguments: dict[str, Any] | None) -> BindingDef | None:
-        from leveret.broker.queue import Queue
+        from leveret.broker.queue import Queue, QueueEntry
 
         if not source.durable or source.name == "":
             return None
@@ -143,15 +187,10 @@ class Persistence:
             vhost = broker.vhosts.get(q.vhost) or broker.add_vhost(q.vhost)
             queue, _, _ = vhost.declare_queue(q.name, durable=True, auto_delete=q.auto_delete,
                                               arguments=dict(q.arguments))
-            queue.store = self.messages.open_queue(q.vhost, q.name)
+            self._attach_store(queue, self.messages.open_queue(q.vhost, q.name))
             result.queues += 1
             seen = None if delivered is None else delivered.get((q.vhost, q.name), set())
-            make_properties = self.make_properties
-            for offset, stored in queue.store.recover():
-                message = Message(stored.exchange, stored.routing_key, make_properties(bytes(stored.props_raw)),
-                                  bytes(stored.body))
-                queue.restore_stored(offset, message, True if seen is None else offset in seen, stored.timestamp)
-                result.messages += 1
+            result.messages += self._restore_messages(queue, seen)
         for b in defs.bindings.values():
             vhost = broker.vhosts.get(b.vhost)
             if vhost is None:

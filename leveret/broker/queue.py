@@ -221,16 +221,29 @@ class Queue:
             entry.offset = store.append(message.exchange, message.routing_key, message.properties.raw, message.body,
                                         stamp)
 
-    def restore_stored(self, offset: int, message: Message, redelivered: bool, timestamp_ms: int) -> None:
-        """Put back a message recovered from the store at startup, in store order, without a new append.
+    def next_seq(self) -> int:
+        """Take the next sequence number (recovery and paging place entries themselves)."""
+        seq = self._next_seq
+        self._next_seq = seq + 1
+        return seq
+
+    def restarted(self) -> None:
+        """Recovery put stored messages back: arm the deadlines they carry (TTL, x-expires)."""
+        if self._may_expire:
+            self._expire_heads()
+        if self.settings.expires is not None:
+            self.touch()
+
+    def restored_entry(self, seq: int, offset: int, message: Message, redelivered: bool,
+                       timestamp_ms: int) -> QueueEntry:
+        """An entry for a message read back from the store (at recovery, or paged in from the disk tail).
 
         A TTL counts from the original publish (the stored timestamp), so time spent down counts too."""
         settings = self.settings
         priority = 0
         if settings.max_priority:
             priority = min(message.properties.priority or 0, settings.max_priority)
-        entry = QueueEntry(self._next_seq, message, redelivered, priority)
-        self._next_seq += 1
+        entry = QueueEntry(seq, message, redelivered, priority)
         entry.offset = offset
         ttl = settings.message_ttl
         expiration = message.properties.expiration
@@ -242,7 +255,7 @@ class Queue:
             elapsed = max(0.0, self.host.clock.time() - timestamp_ms / 1000.0)
             entry.expires_at = self._now() + max(0.0, ttl / 1000.0 - elapsed)
             self._may_expire = True
-        self.ready.append(entry)
+        return entry
 
     def _would_overflow(self, size: int) -> bool:
         settings = self.settings

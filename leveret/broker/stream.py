@@ -38,7 +38,6 @@ from __future__ import annotations
 import datetime
 import re
 import struct
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Hashable, Iterable
 
@@ -278,6 +277,53 @@ class StreamEntry(QueueEntry):
         self.cursor = cursor
 
 
+
+class Tail:
+    """The newest messages of a stream, in memory up to a byte budget: live consumers read them here.
+
+    A list with a moving head rather than a deque: lookup by offset is an index (a deque's middle
+    is O(n)), and the dropped front is cut off in one `del` once it is half the list.
+    """
+
+    __slots__ = ("items", "head", "bytes", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.items: list[StoredMessage] = []
+        self.head = 0
+        self.bytes = 0
+        self.limit = limit
+
+    @staticmethod
+    def _size(stored: StoredMessage) -> int:
+        return len(stored.body) + len(stored.props_raw) + 64
+
+    def append(self, stored: StoredMessage) -> None:
+        items = self.items
+        if len(items) > self.head and items[-1].offset + 1 != stored.offset:
+            self.clear()  # offsets must stay contiguous for index lookup
+        items.append(stored)
+        self.bytes += self._size(stored)
+        while self.bytes > self.limit and len(items) - self.head > 1:
+            self.bytes -= self._size(items[self.head])
+            self.head += 1
+        if self.head > 1024 and self.head * 2 > len(items):
+            del items[: self.head]
+            self.head = 0
+
+    def get(self, offset: int) -> StoredMessage | None:
+        items = self.items
+        head = self.head
+        if len(items) <= head:
+            return None
+        i = head + offset - items[head].offset
+        return items[i] if head <= i < len(items) else None
+
+    def clear(self) -> None:
+        self.items = []
+        self.head = 0
+        self.bytes = 0
+
+
 class StreamQueue(Queue):
     """A stream queue: the store is the log, consumers are cursors over it; see the module docstring."""
 
@@ -304,8 +350,7 @@ class StreamQueue(Queue):
         self._delete_store = delete_store
         self._cursors: dict[Consumer, StreamCursor] = {}
         self._exclusive: Consumer | None = None
-        self._tail: deque[StoredMessage] = deque()
-        self._tail_bytes = 0
+        self._tail = Tail(TAIL_BYTES)
         self._retention = Slot(timers, self._on_retention_due)
         if self.stream_settings.max_age_ms is not None and clock is not None:
             self._retention.arm(clock.monotonic() + RETENTION_INTERVAL)
@@ -348,15 +393,7 @@ class StreamQueue(Queue):
         now = self._now_ms()
         offset = self.stream_store.append(message.exchange, message.routing_key, raw, body, now)
         stored = StoredMessage(offset, now, 0, message.exchange, message.routing_key, raw, body)
-        tail = self._tail
-        if tail and tail[-1].offset + 1 != offset:
-            tail.clear()
-            self._tail_bytes = 0
-        tail.append(stored)
-        self._tail_bytes += len(body) + len(raw) + 64
-        while self._tail_bytes > TAIL_BYTES and len(tail) > 1:
-            old = tail.popleft()
-            self._tail_bytes -= len(old.body) + len(old.props_raw) + 64
+        self._tail.append(stored)
         if self._cursors:
             self.dispatch()
         return QueueEntry(offset, message)
@@ -498,18 +535,17 @@ class StreamQueue(Queue):
         store = self.stream_store
         tail = self._tail
         make = self.make_properties or RawProperties
-        while consumer.has_credit():
+        # Constant during the loop: deliveries never publish, and retention runs only on appends/timer.
+        end = store.next_offset
+        first = store.first_offset
+        if cursor.offset < first:
+            cursor.offset = first
+            cursor.drop_reader()
+        while cursor.offset < end and consumer.has_credit():
             offset = cursor.offset
-            if offset >= store.next_offset:
-                break
-            first = store.first_offset
-            if offset < first:
-                offset = cursor.offset = first
+            stored = tail.get(offset)
+            if stored is not None:
                 cursor.drop_reader()
-            stored: StoredMessage | None = None
-            if tail and offset >= tail[0].offset:
-                cursor.drop_reader()
-                stored = tail[offset - tail[0].offset]
             else:
                 if cursor.reader is None:
                     cursor.reader = store.read_from(offset)

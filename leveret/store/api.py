@@ -68,6 +68,11 @@ class QueueStore(Protocol):
     def recover(self) -> Iterator[tuple[int, StoredMessage]]:
         """Every unacked message, in offset order, as (offset, message)."""
 
+    def read_batch(self, start: int, limit: int) -> list[StoredMessage]:
+        """Up to `limit` unacked messages with offsets from `start` on, in order, read sequentially.
+
+        This is how a queue pages a deep backlog back in: one pass over the file, not a seek per message."""
+
     def __len__(self) -> int:
         """How many messages are stored and unacked."""
 

@@ -90,6 +90,20 @@ class FileQueueStore:
             self._delete_segment(previous.base)
         return offset
 
+    def read_batch(self, start: int, limit: int) -> list[StoredMessage]:
+        out: list[StoredMessage] = []
+        if limit <= 0:
+            return out
+        is_acked = self._acks.is_acked
+        for record in self._log.iterate(start):
+            segment = self._log.segment_for(record.offset)
+            if segment is not None and is_acked(segment.base, record.offset):
+                continue
+            out.append(_message(record))
+            if len(out) >= limit:
+                break
+        return out
+
     def ack(self, offset: int) -> bool:
         segment = self._log.segment_for(offset)
         if segment is None or not segment.contains(offset) or self._acks.is_acked(segment.base, offset):

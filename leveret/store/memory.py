@@ -79,6 +79,14 @@ class MemoryQueueStore:
             if offset in self._messages:
                 yield offset, message
 
+    def read_batch(self, start: int, limit: int) -> list[StoredMessage]:
+        out = []
+        for offset in sorted(o for o in self._messages if o >= start):
+            if len(out) >= limit:
+                break
+            out.append(self._messages[offset])
+        return out
+
     def delete(self) -> None:
         self._messages.clear()
         self.deleted = True

@@ -1,4 +1,4 @@
-"""Stream queues through pika's BlockingConnection, end to end.
+"""Stream queues through pika's BlockingConnection, end to end (10,000 messages: test_streams_aio_pika.py).
 
 Scenarios run against `amqp_url` (an in-process leveret, or `--amqp-url`); the restart and kill -9
 scenarios need leveret itself (a data directory that outlives the broker) and start their own.
@@ -84,18 +84,6 @@ def stream(amqp_url, unique, cleanup, connect):
     channel = connect(amqp_url).channel()
     declare_stream(channel, name)
     return name, channel
-
-
-def test_ten_thousand_messages_read_back_in_order_by_two_independent_consumers(amqp_url, stream):
-    name, channel = stream
-    bodies = [b"%05d" % i for i in range(10_000)]
-    for body in bodies:  # no confirms: pika's blocking channel would wait a round trip for each
-        channel.basic_publish("", name, body)
-    first = read(amqp_url, name, 10_000, "first", prefetch=500, timeout=60)
-    second = read(amqp_url, name, 10_000, "first", prefetch=37, timeout=60)
-    for got in (first, second):
-        assert [body for _, body in got] == bodies
-        assert [offset for offset, _ in got] == list(range(10_000))
 
 
 def test_each_x_stream_offset_form_starts_at_the_right_message(amqp_url, stream):

@@ -46,27 +46,43 @@ class WireClient:
         self._buffer = b""
         self.pending: list = []  # frames received while waiting for some other frame
         self.last_header_raw = b""
+        self.last_body_frame_sizes: list[int] = []
+        self.start = self.tune = None
+        self.frame_max = 131072
 
     # -- connection lifecycle -------------------------------------------------------------------
-    def open(self, vhost: str | None = None, password: str | None = None) -> pika.frame.Method:
-        """Handshake up to connection.open; returns the broker's answer to open (OpenOk or Close)."""
+    def open(self, vhost: str | None = None, password: str | None = None, mechanism: str = "PLAIN",
+             frame_max: int | None = None, channel_max: int | None = None) -> pika.frame.Method:
+        """Handshake up to connection.open; returns the broker's answer to open (OpenOk or Close).
+
+        `self.start` and `self.tune` keep the broker's offers; `frame_max` and `channel_max`
+        lower what the client accepts (default: whatever the broker offers).
+        """
         self.sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         # Small request/response frames: without NODELAY, Nagle and delayed ACKs add ~40 ms per round trip.
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.sendall(b"AMQP\x00\x00\x09\x01")
-        self.wait(0, Connection.Start)
-        response = b"\x00" + self.username.encode() + b"\x00" + (password or self.password).encode()
+        self.start = self.wait(0, Connection.Start).method
+        secret = (password or self.password).encode()
+        if mechanism == "AMQPLAIN":
+            # AMQPLAIN's response is a field table without its length prefix: LOGIN and PASSWORD.
+            response = b"".join(struct.pack(">B", len(key)) + key + b"S" + struct.pack(">I", len(value)) + value
+                                for key, value in ((b"LOGIN", self.username.encode()), (b"PASSWORD", secret)))
+        else:
+            response = b"\x00" + self.username.encode() + b"\x00" + secret
         self.send(0, Connection.StartOk(
             client_properties={"product": "leveret-diff", "capabilities": {
                 "publisher_confirms": True, "consumer_cancel_notify": True, "basic.nack": True,
                 "exchange_exchange_bindings": True, "connection.blocked": True,
                 "authentication_failure_close": True}},
-            mechanism="PLAIN", response=response, locale="en_US"))
+            mechanism=mechanism, response=response, locale="en_US"))
         tune = self.next_frame()
         if isinstance(tune.method, Connection.Close):
             return tune
-        self.send(0, Connection.TuneOk(channel_max=tune.method.channel_max, frame_max=tune.method.frame_max,
-                                       heartbeat=0))
+        self.tune = tune.method
+        self.frame_max = frame_max or tune.method.frame_max
+        self.send(0, Connection.TuneOk(channel_max=channel_max or tune.method.channel_max,
+                                       frame_max=self.frame_max, heartbeat=0))
         self.send(0, Connection.Open(virtual_host=vhost if vhost is not None else self.vhost))
         return self.next_frame()
 
@@ -95,8 +111,9 @@ class WireClient:
 
     # -- frames -------------------------------------------------------------------------------
     def send(self, channel: int, method, properties: pika.spec.BasicProperties | None = None,
-             body: bytes | None = None, frame_max: int = 131072) -> None:
+             body: bytes | None = None) -> None:
         """Send a method, and its content when `body` is given (split into frame_max-sized bodies)."""
+        frame_max = self.frame_max
         parts = [pika.frame.Method(channel, method).marshal()]
         if body is not None:
             parts.append(pika.frame.Header(channel, len(body), properties or pika.spec.BasicProperties()).marshal())
@@ -167,10 +184,12 @@ class WireClient:
         assert isinstance(header, pika.frame.Header) and header.channel_number == channel, header
         self.last_header_raw = header.raw
         body = b""
+        self.last_body_frame_sizes = []
         while len(body) < header.body_size:
             frame = self.next_frame()
             assert isinstance(frame, pika.frame.Body), frame
             body += frame.fragment
+            self.last_body_frame_sizes.append(len(frame.fragment))
         return first.method, header.properties, body
 
     def deliveries(self, channel: int, count: int) -> list[tuple]:

@@ -443,3 +443,59 @@ def test_field_table_that_does_not_decode_ends_the_connection(raw, healthy, tabl
     assert outcome.ended
     assert all(close[0] == 0 and close[1] in (501, 502) for close in outcome.closes), outcome
     healthy.check()
+
+
+# --- connection negotiation ---------------------------------------------------------------------
+
+def start_ok(raw: RawAMQP, mechanism: str = "PLAIN", response: bytes | None = None) -> None:
+    raw.send(PROTOCOL_HEADER)
+    raw.expect(10, 10)
+    if response is None:
+        response = b"\x00" + raw.user.encode() + b"\x00" + raw.password.encode()
+    raw.send(method(0, 10, 11, longstr(b"") + shortstr(mechanism) + longstr(response) + shortstr("en_US")))
+
+
+def assert_hung_up_before_open(outcome: Outcome) -> None:
+    # Before connection.open RabbitMQ simply drops the socket; a connection.close first is tolerated.
+    assert outcome.ended
+    assert all(close[0] == 0 for close in outcome.closes), outcome
+    assert not outcome.methods, outcome
+
+
+def test_tune_ok_with_frame_max_below_the_4096_minimum_ends_the_connection(raw, healthy):
+    # RabbitMQ takes 3 s to hang up after any failed negotiation (as after a failed login), so
+    # these tests cost 3 s each per broker: only one case per kind of failure is kept.
+    start_ok(raw)
+    channel_max, offered, _heartbeat = struct.unpack(">HIH", raw.expect(10, 30))
+    assert offered >= 4096
+    raw.send(method(0, 10, 31, struct.pack(">HIH", channel_max, 1000, 0)))
+    assert_hung_up_before_open(raw.outcome())
+    healthy.check()
+
+
+def test_unknown_sasl_mechanism_ends_the_connection(raw, healthy):
+    start_ok(raw, mechanism="NO-SUCH-MECHANISM")
+    assert_hung_up_before_open(raw.outcome())
+    healthy.check()
+
+
+def test_silent_client_is_disconnected_after_missed_heartbeats(raw, healthy):
+    start_ok(raw)
+    channel_max, frame_max, _heartbeat = struct.unpack(">HIH", raw.expect(10, 30))
+    raw.send(method(0, 10, 31, struct.pack(">HIH", channel_max, frame_max, 1)))  # 1 s heartbeats
+    raw.send(method(0, 10, 40, shortstr(raw.vhost) + shortstr("") + b"\x00"))
+    raw.expect(10, 41)
+    heartbeats = 0
+    deadline = time.monotonic() + 8  # RabbitMQ hangs up after ~3 s: two missed intervals plus slack
+    raw.sock.settimeout(1.5)
+    try:
+        while time.monotonic() < deadline:
+            frame_type, channel, _payload = raw.read_frame()
+            assert (frame_type, channel) == (HEARTBEAT, 0)
+            heartbeats += 1
+        pytest.fail("the broker kept a silent connection open")
+    except (EOFError, ConnectionResetError):
+        pass
+    # RabbitMQ sends a heartbeat every half interval while waiting; at least one must have come.
+    assert heartbeats >= 1
+    healthy.check()

@@ -56,6 +56,17 @@ def test_recover_yields_unacked_messages_in_offset_order(store):
     assert all(m.offset == o and m.body[-1] == o % 256 for o, m in recovered)
 
 
+def test_read_batch_streams_unacked_messages_from_an_offset_across_segments(store):
+    queue = store.open_queue("/", "q")
+    publish(queue, 300, body=b"x" * 100)  # several 4 KiB segments on the file store
+    queue.ack(101)
+    batch = queue.read_batch(100, 5)
+    assert [m.offset for m in batch] == [100, 102, 103, 104, 105]
+    assert batch[0].routing_key == "rk100" and batch[0].body == b"x" * 100 + bytes([100])
+    assert [m.offset for m in queue.read_batch(295, 100)] == [295, 296, 297, 298, 299]
+    assert queue.read_batch(300, 10) == []
+
+
 def test_queues_are_separate_by_vhost_and_name(store):
     a = store.open_queue("/", "q")
     b = store.open_queue("other", "q")

@@ -1,0 +1,130 @@
+"""Durable queues keep a window in memory and the rest of their backlog as store offsets."""
+
+from __future__ import annotations
+
+import pytest
+
+from leveret.amqp.properties import BasicProperties
+from leveret.broker import Broker, Channel, Message
+from leveret.broker.paging import PagedReadyList
+from leveret.broker.persistence import Persistence
+from leveret.clock import ManualClock
+from leveret.store.memory import MemoryDefinitionStore, MemoryMessageStore
+
+from tests.broker.conftest import RecordingTarget
+
+PERSISTENT = BasicProperties(delivery_mode=2)
+TRANSIENT = BasicProperties(delivery_mode=1)
+
+
+def _broker(messages=None, definitions=None, window=10):
+    messages = messages if messages is not None else MemoryMessageStore()
+    definitions = definitions if definitions is not None else MemoryDefinitionStore()
+    persistence = Persistence(definitions, messages, BasicProperties.from_raw, window_count=window)
+    broker = Broker(ManualClock(), message_store=messages, definition_store=definitions, persistence=persistence)
+    return broker, persistence
+
+
+def _publish(vhost, queue, bodies, props=PERSISTENT):
+    for body in bodies:
+        vhost.publish("", queue, Message("", queue, props, body))
+
+
+def test_a_deep_durable_backlog_keeps_only_the_window_in_memory_and_drains_in_order() -> None:
+    broker, _ = _broker(window=10)
+    vhost = broker.vhost("/")
+    queue, _, _ = vhost.declare_queue("deep", durable=True)
+    assert isinstance(queue.ready, PagedReadyList)
+    bodies = [b"m%04d" % i for i in range(250)]
+    _publish(vhost, "deep", bodies)
+    assert queue.message_count == 250
+    assert len(queue.ready.entries) == 10 and queue.ready.tail_length == 240
+    assert queue.ready_bytes == sum(len(b) for b in bodies)
+    target = RecordingTarget()
+    channel = Channel(vhost, target, owner="conn")
+    channel.qos(0, 7, False)
+    tag = channel.consume("deep")
+    channel.start_consumer(tag)
+    received = []
+    while target.deliveries:
+        batch = list(target.deliveries)
+        target.deliveries.clear()
+        for _tag, delivery_tag, _redelivered, message in batch:
+            received.append(message.body)
+            channel.ack(delivery_tag, False)
+    # every message came out exactly once, in publish order, body intact
+    assert received == bodies
+    assert queue.message_count == 0
+
+
+def test_paged_messages_are_delivered_in_order_with_their_bodies() -> None:
+    broker, _ = _broker(window=5)
+    vhost = broker.vhost("/")
+    vhost.declare_queue("q", durable=True)
+    _publish(vhost, "q", [b"a%d" % i for i in range(30)])
+    channel = Channel(vhost, RecordingTarget(), owner="conn")
+    got = []
+    while (item := channel.get("q", no_ack=True)) is not None:
+        got.append(item[2].body)
+    assert got == [b"a%d" % i for i in range(30)]
+
+
+def test_transient_messages_behind_a_disk_tail_keep_their_place() -> None:
+    broker, _ = _broker(window=3)
+    vhost = broker.vhost("/")
+    vhost.declare_queue("mixed", durable=True)
+    _publish(vhost, "mixed", [b"p0", b"p1", b"p2", b"p3"])
+    _publish(vhost, "mixed", [b"t4"], TRANSIENT)
+    _publish(vhost, "mixed", [b"p5"])
+    channel = Channel(vhost, RecordingTarget(), owner="conn")
+    got = []
+    while (item := channel.get("mixed", no_ack=True)) is not None:
+        got.append(item[2].body)
+    assert got == [b"p0", b"p1", b"p2", b"p3", b"t4", b"p5"]
+
+
+def test_requeued_messages_return_ahead_of_the_disk_tail() -> None:
+    broker, _ = _broker(window=2)
+    vhost = broker.vhost("/")
+    vhost.declare_queue("rq", durable=True)
+    _publish(vhost, "rq", [b"x%d" % i for i in range(6)])
+    channel = Channel(vhost, RecordingTarget(), owner="conn")
+    first = channel.get("rq")
+    second = channel.get("rq")
+    channel.nack(second[0], False, True)
+    channel.nack(first[0], False, True)
+    got = []
+    while (item := channel.get("rq", no_ack=True)) is not None:
+        got.append((item[1], item[2].body))
+    assert got == [(True, b"x0"), (True, b"x1")] + [(False, b"x%d" % i) for i in range(2, 6)]
+
+
+def test_purge_acks_the_whole_tail_in_the_store() -> None:
+    messages = MemoryMessageStore()
+    broker, _ = _broker(messages=messages, window=4)
+    vhost = broker.vhost("/")
+    queue, _, _ = vhost.declare_queue("p", durable=True)
+    _publish(vhost, "p", [b"y%d" % i for i in range(20)])
+    assert len(queue.store) == 20
+    assert vhost.purge_queue("p") == 20
+    assert len(queue.store) == 0 and queue.message_count == 0
+
+
+def test_recovery_puts_a_deep_backlog_on_the_tail_without_loading_bodies() -> None:
+    messages, definitions = MemoryMessageStore(), MemoryDefinitionStore()
+    broker, _ = _broker(messages, definitions, window=5)
+    vhost = broker.vhost("/")
+    vhost.declare_queue("r", durable=True)
+    _publish(vhost, "r", [b"z%d" % i for i in range(40)])
+
+    again, persistence = _broker(messages, definitions, window=5)
+    again.vhosts["/"].queues.clear()
+    result = persistence.recover(again, delivered={("/", "r"): set()})
+    assert result.messages == 40
+    queue = again.vhost("/").queues["r"]
+    assert len(queue.ready.entries) == 5 and queue.ready.tail_length == 35
+    channel = Channel(again.vhost("/"), RecordingTarget(), owner="conn")
+    got = []
+    while (item := channel.get("r", no_ack=True)) is not None:
+        got.append(item[2].body)
+    assert got == [b"z%d" % i for i in range(40)]
