@@ -51,25 +51,19 @@ def test_ten_thousand_messages_read_back_in_order_by_an_aio_pika_and_a_pika_cons
 
     name = cleanup.queue(amqp_url, unique("stream"))
     bodies = [b"%05d" % i for i in range(10_000)]
-
-    async def publish_and_read():
-        async with await aio_pika.connect(amqp_url) as connection:
-            channel = await connection.channel(publisher_confirms=False)  # confirms: see the kill -9 test
-            await declare(channel, name)
-            for body in bodies:
-                await channel.default_exchange.publish(aio_pika.Message(body), routing_key=name)
-            return await collect(await connection.channel(), name, 10_000, "first", prefetch=1000)
-
-    aio_got = run(publish_and_read(), timeout=90)
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = connection.channel()
-        channel.basic_qos(prefetch_count=250)
+        channel.queue_declare(name, durable=True, arguments=STREAM)
+        for body in bodies:  # pika publishes faster than aio-pika; confirmed publishing: see the kill -9 test
+            channel.basic_publish("", name, body)
+        channel.queue_declare(name, passive=True)  # a round trip after the last publish
+        channel.basic_qos(prefetch_count=1000)
         pika_got: list = []
 
         def on_message(ch, method, properties, body):
             pika_got.append((properties.headers["x-stream-offset"], body))
-            if len(pika_got) <= 10_000 - 250:
+            if len(pika_got) <= 10_000 - 1000:
                 ch.basic_ack(method.delivery_tag)
 
         channel.basic_consume(name, on_message, arguments={"x-stream-offset": 0})
@@ -79,6 +73,12 @@ def test_ten_thousand_messages_read_back_in_order_by_an_aio_pika_and_a_pika_cons
             connection.process_data_events(time_limit=0.05)
     finally:
         connection.close()
+
+    async def read_with_aio_pika():
+        async with await aio_pika.connect(amqp_url) as connection:
+            return await collect(await connection.channel(), name, 10_000, "first", prefetch=2500)
+
+    aio_got = run(read_with_aio_pika(), timeout=90)
     for got in (aio_got, pika_got):
         assert [offset for offset, _ in got] == list(range(10_000))
         assert [body for _, body in got] == bodies
