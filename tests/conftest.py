@@ -60,9 +60,11 @@ def pika_parameters(url: str) -> "pika.URLParameters":
     import pika
 
     params = pika.URLParameters(url)
-    params.socket_timeout = 5
-    params.stack_timeout = 10
-    params.blocked_connection_timeout = 10
+    # Generous bounds: the reference RabbitMQ is shared by everyone's tests and is at times slow to
+    # finish a handshake; a broker that never answers still fails the test within 20 s.
+    params.socket_timeout = 10
+    params.stack_timeout = 20
+    params.blocked_connection_timeout = 20
     params.connection_attempts = 1
     return params
 

@@ -106,6 +106,8 @@ def headline(result: dict) -> str:
     figures = "  ".join(f"{k}={m.get(k)}" for k in keys)
     v = result["verdict"]
     honesty = "honest" if v["ok"] else "FAILED: " + "; ".join(v["problems"][:4])
+    if v.get("notes"):
+        honesty += "; note: " + "; ".join(v["notes"][:2])
     b = result.get("broker", {})
     rss = [val for key, val in b.items() if key.startswith("rss_kib_")]
     extra = f"  broker_cpu_s={b.get('cpu_s')}  broker_rss_mib={round(max(rss) / 1024, 1) if rss and all(rss) else None}"

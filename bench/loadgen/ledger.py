@@ -34,6 +34,7 @@ class Verdict:
 
     checks: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
 
     def expect(self, name: str, actual, wanted) -> None:
         """Record a check; a mismatch is a problem."""
@@ -43,6 +44,10 @@ class Verdict:
 
     def fail(self, problem: str) -> None:
         self.problems.append(problem)
+
+    def note(self, remark: str) -> None:
+        """A limit the broker hit that is a result, not dishonesty (e.g. max connections)."""
+        self.notes.append(remark)
 
     def ledger(self, label: str, summary: dict) -> None:
         """Check a consumer's ledger: everything once, nothing else."""
@@ -56,4 +61,4 @@ class Verdict:
         return not self.problems
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok, "checks": self.checks, "problems": self.problems}
+        return {"ok": self.ok, "checks": self.checks, "problems": self.problems, "notes": self.notes}

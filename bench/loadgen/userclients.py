@@ -284,6 +284,7 @@ def library_scenario(url: str, *, library: str, kind: str, size: int = 1024, cou
             verdict.ledger("consumer", cons["ledger"])
         metrics["msgs_per_s"] = round(cons.get("received", 0) / cons["elapsed"]) if cons.get("elapsed") else 0
         metrics["e2e_latency"] = percentiles(cons.get("latencies_us") or [])
+    probe.mark("after")
     _finish_queue(ctl, queue, verdict)
     ctl.close()
     return _result(f"{library}-{kind}", {"size": size, "count": count}, metrics, verdict, probe)

@@ -16,8 +16,7 @@ never calls back into the broker, so delivering inside a broker call is safe.
 
 from __future__ import annotations
 
-import heapq
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, Hashable, Protocol
 
 from leveret.broker.arguments import as_text, field_type_name
@@ -71,8 +70,9 @@ class Channel:
         self._paused = False
         self._reply_tag: str | None = None
         self._reply_address: str | None = None
-        # consumer timeout: (deadline, delivery tag, timeout ms) of timed deliveries, one timer for the oldest
-        self._ack_deadlines: list[tuple[float, int, int]] = []
+        # consumer timeout: per timeout value (ms), (deadline, delivery tag) in delivery order - so each
+        # deque is sorted by deadline - pruned from the left as deliveries settle; one timer in all
+        self._ack_deadlines: dict[int, deque[tuple[float, int]]] = {}
         self._ack_timer = Slot(getattr(vhost, "timers", None), self._check_ack_deadlines)
 
     # -- facts ------------------------------------------------------------------------------
@@ -211,8 +211,10 @@ class Channel:
             self._unacked[tag] = (tag, queue, entry, consumer)
             consumer.unacked += 1
             self._global_unacked += 1
-            self._start_ack_timeout(tag, queue)
-        self.target.deliver(consumer.tag, tag, entry.redelivered, queue.message_for_delivery(entry))
+            if queue.ack_timeout:
+                self._start_ack_timeout(tag, queue.ack_timeout)
+        message = queue.message_for_delivery(entry) if queue.adds_delivery_count else entry.message
+        self.target.deliver(consumer.tag, tag, entry.redelivered, message)
 
     def deliver_reply(self, message: Message) -> bool:
         """A direct reply-to message addressed to this channel (no ack, no queue); False if nobody listens."""
@@ -251,8 +253,10 @@ class Channel:
         self._next_tag = tag + 1
         if not no_ack:
             self._unacked[tag] = (tag, q, entry, None)
-            self._start_ack_timeout(tag, q)
-        return tag, entry.redelivered, q.message_for_delivery(entry, get=True), q.message_count
+            if q.ack_timeout:
+                self._start_ack_timeout(tag, q.ack_timeout)
+        message = q.message_for_delivery(entry, get=True) if q.adds_delivery_count else entry.message
+        return tag, entry.redelivered, message, q.message_count
 
     # -- acknowledgements -------------------------------------------------------------------
     def take(self, delivery_tag: int, multiple: bool) -> list[Unacked]:
@@ -296,6 +300,8 @@ class Channel:
         `delay`: a requeue asked for by nack/reject, which honours the queue's x-requeue-delay (a
         requeue because the channel closed or basic.recover is immediate).
         """
+        if self._ack_deadlines:
+            self._prune_ack_deadlines()
         if ack and len(records) == 1:
             # hot path: a single ack
             _, queue, entry, consumer = records[0]
@@ -349,30 +355,41 @@ class Channel:
             consumer.queue.unblock(consumer)
 
     # -- consumer timeout -------------------------------------------------------------------
-    def _start_ack_timeout(self, tag: int, queue: Queue) -> None:
-        timeout = queue.settings.consumer_timeout or getattr(self.vhost, "consumer_timeout", None)
-        if not timeout or self._ack_timer.timers is None:
+    def _start_ack_timeout(self, tag: int, timeout: int) -> None:
+        if self._ack_timer.timers is None:
             return
         deadline = self.vhost.clock.monotonic() + timeout / 1000.0
-        heapq.heappush(self._ack_deadlines, (deadline, tag, timeout))
+        pending = self._ack_deadlines.get(timeout)
+        if pending is None:
+            pending = self._ack_deadlines[timeout] = deque()
+        pending.append((deadline, tag))
         self._ack_timer.arm(deadline)
+
+    def _prune_ack_deadlines(self) -> None:
+        """Drop settled deliveries from the front of each deque (acks mostly come oldest first)."""
+        unacked = self._unacked
+        for timeout, pending in list(self._ack_deadlines.items()):
+            while pending and pending[0][1] not in unacked:
+                pending.popleft()
+            if not pending:
+                del self._ack_deadlines[timeout]
 
     def _check_ack_deadlines(self) -> None:
         """The oldest timed delivery's deadline passed: close the channel if it is still unacked."""
         if self.closed:
             return
-        deadlines = self._ack_deadlines
+        self._prune_ack_deadlines()
         now = self.vhost.clock.monotonic()
-        while deadlines:
-            deadline, tag, timeout = deadlines[0]
-            if tag not in self._unacked:
-                heapq.heappop(deadlines)  # settled meanwhile
-                continue
-            if deadline > now:
-                self._ack_timer.arm(deadline)
+        earliest: tuple[float, int] | None = None
+        for timeout, pending in self._ack_deadlines.items():
+            deadline = pending[0][0]
+            if deadline <= now:
+                self.time_out(timeout)
                 return
-            self.time_out(timeout)
-            return
+            if earliest is None or deadline < earliest[0]:
+                earliest = (deadline, timeout)
+        if earliest is not None:
+            self._ack_timer.arm(earliest[0])
 
     def time_out(self, timeout_ms: int) -> None:
         """A delivery stayed unacked past the consumer timeout: close the channel (406) and requeue."""

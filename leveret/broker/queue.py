@@ -121,6 +121,12 @@ class Queue:
         self._active: Consumer | None = None  # single active consumer
         self.had_consumers = False
         self._limited = settings.max_length is not None or settings.max_length_bytes is not None
+        # no length limit, priorities or queue TTL: enqueue takes its hot path (per-message TTL aside)
+        self._plain = not self._limited and not settings.max_priority and settings.message_ttl is None
+        # consumer timeout (ms) for deliveries from this queue: x-consumer-timeout, else the broker's
+        self.ack_timeout: int | None = settings.consumer_timeout or getattr(host, "consumer_timeout", None)
+        # quorum queues rewrite headers on delivery (x-delivery-count); read per delivery by channels
+        self.adds_delivery_count = settings.quorum
         # True once any entry may expire, so queues without TTLs never read the clock on dispatch
         self._may_expire = settings.message_ttl is not None
         timers = host.timers if host is not None else None
@@ -179,6 +185,16 @@ class Queue:
     # -- messages in ------------------------------------------------------------------------
     def enqueue(self, message: Message) -> QueueEntry | None:
         """Accept a routed message; None when x-overflow reject-publish(-dlx) refused it."""
+        if self._plain and message.properties.expiration is None:
+            # hot path: no limits, priorities or TTLs to consider
+            entry = QueueEntry(self._next_seq, message)
+            self._next_seq += 1
+            if self.store is not None:
+                self._admit(entry)
+            self.ready.append(entry)
+            if self._priorities:
+                self.dispatch()
+            return entry
         settings = self.settings
         if self._limited and settings.overflow != "drop-head" and self._would_overflow(len(message.body)):
             if settings.overflow == "reject-publish-dlx":
@@ -303,10 +319,25 @@ class Queue:
             else:
                 back.append(entry)
         if back:
-            self.ready.merge(back)
+            self._return_to_ready(back)
             if self._may_expire:
                 self._expire_heads()
             self.dispatch()
+
+    def _return_to_ready(self, entries: list[QueueEntry]) -> None:
+        """Make returned entries (sorted by seq) ready again where the queue type puts them.
+
+        Classic queues put them back at their original positions. RabbitMQ 3.10 quorum queues put
+        them at the back, in the order returned (checked against a live broker); they get new
+        sequence numbers so the ready list stays in sequence order.
+        """
+        if self.settings.quorum:
+            ready = self.ready
+            for entry in entries:
+                entry.seq = self.next_seq()
+                ready.append(entry)
+        else:
+            self.ready.merge(entries)
 
     # -- requeue delay (x-requeue-delay) ----------------------------------------------------
     def _park(self, entry: QueueEntry, delay_ms: int) -> None:
@@ -328,8 +359,8 @@ class Queue:
             self._unpark(sorted(back, key=_seq))
 
     def _unpark(self, entries: list[QueueEntry]) -> None:
-        """Parked entries are visible again, at their original positions."""
-        self.ready.merge(entries)
+        """Parked entries are visible again, where a plain requeue would have put them."""
+        self._return_to_ready(entries)
         if self._may_expire:
             self._expire_heads()
         self.dispatch()
@@ -511,7 +542,8 @@ class Queue:
             consumer = self._next_consumer()
             if consumer is None:
                 break
-            entry = self._pop_ready()
+            # inline fast path: without TTLs there is nothing to skip at the head
+            entry = self._pop_ready() if self._may_expire else ready.popleft()
             if entry is None:
                 break
             if consumer.no_ack:

@@ -33,7 +33,16 @@ MAX_PRIORITY = 255
 
 # arguments a queue type refuses, with the type's Erlang module name used in the error text
 _REFUSED_BY_TYPE = {
-    "classic": ("rabbit_classic_queue", ("x-delivery-limit", "x-dead-letter-strategy", "x-quorum-initial-group-size")),
+    "classic": (
+        "rabbit_classic_queue",
+        (
+            "x-delivery-limit",
+            "x-dead-letter-strategy",
+            "x-quorum-initial-group-size",
+            "x-max-in-memory-length",
+            "x-max-in-memory-bytes",
+        ),
+    ),
     "quorum": ("rabbit_quorum_queue", ("x-max-priority", "x-queue-mode", "x-queue-master-locator")),
 }
 

@@ -13,7 +13,8 @@ error texts are RabbitMQ 3.10's, read from a live broker:
 - basic.get, queue.purge, basic.nack and basic.reject are refused with 540, connection level.
 - every delivery carries the header x-stream-offset (long), appended after the message's own headers;
   delivery tags are the channel's; redelivered is always false.
-- x-stream-offset: "first", "last" (start of the newest chunk), "next" (default), an offset (below
+- x-stream-offset: "first", "last" (start of the newest chunk: in RabbitMQ the batch its log writer
+  wrote together, in leveret the messages one group commit made durable), "next" (default), an offset (below
   the first kept one means first; beyond the end waits for it), an AMQP timestamp (first message at or
   after it), or an interval "<n><Y|M|D|h|m|s>" (now minus the interval, as a timestamp).
 
@@ -23,9 +24,10 @@ on a channel with stream deliveries is a no-op where RabbitMQ crashes the connec
 
 Beyond RabbitMQ (LavinMQ's argument names): server-side offset tracking for AMQP consumers. With
 `x-stream-automatic-offset-tracking: true`, or `x-stream-offset: null` (void, meaning "first" the first
-time), the stream remembers, under the consumer tag, the highest offset the consumer acked, durably;
-a later consumer with that tag and tracking on resumes right after it. Without either argument
-nothing is tracked and the default start stays "next".
+time), the stream remembers, under the consumer tag (one the client chose: a server-generated tag is
+never tracked), the highest offset the consumer acked, durably (fsynced by the next group commit);
+a later consumer with that tag and tracking on resumes right after it, whatever its x-stream-offset.
+Without either argument nothing is tracked and the default start stays "next".
 
 The log lives in an `api.StreamStore` opened through the vhost's message store (`open_stream`), so a
 publish is confirmed after the same group commit as queue messages. Recently appended messages are
@@ -216,7 +218,8 @@ def declare_stream(
         if existing.exclusive != exclusive or (existing.exclusive and existing.owner != owner):
             raise vhost._locked(existing)
         what = existing.describe()
-        for key, have, want in (("durable", existing.durable, durable), ("auto_delete", existing.auto_delete, auto_delete)):
+        flags = (("durable", existing.durable, durable), ("auto_delete", existing.auto_delete, auto_delete))
+        for key, have, want in flags:
             if have != want:
                 raise vhost._inequivalent(key, what, f"'{str(want).lower()}'", f"'{str(have).lower()}'")
         diff = first_inequivalent(existing.arguments, arguments, EQUIVALENCE_ARGUMENTS)
@@ -277,7 +280,6 @@ class StreamEntry(QueueEntry):
         self.cursor = cursor
 
 
-
 class Tail:
     """The newest messages of a stream, in memory up to a byte budget: live consumers read them here.
 
@@ -298,9 +300,9 @@ class Tail:
         return len(stored.body) + len(stored.props_raw) + 64
 
     def append(self, stored: StoredMessage) -> None:
-        items = self.items
-        if len(items) > self.head and items[-1].offset + 1 != stored.offset:
+        if len(self.items) > self.head and self.items[-1].offset + 1 != stored.offset:
             self.clear()  # offsets must stay contiguous for index lookup
+        items = self.items
         items.append(stored)
         self.bytes += self._size(stored)
         while self.bytes > self.limit and len(items) - self.head > 1:
@@ -457,7 +459,9 @@ class StreamQueue(Queue):
             raise AccessRefused(f"{where} in exclusive use")
         tracking = None
         track = arguments.get(TRACKING_ARGUMENT)
-        if (OFFSET_HEADER in arguments and arguments[OFFSET_HEADER] is None) or track is True or as_text(track) == "true":
+        null_offset = OFFSET_HEADER in arguments and arguments[OFFSET_HEADER] is None
+        if (null_offset or track is True or as_text(track) == "true") and not consumer.tag.startswith("amq.ctag-"):
+            # A server-generated tag is new on every consume: nothing could ever resume from it.
             tracking = consumer.tag
         spec = arguments.get(OFFSET_HEADER, "next")
         start = self._start_offset("first" if spec is None else spec, where)

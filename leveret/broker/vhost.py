@@ -464,6 +464,13 @@ class VHost:
         copy = deadletter.dead_lettered(
             message, queue.name, reason, name, queue.settings.dead_letter_routing_key, self.clock.time()
         )
+        if type(exchange) is DelayedMessageExchange:
+            # the plugin delays whatever its exchange routes, dead-lettered copies included: with a
+            # DLX of this type an x-delay header turns dead-lettering into a delayed retry
+            delay = exchange.delay_of(copy)
+            if delay is not None:
+                exchange.hold(copy, delay)
+                return
         self._deliver(exchange, copy.routing_key, copy, reason=reason)
 
     def _release_delayed(self, exchange: DelayedMessageExchange, message: Message) -> None:
@@ -549,6 +556,11 @@ class VHost:
         queues = self._route(source, routing_keys, headers, message)
         if reason is not None:
             queues = deadletter.without_cycles(message, reason, queues)
+        if len(queues) == 1:
+            # hot path: one queue
+            if queues[0].enqueue(message) is None:
+                return RouteResult(True, [], 1)
+            return RouteResult(True, queues)
         accepted: list[Queue] = []
         rejected = 0
         for queue in queues:

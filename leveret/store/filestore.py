@@ -283,6 +283,19 @@ class FileMessageStore:
             sync_directory(root)
             shutil.rmtree(doomed, ignore_errors=True)
 
+    def streams(self) -> list[tuple[str, str]]:
+        """(vhost, name) of every stream with files, open or not (recovery drops those without a definition)."""
+        found = []
+        root = os.path.join(self.data_dir, STREAMS_DIR)
+        for entry in sorted(os.listdir(root)):
+            try:
+                with open(os.path.join(root, entry, STREAM_NAME_FILE), "rb") as f:
+                    names = json.loads(f.read())
+                found.append((names["vhost"], names["name"]))
+            except (OSError, ValueError, KeyError):
+                continue
+        return found
+
     def queues(self) -> list[tuple[str, str]]:
         found = []
         for entry in sorted(os.listdir(self._root)):

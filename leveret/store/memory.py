@@ -264,6 +264,9 @@ class MemoryMessageStore:
             )
         return store
 
+    def streams(self) -> list[tuple[str, str]]:
+        return sorted(self._streams)
+
     def delete_stream(self, vhost: str, name: str) -> None:
         store = self._streams.pop((vhost, name), None)
         if store is not None:

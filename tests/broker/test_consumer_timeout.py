@@ -71,3 +71,32 @@ def test_without_a_timeout_nothing_is_scheduled(vhost, session, broker):
     session.publish("q", "m")
     session.channel.get("q")
     assert broker.timers.next_deadline() is None
+
+
+def test_acked_deliveries_leave_no_timeout_bookkeeping_behind(clock):
+    broker = Broker(clock, consumer_timeout=1000)
+    vhost = broker.vhost("/")
+    vhost.declare_queue("q")
+    channel = Channel(vhost, TimeoutTarget(), "conn")
+    channel.consume("q", "c")
+    channel.start_consumer("c")
+    for i in range(1000):
+        channel.publish("", "q", make_message(str(i), "q"))
+        channel.ack(i + 1)
+    assert not channel._ack_deadlines
+
+
+def test_the_shorter_queue_timeout_fires_even_behind_an_older_delivery(clock):
+    broker = Broker(clock, consumer_timeout=1000)
+    vhost = broker.vhost("/")
+    vhost.declare_queue("slow")
+    vhost.declare_queue("fast", arguments={"x-consumer-timeout": 50})
+    target = TimeoutTarget()
+    channel = Channel(vhost, target, "conn")
+    channel.publish("", "slow", make_message("a", "slow"))
+    channel.publish("", "fast", make_message("b", "fast"))
+    channel.get("slow")
+    channel.get("fast")
+    clock.advance(0.06)
+    broker.timers.run_due()
+    assert "Timeout value used: 50 ms" in target.errors[0].text

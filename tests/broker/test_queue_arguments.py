@@ -27,6 +27,8 @@ W = "for queue 'q' in vhost '/'"
         ({"x-single-active-consumer": "yes"}, f"invalid arg 'x-single-active-consumer' {W}: {{unacceptable_type,longstr}}"),
         ({"x-delivery-limit": 3}, f"invalid arg 'x-delivery-limit' {W} of queue type rabbit_classic_queue"),
         ({"x-dead-letter-strategy": "at-least-once"}, f"invalid arg 'x-dead-letter-strategy' {W} of queue type rabbit_classic_queue"),
+        ({"x-max-in-memory-length": 3}, f"invalid arg 'x-max-in-memory-length' {W} of queue type rabbit_classic_queue"),
+        ({"x-quorum-initial-group-size": 3}, f"invalid arg 'x-quorum-initial-group-size' {W} of queue type rabbit_classic_queue"),
         ({"x-requeue-delay": -1}, f"invalid arg 'x-requeue-delay' {W}: {{value_negative,-1}}"),
         ({"x-requeue-delay": [100, "x"]}, f"invalid arg 'x-requeue-delay' {W}: \"expected integer, got longstr\""),
     ],

@@ -163,3 +163,15 @@ def test_deleting_a_queue_drops_parked_messages_and_its_timers(vhost, session, b
     session.channel.nack(session.channel.get("q")[0])
     vhost.delete_queue("q")
     assert broker.timers.next_deadline() is None
+
+
+def test_quorum_queues_put_returned_messages_at_the_back_in_return_order(vhost, session):
+    declare_quorum(vhost)
+    for body in "abc":
+        session.publish("q", body)
+    first = session.channel.get("q")[0]
+    second = session.channel.get("q")[0]
+    session.channel.nack(second)
+    session.channel.nack(first)
+    got = [session.channel.get("q", no_ack=True) for _ in range(3)]
+    assert [(m.body, redelivered) for _, redelivered, m, _ in got] == [(b"c", False), (b"b", True), (b"a", True)]

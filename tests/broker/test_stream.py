@@ -62,7 +62,8 @@ class Client:
         return tag
 
     def offsets(self) -> list[int]:
-        return [BasicProperties.from_raw(d[3].properties.raw).headers["x-stream-offset"] for d in self.target.deliveries]
+        headers = [BasicProperties.from_raw(d[3].properties.raw).headers for d in self.target.deliveries]
+        return [h["x-stream-offset"] for h in headers]
 
 
 def declare(vhost, name: str = "s", **arguments: Any) -> StreamQueue:
@@ -412,3 +413,47 @@ def test_passive_declare_and_redeclare_report_zero_messages(vhost):
     publish_n(Client(vhost), 3)
     assert vhost.declare_queue("s", passive=True)[1:] == (0, 0)
     assert vhost.declare_queue("s", durable=True, arguments=STREAM)[1:] == (0, 0)
+
+
+def test_messages_routed_through_an_exchange_binding_reach_the_stream(vhost):
+    declare(vhost)
+    vhost.bind_queue("s", "amq.direct", "events")
+    Client(vhost).channel.publish("amq.direct", "events", Message("amq.direct", "events", BasicProperties(), b"e"))
+    consumer = Client(vhost)
+    consumer.consume("s", **{"x-stream-offset": "first"})
+    (_, _, _, message), = consumer.target.deliveries
+    assert (message.exchange, message.routing_key, message.body) == ("amq.direct", "events", b"e")
+
+
+def test_a_broker_without_message_store_refuses_streams(clock):
+    vhost = Broker(clock).vhost("/")
+    with pytest.raises(PreconditionFailed, match="stream queues need a message store"):
+        vhost.declare_queue("s", durable=True, arguments=STREAM)
+    assert "s" not in vhost.queues
+
+
+def test_live_consumer_is_served_from_memory_and_a_late_one_from_the_log(vhost, store):
+    declare(vhost)
+    queue = vhost.queues["s"]
+    producer = Client(vhost)
+    live = Client(vhost)
+    live.consume("s", prefetch=1000, **{"x-stream-offset": "next"})
+    publish_n(producer, 50)
+    queue._tail.clear()  # as after a restart: nothing in memory, everything from the store
+    late = Client(vhost)
+    late.consume("s", prefetch=1000, **{"x-stream-offset": "first"})
+    assert live.offsets() == late.offsets() == list(range(50))
+    assert [d[3].body for d in late.target.deliveries] == [b"m%d" % i for i in range(50)]
+
+
+def test_tail_lookup_by_offset_survives_trimming_and_gaps():
+    from leveret.broker.stream import Tail
+    from leveret.store.api import StoredMessage
+
+    tail = Tail(limit=10 * 100)
+    for offset in range(5000):
+        tail.append(StoredMessage(offset, 0, 0, "", "", b"", b"x" * 36))
+    assert tail.get(4999).offset == 4999 and tail.get(4990).offset == 4990
+    assert tail.get(4989) is None and tail.get(5000) is None
+    tail.append(StoredMessage(7000, 0, 0, "", "", b"", b"y"))  # not contiguous: start again
+    assert tail.get(4999) is None and tail.get(7000).body == b"y"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 
 import aio_pika
-import aio_pika.exceptions
 import aiormq.exceptions
 import pytest
 

@@ -7,6 +7,9 @@ bounded loops over `process_data_events`, never sleeps.
 
 from __future__ import annotations
 
+import select
+import subprocess
+import sys
 import time
 
 import pika
@@ -173,18 +176,59 @@ def test_unacked_messages_are_redelivered_in_order_to_another_consumer_after_cra
     first = connect(amqp_url)
     ch1 = first.channel()
     ch1.queue_declare(queue)
+    ch1.confirm_delivery()
     for i in range(5):
         ch1.basic_publish("", queue, f"m{i}".encode())
     _tag, got = consume_n(first, ch1, queue, 5)
     assert [b for _m, _p, b in got] == [f"m{i}".encode() for i in range(5)]
     assert not any(m.redelivered for m, _p, _b in got)
-    first.close()  # the consumer "crashes" holding five unacked deliveries
 
+    # A second consumer is already waiting, with nothing to get: the first holds everything.
     second = connect(amqp_url)
     ch2 = second.channel()
-    _tag, again = consume_n(second, ch2, queue, 5)
-    assert [b for _m, _p, b in again] == [f"m{i}".encode() for i in range(5)]
-    assert all(m.redelivered for m, _p, _b in again)
+    again: list = []
+    ch2.basic_consume(queue, lambda _c, m, _p, b: again.append((m.redelivered, b)))
+    first.close()  # the first consumer goes away holding five unacked deliveries
+    pump([second], lambda: len(again) >= 5)
+    assert again == [(True, f"m{i}".encode()) for i in range(5)]
+
+
+CRASHING_CONSUMER = """
+import sys, pika
+connection = pika.BlockingConnection(pika.URLParameters(sys.argv[1]))
+channel = connection.channel()
+seen = 0
+for method, properties, body in channel.consume(sys.argv[2], inactivity_timeout=10):
+    seen += 1
+    if seen == 3:
+        print("holding", flush=True)
+        sys.stdin.read()  # hold the deliveries unacked until killed
+"""
+
+
+def test_messages_held_by_a_killed_consumer_process_are_redelivered(amqp_url, connect, unique, cleanup):
+    queue = cleanup.queue(amqp_url, unique("killed"))
+    channel = connect(amqp_url).channel()
+    channel.queue_declare(queue)
+    channel.confirm_delivery()
+    for i in range(3):
+        channel.basic_publish("", queue, f"k{i}".encode())
+    consumer = subprocess.Popen([sys.executable, "-c", CRASHING_CONSUMER, amqp_url, queue],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        # The child announces it holds all three; its stdout line is the synchronisation, bounded below.
+        ready, _w, _x = select.select([consumer.stdout], [], [], 20)
+        assert ready and consumer.stdout.readline() == b"holding\n"
+    finally:
+        consumer.kill()  # SIGKILL: no AMQP close, the broker only sees the socket drop
+        consumer.wait(timeout=WAIT)
+        consumer.stdin.close()
+        consumer.stdout.close()
+    connection = connect(amqp_url)
+    again: list = []
+    connection.channel().basic_consume(queue, lambda _c, m, _p, b: again.append((m.redelivered, b)))
+    pump([connection], lambda: len(again) >= 3)
+    assert again == [(True, b"k0"), (True, b"k1"), (True, b"k2")]
 
 
 def test_basic_get_reports_remaining_count_then_get_empty(ch):

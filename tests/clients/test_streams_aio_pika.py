@@ -126,8 +126,10 @@ def test_no_ack_consumer_is_refused_with_540(amqp_url, unique, cleanup):
     run(scenario())
 
 
-def test_tracked_consumer_resumes_after_reconnect(amqp_url, unique, cleanup, leveret_broker):
-    name = cleanup.queue(amqp_url, unique("stream"))
+def test_tracked_consumer_resumes_after_reconnect(leveret_broker):
+    """leveret only: server-side offset tracking is an extension."""
+    amqp_url = leveret_broker.url
+    name = "tracked-stream"
     tracking = {"x-stream-automatic-offset-tracking": True}
 
     async def scenario():

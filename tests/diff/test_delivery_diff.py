@@ -8,6 +8,7 @@ the interleaving of basic.return and basic.ack are all part of the result that m
 from __future__ import annotations
 
 import struct
+import time
 
 import pika.spec
 from pika.spec import Basic, Confirm, Exchange, Queue, Tx
@@ -370,3 +371,89 @@ def test_direct_reply_to_round_trip_matches(differential):
     request_props, reply_method, _reply_props, body = differential(scenario)
     assert request_props[1]["reply_to"] == "<reply-to>"
     assert reply_method[1]["routing_key"] == "<reply-to>" and body == b"ask-answer"
+
+
+def test_global_qos_is_shared_by_the_consumers_of_a_channel(differential):
+    def scenario(url, _names):
+        with opened(url) as c:
+            queues = [exclusive_queue(c), exclusive_queue(c)]
+            c.call(1, Confirm.Select())
+            for queue in queues:
+                for i in range(3):
+                    publish_confirmed(c, "", queue, f"{queue[-4:]}-{i}".encode())
+            c.call(1, Basic.Qos(prefetch_count=3, global_qos=True))
+            for index, queue in enumerate(queues):
+                c.call(1, Basic.Consume(queue=queue, consumer_tag=f"c{index}"))
+            got = c.deliveries(1, 3)
+            ready = [c.call(1, Queue.Declare(queue=q, passive=True)).message_count for q in queues]
+            return sum(ready), len(got)
+
+    # Three deliveries in flight for the channel as a whole, whichever queues they came from.
+    assert differential(scenario) == (3, 3)
+
+
+def test_recover_with_requeue_redelivers_unacked_messages_to_the_consumer(differential):
+    # (basic.recover with requeue=false is refused by RabbitMQ: see test_errors_diff.)
+    def scenario(url, _names):
+        with opened(url) as c:
+            queue = exclusive_queue(c)
+            c.call(1, Confirm.Select())
+            for body in (b"a", b"b"):
+                publish_confirmed(c, "", queue, body)
+            c.call(1, Basic.Consume(queue=queue, consumer_tag="only"))
+            first = c.deliveries(1, 2)
+            c.send(1, Basic.Ack(delivery_tag=1))
+            c.call(1, Basic.Recover(requeue=True))
+            again = c.deliveries(1, 1)
+            return [(describe(m), body) for m, _p, body in first + again]
+
+    result = differential(scenario)
+    assert [(m[1]["delivery_tag"], m[1]["redelivered"], body) for m, body in result] == [
+        (1, False, b"a"), (2, False, b"b"), (3, True, b"b")]
+
+
+def test_queue_delete_notifies_its_consumer_with_basic_cancel(differential):
+    def scenario(url, _names):
+        with opened(url, channels=(1, 2)) as c:
+            queue = exclusive_queue(c)
+            c.call(1, Basic.Consume(queue=queue, consumer_tag="watcher"))
+            deleted = c.call(2, Queue.Delete(queue=queue))
+            cancel = c.wait(1, Basic.Cancel).method
+            return describe(deleted), describe(cancel)
+
+    _deleted, cancel = differential(scenario)
+    assert cancel == ("Basic.Cancel", {"consumer_tag": "watcher", "nowait": True})
+
+
+def wait_until_gone(c: WireClient, queue: str, first_channel: int) -> str:
+    """Poll with passive declares (each 404 costs a channel) until the queue is gone; bounded."""
+    deadline = time.monotonic() + 5
+    channel = first_channel
+    while time.monotonic() < deadline:
+        c.channel(channel)
+        reply = c.call(channel, Queue.Declare(queue=queue, passive=True))
+        if isinstance(reply, pika.spec.Channel.Close):
+            return f"gone: {reply.reply_code}"
+        channel += 1
+    return "still there"
+
+
+def test_exclusive_and_auto_delete_queues_disappear_with_their_owner(differential):
+    def scenario(url, names):
+        with opened(url) as watcher:
+            owner = opened(url)
+            exclusive = owner.call(1, Queue.Declare(queue=names("excl"), exclusive=True)).queue
+            auto = owner.call(1, Queue.Declare(queue=names("auto"), auto_delete=True)).queue
+            owner.call(1, Basic.Consume(queue=auto, consumer_tag="a1"))
+            owner.call(1, Basic.Consume(queue=auto, consumer_tag="a2"))
+            owner.call(1, Basic.Cancel(consumer_tag="a1"))
+            still = describe(watcher.call(1, Queue.Declare(queue=auto, passive=True)))
+            owner.call(1, Basic.Cancel(consumer_tag="a2"))
+            auto_gone = wait_until_gone(watcher, auto, 2)
+            owner.close()
+            exclusive_gone = wait_until_gone(watcher, exclusive, 100)
+            return still, auto_gone, exclusive_gone
+
+    still, auto_gone, exclusive_gone = differential(scenario)
+    assert still[1]["consumer_count"] == 1
+    assert (auto_gone, exclusive_gone) == ("gone: 404", "gone: 404")

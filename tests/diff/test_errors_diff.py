@@ -202,8 +202,8 @@ def delete_if_unused_bound_exchange(c, n, _url):
 
 def direct_reply_to_without_consumer(c, n, _url):
     queue = declare_exclusive(c)
-    c.send(1, Basic.Publish(exchange="", routing_key=queue), pika.spec.BasicProperties(reply_to="amq.rabbitmq.reply-to"),
-           body=b"request")
+    c.send(1, Basic.Publish(exchange="", routing_key=queue),
+           pika.spec.BasicProperties(reply_to="amq.rabbitmq.reply-to"), body=b"request")
     return outcome(c.call(1, Queue.Declare(queue="", exclusive=True)))
 
 
@@ -303,8 +303,12 @@ def channel_close_ok_never_sent_then_reuse(c, n, _url):
     return outcome(close), outcome(reopened)
 
 
-CONNECTION_ERRORS = [reuse_consumer_tag, second_channel_open, method_on_unopened_channel, publish_immediate,
-                     unknown_exchange_type, qos_prefetch_size, channel_close_ok_never_sent_then_reuse]
+def recover_without_requeue(c, n, _url):
+    return outcome(c.call(1, Basic.Recover(requeue=False)))
+
+
+CONNECTION_ERRORS = [recover_without_requeue, reuse_consumer_tag, second_channel_open, method_on_unopened_channel,
+                     publish_immediate, unknown_exchange_type, qos_prefetch_size]
 
 
 @pytest.mark.parametrize("case", CONNECTION_ERRORS, ids=lambda f: f.__name__)
@@ -343,3 +347,82 @@ def test_login_and_vhost_refusals_match_rabbitmq(differential):
                                   "For details see the broker logfile.", 0, 0), "socket closed",
         ("Connection.Close", 530, "NOT_ALLOWED - vhost no-such-vhost not found", 10, 40), "socket closed",
     ]
+
+
+# --- more channel errors found by probing RabbitMQ ------------------------------------------------
+
+def publish_to_internal_exchange(c, n, _url):
+    exchange = n("internal")
+    c.call(1, Exchange.Declare(exchange=exchange, type="fanout", internal=True, auto_delete=True))
+    c.call(1, Queue.Bind(queue=declare_exclusive(c), exchange=exchange))
+    c.send(1, Basic.Publish(exchange=exchange, routing_key=""), body=b"x")
+    return outcome(c.call(1, Queue.Declare(queue="", exclusive=True)))
+
+
+def publish_with_invalid_expiration(c, n, _url):
+    queue = declare_exclusive(c)
+    c.send(1, Basic.Publish(exchange="", routing_key=queue), pika.spec.BasicProperties(expiration="soon"),
+           body=b"x")
+    return outcome(c.call(1, Queue.Declare(queue="", exclusive=True)))
+
+
+def publish_with_negative_expiration(c, n, _url):
+    queue = declare_exclusive(c)
+    c.send(1, Basic.Publish(exchange="", routing_key=queue), pika.spec.BasicProperties(expiration="-5"),
+           body=b"x")
+    return outcome(c.call(1, Queue.Declare(queue="", exclusive=True)))
+
+
+def publish_with_foreign_user_id(c, n, _url):
+    queue = declare_exclusive(c)
+    c.send(1, Basic.Publish(exchange="", routing_key=queue), pika.spec.BasicProperties(user_id="mallory"),
+           body=b"x")
+    return outcome(c.call(1, Queue.Declare(queue="", exclusive=True)))
+
+
+def headers_binding_with_bad_x_match(c, n, _url):
+    return outcome(c.call(1, Queue.Bind(queue=declare_exclusive(c), exchange="amq.headers",
+                                        arguments={"x-match": "some"})))
+
+
+def unbind_missing_binding(c, n, _url):
+    queue = declare_exclusive(c)
+    return (outcome(c.call(1, Queue.Unbind(queue=queue, exchange="amq.direct", routing_key="never-bound"))),
+            outcome(c.call(1, pika.spec.Exchange.Unbind(destination="amq.fanout", source="amq.direct",
+                                                        routing_key="never-bound"))))
+
+
+def unbind_missing_queue(c, n, _url):
+    return outcome(c.call(1, Queue.Unbind(queue=n("q"), exchange="amq.direct", routing_key="k")))
+
+
+def exchange_bind_missing_source(c, n, _url):
+    return outcome(c.call(1, pika.spec.Exchange.Bind(destination="amq.fanout", source=n("x"), routing_key="k")))
+
+
+def channel_flow_off(c, n, _url):
+    return outcome(c.call(1, Channel.Flow(active=False)))
+
+
+def passive_declares_of_builtin_names(c, n, _url):
+    return [outcome(c.call(1, Exchange.Declare(exchange=name, passive=True)))
+            for name in ("amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match")] + [
+        outcome(c.call(1, Queue.Declare(queue="amq.rabbitmq.reply-to", passive=True)))]
+
+
+def queue_declare_with_unknown_argument(c, n, _url):
+    # Unknown x- arguments are stored and ignored; only known ones are validated.
+    return outcome(c.call(1, Queue.Declare(queue="", exclusive=True, arguments={"x-leveret-nonsense": 1})))
+
+
+MORE_CHANNEL_ERRORS = [
+    publish_to_internal_exchange, publish_with_invalid_expiration, publish_with_negative_expiration,
+    publish_with_foreign_user_id, headers_binding_with_bad_x_match, unbind_missing_binding, unbind_missing_queue,
+    exchange_bind_missing_source, channel_flow_off, passive_declares_of_builtin_names,
+    queue_declare_with_unknown_argument, channel_close_ok_never_sent_then_reuse,
+]
+
+
+@pytest.mark.parametrize("case", MORE_CHANNEL_ERRORS, ids=lambda f: f.__name__)
+def test_more_channel_level_answers_match_rabbitmq(differential, case):
+    differential(run_case(case))

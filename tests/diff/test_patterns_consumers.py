@@ -181,3 +181,31 @@ def test_consistent_hash_observables_match(differential):
             return out
 
     differential(scenario)
+
+
+def test_return_order_of_classic_and_quorum_queues_matches(differential):
+    def scenario(url, names):
+        out = {}
+        with connection_for(url) as connection:
+            ch = connection.channel()
+            ch.confirm_delivery()
+            for kind in ("classic", "quorum"):
+                queue = names(kind)
+                ch.queue_declare(queue, durable=True, arguments={"x-queue-type": kind})
+                try:
+                    for body in (b"a", b"b", b"c"):
+                        ch.basic_publish("", queue, body)
+                    first = get_within(ch, queue, ack=False)[0]
+                    second = get_within(ch, queue, ack=False)[0]
+                    ch.basic_nack(second.delivery_tag, requeue=True)
+                    ch.basic_nack(first.delivery_tag, requeue=True)
+                    order = []
+                    for _ in range(3):
+                        method, properties, body = get_within(ch, queue)
+                        order.append((body, method.redelivered, (properties.headers or {}).get("x-delivery-count")))
+                    out[kind] = order
+                finally:
+                    ch.queue_delete(queue)
+        return out
+
+    differential(scenario)

@@ -173,6 +173,13 @@ REFUSALS = {
     "purge": lambda c, name: outcome(c.call(1, Queue.Purge(queue=name))),
     "redeclare-classic": lambda c, name: outcome(c.call(1, Queue.Declare(queue=name, durable=True))),
     "redeclare-other-max-age": _declare({"x-max-age": "2h"}, durable=True),
+    "redeclare-non-durable": _declare({}, durable=False),
+    "redeclare-exclusive": _declare({}, durable=True, exclusive=True),
+    "redeclare-ignores-x-max-length": _declare({"x-max-length": 3}, durable=True),
+    "exclusive-consumer-then-another": lambda c, name: (
+        _consume(5)(c, name) and None,  # a plain consumer first: an exclusive one is refused
+        outcome(c.call(1, Basic.Consume(queue=name, exclusive=True))),
+    ),
 }
 
 

@@ -120,7 +120,9 @@ def test_tracked_offsets_are_remembered_per_consumer(stores):
 def test_delete_stream_removes_it(stores):
     stream = stores.open_stream("/", "s")
     fill(stream, 3)
+    assert stores.streams() == [("/", "s")]
     stores.delete_stream("/", "s")
+    assert stores.streams() == []
     assert stores.open_stream("/", "s").next_offset == 0
 
 

@@ -79,3 +79,14 @@ def test_declare_requires_an_existing_delayed_type(vhost, arguments):
         vhost.declare_exchange("d", "x-delayed-message", arguments=arguments)
     assert e.value.text == "Invalid argument, 'x-delayed-type' must be an existing exchange type"
     assert "d" not in vhost.exchanges
+
+
+def test_dead_lettering_into_a_delayed_exchange_honours_x_delay(vhost, session, tick):
+    setup(vhost)
+    vhost.declare_queue("work", arguments={"x-dead-letter-exchange": "d", "x-dead-letter-routing-key": "k"})
+    session.publish("work", "retry-me", headers={"x-delay": 200})
+    session.channel.reject(session.channel.get("work")[0], requeue=False)
+    assert bodies(vhost) == [] and vhost.exchanges["d"].pending_count == 1
+    tick(0.2)
+    (entry,) = vhost.queues["q"].ready
+    assert entry.message.properties.headers["x-death"][0]["reason"] == "rejected"
