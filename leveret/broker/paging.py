@@ -103,7 +103,9 @@ class PagedReadyList(ReadyList):
             and (len(self.entries) >= self.window_count or self.memory_bytes >= self.window_bytes)
         ):
             self._push_tail(entry.seq, entry.offset, entry.size, entry.redelivered)
-            if entry.offset < 0:
+            if entry.offset < 0 or entry.returns:
+                # Not stored, or carrying state the store does not keep (a quorum queue's return count,
+                # appended at the back on requeue): kept whole at its place in the tail.
                 self._pinned[entry.seq] = entry
             self.bytes += entry.size
             return
@@ -132,17 +134,20 @@ class PagedReadyList(ReadyList):
     def _load(self) -> None:
         """Move the next batch of the tail into memory, reading stored bodies in one sequential pass."""
         end = min(len(self._seqs), self._pos + LOAD_BATCH)
-        first_stored = next((self._offsets[i] for i in range(self._pos, end) if self._offsets[i] >= 0), None)
+        pinned = self._pinned
+        to_read = [self._offsets[i] for i in range(self._pos, end)
+                   if self._offsets[i] >= 0 and self._seqs[i] not in pinned]
         stored: dict[int, StoredMessage] = {}
-        if first_stored is not None:
-            wanted = sum(1 for i in range(self._pos, end) if self._offsets[i] >= 0)
+        if to_read:
+            first_stored, wanted = min(to_read), len(to_read)
             for message in self.store.read_batch(first_stored, wanted):
                 stored[message.offset] = message
         entries = self.entries
         for i in range(self._pos, end):
             seq, offset, size = self._seqs[i], self._offsets[i], self._sizes[i]
-            if offset < 0:
-                entry = self._pinned.pop(seq)
+            pinned = self._pinned.pop(seq, None)
+            if pinned is not None:
+                entry = pinned
             else:
                 message = stored.get(offset)
                 if message is None:

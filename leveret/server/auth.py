@@ -66,7 +66,7 @@ def parse_sasl_response(mechanism: str, response: bytes, decode_table) -> tuple[
     if mechanism == "AMQPLAIN":
         raw = bytes(response)
         try:
-            table = decode_table(len(raw).to_bytes(4, "big") + raw)
+            table, _ = decode_table(len(raw).to_bytes(4, "big") + raw, 0)
         except Exception:
             return None
         login, password = table.get("LOGIN"), table.get("PASSWORD")

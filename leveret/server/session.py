@@ -481,9 +481,10 @@ class Session:
         )
 
     def _on_channel_open(self, number: int, m: Any) -> None:
-        if number > self.channel_max:
-            raise connection_error(codes.NOT_ALLOWED, f"number of channels opened ({len(self.channels) + 1}) has reached the negotiated "
-                f"channel_max ({self.channel_max})", m.CLASS_ID, m.METHOD_ID)
+        # RabbitMQ limits how many channels are open, not their numbers, and names no method in the reply.
+        if len(self.channels) >= self.channel_max:
+            raise connection_error(codes.NOT_ALLOWED, f"number of channels opened ({len(self.channels)}) has "
+                                   f"reached the negotiated channel_max ({self.channel_max})")
         self.channels[number] = ChannelSession(self, number)
         self.send_method(number, spec.ChannelOpenOk())
 
