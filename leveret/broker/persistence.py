@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.broker.message import Message, Properties
 from leveret.broker.paging import WINDOW_BYTES, WINDOW_COUNT, PagedReadyList
 from leveret.broker.ready import ReadyList
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
     from leveret.broker.vhost import Broker, VHost
 
 
+# The store of a durable delayed-message exchange's pending messages. "amq." names are refused to clients,
+# so this can never collide with a queue's store.
+DELAYED_STORE_PREFIX = "amq.delayed-exchange/"
+
+
 @dataclass
 class RecoveryResult:
     """What `Persistence.recover` rebuilt."""
@@ -38,6 +44,7 @@ class RecoveryResult:
     queues: int = 0
     bindings: int = 0
     messages: int = 0
+    delayed_messages: int = 0
     dropped_queue_stores: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -71,10 +78,25 @@ class Persistence:
                 vhost.name, exchange.name, exchange.type_name, True, exchange.auto_delete, exchange.internal,
                 dict(exchange.arguments),
             ))
+            self._attach_delayed_store(vhost.name, exchange)
 
     def exchange_removed(self, vhost: "VHost", exchange: "Exchange") -> None:
         if exchange.durable:
             self.definitions.delete_exchange(vhost.name, exchange.name)
+            if isinstance(exchange, DelayedMessageExchange):
+                exchange.store = None
+                self.messages.delete_queue(vhost.name, DELAYED_STORE_PREFIX + exchange.name)
+
+    def _attach_delayed_store(self, vhost_name: str, exchange: "Exchange") -> QueueStore | None:
+        """A durable delayed-message exchange keeps its persistent pending messages in a store of its own."""
+        if not isinstance(exchange, DelayedMessageExchange):
+            return None
+        store = self.messages.open_queue(vhost_name, DELAYED_STORE_PREFIX + exchange.name)
+        make_properties = self.make_properties
+        exchange.store = store
+        exchange.make_message = lambda stored: Message(
+            stored.exchange, stored.routing_key, make_properties(bytes(stored.props_raw)), bytes(stored.body))
+        return store
 
     def queue_added(self, vhost: "VHost", queue: "Queue") -> None:
         if _durable_queue(queue):
@@ -180,9 +202,14 @@ class Persistence:
             vhost = broker.vhosts.get(ex.vhost) or broker.add_vhost(ex.vhost)
             if ex.name in vhost.exchanges:
                 continue
-            vhost.declare_exchange(ex.name, ex.type, durable=True, auto_delete=ex.auto_delete,
-                                   internal=ex.internal, arguments=dict(ex.arguments))
+            exchange = vhost.declare_exchange(ex.name, ex.type, durable=True, auto_delete=ex.auto_delete,
+                                              internal=ex.internal, arguments=dict(ex.arguments))
             result.exchanges += 1
+            store = self._attach_delayed_store(ex.vhost, exchange)
+            if store is not None:
+                for offset, stored in store.recover():
+                    exchange.restore(offset, stored.timestamp)
+                    result.delayed_messages += 1
         for q in defs.queues.values():
             vhost = broker.vhosts.get(q.vhost) or broker.add_vhost(q.vhost)
             queue, _, _ = vhost.declare_queue(q.name, durable=True, auto_delete=q.auto_delete,
@@ -203,7 +230,10 @@ class Persistence:
             except Exception:
                 continue  # a binding whose ends are gone is simply not restored
             result.bindings += 1
-        wanted = set(defs.queues)
+        wanted = set(defs.queues) | {
+            (ex.vhost, DELAYED_STORE_PREFIX + ex.name) for ex in defs.exchanges.values()
+            if ex.type == DelayedMessageExchange.type_name
+        }
         for key in self.messages.queues():
             if key not in wanted:
                 self.messages.delete_queue(*key)

@@ -42,7 +42,6 @@ def test_dead_lettered_persistent_message_survives_a_restart(tmp_path):
         connection.close()
 
 
-@pytest.mark.xfail(reason="the delayed-message index is not stored yet (store hook pending)", strict=True)
 def test_delayed_persistent_message_survives_a_restart_and_keeps_its_due_time(tmp_path):
     with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
         connection, ch = _channel(broker)

@@ -173,3 +173,34 @@ def test_a_damaged_segment_still_starts_serves_and_reports(tmp_path, damage) -> 
         broker.stop()
     log = "".join(broker.log)
     assert "repaired damage" in log and os.path.basename(segment) in log
+
+
+def test_confirmed_delayed_messages_survive_kill_9_and_come_out_in_due_order(tmp_path) -> None:
+    data_dir = str(tmp_path / "data")
+    with BrokerProcess(data_dir) as broker:
+        conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+        ch = conn.channel()
+        ch.exchange_declare("later", "x-delayed-message", durable=True, arguments={"x-delayed-type": "direct"})
+        ch.queue_declare("due", durable=True)
+        ch.queue_bind("due", "later", "k")
+        ch.confirm_delivery()
+        sent = time.monotonic()
+        delays = [1500, 500, 1000, 200, 1200]
+        for delay in delays:
+            ch.basic_publish("later", "k", str(delay).encode(),
+                             pika.BasicProperties(delivery_mode=2, headers={"x-delay": delay}))
+        broker.kill()  # every publish above was confirmed, so all of them must come out
+    with BrokerProcess(data_dir) as broker:
+        conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+        ch = conn.channel()
+        got = []
+        for method, _props, body in ch.consume("due", auto_ack=True, inactivity_timeout=5.0):
+            if method is None:
+                break
+            got.append((int(body), time.monotonic() - sent))
+            if len(got) == len(delays):
+                break
+        conn.close()
+        broker.stop()
+    assert [delay for delay, _ in got] == sorted(delays)
+    assert all(elapsed >= delay / 1000 for delay, elapsed in got), got

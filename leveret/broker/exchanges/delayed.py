@@ -14,8 +14,15 @@ README says): a held message counts as routed.
 
 Pending messages sit in one heap per exchange, (due, sequence, message): one index entry each and
 ONE timer on the broker's `Timers` for the earliest, never a timer per message. `pending_count` is
-O(1). Where messages enter and leave the index (the durable store's hooks): `hold` and `_release_due`
-(and `close`, which drops them with the exchange).
+O(1). Where messages enter and leave the index: `hold` and `_release_due` (and `close`, which drops
+them with the exchange).
+
+Unlike the plugin, delays are durable: a durable exchange gets a store (see broker/persistence.py), and
+a persistent message it holds is appended there with its due time (wall clock, ms) as the record's
+timestamp; the heap then keeps only (due, sequence, offset) and the body is read back when it is due.
+A million pending delayed messages are a million small heap entries, not a million bodies in memory.
+The store record is acked only after the message was routed, so a crash in between delivers it twice
+rather than never (at-least-once), and the publisher's confirm waits for the fsync as for any queue.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from leveret.broker.arguments import as_text
 from leveret.broker.errors import PreconditionFailed
 from leveret.broker.exchanges.base import Arguments, Exchange
 from leveret.broker.timers import Slot
+
+from leveret.store.api import QueueStore, StoredMessage
 
 if TYPE_CHECKING:
     from leveret.broker.message import Message
@@ -59,7 +68,10 @@ class DelayedMessageExchange(Exchange):
         # bindings live in the base class; routing structure is the inner type's
         self.inner = cls(self.name, self.vhost_name)
         self.needs_message = cls.needs_message  # type: ignore[misc]
-        self._pending: list[tuple[float, int, Message]] = []
+        # (due, seq, message) or, for a stored message, (due, seq, store offset)
+        self._pending: list[tuple[float, int, Any]] = []
+        self.store: QueueStore | None = None
+        self.make_message: Callable[[StoredMessage], Message] | None = None
         self._seq = 0
         self._clock: Clock | None = None
         self._slot = Slot(None, self._release_due)
@@ -108,23 +120,54 @@ class DelayedMessageExchange(Exchange):
         return delay
 
     def hold(self, message: "Message", delay_ms: float) -> None:
-        """Keep `message` until `delay_ms` from now (index entry in; store hook goes here)."""
-        now = self._clock.monotonic() if self._clock is not None else 0.0
+        """Keep `message` until `delay_ms` from now; a persistent one goes to the store, not the heap."""
+        clock = self._clock
+        now = clock.monotonic() if clock is not None else 0.0
         due = now + delay_ms / 1000.0
         self._seq += 1
-        heapq.heappush(self._pending, (due, self._seq, message))
+        item: Any = message
+        store = self.store
+        if store is not None and message.persistent and clock is not None:
+            due_ms = int(clock.time() * 1000 + delay_ms)
+            item = store.append(message.exchange, message.routing_key, message.properties.raw, message.body, due_ms)
+        heapq.heappush(self._pending, (due, self._seq, item))
         self._slot.arm(due)
+
+    def restore(self, offset: int, due_ms: int) -> None:
+        """Recovery: hold again a stored message due at wall-clock `due_ms` (already due: at once)."""
+        clock = self._clock
+        now = clock.monotonic() if clock is not None else 0.0
+        wall = clock.time() if clock is not None else 0.0
+        # Not clamped: messages that fell due while the broker was down keep their relative order.
+        due = now + (due_ms / 1000.0 - wall)
+        self._seq += 1
+        heapq.heappush(self._pending, (due, self._seq, offset))
+        self._slot.arm(self._pending[0][0])
 
     def _release_due(self) -> None:
         """Route every message whose time has come, earliest first (index entries out)."""
         now = self._clock.monotonic() if self._clock is not None else 0.0
         pending = self._pending
         while pending and pending[0][0] <= now:
-            _, _, message = heapq.heappop(pending)
-            if self._release is not None:
-                self._release(self, message)
+            _, _, item = heapq.heappop(pending)
+            if type(item) is int:
+                self._release_stored(item)
+            elif self._release is not None:
+                self._release(self, item)
         if pending:
             self._slot.arm(pending[0][0])
+
+    def _release_stored(self, offset: int) -> None:
+        store = self.store
+        if store is None or self.make_message is None:
+            return
+        try:
+            stored = store.read(offset)
+        except KeyError:
+            return  # lost to damage found at recovery: reported there
+        if self._release is not None:
+            self._release(self, self.make_message(stored))
+        store.ack(offset)  # after routing: a crash in between means twice, never zero times
 
     def close(self) -> None:
         self._slot.cancel()
