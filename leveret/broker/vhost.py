@@ -88,7 +88,8 @@ class RouteResult:
     (x-overflow reject-publish / reject-publish-dlx at their limit). RabbitMQ 3.10 nacks a publisher
     confirm when ANY matched queue rejected, even if others accepted (checked against a live
     broker), so the server sends basic.nack exactly when `rejected` is non-zero. `delayed`: held by
-    an x-delayed-message exchange (confirmable at once; mandatory is not supported, as the plugin).
+    an x-delayed-message exchange (mandatory is not supported, as the plugin; a persistent message held
+    by a durable delayed exchange is stored, so its confirm waits for the fsync like a queue's).
     """
 
     __slots__ = ("routed", "queues", "rejected", "delayed")

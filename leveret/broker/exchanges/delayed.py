@@ -17,9 +17,11 @@ ONE timer on the broker's `Timers` for the earliest, never a timer per message. 
 O(1). Where messages enter and leave the index: `hold` and `_release_due` (and `close`, which drops
 them with the exchange).
 
-Unlike the plugin, delays are durable: a durable exchange gets a store (see broker/persistence.py), and
-a persistent message it holds is appended there with its due time (wall clock, ms) as the record's
-timestamp; the heap then keeps only (due, sequence, offset) and the body is read back when it is due.
+Durability: the plugin keeps held messages in a Mnesia table (a disc copy on the node, the whole table
+also held in RAM). Here a durable exchange gets a store of its own (see
+broker/persistence.py): a persistent message it holds is appended there with its due time (wall clock,
+ms) as the record's timestamp, the publisher's confirm waits for the fsync like any durable queue's,
+and the heap keeps only (due, sequence, offset); the body stays on disk until it is due.
 A million pending delayed messages are a million small heap entries, not a million bodies in memory.
 The store record is acked only after the message was routed, so a crash in between delivers it twice
 rather than never (at-least-once), and the publisher's confirm waits for the fsync as for any queue.
