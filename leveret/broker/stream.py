@@ -49,7 +49,7 @@ from leveret.broker.message import Message, Properties
 from leveret.broker.queue import Queue, QueueEntry
 from leveret.broker.queue_arguments import QueueSettings
 from leveret.broker.timers import Slot
-from leveret.store.api import StoredMessage, StreamStore
+from leveret.store.api import StoredMessage, StreamStore, StreamStores
 
 if TYPE_CHECKING:
     from leveret.broker.consumer import Consumer
@@ -230,10 +230,10 @@ def declare_stream(
         if bad:
             raise PreconditionFailed(f"invalid property '{flag}' for queue '{name}' in vhost '{vhost.name}'")
     settings = parse_stream_arguments(name, vhost.name, arguments)
-    store_factory = getattr(vhost.message_store, "open_stream", None)
-    if store_factory is None:
+    if not hasattr(vhost.message_store, "open_stream"):
         raise PreconditionFailed(f"stream queues need a message store; none for vhost '{vhost.name}'")
-    store = store_factory(
+    stores: StreamStores = vhost.message_store  # type: ignore[assignment]
+    store = stores.open_stream(
         vhost.name, name, segment_size=settings.segment_size, max_age_ms=settings.max_age_ms,
         max_bytes=settings.max_bytes,
     )
@@ -242,7 +242,7 @@ def declare_stream(
     queue = StreamQueue(
         name, vhost.name, arguments=arguments, store=store, settings=settings, clock=vhost.clock,
         timers=getattr(vhost, "timers", None), make_properties=make_properties,
-        delete_store=lambda: vhost.message_store.delete_stream(vhost.name, name),
+        delete_store=lambda: stores.delete_stream(vhost.name, name),
     )
     vhost.queues[name] = queue
     if persistence is not None:
@@ -283,34 +283,46 @@ class StreamEntry(QueueEntry):
 class Tail:
     """The newest messages of a stream, in memory up to a byte budget: live consumers read them here.
 
-    A list with a moving head rather than a deque: lookup by offset is an index (a deque's middle
-    is O(n)), and the dropped front is cut off in one `del` once it is half the list.
+    Lists with a moving head rather than a deque: lookup by offset is an index (a deque's middle
+    is O(n)), and the dropped front is cut off in one `del` once it is half the list. Sizes are
+    kept beside the messages so trimming never recomputes them (this runs on every publish).
     """
 
-    __slots__ = ("items", "head", "bytes", "limit")
+    __slots__ = ("items", "sizes", "head", "bytes", "limit", "next")
 
     def __init__(self, limit: int) -> None:
         self.items: list[StoredMessage] = []
+        self.sizes: list[int] = []
         self.head = 0
         self.bytes = 0
         self.limit = limit
+        self.next = -1
 
-    @staticmethod
-    def _size(stored: StoredMessage) -> int:
-        return len(stored.body) + len(stored.props_raw) + 64
-
-    def append(self, stored: StoredMessage) -> None:
-        if len(self.items) > self.head and self.items[-1].offset + 1 != stored.offset:
+    def append(self, stored: StoredMessage, size: int) -> None:
+        """Add the message just appended at `stored.offset`, counting `size` bytes against the budget."""
+        if stored.offset != self.next:
             self.clear()  # offsets must stay contiguous for index lookup
-        items = self.items
-        items.append(stored)
-        self.bytes += self._size(stored)
-        while self.bytes > self.limit and len(items) - self.head > 1:
-            self.bytes -= self._size(items[self.head])
-            self.head += 1
-        if self.head > 1024 and self.head * 2 > len(items):
-            del items[: self.head]
-            self.head = 0
+        self.next = stored.offset + 1
+        self.items.append(stored)
+        self.sizes.append(size)
+        self.bytes += size
+        if self.bytes > self.limit:
+            self._trim()
+
+    def _trim(self) -> None:
+        items, sizes = self.items, self.sizes
+        head = self.head
+        last = len(items) - 1
+        total = self.bytes
+        while total > self.limit and head < last:
+            total -= sizes[head]
+            head += 1
+        if head > 1024 and head * 2 > len(items):
+            del items[:head]
+            del sizes[:head]
+            head = 0
+        self.head = head
+        self.bytes = total
 
     def get(self, offset: int) -> StoredMessage | None:
         items = self.items
@@ -322,6 +334,7 @@ class Tail:
 
     def clear(self) -> None:
         self.items = []
+        self.sizes = []
         self.head = 0
         self.bytes = 0
 
@@ -392,10 +405,11 @@ class StreamQueue(Queue):
         body = message.body
         if type(body) is not bytes:
             body = bytes(body)  # the tail must not pin the codec's read buffer through a memoryview
-        now = self._now_ms()
-        offset = self.stream_store.append(message.exchange, message.routing_key, raw, body, now)
-        stored = StoredMessage(offset, now, 0, message.exchange, message.routing_key, raw, body)
-        self._tail.append(stored)
+        now = int(self.clock.time() * 1000) if self.clock is not None else 0
+        exchange = message.exchange
+        routing_key = message.routing_key
+        offset = self.stream_store.append(exchange, routing_key, raw, body, now)
+        self._tail.append(StoredMessage(offset, now, 0, exchange, routing_key, raw, body), len(body) + len(raw) + 64)
         if self._cursors:
             self.dispatch()
         return QueueEntry(offset, message)
@@ -424,6 +438,8 @@ class StreamQueue(Queue):
     # -- acknowledgements -----------------------------------------------------------------------
     def settle(self, entries: Iterable[QueueEntry]) -> None:
         """Acks free credit (the channel counts it) and advance tracked offsets; no data is removed."""
+        if self.deleted:
+            return  # acks that arrive after the stream was deleted have nothing left to track
         for entry in entries:
             cursor = getattr(entry, "cursor", None)
             if cursor is not None and cursor.tracking is not None and entry.seq > cursor.acked:
@@ -441,7 +457,7 @@ class StreamQueue(Queue):
     def settle_removed(self, entry: QueueEntry) -> None:
         """Nothing leaves a stream by being consumed."""
 
-    def message_for_delivery(self, entry: QueueEntry) -> Message:
+    def message_for_delivery(self, entry: QueueEntry, get: bool = False) -> Message:
         return entry.message
 
     # -- consumers ------------------------------------------------------------------------------

@@ -135,6 +135,27 @@ class StreamStore(Protocol):
         """Remove the stream's files; the store is unusable afterwards."""
 
 
+class StreamStores(Protocol):
+    """What a MessageStore that supports streams adds (the file store and its memory twin do)."""
+
+    def open_stream(
+        self,
+        vhost: str,
+        name: str,
+        *,
+        segment_size: int | None = None,
+        max_age_ms: int | None = None,
+        max_bytes: int | None = None,
+    ) -> StreamStore:
+        """The stream's store, created if absent, recovered on first open; its appends join the group commit."""
+
+    def delete_stream(self, vhost: str, name: str) -> None:
+        """Delete a stream's files (no error if it has none)."""
+
+    def streams(self) -> list[tuple[str, str]]:
+        """(vhost, name) of every stream with files (recovery can drop those without a definition)."""
+
+
 class MessageStore(Protocol):
     """All durable queues' messages, and the group commit that makes them durable."""
 

@@ -273,8 +273,7 @@ class FileMessageStore:
         """Delete a stream's files (no error if it has none)."""
         store = self._streams.pop((vhost, name), None)
         if store is not None:
-            self.group.forget(store)
-            store.close()
+            store.delete()  # leaves the group commit; later writes through a stale reference are ignored
         root = os.path.join(self.data_dir, STREAMS_DIR)
         directory = os.path.join(root, queue_dir_name(vhost, name))
         if os.path.isdir(directory):

@@ -160,6 +160,7 @@ class FileStreamStore:
         self._offsets = OffsetFile(os.path.join(directory, OFFSETS_FILE), self.report)
         self._chunk_open = False
         self._last_chunk = self._find_last_chunk()
+        self._deleted = False
 
     def _mark_dirty(self) -> None:
         if self._group is not None:
@@ -230,12 +231,13 @@ class FileStreamStore:
         return self._offsets.offsets.get(consumer)
 
     def track_offset(self, consumer: str, offset: int) -> None:
-        if self._offsets.offsets.get(consumer) == offset:
+        if self._deleted or self._offsets.offsets.get(consumer) == offset:
             return
         self._offsets.set(consumer, offset)
         self._mark_dirty()
 
     def delete(self) -> None:
+        self._deleted = True
         if self._group is not None:
             self._group.forget(self)
         self._offsets.close()

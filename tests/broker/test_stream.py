@@ -452,8 +452,18 @@ def test_tail_lookup_by_offset_survives_trimming_and_gaps():
 
     tail = Tail(limit=10 * 100)
     for offset in range(5000):
-        tail.append(StoredMessage(offset, 0, 0, "", "", b"", b"x" * 36))
+        tail.append(StoredMessage(offset, 0, 0, "", "", b"", b"x" * 36), 100)
     assert tail.get(4999).offset == 4999 and tail.get(4990).offset == 4990
     assert tail.get(4989) is None and tail.get(5000) is None
-    tail.append(StoredMessage(7000, 0, 0, "", "", b"", b"y"))  # not contiguous: start again
+    tail.append(StoredMessage(7000, 0, 0, "", "", b"", b"y"), 100)  # not contiguous: start again
     assert tail.get(4999) is None and tail.get(7000).body == b"y"
+
+
+def test_acks_after_the_stream_was_deleted_are_harmless(vhost, store):
+    declare(vhost)
+    publish_n(Client(vhost), 2)
+    consumer = Client(vhost)
+    consumer.consume("s", tag="kept", **{"x-stream-offset": "first", "x-stream-automatic-offset-tracking": True})
+    vhost.delete_queue("s")
+    consumer.channel.ack(2, multiple=True)
+    assert store.open_stream("/", "s").tracked_offset("kept") is None

@@ -205,3 +205,22 @@ def test_streams_live_apart_from_queues_and_are_deleted_whole(tmp_path):
     store.delete_stream("/", "s")
     assert os.listdir(root) == []
     store.close()
+
+
+def test_offsets_file_is_compacted_and_keeps_the_latest_offset_per_consumer(tmp_path, monkeypatch):
+    import leveret.store.stream as stream_module
+
+    monkeypatch.setattr(stream_module, "OFFSETS_COMPACT_BYTES", 4096)
+    directory = str(tmp_path / "s")
+    stream = FileStreamStore(directory)
+    for i in range(300):  # about 34 bytes a record: two compactions on the way
+        stream.track_offset(f"c{i % 3}", i)
+        if i % 10 == 0:
+            stream.sync()
+    stream.sync()
+    stream.close()
+    assert os.path.getsize(os.path.join(directory, OFFSETS_FILE)) < 4096 + 200
+    stream = FileStreamStore(directory)
+    assert [stream.tracked_offset(f"c{k}") for k in range(3)] == [297, 298, 299]
+    assert not stream.report.torn_tails
+    stream.close()
