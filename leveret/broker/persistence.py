@@ -20,6 +20,7 @@ from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.broker.message import Message, Properties
 from leveret.broker.paging import WINDOW_BYTES, WINDOW_COUNT, PagedReadyList
 from leveret.broker.ready import ReadyList
+from leveret.broker.stream import StreamQueue
 from leveret.store.api import (
     BindingDef, DefinitionStore, ExchangeDef, MessageStore, QueueDef, QueueStore, StoredMessage, VHostDef,
 )
@@ -102,7 +103,8 @@ class Persistence:
         if _durable_queue(queue):
             self.definitions.put_queue(QueueDef(vhost.name, queue.name, True, queue.auto_delete,
                                                 dict(queue.arguments)))
-            self._attach_store(queue, self.messages.open_queue(vhost.name, queue.name))
+            if not isinstance(queue, StreamQueue):  # a stream is its own log (store/stream.py)
+                self._attach_store(queue, self.messages.open_queue(vhost.name, queue.name))
 
     def _attach_store(self, queue: "Queue", store: QueueStore) -> None:
         """Give a durable queue its store and, unless it has priorities, a ready list paged to that store."""
@@ -124,24 +126,47 @@ class Persistence:
         `seen` holds the offsets delivered before a clean shutdown; None (a crash) flags them all."""
         count = 0
         ready = queue.ready
-        paged = isinstance(ready, PagedReadyList)
+        store = queue.store
         make_properties = self.make_properties
-        for offset, stored in queue.store.recover():
+
+        def restore(seq: int, stored: StoredMessage, redelivered: bool) -> None:
+            message = Message(stored.exchange, stored.routing_key, make_properties(bytes(stored.props_raw)),
+                              bytes(stored.body))
+            ready.append(queue.restored_entry(seq, stored.offset, message, redelivered, stored.timestamp))
+
+        if not isinstance(ready, PagedReadyList):
+            for offset, stored in store.recover():
+                count += 1
+                restore(queue.next_seq(), stored, True if seen is None else offset in seen)
+            queue.restarted()
+            return count
+        # Paged: the index (no bodies) is enough for the disk tail; only the in-memory window's
+        # messages are read whole, a few hundred at a time.
+        ahead: list[StoredMessage] = []
+        at = 0
+        for offset, size, _timestamp in store.recover_index():
             redelivered = True if seen is None else offset in seen
             seq = queue.next_seq()
             count += 1
-            if paged and ready.append_stored(seq, offset, len(stored.body), redelivered):
+            if ready.append_stored(seq, offset, size, redelivered):
                 continue
-            message = Message(stored.exchange, stored.routing_key, make_properties(bytes(stored.props_raw)),
-                              bytes(stored.body))
-            ready.append(queue.restored_entry(seq, offset, message, redelivered, stored.timestamp))
+            while at < len(ahead) and ahead[at].offset < offset:
+                at += 1
+            if at == len(ahead):
+                ahead, at = store.read_batch(offset, min(256, self.window_count)), 0
+            if at < len(ahead) and ahead[at].offset == offset:
+                restore(seq, ahead[at], redelivered)
+                at += 1
+            else:
+                count -= 1  # indexed but unreadable (damaged since recovery checked it): gone
         queue.restarted()
         return count
 
     def queue_removed(self, vhost: "VHost", queue: "Queue") -> None:
         if _durable_queue(queue):
-            queue.store = None
-            self.messages.delete_queue(vhost.name, queue.name)
+            if not isinstance(queue, StreamQueue):
+                queue.store = None
+                self.messages.delete_queue(vhost.name, queue.name)
             self.definitions.delete_queue(vhost.name, queue.name)
 
     def _binding(self, vhost: "VHost", source: "Exchange", destination: Any, routing_key: str,
@@ -214,8 +239,10 @@ class Persistence:
             vhost = broker.vhosts.get(q.vhost) or broker.add_vhost(q.vhost)
             queue, _, _ = vhost.declare_queue(q.name, durable=True, auto_delete=q.auto_delete,
                                               arguments=dict(q.arguments))
-            self._attach_store(queue, self.messages.open_queue(q.vhost, q.name))
             result.queues += 1
+            if isinstance(queue, StreamQueue):
+                continue  # declaring it reopened its log; nothing to restore
+            self._attach_store(queue, self.messages.open_queue(q.vhost, q.name))
             seen = None if delivered is None else delivered.get((q.vhost, q.name), set())
             result.messages += self._restore_messages(queue, seen)
         for b in defs.bindings.values():
@@ -238,4 +265,10 @@ class Persistence:
             if key not in wanted:
                 self.messages.delete_queue(*key)
                 result.dropped_queue_stores.append(key)
+        streams = getattr(self.messages, "streams", None)
+        if streams is not None:
+            for key in streams():
+                if key not in defs.queues:  # a stream whose definition is gone (deleted, or never confirmed)
+                    self.messages.delete_stream(*key)
+                    result.dropped_queue_stores.append(key)
         return result
