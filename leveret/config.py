@@ -37,6 +37,9 @@ class Settings:
     disk_free_limit: int = 50 * 1024 * 1024
     # Seconds a client has to complete the AMQP handshake (RabbitMQ: handshake_timeout 10 s).
     handshake_timeout: float = 10.0
+    # Management HTTP API and /metrics (RabbitMQ's management port); 0 picks a free port, negative disables it.
+    http_host: str = "127.0.0.1"
+    http_port: int = 15672
     log_level: str = "INFO"
 
     def replace(self, **changes: Any) -> "Settings":

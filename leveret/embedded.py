@@ -30,6 +30,8 @@ class _Base:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, data_dir: str | None = None, **settings: Any) -> None:
         self._own_dir = data_dir is None
         self.data_dir = data_dir if data_dir is not None else tempfile.mkdtemp(prefix="leveret-")
+        # The management API too listens on an ephemeral port, so embedded brokers never collide on 15672.
+        settings.setdefault("http_port", 0)
         self.settings = Settings(host=host, port=port, data_dir=self.data_dir, **settings)
         self.server: Any = None
         self.port: int = 0

@@ -82,6 +82,11 @@ class ListenError(Exception):
     """The broker could not listen where it was told to (port taken, address unknown)."""
 
 
+def _listen_failure(host: str, port: int, exc: OSError) -> ListenError:
+    reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+    return ListenError(f"cannot listen on {host}:{port}: {reason}")
+
+
 class Server:
     """One broker process: accepts AMQP connections and serves them from one broker model."""
 
@@ -111,6 +116,9 @@ class Server:
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._listener: asyncio.AbstractServer | None = None
         self.port = 0
+        # The management HTTP API (leveret.http); None until started, or when settings.http_port < 0.
+        self._http = None
+        self.http_port: int | None = None
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -124,16 +132,36 @@ class Server:
                 lambda: AMQPProtocol(self), self.settings.host, self.settings.port, reuse_address=True, backlog=1024,
             )
         except OSError as exc:
-            reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
-            raise ListenError(f"cannot listen on {self.settings.host}:{self.settings.port}: {reason}") from None
+            raise _listen_failure(self.settings.host, self.settings.port, exc) from None
         self.port = self._listener.sockets[0].getsockname()[1]
+        if self.settings.http_port >= 0:
+            await self._start_http()
+        # Logged once everything listens, so a failed start prints only its one-line error.
         log.info("leveret listening on %s:%d", self.settings.host, self.port)
+
+    async def _start_http(self) -> None:
+        # Imported here so aiohttp is only loaded by brokers that serve HTTP.
+        from leveret.http.app import ManagementListener
+
+        http = ManagementListener(self)
+        host, port = self.settings.http_host, self.settings.http_port
+        try:
+            self.http_port = await http.start(host, port)
+        except OSError as exc:
+            # Undo the AMQP side too, so a failed start leaves nothing listening and a clean data dir.
+            await self.stop()
+            raise _listen_failure(host, port, exc) from None
+        self._http = http
+        log.info("management API at http://%s:%d", host, self.http_port)
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection with 320 CONNECTION_FORCED, wait (bounded) until they are gone."""
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.stop()
         if self.disk_alarm is not None:
             self.disk_alarm.stop()
         if self.timer_driver is not None:
