@@ -225,6 +225,7 @@ def main(argv=None) -> int:
     ap.add_argument("--count", type=int, help="override every scenario's message count")
     ap.add_argument("--size", type=int, help="override every scenario's body size")
     ap.add_argument("--timeout", type=float, help="per-run deadline, seconds")
+    ap.add_argument("--publishers", type=int, help="publisher processes for the (a) scenarios")
     ap.add_argument("--leveret-cmd", default=f"{sys.executable} -m leveret",
                     help="how to invoke leveret (serve --host --port --data-dir are appended)")
     ap.add_argument("--leveret-url", help="use an already running leveret instead of starting one")
@@ -239,7 +240,7 @@ def main(argv=None) -> int:
     unknown = [n for n in scenarios if n not in CATALOG]
     if unknown:
         ap.error(f"unknown scenarios {unknown}")
-    overrides = {k: getattr(args, k) for k in ("count", "size", "timeout") if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("count", "size", "timeout", "publishers") if getattr(args, k) is not None}
 
     brokers = []
     notes = []
@@ -270,6 +271,7 @@ def main(argv=None) -> int:
                 b.start()
                 started.append(b)
             except Exception as exc:
+                b.stop()  # removes its temp dir
                 notes.append(f"{b.label} did not start: {exc}")
                 print(f"# {b.label} did not start: {exc}", flush=True)
         labels = [b.label for b in started]

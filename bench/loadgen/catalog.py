@@ -6,6 +6,7 @@ so a name means the same run everywhere.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -92,8 +93,13 @@ def run(name: str, url: str, *, quick: bool = False, overrides: dict | None = No
     """Run one named scenario against ``url``."""
     entry = CATALOG[name]
     kwargs = dict(entry.quick if quick else entry.full)
-    kwargs.update(overrides or {})
-    result = entry.run(url, pid=pid, **kwargs)
+    # Apply only the overrides this scenario takes (f has no --size, ...).
+    accepted = inspect.signature(entry.run).parameters
+    kwargs.update({k: v for k, v in (overrides or {}).items() if k in accepted})
+    try:
+        result = entry.run(url, pid=pid, **kwargs)
+    finally:
+        s.cleanup(url)
     result["name"] = name
     return result
 

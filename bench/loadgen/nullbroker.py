@@ -59,6 +59,8 @@ class NullState:
         self.queues: dict[str, NullQueue] = {}
         self.bindings: dict[str, list[str]] = {}
         self.counter = 0
+        # Bumped whenever routing can change; sessions drop their route caches.
+        self.version = 0
 
 
 class DeliveryTemplate:
@@ -122,11 +124,19 @@ class NullSession(threading.Thread):
                    + wire.longstr("PLAIN") + wire.longstr("en_US"))
         buf = b""
         # Content being received: target queues and how many body bytes remain.
-        targets: list = []
+        targets: tuple = ()
         remaining = 0
         first_body = False
+        # Stamps for ``targets`` not yet appended to their queues: committed
+        # once per read (one lock), and always before a confirm or any other
+        # method is answered, so counts and confirms never run ahead.
+        acc = bytearray()
+        routes: dict = {}
+        routes_version = -1
         state = self.state
         unpack_hdr = FRAME_HDR.unpack_from
+        unpack_u64 = U64.unpack_from
+        confirm = self.confirm
         while True:
             # A consumer also needs feeding when nothing arrives (publishes on
             # other connections fill its queue), so wait at most 2 ms; the
@@ -151,41 +161,42 @@ class NullSession(threading.Thread):
                     raise wire.ProtocolViolation("bad frame end")
                 p = pos + 7
                 if ftype == 3:
-                    if first_body and targets:
-                        stamp = buf[p:p + STAMP]
-                        with state.lock:
-                            for q in targets:
-                                q.stamps += stamp
-                    first_body = False
+                    if first_body:
+                        acc += buf[p:p + STAMP]
+                        first_body = False
                     remaining -= size
-                    if remaining <= 0 and ch in self.confirm:
-                        self.confirm[ch] += 1
+                    if remaining <= 0 and ch in confirm:
+                        confirm[ch] += 1
                         confirm_due = ch
                 elif ftype == 2:
-                    remaining = U64.unpack_from(buf, p + 4)[0]
-                    for q in targets:
-                        q.body_size = remaining
-                    first_body = True
-                    if remaining == 0 and ch in self.confirm:
-                        self.confirm[ch] += 1
+                    remaining = unpack_u64(buf, p + 4)[0]
+                    if targets and targets[0].body_size != remaining:
+                        for q in targets:
+                            q.body_size = remaining
+                    first_body = bool(targets)
+                    if remaining == 0 and ch in confirm:
+                        confirm[ch] += 1
                         confirm_due = ch
                 elif ftype == 1:
                     cls, meth = wire.METHOD_ID.unpack_from(buf, p)
                     if cls == 60 and meth == 40:
-                        r = wire.ShortReader(buf, p + 6)
-                        exchange = r.shortstr()
-                        rk = r.shortstr()
-                        with state.lock:
-                            if exchange == "":
-                                q = state.queues.get(rk)
-                                targets = [q] if q is not None else []
-                            else:
-                                targets = [state.queues[x] for x in state.bindings.get(exchange, ())
-                                           if x in state.queues]
+                        el = buf[p + 6]
+                        rl = buf[p + 7 + el]
+                        key = buf[p + 6:p + 8 + el + rl]
+                        if routes_version != state.version:
+                            routes = {}
+                            routes_version = state.version
+                        route = routes.get(key)
+                        if route is None:
+                            route = routes[key] = self.route(key[1:1 + el].decode(), key[2 + el:].decode())
+                        if route is not targets:
+                            self.commit(acc, targets)
+                            targets = route
                     elif cls == 60 and meth == 80:
-                        tag = U64.unpack_from(buf, p + 4)[0]
+                        tag = unpack_u64(buf, p + 4)[0]
                         self.acked = max(self.acked, tag)
                     else:
+                        self.commit(acc, targets)
                         if confirm_due is not None:
                             self.send_confirm(confirm_due)
                             confirm_due = None
@@ -193,10 +204,28 @@ class NullSession(threading.Thread):
                             return
                 pos = end + 1
             buf = buf[pos:] if pos < n else b""
+            self.commit(acc, targets)
             if confirm_due is not None:
                 self.send_confirm(confirm_due)
             if self.consumer:
                 self.feed_consumer()
+
+    def route(self, exchange: str, routing_key: str) -> tuple:
+        """Queues a publish reaches: the default exchange or a fanout binding."""
+        state = self.state
+        with state.lock:
+            if exchange == "":
+                q = state.queues.get(routing_key)
+                return (q,) if q is not None else ()
+            return tuple(state.queues[x] for x in state.bindings.get(exchange, ()) if x in state.queues)
+
+    def commit(self, acc: bytearray, targets: tuple) -> None:
+        """Append accumulated stamps to their queues (and empty ``acc``)."""
+        if acc:
+            with self.state.lock:
+                for q in targets:
+                    q.stamps += acc
+            acc.clear()
 
     def send_confirm(self, ch: int) -> None:
         self.sock.sendall(method_frame(ch, wire.BASIC_ACK, U64.pack(self.confirm[ch]) + bits(True)))
@@ -260,6 +289,7 @@ class NullSession(threading.Thread):
                     return True
                 if q is None:
                     q = state.queues[name] = NullQueue(name)
+                    state.version += 1
                 count = len(q)
             consumers = 1 if self.consumer and self.consumer[2] == name else 0
             self.reply(ch, wire.QUEUE_DECLARE_OK, shortstr(name) + U32.pack(count) + U32.pack(consumers))
@@ -268,6 +298,7 @@ class NullSession(threading.Thread):
             queue, exchange = r.shortstr(), r.shortstr()
             with state.lock:
                 state.bindings.setdefault(exchange, []).append(queue)
+                state.version += 1
             self.reply(ch, wire.QUEUE_BIND_OK)
         elif pair == wire.QUEUE_PURGE:
             r.u16()
@@ -279,6 +310,7 @@ class NullSession(threading.Thread):
             r.u16()
             with state.lock:
                 q = state.queues.pop(r.shortstr(), None)
+                state.version += 1
             self.reply(ch, wire.QUEUE_DELETE_OK, U32.pack(len(q) if q is not None else 0))
         elif pair == wire.EXCHANGE_DECLARE:
             self.reply(ch, wire.EXCHANGE_DECLARE_OK)
@@ -286,6 +318,7 @@ class NullSession(threading.Thread):
             r.u16()
             with state.lock:
                 state.bindings.pop(r.shortstr(), None)
+                state.version += 1
             self.reply(ch, wire.EXCHANGE_DELETE_OK)
         elif pair == wire.BASIC_QOS:
             r.u32()
@@ -305,6 +338,46 @@ class NullSession(threading.Thread):
             self.consumer = None
             self.reply(ch, wire.BASIC_CANCEL_OK, shortstr(ctag))
         return True
+
+
+def measure_send_path(size: int, count: int = 1_000_000, batch: int | None = None) -> dict:
+    """The publish path alone: pre-encoded batches into a socket a discarding
+    process drains.  No AMQP peer, no honesty checks: this is the ceiling of
+    the generator's publisher (stamping + sendall + kernel copy), not a
+    broker figure."""
+    import multiprocessing as mp
+    import os
+    import time
+
+    from .client import PublishTemplate, batch_for
+
+    ours, theirs = socket.socketpair()
+
+    def discard() -> None:
+        ours.close()
+        while theirs.recv(1 << 20):
+            pass
+        os._exit(0)
+
+    proc = mp.get_context("fork").Process(target=discard, daemon=True)
+    proc.start()
+    theirs.close()
+    probe = PublishTemplate(1, "", "q", size, False, 131072, 1)
+    batch = batch or batch_for(probe.message_size, None)
+    tpl = PublishTemplate(1, "", "q", size, False, 131072, batch)
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    sent = 0
+    while sent < count:
+        n = min(batch, count - sent)
+        ours.sendall(tpl.fill(sent, n, time.monotonic_ns()))
+        sent += n
+    elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    ours.close()
+    proc.join(10)
+    return {"size": size, "count": count, "msgs_per_s": round(count / elapsed),
+            "mb_per_s": round(count * size / elapsed / 1e6, 1), "cpu_us_per_msg": round(cpu / count * 1e6, 3)}
 
 
 def serve(host: str, port: int, ready=None) -> None:

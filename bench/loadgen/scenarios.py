@@ -32,8 +32,46 @@ def percentiles(values_us: list) -> dict:
             "max_ms": round(v[-1] / 1000, 3), "samples": n}
 
 
-def _name(tag: str) -> str:
-    return f"loadgen.{tag}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+# Queues and exchanges created and not yet deleted, so that a run that fails
+# or is interrupted half-way leaves nothing behind on the broker (``cleanup``).
+_LIVE: dict[str, str] = {}
+
+
+def _name(tag: str, kind: str = "queue") -> str:
+    name = f"loadgen.{tag}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+    _LIVE[name] = kind
+    return name
+
+
+def _deleted(name: str) -> None:
+    _LIVE.pop(name, None)
+
+
+def cleanup(url: str) -> int:
+    """Delete whatever the last scenario created and did not delete; never raises."""
+    if not _LIVE:
+        return 0
+    done = 0
+    conn = None
+    try:
+        conn = Connection(url, timeout=10)
+        conn.channel_open(1)
+        for name, kind in list(_LIVE.items()):
+            try:
+                if kind == "exchange":
+                    conn.exchange_delete(1, name)
+                else:
+                    conn.queue_delete(1, name)
+                done += 1
+            except wire.AMQPClosed:
+                conn.channel_open(1)  # e.g. 404 on an already deleted name
+            _LIVE.pop(name, None)
+    except (OSError, wire.AMQPClosed, wire.ProtocolViolation):
+        pass
+    finally:
+        if conn is not None:
+            conn.close()
+    return done
 
 
 class BrokerProbe:
@@ -77,6 +115,7 @@ def _finish_queue(ctl: Connection, queue: str, verdict: Verdict, delete: bool = 
     verdict.expect("queue_empty_at_end", ctl.message_count(1, queue), 0)
     if delete:
         ctl.queue_delete(1, queue)
+        _deleted(queue)
 
 
 def _wait_count(ctl: Connection, queue: str, count: int, deadline: float, poll: float = 0.02) -> tuple[int, float]:
@@ -267,7 +306,7 @@ def fanout(url: str, *, size: int = 1024, count: int = 30_000, queues: int = 3, 
     deadline = time.monotonic() + timeout
     probe = BrokerProbe(url, pid)
     verdict = Verdict()
-    exchange = _name("e-x")
+    exchange = _name("e-x", "exchange")
     names = [_name(f"e{i}") for i in range(queues)]
     ctl = Connection(url)
     ctl.channel_open(1)
@@ -302,6 +341,7 @@ def fanout(url: str, *, size: int = 1024, count: int = 30_000, queues: int = 3, 
     for q in names:
         _finish_queue(ctl, q, verdict)
     ctl.exchange_delete(1, exchange)
+    _deleted(exchange)
     ctl.close()
     return _result("e-fanout-3", {"size": size, "count": count, "queues": queues, "window": window},
                    metrics, verdict, probe)
@@ -314,6 +354,7 @@ def declares(url: str, *, count: int = 1000, timeout: float = 60.0, pid: int | N
     probe = BrokerProbe(url, pid)
     verdict = Verdict()
     prefix = _name("f")
+    _deleted(prefix)  # the queues are prefix.0, prefix.1, ...
     ctl = Connection(url)
     ctl.channel_open(1)
     rss0 = probe.mark("before")
@@ -323,6 +364,7 @@ def declares(url: str, *, count: int = 1000, timeout: float = 60.0, pid: int | N
         if time.monotonic() > deadline:
             verdict.fail("timed out declaring")
             break
+        _LIVE[f"{prefix}.{i}"] = "queue"
         ctl.queue_declare(1, f"{prefix}.{i}")
         made += 1
     declare_s = time.monotonic() - t0
@@ -331,6 +373,7 @@ def declares(url: str, *, count: int = 1000, timeout: float = 60.0, pid: int | N
     t1 = time.monotonic()
     for i in range(made):
         ctl.queue_delete(1, f"{prefix}.{i}")
+        _deleted(f"{prefix}.{i}")
     delete_s = time.monotonic() - t1
     probe.mark("deleted")
     # A passive declare of a deleted queue must close the channel with 404.

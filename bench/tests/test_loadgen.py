@@ -116,3 +116,15 @@ def test_out_of_order_and_multiple_confirms_are_counted_exactly():
     assert (res.confirmed, res.nacked) == (6, 1)
     assert len(lat) == 7
     assert pub._confirmed_upto == 7 and not pub._sparse
+
+
+def test_cleanup_deletes_what_an_interrupted_scenario_left(null_url):
+    url, state = null_url
+    name = scenarios._name("interrupted")
+    conn = Connection(url)
+    conn.channel_open(1)
+    conn.queue_declare(1, name)
+    conn.close()
+    assert name in state.queues
+    assert scenarios.cleanup(url) == 1
+    assert name not in state.queues and not scenarios._LIVE
