@@ -40,7 +40,7 @@ from .errors import (
 from .events import ChannelFailed, ContentReceived, HeartbeatReceived, MethodReceived
 from .parser import FrameParser, _octets
 from .properties import BasicProperties
-from .spec import ConnectionClose, ConnectionCloseOk, decode_method
+from .spec import BasicPublish, ConnectionClose, ConnectionCloseOk, decode_method
 from .wire import CONTENT_HEADER_PREFIX, METHOD_INDEX
 
 PROTOCOL_HEADERS = frozenset({b"AMQP\x00\x00\x09\x01", b"AMQP\x01\x01\x00\x09"})
@@ -53,6 +53,10 @@ DEAD = "dead"
 _EXPECTED_METHOD = "expected method frame, got non method frame instead"
 _EXPECTED_BODY = "expected content body, got non content body frame instead"
 _CLOSING_METHODS = frozenset({ConnectionClose.INDEX, ConnectionCloseOk.INDEX})
+_BASIC_PUBLISH = BasicPublish.INDEX
+# Distinct basic.publish payloads remembered per connection (cleared when full: a publisher cycling
+# through more routing keys than this just decodes as before).
+_PUBLISH_CACHE_SIZE = 256
 _unpack_header_prefix = CONTENT_HEADER_PREFIX.unpack_from
 _from_raw = BasicProperties.from_raw
 
@@ -80,6 +84,7 @@ class ConnectionReader:
         self._parser = FrameParser(frame_max)
         self._header = b""
         self._assemblies: dict[int, _Assembly] = {}
+        self._publish_cache: dict[bytes, BasicPublish] = {}
         # A server sets this False until it has answered connection.open: before that a frame on any
         # channel but 0 is 505 UNEXPECTED_FRAME (RabbitMQ quotes its octets).
         self.channels_open = channels_open
@@ -157,11 +162,20 @@ class ConnectionReader:
         """Turn frames into events appended to events (the hot loop)."""
         append = events.append
         assemblies = self._assemblies
+        publish_cache = self._publish_cache
         for frame_type, channel, payload in frames:
             if frame_type == 1:
                 if channel in assemblies:
                     self._raise_method_during_content(assemblies[channel])
-                method = decode_method(payload)
+                # A publisher repeats the same basic.publish payload (exchange, routing key, flags) for
+                # message after message: decode it once. Method objects are never mutated after decoding.
+                method = publish_cache.get(payload)
+                if method is None:
+                    method = decode_method(payload)
+                    if method.INDEX == _BASIC_PUBLISH:
+                        if len(publish_cache) >= _PUBLISH_CACHE_SIZE:
+                            publish_cache.clear()
+                        publish_cache[bytes(payload)] = method
                 if method.HAS_CONTENT and channel:
                     assemblies[channel] = _Assembly(method)
                 else:

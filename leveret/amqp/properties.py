@@ -139,11 +139,19 @@ class BasicProperties:
 
 
 def _field(index: int) -> property:
-    """A read-only property for field index that decodes on first use."""
+    """A read-only property for field index that decodes on first use.
+
+    An absent field is answered from the flag bits alone, without decoding: the broker asks every
+    publish for `headers`, `expiration` and `user_id`, which most messages do not carry.
+    """
+    bit = _FLAG_BITS[index]
 
     def get(self):
         values = self._values
         if values is None:
+            raw = self._raw
+            if not ((raw[0] << 8) | raw[1]) & bit:
+                return None
             values = self._decode()
         return values[index]
 
