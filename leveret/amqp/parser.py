@@ -77,34 +77,56 @@ class FrameParser:
         Returns (frame_type, channel, payload) tuples; payload is a memoryview for body
         frames and bytes for every other frame type.
         """
+        if type(data) is not bytes:
+            data = bytes(data)
+        frames: list = []
+        pos = 0
         buf = self._buf
         if buf:
-            buf += data
-            if len(buf) < self._need:
-                return []
-            # Parse the filled buffer itself and start a new one for the next tail: nothing
-            # writes to this bytearray again, so views into it stay valid (no copy of a
-            # large body that arrived over several reads).
-            data = buf
-            buf = self._buf = bytearray()
-        elif type(data) is not bytes:
-            data = bytes(data)
+            # Complete the one frame that straddled reads from the front of data, parse it on its
+            # own, then parse the rest of data in place: the read itself is never copied.
+            total = len(data)
+            while True:
+                take = self._need - len(buf)
+                if total - pos < take:
+                    buf += memoryview(data)[pos:]
+                    return frames
+                buf += memoryview(data)[pos : pos + take]
+                pos += take
+                if len(buf) == 7:  # the header just completed: now the whole frame's size is known
+                    size = _unpack_header(buf, 0)[2]
+                    if size > self._limit:
+                        self._check_size(buf, 0, frames)
+                    self._need = 8 + size
+                    if size + 8 > len(buf):
+                        continue
+                break
+            # `buf` now holds exactly one frame; body views into it stay valid (it is handed off).
+            self._buf = bytearray()
+            self._scan(bytes(buf) if buf[0] != 3 else buf, 0, frames)
+        self._scan(data, pos, frames)
+        return frames
+
+    def _check_size(self, data, pos: int, frames: list) -> None:
+        frame_type, _channel, size = _unpack_header(data, pos)
+        exc = FrameError(
+            f"type {frame_type}, all octets = <<>>: "
+            f"{{frame_too_large,{size},{self._limit - 8}}}"
+        )
+        exc.frames = frames
+        raise exc
+
+    def _scan(self, data, pos: int, frames: list) -> None:
+        """Append every complete frame of data from pos; buffer a trailing partial frame."""
         immutable = type(data) is bytes
         view = memoryview(data)
-        frames: list = []
         append = frames.append
         limit = self._limit
         total = len(data)
-        pos = 0
         while total - pos >= 7:
             frame_type, channel, size = _unpack_header(data, pos)
             if size > limit:
-                exc = FrameError(
-                    f"type {frame_type}, all octets = <<>>: "
-                    f"{{frame_too_large,{size},{limit - 8}}}"
-                )
-                exc.frames = frames
-                raise exc
+                self._check_size(data, pos, frames)
             end = pos + 7 + size
             if end >= total:
                 break  # the frame-end octet is not here yet
@@ -123,8 +145,8 @@ class FrameParser:
                 append((frame_type, channel, bytes(view[pos + 7 : end])))
             pos = end + 1
         if pos < total:
+            buf = self._buf
             buf += view[pos:]
             rest = total - pos
             # Until the header and the whole frame are here, appending is all feed does.
             self._need = 7 if rest < 7 else 8 + _unpack_header(data, pos)[2]
-        return frames
