@@ -689,7 +689,20 @@ class Session:
         self._route(ch, m, message, seq)
 
     def _route(self, ch: ChannelSession, m: Any, message: Message, seq: int | None) -> None:
-        result = self.vhost.publish(m.exchange, m.routing_key, message, mandatory=m.mandatory, channel=ch.broker_channel)
+        try:
+            result = self.vhost.publish(m.exchange, m.routing_key, message, mandatory=m.mandatory,
+                                        channel=ch.broker_channel)
+        except OSError as exc:
+            # The store could not write (disk full, I/O error): the publisher hears basic.nack and may
+            # retry; the connection, and the broker, stay up.
+            log.error("message store write failed while publishing to exchange %r: %s", m.exchange, exc)
+            if seq:
+                if ch.sync_upto > ch.ready_upto:
+                    ch.sync_upto = seq
+                    self.server.durability.wait_for_commit(ch, seq, ok=False)
+                else:
+                    ch.confirm_failed(seq)
+            return
         if m.mandatory and not result.routed:
             self.writer.write_frames(serializer.basic_return_frames(
                 ch.number, codes.NO_ROUTE, "NO_ROUTE", m.exchange, m.routing_key,
