@@ -144,16 +144,17 @@ class Persistence:
         # messages are read whole, a few hundred at a time.
         ahead: list[StoredMessage] = []
         at = 0
+        next_seq, append_stored = queue.next_seq, ready.append_stored  # about 1 us a message: keep it lean
         for offset, size, _timestamp in store.recover_index():
             redelivered = True if seen is None else offset in seen
-            seq = queue.next_seq()
+            seq = next_seq()
             count += 1
-            if ready.append_stored(seq, offset, size, redelivered):
+            if append_stored(seq, offset, size, redelivered):
                 continue
             while at < len(ahead) and ahead[at].offset < offset:
                 at += 1
             if at == len(ahead):
-                ahead, at = store.read_batch(offset, min(256, self.window_count)), 0
+                ahead, at = store.read_batch(offset, max(1, min(256, self.window_count))), 0
             if at < len(ahead) and ahead[at].offset == offset:
                 restore(seq, ahead[at], redelivered)
                 at += 1

@@ -68,6 +68,13 @@ class QueueStore(Protocol):
     def recover(self) -> Iterator[tuple[int, StoredMessage]]:
         """Every unacked message, in offset order, as (offset, message)."""
 
+    def recover_index(self) -> Iterator[tuple[int, int, int]]:
+        """(offset, body size, timestamp) of every unacked message, in offset order, bodies unread.
+
+        Cheap: from the clean-shutdown index when the last stop was clean, else from record headers.
+        Recovery uses it for the backlog that stays on disk and reads bodies (read_batch) only for
+        what goes to memory."""
+
     def read_batch(self, start: int, limit: int) -> list[StoredMessage]:
         """Up to `limit` unacked messages with offsets from `start` on, in order, read sequentially.
 

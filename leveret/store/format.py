@@ -50,6 +50,24 @@ Definitions log ``definitions.log`` and snapshot ``definitions.snap``
 Both are a SEGMENT_HEADER (base offset 0) followed by KIND_DEFINITION records whose payload is
 UTF-8 JSON. The snapshot is written to ``definitions.snap.tmp``, fsynced and renamed.
 
+Clean-shutdown index ``clean.idx`` (one per queue directory, written by a clean close)
+------------------------------------------------------------------------------------
+Written by write-then-rename after the queue's data and acks are fsynced; deleted by the next open
+whatever it holds, so only the first open after a clean close can use it::
+
+    CLEAN_HEADER    "<4sHHIIQQ"  magic b"LVCI", version (1), reserved (0), segment count,
+                                 ack file count, unacked record count, run count
+    CLEAN_SEGMENT   "<QQqQqqqq"  per segment: base offset, file size, mtime (ns), record count,
+                                 first offset (-1: none), last offset (-1: none), min and max timestamp
+    CLEAN_ACK_FILE  "<QQq"       per ack file: base offset, file size, mtime (ns)
+    runs            run count x "<qq": (first offset, length) of consecutive unacked offsets
+    body sizes      unacked count x u32, in offset order
+    timestamps      unacked count x i64, in offset order
+    trailer         "<I" CRC32C of everything before it
+
+The open trusts it only if its checksum holds and the segment and ack files on disk are exactly
+those listed (names, sizes, modification times); otherwise it scans as after a crash.
+
 Temporary files end in ``.tmp`` and are deleted by recovery; torn tails are copied aside to
 ``<file>.torn-<unix ms>`` before the file is truncated.
 """
@@ -90,6 +108,20 @@ assert MESSAGE_HEAD.size == 6
 
 ACK_RECORD = struct.Struct("<QI")
 assert ACK_RECORD.size == 12
+
+CLEAN_INDEX_NAME = "clean.idx"
+CLEAN_MAGIC = b"LVCI"
+CLEAN_HEADER = struct.Struct("<4sHHIIQQ")
+assert CLEAN_HEADER.size == 32
+CLEAN_SEGMENT = struct.Struct("<QQqQqqqq")
+assert CLEAN_SEGMENT.size == 64
+CLEAN_ACK_FILE = struct.Struct("<QQq")
+assert CLEAN_ACK_FILE.size == 24
+CLEAN_RUN = struct.Struct("<qq")
+assert CLEAN_RUN.size == 16
+# A record header followed by a message payload's MESSAGE_HEAD: what an index hop unpacks.
+MESSAGE_RECORD_HEAD = struct.Struct("<BBBBIQqIBBI")
+assert MESSAGE_RECORD_HEAD.size == RECORD_HEADER.size + MESSAGE_HEAD.size
 
 SEGMENT_SUFFIX = ".seg"
 ACK_SUFFIX = ".ack"

@@ -3,7 +3,8 @@
 Records get monotonic offsets. Segments roll when the next record would take the active segment
 past `segment_size` (default 8 MiB) and are named by the zero-padded 20-digit offset of their
 first record. Opening a log runs recovery over its directory (see recovery.py) and keeps the report
-in ``Log.report``. Whole segments leave the log in two ways: a queue deletes one once all its
+in ``Log.report``, unless the caller hands in `trusted` segments (a queue's clean-shutdown index,
+checked against the files by cleanindex.py). Whole segments leave the log in two ways: a queue deletes one once all its
 records are acked, a stream drops them from the head for retention.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from leveret.store.format import KIND_RAW, Record, encode_record
-from leveret.store.recovery import RecoveryReport, scan_segments, sync_directory
+from leveret.store.recovery import RecoveryReport, remove_stale_tmp, scan_segments, sync_directory
 from leveret.store.segment import Segment
 
 DEFAULT_SEGMENT_SIZE = 8 * 1024 * 1024
@@ -38,6 +39,7 @@ class Log:
         *,
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         on_dirty: Callable[[], None] | None = None,
+        trusted: list[Segment] | None = None,
     ) -> None:
         self.directory = directory
         self.segment_size = segment_size
@@ -47,7 +49,15 @@ class Log:
         if created:
             sync_directory(os.path.dirname(os.path.abspath(directory)))
         self.report = RecoveryReport()
-        self._segments: list[Segment] = scan_segments(directory, self.report)
+        if trusted is None:
+            self._segments: list[Segment] = scan_segments(directory, self.report)
+        else:
+            # A clean-shutdown index that matched the files (filestore.py): no scan, only counts.
+            remove_stale_tmp(directory, self.report)
+            self._segments = trusted
+            self.report.segments += len(trusted)
+            self.report.records += sum(s.count for s in trusted)
+            self.report.bytes += sum(s.size for s in trusted)
         self._bases: list[int] = [s.base for s in self._segments]
         self._next = 0
         for segment in reversed(self._segments):

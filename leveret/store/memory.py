@@ -79,6 +79,10 @@ class MemoryQueueStore:
             if offset in self._messages:
                 yield offset, message
 
+    def recover_index(self) -> Iterator[tuple[int, int, int]]:
+        for offset, message in self.recover():
+            yield offset, len(message.body), message.timestamp
+
     def read_batch(self, start: int, limit: int) -> list[StoredMessage]:
         out = []
         for offset in sorted(o for o in self._messages if o >= start):

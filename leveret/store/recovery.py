@@ -82,6 +82,9 @@ class RecoveryReport:
     orphaned_ack_files: list[str] = field(default_factory=list)
     stale_tmp_files: list[str] = field(default_factory=list)
     deleted_acked_segments: list[str] = field(default_factory=list)
+    # Queues opened from a clean-shutdown index (no scan), and clean indexes ignored (then scanned).
+    trusted_clean_indexes: int = 0
+    rejected_clean_indexes: list[Damage] = field(default_factory=list)
     seconds: float = 0.0
 
     @property

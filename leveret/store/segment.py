@@ -10,6 +10,7 @@ so neither reading one record nor iterating a segment ever loads the segment int
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterator
 
 from crc32c import crc32c
@@ -46,7 +47,10 @@ class Segment:
         self.last_offset: int | None = None
         self.max_ts = NO_TIMESTAMP
         self.min_ts = -NO_TIMESTAMP
-        self.index = SparseIndex()
+        self._index = SparseIndex()
+        # File end of a region whose index entries are still to be built (0: none). A segment opened
+        # from a trusted clean index skips the recovery scan; its index is built on first use.
+        self._unindexed = 0
         # Offsets inside [first_offset, last_offset] that are absent (skipped as corrupt by recovery).
         self.missing: set[int] = set()
         # Damaged regions recovery skipped over: file position -> length, so reads skip them too.
@@ -58,6 +62,78 @@ class Segment:
         self.deleted = False
         # True once bytes were written that no fsync has covered yet.
         self.unsynced = False
+
+    @classmethod
+    def trusted(
+        cls, directory: str, base: int, size: int, count: int, first: int | None, last: int | None,
+        min_ts: int, max_ts: int,
+    ) -> Segment:
+        """A segment described by a clean-shutdown index instead of a scan; its sparse index is lazy."""
+        segment = cls(directory, base, size)
+        segment.count = count
+        segment.first_offset = first
+        segment.last_offset = last
+        segment.min_ts = min_ts
+        segment.max_ts = max_ts
+        if count:
+            segment._unindexed = size
+        return segment
+
+    @property
+    def index(self) -> SparseIndex:
+        """The sparse index (built here, on first use, for the part a clean index let recovery skip)."""
+        if self._unindexed:
+            self._build_index()
+        return self._index
+
+    def _build_index(self) -> None:
+        built = SparseIndex()
+        last_indexed = -INDEX_INTERVAL
+        max_ts = NO_TIMESTAMP
+        for position, fields in self.scan_heads(RECORD_HEADER, end=self._unindexed):
+            if position - last_indexed >= INDEX_INTERVAL:
+                built.add(fields[5], position, max_ts)
+                last_indexed = position
+            if fields[6] > max_ts:
+                max_ts = fields[6]
+        # Entries added by appends since the open come after every one of these.
+        for name in ("offsets", "positions", "max_ts_before"):
+            getattr(built, name).extend(getattr(self._index, name))
+        self._index = built
+        self._unindexed = 0
+
+    def scan_heads(
+        self, head: struct.Struct, position: int = SEGMENT_HEADER.size, end: int | None = None
+    ) -> Iterator[tuple[int, tuple]]:
+        """(file position, `head` unpacked there) for each record, hopping by length, CRCs NOT checked.
+
+        For data already verified (by the recovery scan, or a clean index that matched the files):
+        `head` is RECORD_HEADER, optionally followed by the payload's first fields. Regions recovery
+        skipped as damaged are skipped; anything else that is not a record header ends the hop.
+        """
+        unpack = head.unpack_from
+        need = head.size
+        stop = self.size if end is None else end
+        holes = self.holes
+        buf = b""
+        buf_pos = position
+        pos = 0
+        while buf_pos + pos < stop:
+            if len(buf) - pos < need:
+                buf_pos += pos
+                buf = self._pread(READ_CHUNK, buf_pos)
+                pos = 0
+                if len(buf) < need:
+                    return
+            fields = unpack(buf, pos)
+            if fields[0] != RECORD_MAGIC:
+                hole = holes.get(buf_pos + pos)
+                if hole is None:
+                    return
+                pos += hole
+                continue
+            yield buf_pos + pos, fields
+            pos += RECORD_OVERHEAD + fields[4]
 
     @classmethod
     def create(cls, directory: str, base: int) -> Segment:
@@ -74,7 +150,7 @@ class Segment:
     def note_record(self, offset: int, timestamp: int, position: int, size: int) -> None:
         """Account for a record of `size` bytes at `position` (index, counts, timestamps)."""
         if position - self._last_indexed >= INDEX_INTERVAL:
-            self.index.add(offset, position, self.max_ts)
+            self._index.add(offset, position, self.max_ts)
             self._last_indexed = position
         if self.last_offset is not None and offset > self.last_offset + 1:
             self.missing.update(range(self.last_offset + 1, offset))
@@ -231,7 +307,12 @@ class Segment:
                 continue
             if crc32c(view[start:end], header_crc) == unpack_trailer(buf, end)[0]:
                 yield Record(offset, timestamp, kind, flags, buf[start:end])
-            pos = end + RECORD_TRAILER.size
+                pos = end + RECORD_TRAILER.size
+            else:
+                # Damaged payload: skip what recovery skipped (the hole may run past this record).
+                hole = self.holes.get(buf_pos + pos)
+                pos = pos + hole if hole is not None and hole > end + RECORD_TRAILER.size - pos \
+                    else end + RECORD_TRAILER.size
 
     def position_for_time(self, timestamp: int) -> int:
         """A file position from which every earlier record is older than `timestamp`."""
