@@ -207,12 +207,7 @@ class Queue:
                 priority = settings.max_priority
         entry = QueueEntry(self._next_seq, message, priority=priority)
         self._next_seq += 1
-        ttl = settings.message_ttl
-        expiration = message.properties.expiration
-        if expiration is not None:
-            per_message = parse_expiration(expiration)
-            if per_message is not None and (ttl is None or per_message < ttl):
-                ttl = per_message
+        ttl = self._ttl_ms(message)
         if ttl is not None and self.host is not None:
             entry.expires_at = self._now() + ttl / 1000.0
             self._may_expire = True
@@ -226,6 +221,16 @@ class Queue:
         if self._limited:
             self._drop_over_limit()
         return entry
+
+    def _ttl_ms(self, message: Message) -> int | None:
+        """The message's time to live: the queue's x-message-ttl or its own expiration, whichever is shorter."""
+        ttl = self.settings.message_ttl
+        expiration = message.properties.expiration
+        if expiration is not None:
+            per_message = parse_expiration(expiration)
+            if per_message is not None and (ttl is None or per_message < ttl):
+                ttl = per_message
+        return ttl
 
     def _admit(self, entry: QueueEntry) -> None:
         """A message entered this queue: a persistent one in a durable queue is appended to the store."""
@@ -261,12 +266,7 @@ class Queue:
             priority = min(message.properties.priority or 0, settings.max_priority)
         entry = QueueEntry(seq, message, redelivered, priority)
         entry.offset = offset
-        ttl = settings.message_ttl
-        expiration = message.properties.expiration
-        if expiration is not None:
-            per_message = parse_expiration(expiration)
-            if per_message is not None and (ttl is None or per_message < ttl):
-                ttl = per_message
+        ttl = self._ttl_ms(message)
         if ttl is not None and self.host is not None:
             elapsed = max(0.0, self.host.clock.time() - timestamp_ms / 1000.0)
             entry.expires_at = self._now() + max(0.0, ttl / 1000.0 - elapsed)
