@@ -126,7 +126,10 @@ class ExternalBroker:
 
 def leveret_broker(command: str) -> ManagedBroker:
     base = shlex.split(command)
+    # The management API is off: RabbitMQ here runs without its management plugin, and a fixed HTTP port
+    # would collide with any other leveret on the machine.
     return ManagedBroker("leveret", lambda port, tmp: base + ["serve", "--host", "127.0.0.1", "--port", str(port),
+                                                             "--http-port", "-1",
                                                              "--data-dir", os.path.join(tmp, "data")],
                          "listening on")
 
