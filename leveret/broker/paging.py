@@ -9,8 +9,15 @@ tens of megabytes, and draining it streams the segment files front to back.
 
 Order is safe because everything on the disk tail is newer than everything in memory: entries only move
 from the tail's front to memory, and a requeued entry (which was delivered, so came from memory) always
-has a smaller sequence number than the tail. A message that is not stored (transient) arriving while
-the tail is non-empty is pinned in a side table at its place in the tail, so order still holds.
+has a smaller sequence number than the tail.
+
+Messages that are not in a durable store (transient ones, and everything in a non-durable queue) are
+paged too, once the window is full: they are written to a scratch store (`MessageStore.open_scratch`:
+never fsynced, wiped at the next start, created only when a queue first overflows) and their tail
+item carries the scratch offset encoded as `-2 - offset`. When such a message is read back into
+memory its scratch record is acked at once; a crash loses it, as it would lose any transient message.
+An entry carrying state the store does not keep (a TTL deadline, a quorum return count) is pinned in a
+side table at its place in the tail instead, so order still holds.
 """
 
 from __future__ import annotations
@@ -46,19 +53,22 @@ class PagedReadyList(ReadyList):
     """A ReadyList that keeps only a window of entries in memory and the rest as store offsets."""
 
     __slots__ = ("store", "make_entry", "window_count", "window_bytes", "memory_bytes",
-                 "_seqs", "_offsets", "_sizes", "_flags", "_pos", "_pinned")
+                 "_seqs", "_offsets", "_sizes", "_flags", "_pos", "_pinned", "_open_scratch", "_scratch")
 
     def __init__(
         self,
-        store: QueueStore,
+        store: QueueStore | None,
         make_entry: Callable[[int, StoredMessage, bool], "QueueEntry"],
         *,
+        open_scratch: Callable[[], QueueStore] | None = None,
         window_count: int = WINDOW_COUNT,
         window_bytes: int = WINDOW_BYTES,
     ) -> None:
         super().__init__()
         self.store = store
         self.make_entry = make_entry
+        self._open_scratch = open_scratch
+        self._scratch: QueueStore | None = None
         self.window_count = window_count
         self.window_bytes = window_bytes
         self.memory_bytes = 0
@@ -88,6 +98,10 @@ class PagedReadyList(ReadyList):
             yield pinned if pinned is not None else TailStub(  # type: ignore[misc]
                 self._seqs[i], self._offsets[i], self._sizes[i], bool(self._flags[i]))
 
+    def close(self) -> None:
+        """The queue is gone: remove its scratch files."""
+        self._drop_scratch()
+
     def __getitem__(self, index: int) -> "QueueEntry":
         if index == 0:
             head = self.peek()
@@ -99,14 +113,18 @@ class PagedReadyList(ReadyList):
     # -- in ---------------------------------------------------------------------------------------
     def append(self, entry: "QueueEntry") -> None:
         if len(self._seqs) > self._pos or (
-            entry.offset >= 0
-            and (len(self.entries) >= self.window_count or self.memory_bytes >= self.window_bytes)
+            len(self.entries) >= self.window_count or self.memory_bytes >= self.window_bytes
         ):
-            self._push_tail(entry.seq, entry.offset, entry.size, entry.redelivered)
-            if entry.offset < 0 or entry.returns:
-                # Not stored, or carrying state the store does not keep (a quorum queue's return count,
-                # appended at the back on requeue): kept whole at its place in the tail.
+            offset = entry.offset
+            if entry.returns or (offset < 0 and entry.expires_at is not None):
+                # State the store does not keep (a quorum return count; a deadline for a message with no
+                # stored publish time): kept whole at its place in the tail.
                 self._pinned[entry.seq] = entry
+            elif offset < 0:
+                offset = self._to_scratch(entry)
+                if offset == -1:
+                    self._pinned[entry.seq] = entry
+            self._push_tail(entry.seq, offset, entry.size, entry.redelivered)
             self.bytes += entry.size
             return
         self.entries.append(entry)
@@ -124,6 +142,21 @@ class PagedReadyList(ReadyList):
         self.bytes += size
         return True
 
+    def _to_scratch(self, entry: "QueueEntry") -> int:
+        """Write a message that has no durable copy to the scratch store; its encoded offset, or -1."""
+        scratch = self._scratch
+        if scratch is None:
+            if self._open_scratch is None:
+                return -1
+            scratch = self._scratch = self._open_scratch()
+        message = entry.message
+        return -2 - scratch.append(message.exchange, message.routing_key, message.properties.raw, message.body, 0)
+
+    def _drop_scratch(self) -> None:
+        if self._scratch is not None:
+            self._scratch.delete()
+            self._scratch = None
+
     def _push_tail(self, seq: int, offset: int, size: int, redelivered: bool) -> None:
         self._seqs.append(seq)
         self._offsets.append(offset)
@@ -137,11 +170,19 @@ class PagedReadyList(ReadyList):
         pinned = self._pinned
         to_read = [self._offsets[i] for i in range(self._pos, end)
                    if self._offsets[i] >= 0 and self._seqs[i] not in pinned]
+        from_scratch = [-2 - self._offsets[i] for i in range(self._pos, end)
+                        if self._offsets[i] <= -2 and self._seqs[i] not in pinned]
         stored: dict[int, StoredMessage] = {}
-        if to_read:
-            first_stored, wanted = min(to_read), len(to_read)
-            for message in self.store.read_batch(first_stored, wanted):
+        if to_read and self.store is not None:
+            for message in self.store.read_batch(min(to_read), len(to_read)):
                 stored[message.offset] = message
+        scratched: dict[int, StoredMessage] = {}
+        if from_scratch and self._scratch is not None:
+            scratch = self._scratch
+            for message in scratch.read_batch(min(from_scratch), len(from_scratch)):
+                scratched[-2 - message.offset] = message
+            for offset in from_scratch:
+                scratch.ack(offset)  # in memory from now on: the scratch copy has done its job
         entries = self.entries
         for i in range(self._pos, end):
             seq, offset, size = self._seqs[i], self._offsets[i], self._sizes[i]
@@ -149,12 +190,14 @@ class PagedReadyList(ReadyList):
             if pinned is not None:
                 entry = pinned
             else:
-                message = stored.get(offset)
+                message = stored.get(offset) if offset >= 0 else scratched.get(offset)
                 if message is None:
                     # Gone from the store (damaged and skipped at recovery): it cannot be delivered.
                     self.bytes -= size
                     continue
                 entry = self.make_entry(seq, message, bool(self._flags[i]))
+                if offset < 0:
+                    entry.offset = -1  # not a durable copy: nothing to ack in the queue's store
             entries.append(entry)
             self.memory_bytes += entry.size
         self._pos = end
@@ -190,6 +233,10 @@ class PagedReadyList(ReadyList):
 
     def clear(self) -> list["QueueEntry"]:
         out: list = list(self)
+        for item in out:
+            if item.offset <= -2:
+                item.offset = -1  # a scratch copy, dropped with the scratch store below
+        self._drop_scratch()
         self.entries.clear()
         del self._seqs[:], self._offsets[:], self._sizes[:], self._flags[:]
         self._pos = 0

@@ -105,9 +105,12 @@ class Persistence:
                                                 dict(queue.arguments)))
             if not isinstance(queue, StreamQueue):  # a stream is its own log (store/stream.py)
                 self._attach_store(queue, self.messages.open_queue(vhost.name, queue.name))
+        elif not isinstance(queue, StreamQueue):
+            self._attach_store(queue, None)  # transient: its backlog pages to a scratch store
 
-    def _attach_store(self, queue: "Queue", store: QueueStore) -> None:
-        """Give a durable queue its store and, unless it has priorities, a ready list paged to that store."""
+    def _attach_store(self, queue: "Queue", store: QueueStore | None) -> None:
+        """Give a queue its store (durable queues) and, unless it has priorities, a ready list that pages
+        its backlog out of memory: to that store, or for messages without a durable copy to a scratch store."""
         queue.store = store
         if isinstance(queue.ready, ReadyList) and not queue.ready:
             make_properties = self.make_properties
@@ -117,8 +120,8 @@ class Persistence:
                                   bytes(stored.body))
                 return queue.restored_entry(seq, stored.offset, message, redelivered, stored.timestamp)
 
-            queue.ready = PagedReadyList(store, make_entry, window_count=self.window_count,
-                                         window_bytes=self.window_bytes)
+            queue.ready = PagedReadyList(store, make_entry, open_scratch=self.messages.open_scratch,
+                                         window_count=self.window_count, window_bytes=self.window_bytes)
 
     def _restore_messages(self, queue: "Queue", seen: set[int] | None) -> int:
         """Put a durable queue's unacked stored messages back, in store order; returns how many.

@@ -172,6 +172,9 @@ class MessageStore(Protocol):
     def delete_queue(self, vhost: str, name: str) -> None:
         """Delete a queue's store (no error if it has none)."""
 
+    def open_scratch(self) -> QueueStore:
+        """A store for transient messages paged out of memory: never synced, gone after a restart."""
+
     def queues(self) -> list[tuple[str, str]]:
         """(vhost, name) of every queue with a store, open or not."""
 

@@ -31,6 +31,7 @@ from leveret.store.recovery import Damage, RecoveryReport, recover_acks, sync_di
 from leveret.store.stream import FileStreamStore
 
 QUEUES_DIR = "queues"
+SCRATCH_DIR = "scratch"
 NAME_FILE = "queue.name"
 DELETED_SUFFIX = ".deleted"
 STREAMS_DIR = "streams"
@@ -250,6 +251,17 @@ class FileMessageStore:
         for entry in os.listdir(os.path.join(data_dir, STREAMS_DIR)):
             if entry.endswith(DELETED_SUFFIX):
                 shutil.rmtree(os.path.join(data_dir, STREAMS_DIR, entry), ignore_errors=True)
+        # Scratch stores hold transient messages paged out of memory; nothing in them outlives the process.
+        self._scratch_root = os.path.join(data_dir, SCRATCH_DIR)
+        shutil.rmtree(self._scratch_root, ignore_errors=True)
+        self._scratch_count = 0
+
+    def open_scratch(self) -> FileQueueStore:
+        """A store for messages that need not survive a restart: never fsynced, wiped at the next start."""
+        self._scratch_count += 1
+        directory = os.path.join(self._scratch_root, str(self._scratch_count))
+        os.makedirs(directory, exist_ok=True)
+        return FileQueueStore(directory, segment_size=self.segment_size, group=None)
 
     def open_queue(self, vhost: str, name: str) -> FileQueueStore:
         key = (vhost, name)

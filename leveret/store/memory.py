@@ -251,6 +251,10 @@ class MemoryMessageStore:
         if store is not None:
             store.delete()
 
+    def open_scratch(self) -> MemoryQueueStore:
+        """A store for messages that need not survive a restart (never part of a commit)."""
+        return MemoryQueueStore()
+
     def open_stream(
         self,
         vhost: str,

@@ -128,3 +128,44 @@ def test_recovery_puts_a_deep_backlog_on_the_tail_without_loading_bodies() -> No
     while (item := channel.get("r", no_ack=True)) is not None:
         got.append(item[2].body)
     assert got == [b"z%d" % i for i in range(40)]
+
+
+def test_a_transient_backlog_pages_to_a_scratch_store_and_drains_in_order() -> None:
+    messages = MemoryMessageStore()
+    broker, _ = _broker(messages=messages, window=4)
+    vhost = broker.vhost("/")
+    queue, _, _ = vhost.declare_queue("plain")  # not durable
+    assert isinstance(queue.ready, PagedReadyList) and queue.store is None
+    _publish(vhost, "plain", [b"t%d" % i for i in range(25)], TRANSIENT)
+    assert len(queue.ready.entries) == 4 and queue.ready.tail_length == 21
+    scratch = queue.ready._scratch
+    assert scratch is not None and len(scratch) == 21
+    channel = Channel(vhost, RecordingTarget(), owner="conn")
+    got = []
+    while (item := channel.get("plain", no_ack=True)) is not None:
+        got.append(item[2].body)
+    assert got == [b"t%d" % i for i in range(25)]
+    assert len(scratch) == 0  # every scratch copy was acked once it was back in memory
+
+
+def test_purging_a_paged_transient_queue_drops_its_scratch_store() -> None:
+    broker, _ = _broker(window=2)
+    vhost = broker.vhost("/")
+    queue, _, _ = vhost.declare_queue("purged")
+    _publish(vhost, "purged", [b"p%d" % i for i in range(10)], TRANSIENT)
+    scratch = queue.ready._scratch
+    assert vhost.purge_queue("purged") == 10
+    assert scratch.deleted and queue.ready._scratch is None and queue.message_count == 0
+
+
+def test_transient_messages_with_a_deadline_stay_whole_behind_the_window() -> None:
+    broker, _ = _broker(window=2)
+    vhost = broker.vhost("/")
+    queue, _, _ = vhost.declare_queue("ttl", arguments={"x-message-ttl": 60000})
+    _publish(vhost, "ttl", [b"x%d" % i for i in range(6)], TRANSIENT)
+    assert queue.ready._scratch is None  # pinned, not paged: the deadline lives on the entry
+    channel = Channel(vhost, RecordingTarget(), owner="conn")
+    got = []
+    while (item := channel.get("ttl", no_ack=True)) is not None:
+        got.append(item[2].body)
+    assert got == [b"x%d" % i for i in range(6)]
