@@ -277,7 +277,6 @@ def main(argv=None) -> int:
                 b.stop()  # removes its temp dir
                 notes.append(f"{b.label} did not start: {exc}")
                 print(f"# {b.label} did not start: {exc}", flush=True)
-        labels = [b.label for b in started]
         print(f"# brokers: {', '.join(f'{b.label}={b.url} pid={b.pid}' for b in started)}")
         print(f"# loadavg before: {load_before}; {os.cpu_count()} cores shared with other work", flush=True)
         for name in scenarios:

@@ -175,7 +175,7 @@ class Persistence:
 
     def _binding(self, vhost: "VHost", source: "Exchange", destination: Any, routing_key: str,
                  arguments: dict[str, Any] | None) -> BindingDef | None:
-        from leveret.broker.queue import Queue, QueueEntry
+        from leveret.broker.queue import Queue
 
         if not source.durable or source.name == "":
             return None

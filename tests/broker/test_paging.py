@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from leveret.amqp.properties import BasicProperties
 from leveret.broker import Broker, Channel, Message

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import pika
-import pytest
 
 from leveret.embedded import EmbeddedBroker
 
