@@ -55,7 +55,7 @@ def unique(request: pytest.FixtureRequest) -> Callable[[str], str]:
     return make
 
 
-def pika_parameters(url: str) -> "pika.URLParameters":  # noqa: F821 (pika imported lazily below)
+def pika_parameters(url: str):
     """Connection parameters with short, bounded timeouts: a hung broker must fail a test, not stall it."""
     import pika
 
