@@ -72,10 +72,14 @@ class AMQPProtocol(asyncio.Protocol):
         self._out.clear()
 
     def pause_writing(self) -> None:
+        # The client reads slower than we deliver: stop delivering to it (messages wait in their queues)
+        # instead of growing the transport's buffer without bound.
         self.paused = True
+        self.session.set_write_paused(True)
 
     def resume_writing(self) -> None:
         self.paused = False
+        self.session.set_write_paused(False)
 
     # --- Writer interface ----------------------------------------------------------------------------
     def write_frames(self, frames: list[bytes]) -> None:

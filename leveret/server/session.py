@@ -192,6 +192,7 @@ class Session:
         self.blocked_reason = ""
         self.reading_paused = False  # we stopped reading because of it
         self.has_published = False
+        self.write_paused = False  # the socket's write buffer is over its high-water mark
         self.name = ""
         self._handlers = self._method_handlers()
 
@@ -325,6 +326,15 @@ class Session:
         if self.state == _OPEN and self.client_capabilities.get("connection.blocked"):
             self.send_method(0, spec.ConnectionBlocked(reason=self.blocked_reason))
         self.writer.set_reading(False)
+
+    def set_write_paused(self, paused: bool) -> None:
+        """Socket back-pressure: pause or resume deliveries on every channel of this connection."""
+        self.write_paused = paused
+        for ch in list(self.channels.values()):
+            if paused:
+                ch.broker_channel.pause_deliveries()
+            else:
+                ch.broker_channel.resume_deliveries()
 
     # --- output -----------------------------------------------------------------------------------
     def send_method(self, channel: int, method: Any) -> None:
@@ -485,7 +495,9 @@ class Session:
         if len(self.channels) >= self.channel_max:
             raise connection_error(codes.NOT_ALLOWED, f"number of channels opened ({len(self.channels)}) has "
                                    f"reached the negotiated channel_max ({self.channel_max})")
-        self.channels[number] = ChannelSession(self, number)
+        ch = self.channels[number] = ChannelSession(self, number)
+        if self.write_paused:
+            ch.broker_channel.pause_deliveries()
         self.send_method(number, spec.ChannelOpenOk())
 
     def _method_handlers(self) -> dict[type, Callable[[ChannelSession, Any], None]]:
