@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.broker.message import Message, Properties
-from leveret.broker.paging import WINDOW_BYTES, WINDOW_COUNT, PagedReadyList
+from leveret.broker.paging import SCRATCH_WINDOW_COUNT, WINDOW_BYTES, WINDOW_COUNT, PagedReadyList
 from leveret.broker.ready import ReadyList
 from leveret.broker.stream import StreamQueue
 from leveret.store.api import (
@@ -64,6 +64,7 @@ class Persistence:
         *,
         window_count: int = WINDOW_COUNT,
         window_bytes: int = WINDOW_BYTES,
+        scratch_window_count: int = SCRATCH_WINDOW_COUNT,
     ) -> None:
         self.definitions = definitions
         self.messages = messages
@@ -71,6 +72,7 @@ class Persistence:
         # How much of each durable queue's backlog stays in memory (see paging.py).
         self.window_count = window_count
         self.window_bytes = window_bytes
+        self.scratch_window_count = scratch_window_count
 
     # -- hooks called by the vhost ------------------------------------------------------------
     def exchange_added(self, vhost: "VHost", exchange: "Exchange") -> None:
@@ -121,7 +123,8 @@ class Persistence:
                 return queue.restored_entry(seq, stored.offset, message, redelivered, stored.timestamp)
 
             queue.ready = PagedReadyList(store, make_entry, open_scratch=self.messages.open_scratch,
-                                         window_count=self.window_count, window_bytes=self.window_bytes)
+                                         window_count=self.window_count, window_bytes=self.window_bytes,
+                                         scratch_window_count=self.scratch_window_count)
 
     def _restore_messages(self, queue: "Queue", seen: set[int] | None) -> int:
         """Put a durable queue's unacked stored messages back, in store order; returns how many.

@@ -16,10 +16,11 @@ PERSISTENT = BasicProperties(delivery_mode=2)
 TRANSIENT = BasicProperties(delivery_mode=1)
 
 
-def _broker(messages=None, definitions=None, window=10):
+def _broker(messages=None, definitions=None, window=10, scratch_window=None):
     messages = messages if messages is not None else MemoryMessageStore()
     definitions = definitions if definitions is not None else MemoryDefinitionStore()
-    persistence = Persistence(definitions, messages, BasicProperties.from_raw, window_count=window)
+    persistence = Persistence(definitions, messages, BasicProperties.from_raw, window_count=window,
+                              scratch_window_count=scratch_window if scratch_window is not None else window)
     broker = Broker(ManualClock(), message_store=messages, definition_store=definitions, persistence=persistence)
     return broker, persistence
 
@@ -155,6 +156,16 @@ def test_purging_a_paged_transient_queue_drops_its_scratch_store() -> None:
     scratch = queue.ready._scratch
     assert vhost.purge_queue("purged") == 10
     assert scratch.deleted and queue.ready._scratch is None and queue.message_count == 0
+
+
+def test_transient_messages_page_only_past_the_larger_scratch_window() -> None:
+    broker, _ = _broker(window=2, scratch_window=6)
+    vhost = broker.vhost("/")
+    queue, _, _ = vhost.declare_queue("burst")
+    _publish(vhost, "burst", [b"b%d" % i for i in range(6)], TRANSIENT)
+    assert queue.ready._scratch is None and queue.ready.tail_length == 0  # a burst stays in memory
+    _publish(vhost, "burst", [b"b%d" % i for i in range(6, 9)], TRANSIENT)
+    assert queue.ready.tail_length == 3 and len(queue.ready._scratch) == 3
 
 
 def test_transient_messages_with_a_deadline_stay_whole_behind_the_window() -> None:
