@@ -8,10 +8,13 @@ broker generated (amq.gen-*, amq.ctag-*, direct reply-to addresses).
 
 from __future__ import annotations
 
+import datetime
 import re
+import time
 import uuid
 from typing import Any
 
+import pika
 import pika.amqp_object
 
 _GENERATED = [
@@ -68,3 +71,37 @@ def close_of(method) -> tuple | None:
     if method is None or not hasattr(method, "reply_code"):
         return None
     return (type(method).NAME, method.reply_code, method.reply_text, method.class_id, method.method_id)
+
+
+# --- pika helpers shared by the pattern scenarios -------------------------------------------------
+WAIT = 5.0
+
+
+def connection_for(url: str) -> pika.BlockingConnection:
+    """A blocking connection with short, bounded timeouts: a hung broker fails the test, not stalls it."""
+    params = pika.URLParameters(url)
+    params.socket_timeout = 5
+    params.stack_timeout = 10
+    params.connection_attempts = 1
+    return pika.BlockingConnection(params)
+
+
+def hide_times(value):
+    """x-death times differ per run: keep only that they are timestamps."""
+    if isinstance(value, dict):
+        return {k: ("<timestamp>" if k == "time" and isinstance(v, datetime.datetime) else hide_times(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [hide_times(v) for v in value]
+    return value
+
+
+def get_within(channel, queue: str, ack: bool = True, timeout: float = WAIT):
+    """basic.get until a message arrives or `timeout` passes (None then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        method, properties, body = channel.basic_get(queue, auto_ack=ack)
+        if method is not None:
+            return method, properties, body
+        channel.connection.process_data_events(time_limit=0.01)
+    return None

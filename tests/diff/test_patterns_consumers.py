@@ -7,39 +7,12 @@ per key, totals, and errors. RabbitMQ needs `rabbitmq-plugins enable rabbitmq_co
 
 from __future__ import annotations
 
-import datetime
 import time
 
 import pika
 import pika.exceptions
 
-WAIT = 5.0
-
-
-def connection_for(url: str) -> pika.BlockingConnection:
-    params = pika.URLParameters(url)
-    params.socket_timeout = 5
-    params.stack_timeout = 10
-    params.connection_attempts = 1
-    return pika.BlockingConnection(params)
-
-
-def hide_times(value):
-    if isinstance(value, dict):
-        return {k: ("<timestamp>" if k == "time" and isinstance(v, datetime.datetime) else hide_times(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [hide_times(v) for v in value]
-    return value
-
-
-def get_within(channel, queue: str, ack: bool = True):
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        method, properties, body = channel.basic_get(queue, auto_ack=ack)
-        if method is not None:
-            return method, properties, body
-        channel.connection.process_data_events(time_limit=0.01)
-    return None
+from differential import WAIT, connection_for, get_within, hide_times
 
 
 def test_quorum_delivery_limit_and_delivery_count_match(differential):

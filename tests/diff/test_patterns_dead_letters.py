@@ -7,30 +7,12 @@ value hidden is x-death's `time` (a timestamp that differs between runs); its ty
 
 from __future__ import annotations
 
-import datetime
 import time
 
 import pika
 import pika.exceptions
 
-WAIT = 5.0
-
-
-def connection_for(url: str) -> pika.BlockingConnection:
-    params = pika.URLParameters(url)
-    params.socket_timeout = 5
-    params.stack_timeout = 10
-    params.connection_attempts = 1
-    return pika.BlockingConnection(params)
-
-
-def hide_times(value):
-    """x-death times differ per run: keep only that they are timestamps."""
-    if isinstance(value, dict):
-        return {k: ("<timestamp>" if k == "time" and isinstance(v, datetime.datetime) else hide_times(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [hide_times(v) for v in value]
-    return value
+from differential import WAIT, connection_for, get_within, hide_times
 
 
 def seen(method, properties, body) -> tuple:
@@ -42,16 +24,6 @@ def seen(method, properties, body) -> tuple:
         properties.expiration,
         hide_times(properties.headers),
     )
-
-
-def get_within(channel, queue: str, ack: bool = True, timeout: float = WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        method, properties, body = channel.basic_get(queue, auto_ack=ack)
-        if method is not None:
-            return method, properties, body
-        channel.connection.process_data_events(time_limit=0.01)
-    return None
 
 
 def drain(channel, queue: str) -> list:
