@@ -58,7 +58,12 @@ def load(xml_path: Path):
     """Return (constants, classes, basic property fields) read from the XML."""
     root = ET.parse(xml_path).getroot()
     domains = {d.get("name"): d.get("type") for d in root.findall("domain")}
-    constants = [(c.get("name"), int(c.get("value"))) for c in root.findall("constant")]
+    # Reply codes (reply-success and every constant with an error class) live in leveret/amqp/errors.py,
+    # hand-written beside the exceptions that carry them; spec.py gets the frame constants only.
+    constants = [
+        (c.get("name"), int(c.get("value"))) for c in root.findall("constant")
+        if not c.get("class") and c.get("name") != "reply-success"
+    ]
     classes = []
     properties = []
     for cls in root.findall("class"):
