@@ -278,10 +278,7 @@ class VHost:
         dst = self.exchanges.get(destination)
         if dst is None:
             raise self._no_exchange(destination)
-        src.bind(dst, routing_key, arguments)
-        dst.sources.add(src)
-        if self.persistence is not None:
-            self.persistence.bound(self, src, dst, routing_key, arguments)
+        self._bind(src, dst, routing_key, arguments)
 
     def unbind_exchange(
         self, destination: str, source: str, routing_key: str = "", arguments: dict[str, Any] | None = None
@@ -292,12 +289,25 @@ class VHost:
         dst = self.exchanges.get(destination)
         if src is None or dst is None:
             return  # unbinding what does not exist is not an error in RabbitMQ
-        if src.unbind(dst, routing_key, arguments):
+        self._unbind(src, dst, routing_key, arguments)
+
+    def _bind(self, source: Exchange, destination: Queue | Exchange, routing_key: str,
+              arguments: dict[str, Any] | None) -> None:
+        """One binding, to a queue or an exchange: routing table, back-reference, durable record."""
+        source.bind(destination, routing_key, arguments)
+        destination.sources.add(source)
+        if self.persistence is not None:
+            self.persistence.bound(self, source, destination, routing_key, arguments)
+
+    def _unbind(self, source: Exchange, destination: Queue | Exchange, routing_key: str,
+                arguments: dict[str, Any] | None) -> None:
+        """Remove one binding if it exists; an auto-delete source that lost its last binding goes too."""
+        if source.unbind(destination, routing_key, arguments):
             if self.persistence is not None:
-                self.persistence.unbound(self, src, dst, routing_key, arguments)
-            if not src.is_bound_to(dst):
-                dst.sources.discard(src)
-            self._maybe_auto_delete_exchange(src)
+                self.persistence.unbound(self, source, destination, routing_key, arguments)
+            if not source.is_bound_to(destination):
+                destination.sources.discard(source)
+            self._maybe_auto_delete_exchange(source)
 
     # -- queues -----------------------------------------------------------------------------
     def queue_for(self, name: str, owner: Hashable | None = None) -> Queue:
@@ -390,11 +400,7 @@ class VHost:
         source = self.exchanges.get(exchange)
         if source is None:
             raise self._no_exchange(exchange)
-        q = self.queue_for(queue, owner)
-        source.bind(q, routing_key, arguments)
-        q.sources.add(source)
-        if self.persistence is not None:
-            self.persistence.bound(self, source, q, routing_key, arguments)
+        self._bind(source, self.queue_for(queue, owner), routing_key, arguments)
 
     def unbind_queue(
         self,
@@ -411,12 +417,7 @@ class VHost:
         q = self.queues.get(queue)
         if source is None or q is None:
             return
-        if source.unbind(q, routing_key, arguments):
-            if self.persistence is not None:
-                self.persistence.unbound(self, source, q, routing_key, arguments)
-            if not source.is_bound_to(q):
-                q.sources.discard(source)
-            self._maybe_auto_delete_exchange(source)
+        self._unbind(source, q, routing_key, arguments)
 
     def purge_queue(self, name: str, owner: Hashable | None = None) -> int:
         return self.queue_for(name, owner).purge()
