@@ -227,12 +227,16 @@ class Channel:
 
     def publish(self, exchange: str, routing_key: str, message: Message, *, mandatory: bool = False) -> RouteResult:
         """basic.publish from this channel: user_id check, then `VHost.publish` (with reply-to rewriting)."""
+        self.check_user_id(message)
+        return self.vhost.publish(exchange, routing_key, message, mandatory=mandatory, channel=self)
+
+    def check_user_id(self, message: Message) -> None:
+        """A publish may only claim the authenticated user as its user_id (RabbitMQ's 406)."""
         user_id = message.properties.user_id
         if user_id is not None and as_text(user_id) != self.user:
             raise PreconditionFailed(
                 f"user_id property set to '{as_text(user_id)}' but authenticated user was '{self.user}'"
             )
-        return self.vhost.publish(exchange, routing_key, message, mandatory=mandatory, channel=self)
 
     def rewrite_reply_to(self, message: Message) -> Message:
         """Direct reply-to: reply_to "amq.rabbitmq.reply-to" becomes this channel's reply address."""

@@ -684,13 +684,10 @@ class Session:
         if m.immediate:
             raise connection_error(codes.NOT_IMPLEMENTED, "immediate=true",
                                       m.CLASS_ID, m.METHOD_ID)
-        user_id = properties.user_id
-        if user_id is not None and user_id != self.username:
-            raise channel_error(ch.number, codes.PRECONDITION_FAILED, f"user_id property set to '{user_id}' but authenticated user was '{self.username}'",
-                m.CLASS_ID, m.METHOD_ID)
         message = Message(m.exchange, m.routing_key, properties, body)
         if ch.tx:
-            # Validate the exchange now (RabbitMQ checks it at publish time), route at commit.
+            # Validate now (RabbitMQ checks user_id and the exchange at publish time), route at commit.
+            ch.broker_channel.check_user_id(message)
             self.vhost.check_publish(m.exchange)
             ch.tx_actions.append(lambda: self._route(ch, m, message, None))
             return
@@ -702,8 +699,7 @@ class Session:
 
     def _route(self, ch: ChannelSession, m: Any, message: Message, seq: int | None) -> None:
         try:
-            result = self.vhost.publish(m.exchange, m.routing_key, message, mandatory=m.mandatory,
-                                        channel=ch.broker_channel)
+            result = ch.broker_channel.publish(m.exchange, m.routing_key, message, mandatory=m.mandatory)
         except OSError as exc:
             # The store could not write (disk full, I/O error): the publisher hears basic.nack and may
             # retry; the connection, and the broker, stay up.
