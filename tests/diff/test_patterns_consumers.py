@@ -11,6 +11,7 @@ import time
 
 import pika
 import pika.exceptions
+import pytest
 
 from differential import WAIT, connection_for, get_within, hide_times
 
@@ -100,6 +101,19 @@ def test_single_active_consumer_replies_and_handover_match(differential):
     differential(scenario)
 
 
+@pytest.fixture
+def rabbitmq_with_consistent_hash(rabbitmq_url):
+    """Skip unless the reference RabbitMQ has rabbitmq_consistent_hash_exchange enabled (a fresh one has not)."""
+    with connection_for(rabbitmq_url) as connection:
+        ch = connection.channel()
+        try:
+            ch.exchange_declare("diff.probe.consistent-hash", "x-consistent-hash", auto_delete=True)
+            ch.exchange_delete("diff.probe.consistent-hash")
+        except pika.exceptions.AMQPError as e:
+            pytest.skip(f"RabbitMQ has no x-consistent-hash exchange (enable rabbitmq_consistent_hash_exchange): {e}")
+
+
+@pytest.mark.usefixtures("rabbitmq_with_consistent_hash")
 def test_consistent_hash_observables_match(differential):
     def scenario(url, names):
         with connection_for(url) as connection:
