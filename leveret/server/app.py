@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import gc
 import json
 import logging
 import os
@@ -17,6 +16,7 @@ from leveret.broker.persistence import Persistence
 from leveret.broker.vhost import Broker
 from leveret.clock import Clock, SystemClock
 from leveret.config import Settings
+from leveret.server import process
 from leveret.server.auth import UserStore
 from leveret.server.durability import Durability
 from leveret.server.flow import DiskAlarm
@@ -223,16 +223,22 @@ class Server:
                 log.warning("storage recovery repaired damage: %s", report)
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, trim_memory=None) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     server = Server(settings)
     await server.start()
+    trimmer = None
+    if trim_memory is not None:
+        trimmer = process.IdleTrimmer(asyncio.get_running_loop(), trim_memory)
+        trimmer.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    if trimmer is not None:
+        trimmer.stop()
     await server.stop()
 
 
@@ -244,16 +250,10 @@ def run(settings: Settings) -> int:
         runner = asyncio.run
     else:
         runner = uvloop.run
-    # The broker holds millions of small long-lived objects (queue entries, messages, their properties);
-    # with CPython's default thresholds the cyclic collector re-scans them over and over, which halved
-    # publish throughput into a deep in-memory queue (bench: a16, 40k -> 80k msgs/s with this). Messages
-    # form no reference cycles, so rarer collections only delay freeing the few objects a closed connection
-    # leaves in cycles (protocol, session, channels); CPython still runs full collections when that garbage
-    # grows past a quarter of the long-lived objects.
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    process.tune_gc()
+    trim_memory = process.tune_malloc()
     try:
-        runner(serve(settings))
+        runner(serve(settings, trim_memory))
     except ListenError as exc:
         print(f"leveret: {exc}", file=sys.stderr)
         return 1
