@@ -12,21 +12,25 @@ from the tail's front to memory, and a requeued entry (which was delivered, so c
 has a smaller sequence number than the tail.
 
 Messages that are not in a durable store (transient ones, and everything in a non-durable queue) are
-paged too, once the window is full: they are written to a scratch store (`MessageStore.open_scratch`:
-never fsynced, wiped at the next start, created only when a queue first overflows) and their tail
-item carries the scratch offset encoded as `-2 - offset`. When such a message is read back into
-memory its scratch record is acked at once; a crash loses it, as it would lose any transient message.
+paged too, once the (larger) scratch window is full: their tail item carries SPILLED instead of an
+offset, and they go to a spill (`MessageStore.open_spill`: a FIFO of batches in files, never fsynced,
+wiped at the next start, created only when a queue first overflows) SPILL_BATCH at a time. Spilled
+items come back in the order they went out, so the tail needs no per-message address: the next SPILLED
+item is the next message of the oldest spilled batch (or, past the written ones, of the batch still
+being collected). A crash loses them, as it would lose any transient message.
 An entry carrying state the store does not keep (a TTL deadline, a quorum return count) is pinned in a
 side table at its place in the tail instead, so order still holds.
 """
 
 from __future__ import annotations
 
+import logging
 from array import array
+from collections import deque
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from leveret.broker.ready import ReadyList
-from leveret.store.api import QueueStore, StoredMessage
+from leveret.store.api import QueueStore, SpilledMessage, Spill, StoredMessage
 
 if TYPE_CHECKING:
     from leveret.broker.queue import QueueEntry
@@ -39,6 +43,11 @@ WINDOW_BYTES = 8 * 1024 * 1024
 SCRATCH_WINDOW_COUNT = 200_000
 SCRATCH_WINDOW_BYTES = 512 * 1024 * 1024
 LOAD_BATCH = 1000
+SPILL_BATCH = 1000
+# The tail's offset for a message in the spill (stored offsets are >= 0, -1 means "no copy").
+SPILLED = -2
+
+log = logging.getLogger("leveret.paging")
 
 
 class TailStub:
@@ -57,28 +66,34 @@ class TailStub:
 class PagedReadyList(ReadyList):
     """A ReadyList that keeps only a window of entries in memory and the rest as store offsets."""
 
-    __slots__ = ("store", "make_entry", "window_count", "window_bytes", "memory_bytes",
-                 "_seqs", "_offsets", "_sizes", "_flags", "_pos", "_pinned", "_open_scratch", "_scratch",
-                 "scratch_window_count", "scratch_window_bytes")
+    __slots__ = ("store", "make_entry", "revive", "window_count", "window_bytes", "memory_bytes",
+                 "_seqs", "_offsets", "_sizes", "_flags", "_pos", "_pinned", "_open_spill", "_spill",
+                 "_spill_pending", "_spill_loaded", "spill_batch", "scratch_window_count", "scratch_window_bytes")
 
     def __init__(
         self,
         store: QueueStore | None,
         make_entry: Callable[[int, StoredMessage, bool], "QueueEntry"],
         *,
-        open_scratch: Callable[[], QueueStore] | None = None,
+        revive: Callable[[int, SpilledMessage, bool], "QueueEntry"] | None = None,
+        open_spill: Callable[[], Spill] | None = None,
         window_count: int = WINDOW_COUNT,
         window_bytes: int = WINDOW_BYTES,
         scratch_window_count: int = SCRATCH_WINDOW_COUNT,
         scratch_window_bytes: int = SCRATCH_WINDOW_BYTES,
+        spill_batch: int = SPILL_BATCH,
     ) -> None:
         super().__init__()
         self.scratch_window_count = scratch_window_count
         self.scratch_window_bytes = scratch_window_bytes
+        self.spill_batch = spill_batch
         self.store = store
         self.make_entry = make_entry
-        self._open_scratch = open_scratch
-        self._scratch: QueueStore | None = None
+        self.revive = revive
+        self._open_spill = open_spill if revive is not None else None
+        self._spill: Spill | None = None
+        self._spill_pending: deque["QueueEntry"] = deque()  # spilled in the tail, not yet written
+        self._spill_loaded: deque[SpilledMessage] = deque()  # read back, not yet in memory
         self.window_count = window_count
         self.window_bytes = window_bytes
         self.memory_bytes = 0
@@ -109,8 +124,8 @@ class PagedReadyList(ReadyList):
                 self._seqs[i], self._offsets[i], self._sizes[i], bool(self._flags[i]))
 
     def close(self) -> None:
-        """The queue is gone: remove its scratch files."""
-        self._drop_scratch()
+        """The queue is gone: remove its spill files."""
+        self._drop_spill()
 
     def __getitem__(self, index: int) -> "QueueEntry":
         if index == 0:
@@ -129,9 +144,13 @@ class PagedReadyList(ReadyList):
                 # stored publish time): kept whole at its place in the tail.
                 self._pinned[entry.seq] = entry
             elif offset < 0:
-                offset = self._to_scratch(entry)
-                if offset == -1:
+                if self._open_spill is None:
                     self._pinned[entry.seq] = entry
+                else:
+                    offset = SPILLED
+                    self._spill_pending.append(entry)
+                    if len(self._spill_pending) >= self.spill_batch:
+                        self._write_spill()
             self._push_tail(entry.seq, offset, entry.size, entry.redelivered)
             self.bytes += entry.size
             return
@@ -156,20 +175,42 @@ class PagedReadyList(ReadyList):
             return len(self.entries) >= self.window_count or self.memory_bytes >= self.window_bytes
         return len(self.entries) >= self.scratch_window_count or self.memory_bytes >= self.scratch_window_bytes
 
-    def _to_scratch(self, entry: "QueueEntry") -> int:
-        """Write a message that has no durable copy to the scratch store; its encoded offset, or -1."""
-        scratch = self._scratch
-        if scratch is None:
-            if self._open_scratch is None:
-                return -1
-            scratch = self._scratch = self._open_scratch()
-        message = entry.message
-        return -2 - scratch.append(message.exchange, message.routing_key, message.properties.raw, message.body, 0)
+    def _write_spill(self) -> None:
+        """Write the collected spilled entries as one batch (kept whole in memory if the disk refuses)."""
+        pending = self._spill_pending
+        try:
+            spill = self._spill
+            if spill is None:
+                spill = self._spill = self._open_spill()  # type: ignore[misc]
+            spill.push([(m.exchange, m.routing_key, m.properties.raw, m.body) for m in (e.message for e in pending)])
+        except OSError as exc:
+            log.error("cannot page %d transient messages out of memory, keeping them: %s", len(pending), exc)
+            for entry in pending:
+                self._pinned[entry.seq] = entry
+        pending.clear()
 
-    def _drop_scratch(self) -> None:
-        if self._scratch is not None:
-            self._scratch.delete()
-            self._scratch = None
+    def _next_spilled(self, seq: int, redelivered: bool) -> "QueueEntry | None":
+        """The entry of the next SPILLED tail item: from the oldest spilled batch, else the unwritten one."""
+        loaded = self._spill_loaded
+        if not loaded:
+            spill = self._spill
+            if spill is None or not len(spill):
+                return self._spill_pending.popleft()
+            try:
+                loaded.extend(spill.pop())
+            except OSError as exc:
+                log.error("lost a batch of transient messages paged out of memory: %s", exc)
+                return None
+            if not loaded:
+                return None
+        return self.revive(seq, loaded.popleft(), redelivered)  # type: ignore[misc]
+
+    def _drop_spill(self) -> None:
+        if self._spill is not None:
+            self._spill.delete()
+            self._spill = None
+        self._spill_pending.clear()
+        self._spill_loaded.clear()
 
     def _push_tail(self, seq: int, offset: int, size: int, redelivered: bool) -> None:
         self._seqs.append(seq)
@@ -184,34 +225,28 @@ class PagedReadyList(ReadyList):
         pinned = self._pinned
         to_read = [self._offsets[i] for i in range(self._pos, end)
                    if self._offsets[i] >= 0 and self._seqs[i] not in pinned]
-        from_scratch = [-2 - self._offsets[i] for i in range(self._pos, end)
-                        if self._offsets[i] <= -2 and self._seqs[i] not in pinned]
         stored: dict[int, StoredMessage] = {}
         if to_read and self.store is not None:
             for message in self.store.read_batch(min(to_read), len(to_read)):
                 stored[message.offset] = message
-        scratched: dict[int, StoredMessage] = {}
-        if from_scratch and self._scratch is not None:
-            scratch = self._scratch
-            for message in scratch.read_batch(min(from_scratch), len(from_scratch)):
-                scratched[-2 - message.offset] = message
-            for offset in from_scratch:
-                scratch.ack(offset)  # in memory from now on: the scratch copy has done its job
         entries = self.entries
         for i in range(self._pos, end):
             seq, offset, size = self._seqs[i], self._offsets[i], self._sizes[i]
             pinned = self._pinned.pop(seq, None)
             if pinned is not None:
                 entry = pinned
+            elif offset == SPILLED:
+                entry = self._next_spilled(seq, bool(self._flags[i]))
+                if entry is None:
+                    self.bytes -= size
+                    continue
             else:
-                message = stored.get(offset) if offset >= 0 else scratched.get(offset)
+                message = stored.get(offset)
                 if message is None:
                     # Gone from the store (damaged and skipped at recovery): it cannot be delivered.
                     self.bytes -= size
                     continue
                 entry = self.make_entry(seq, message, bool(self._flags[i]))
-                if offset < 0:
-                    entry.offset = -1  # not a durable copy: nothing to ack in the queue's store
             entries.append(entry)
             self.memory_bytes += entry.size
         self._pos = end
@@ -248,9 +283,9 @@ class PagedReadyList(ReadyList):
     def clear(self) -> list["QueueEntry"]:
         out: list = list(self)
         for item in out:
-            if item.offset <= -2:
-                item.offset = -1  # a scratch copy, dropped with the scratch store below
-        self._drop_scratch()
+            if item.offset == SPILLED:
+                item.offset = -1  # a spilled copy, dropped with the spill below
+        self._drop_spill()
         self.entries.clear()
         del self._seqs[:], self._offsets[:], self._sizes[:], self._flags[:]
         self._pos = 0

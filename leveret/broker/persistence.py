@@ -18,16 +18,18 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.broker.message import Message, Properties
-from leveret.broker.paging import SCRATCH_WINDOW_COUNT, WINDOW_BYTES, WINDOW_COUNT, PagedReadyList
+from leveret.broker.paging import SCRATCH_WINDOW_COUNT, SPILL_BATCH, WINDOW_BYTES, WINDOW_COUNT, PagedReadyList
+from leveret.broker.queue import QueueEntry
 from leveret.broker.ready import ReadyList
 from leveret.broker.stream import StreamQueue
 from leveret.store.api import (
-    BindingDef, DefinitionStore, ExchangeDef, MessageStore, QueueDef, QueueStore, StoredMessage, VHostDef,
+    BindingDef, DefinitionStore, ExchangeDef, MessageStore, QueueDef, QueueStore, SpilledMessage, StoredMessage,
+    VHostDef,
 )
 
 if TYPE_CHECKING:
     from leveret.broker.exchanges import Exchange
-    from leveret.broker.queue import Queue, QueueEntry
+    from leveret.broker.queue import Queue
     from leveret.broker.vhost import Broker, VHost
 
 
@@ -65,6 +67,7 @@ class Persistence:
         window_count: int = WINDOW_COUNT,
         window_bytes: int = WINDOW_BYTES,
         scratch_window_count: int = SCRATCH_WINDOW_COUNT,
+        spill_batch: int = SPILL_BATCH,
     ) -> None:
         self.definitions = definitions
         self.messages = messages
@@ -73,6 +76,7 @@ class Persistence:
         self.window_count = window_count
         self.window_bytes = window_bytes
         self.scratch_window_count = scratch_window_count
+        self.spill_batch = spill_batch
 
     # -- hooks called by the vhost ------------------------------------------------------------
     def exchange_added(self, vhost: "VHost", exchange: "Exchange") -> None:
@@ -122,9 +126,14 @@ class Persistence:
                                   bytes(stored.body))
                 return queue.restored_entry(seq, stored.offset, message, redelivered, stored.timestamp)
 
-            queue.ready = PagedReadyList(store, make_entry, open_scratch=self.messages.open_scratch,
+            def revive(seq: int, spilled: SpilledMessage, redelivered: bool) -> "QueueEntry":
+                # Only plain entries are spilled (no deadline, no return count, no priority): see paging.py.
+                exchange, routing_key, props_raw, body = spilled
+                return QueueEntry(seq, Message(exchange, routing_key, make_properties(props_raw), body), redelivered)
+
+            queue.ready = PagedReadyList(store, make_entry, revive=revive, open_spill=self.messages.open_spill,
                                          window_count=self.window_count, window_bytes=self.window_bytes,
-                                         scratch_window_count=self.scratch_window_count)
+                                         scratch_window_count=self.scratch_window_count, spill_batch=self.spill_batch)
 
     def _restore_messages(self, queue: "Queue", seen: set[int] | None) -> int:
         """Put a durable queue's unacked stored messages back, in store order; returns how many.

@@ -36,7 +36,7 @@ MMAP_THRESHOLD = 4 * 1024 * 1024
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
-IDLE_CHECK_SECONDS = 30.0
+IDLE_CHECK_SECONDS = 10.0
 # Below this share of one core over a check interval the broker counts as idle.
 IDLE_CPU_SHARE = 0.02
 

@@ -163,6 +163,26 @@ class StreamStores(Protocol):
         """(vhost, name) of every stream with files (recovery can drop those without a definition)."""
 
 
+# A spilled message: (exchange, routing key, raw properties, body).
+SpilledMessage = tuple[str, str, bytes, bytes]
+
+
+class Spill(Protocol):
+    """Batches of messages that need not survive a restart, taken back oldest first (store/spill.py)."""
+
+    def __len__(self) -> int:
+        """How many batches it holds."""
+
+    def push(self, batch: list[SpilledMessage]) -> None:
+        """Append a batch; raises OSError (and records nothing) when the disk refuses it."""
+
+    def pop(self) -> list[SpilledMessage]:
+        """Remove and return the oldest batch; IndexError when empty."""
+
+    def delete(self) -> None:
+        """Drop every batch and whatever held them."""
+
+
 class MessageStore(Protocol):
     """All durable queues' messages, and the group commit that makes them durable."""
 
@@ -172,8 +192,8 @@ class MessageStore(Protocol):
     def delete_queue(self, vhost: str, name: str) -> None:
         """Delete a queue's store (no error if it has none)."""
 
-    def open_scratch(self) -> QueueStore:
-        """A store for transient messages paged out of memory: never synced, gone after a restart."""
+    def open_spill(self) -> Spill:
+        """A FIFO of batches of transient messages paged out of memory: never synced, gone after a restart."""
 
     def queues(self) -> list[tuple[str, str]]:
         """(vhost, name) of every queue with a store, open or not."""

@@ -28,6 +28,7 @@ from leveret.store.commit import CommitTicket, GroupCommit, Seam, SeamHook, no_s
 from leveret.store.format import KIND_MESSAGE, MESSAGE_HEAD, decode_message, encode_message
 from leveret.store.log import DEFAULT_SEGMENT_SIZE, Log
 from leveret.store.recovery import Damage, RecoveryReport, recover_acks, sync_directory, write_atomically
+from leveret.store.spill import FileSpill
 from leveret.store.stream import FileStreamStore
 
 QUEUES_DIR = "queues"
@@ -256,12 +257,10 @@ class FileMessageStore:
         shutil.rmtree(self._scratch_root, ignore_errors=True)
         self._scratch_count = 0
 
-    def open_scratch(self) -> FileQueueStore:
-        """A store for messages that need not survive a restart: never fsynced, wiped at the next start."""
+    def open_spill(self) -> FileSpill:
+        """A spill for messages that need not survive a restart: never fsynced, wiped at the next start."""
         self._scratch_count += 1
-        directory = os.path.join(self._scratch_root, str(self._scratch_count))
-        os.makedirs(directory, exist_ok=True)
-        return FileQueueStore(directory, segment_size=self.segment_size, group=None)
+        return FileSpill(os.path.join(self._scratch_root, str(self._scratch_count)))
 
     def open_queue(self, vhost: str, name: str) -> FileQueueStore:
         key = (vhost, name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Iterator
 
 from leveret.store.api import (
@@ -251,9 +252,9 @@ class MemoryMessageStore:
         if store is not None:
             store.delete()
 
-    def open_scratch(self) -> MemoryQueueStore:
-        """A store for messages that need not survive a restart (never part of a commit)."""
-        return MemoryQueueStore()
+    def open_spill(self) -> "MemorySpill":
+        """The twin of FileSpill: the batches stay in a deque (never part of a commit)."""
+        return MemorySpill()
 
     def open_stream(
         self,
@@ -354,3 +355,24 @@ class MemoryDefinitionStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class MemorySpill:
+    """A Spill held in memory (store/spill.py has the file one)."""
+
+    def __init__(self) -> None:
+        self._batches: deque[list] = deque()
+        self.deleted = False
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def push(self, batch: list) -> None:
+        self._batches.append(list(batch))
+
+    def pop(self) -> list:
+        return self._batches.popleft()
+
+    def delete(self) -> None:
+        self._batches.clear()
+        self.deleted = True

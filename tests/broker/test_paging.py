@@ -16,11 +16,12 @@ PERSISTENT = BasicProperties(delivery_mode=2)
 TRANSIENT = BasicProperties(delivery_mode=1)
 
 
-def _broker(messages=None, definitions=None, window=10, scratch_window=None):
+def _broker(messages=None, definitions=None, window=10, scratch_window=None, spill_batch=5):
     messages = messages if messages is not None else MemoryMessageStore()
     definitions = definitions if definitions is not None else MemoryDefinitionStore()
     persistence = Persistence(definitions, messages, BasicProperties.from_raw, window_count=window,
-                              scratch_window_count=scratch_window if scratch_window is not None else window)
+                              scratch_window_count=scratch_window if scratch_window is not None else window,
+                              spill_batch=spill_batch)
     broker = Broker(ManualClock(), message_store=messages, definition_store=definitions, persistence=persistence)
     return broker, persistence
 
@@ -130,42 +131,84 @@ def test_recovery_puts_a_deep_backlog_on_the_tail_without_loading_bodies() -> No
     assert got == [b"z%d" % i for i in range(40)]
 
 
-def test_a_transient_backlog_pages_to_a_scratch_store_and_drains_in_order() -> None:
-    messages = MemoryMessageStore()
-    broker, _ = _broker(messages=messages, window=4)
+def test_a_transient_backlog_spills_in_batches_and_drains_in_order() -> None:
+    broker, _ = _broker(window=4, spill_batch=5)
     vhost = broker.vhost("/")
     queue, _, _ = vhost.declare_queue("plain")  # not durable
     assert isinstance(queue.ready, PagedReadyList) and queue.store is None
     _publish(vhost, "plain", [b"t%d" % i for i in range(25)], TRANSIENT)
     assert len(queue.ready.entries) == 4 and queue.ready.tail_length == 21
-    scratch = queue.ready._scratch
-    assert scratch is not None and len(scratch) == 21
+    spill = queue.ready._spill
+    # 21 past the window: four written batches of 5, the newest one still being collected.
+    assert spill is not None and len(spill) == 4 and len(queue.ready._spill_pending) == 1
     channel = Channel(vhost, RecordingTarget(), owner="conn")
     got = []
     while (item := channel.get("plain", no_ack=True)) is not None:
         got.append(item[2].body)
-    assert got == [b"t%d" % i for i in range(25)]
-    assert len(scratch) == 0  # every scratch copy was acked once it was back in memory
+        if len(got) == 12:  # publishes while draining land behind everything spilled
+            _publish(vhost, "plain", [b"late%d" % i for i in range(7)], TRANSIENT)
+    assert got == [b"t%d" % i for i in range(25)] + [b"late%d" % i for i in range(7)]
+    assert len(spill) == 0 and not queue.ready._spill_pending
 
 
-def test_purging_a_paged_transient_queue_drops_its_scratch_store() -> None:
-    broker, _ = _broker(window=2)
+def test_spilled_messages_keep_their_routing_and_properties() -> None:
+    broker, _ = _broker(window=1, spill_batch=2)
+    vhost = broker.vhost("/")
+    queue, _, _ = vhost.declare_queue("props")
+    props = BasicProperties(delivery_mode=1, content_type="text/plain", headers={"k": 1}, correlation_id="c")
+    for i in range(4):
+        vhost.publish("", "props", Message("", "props", props, b"b%d" % i))
+    channel = Channel(vhost, RecordingTarget(), owner="conn")
+    for i in range(4):
+        _tag, entry_redelivered, message = channel.get("props", no_ack=True)[:3]
+        assert message.body == b"b%d" % i and message.routing_key == "props" and not entry_redelivered
+        assert message.properties.headers == {"k": 1} and message.properties.content_type == "text/plain"
+
+
+def test_a_spill_the_disk_refuses_keeps_its_messages_in_memory() -> None:
+    class FullDisk:
+        def __len__(self):
+            return 0
+
+        def push(self, batch):
+            raise OSError(28, "No space left on device")
+
+        def delete(self):
+            pass
+
+    broker, persistence = _broker(window=2, spill_batch=3)
+    persistence.messages.open_spill = FullDisk
+    vhost = broker.vhost("/")
+    queue, _, _ = vhost.declare_queue("full")
+    _publish(vhost, "full", [b"f%d" % i for i in range(9)], TRANSIENT)
+    assert queue.message_count == 9
+    channel = Channel(vhost, RecordingTarget(), owner="conn")
+    got = []
+    while (item := channel.get("full", no_ack=True)) is not None:
+        got.append(item[2].body)
+    assert got == [b"f%d" % i for i in range(9)]
+
+
+def test_purging_a_paged_transient_queue_drops_its_spill() -> None:
+    broker, _ = _broker(window=2, spill_batch=3)
     vhost = broker.vhost("/")
     queue, _, _ = vhost.declare_queue("purged")
     _publish(vhost, "purged", [b"p%d" % i for i in range(10)], TRANSIENT)
-    scratch = queue.ready._scratch
+    spill = queue.ready._spill
+    assert len(spill) == 2
     assert vhost.purge_queue("purged") == 10
-    assert scratch.deleted and queue.ready._scratch is None and queue.message_count == 0
+    assert spill.deleted and queue.ready._spill is None and queue.message_count == 0
+    assert not queue.ready._spill_pending
 
 
 def test_transient_messages_page_only_past_the_larger_scratch_window() -> None:
-    broker, _ = _broker(window=2, scratch_window=6)
+    broker, _ = _broker(window=2, scratch_window=6, spill_batch=1)
     vhost = broker.vhost("/")
     queue, _, _ = vhost.declare_queue("burst")
     _publish(vhost, "burst", [b"b%d" % i for i in range(6)], TRANSIENT)
-    assert queue.ready._scratch is None and queue.ready.tail_length == 0  # a burst stays in memory
+    assert queue.ready._spill is None and queue.ready.tail_length == 0  # a burst stays in memory
     _publish(vhost, "burst", [b"b%d" % i for i in range(6, 9)], TRANSIENT)
-    assert queue.ready.tail_length == 3 and len(queue.ready._scratch) == 3
+    assert queue.ready.tail_length == 3 and len(queue.ready._spill) == 3
 
 
 def test_transient_messages_with_a_deadline_stay_whole_behind_the_window() -> None:
@@ -173,7 +216,7 @@ def test_transient_messages_with_a_deadline_stay_whole_behind_the_window() -> No
     vhost = broker.vhost("/")
     queue, _, _ = vhost.declare_queue("ttl", arguments={"x-message-ttl": 60000})
     _publish(vhost, "ttl", [b"x%d" % i for i in range(6)], TRANSIENT)
-    assert queue.ready._scratch is None  # pinned, not paged: the deadline lives on the entry
+    assert queue.ready._spill is None and not queue.ready._spill_pending  # pinned, not paged: the deadline lives on the entry
     channel = Channel(vhost, RecordingTarget(), owner="conn")
     got = []
     while (item := channel.get("ttl", no_ack=True)) is not None:
