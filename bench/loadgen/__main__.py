@@ -88,7 +88,8 @@ def cmd_capacity(args) -> int:
             proc.kill()
     from .nullbroker import measure_send_path
     print("# publish path alone (pre-encoded batches into a discarding socket; no broker, no checks):")
-    for size, count in ((16, 200_000 if args.quick else 1_000_000), (1024, 100_000 if args.quick else 500_000)):
+    for size, count in ((16, 200_000 if args.quick else 1_000_000), (1024, 100_000 if args.quick else 500_000),
+                        (65536, 5_000 if args.quick else 20_000)):
         sp = measure_send_path(size, count)
         results.append({"name": f"send-path-{size}B", "metrics": sp})
         print(f"send-path  {size:5d} B: {sp['msgs_per_s']:,} msgs/s, {sp['mb_per_s']} MB/s, "

@@ -230,25 +230,34 @@ class PagedReadyList(ReadyList):
             for message in self.store.read_batch(min(to_read), len(to_read)):
                 stored[message.offset] = message
         entries = self.entries
+        seqs, offsets, flags = self._seqs, self._offsets, self._flags
+        loaded = self._spill_loaded
+        revive = self.revive
+        added = lost = 0
         for i in range(self._pos, end):
-            seq, offset, size = self._seqs[i], self._offsets[i], self._sizes[i]
-            pinned = self._pinned.pop(seq, None)
-            if pinned is not None:
-                entry = pinned
+            seq = seqs[i]
+            offset = offsets[i]
+            if pinned and seq in pinned:
+                entry = pinned.pop(seq)
             elif offset == SPILLED:
-                entry = self._next_spilled(seq, bool(self._flags[i]))
-                if entry is None:
-                    self.bytes -= size
-                    continue
+                if loaded:  # the common case, inline: the next message of the batch read last
+                    entry = revive(seq, loaded.popleft(), flags[i] == 1)  # type: ignore[misc]
+                else:
+                    entry = self._next_spilled(seq, flags[i] == 1)
+                    if entry is None:
+                        lost += self._sizes[i]
+                        continue
             else:
                 message = stored.get(offset)
                 if message is None:
                     # Gone from the store (damaged and skipped at recovery): it cannot be delivered.
-                    self.bytes -= size
+                    lost += self._sizes[i]
                     continue
-                entry = self.make_entry(seq, message, bool(self._flags[i]))
+                entry = self.make_entry(seq, message, flags[i] == 1)
             entries.append(entry)
-            self.memory_bytes += entry.size
+            added += entry.size
+        self.memory_bytes += added
+        self.bytes -= lost
         self._pos = end
         if self._pos == len(self._seqs):
             del self._seqs[:], self._offsets[:], self._sizes[:], self._flags[:]

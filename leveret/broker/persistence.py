@@ -126,10 +126,11 @@ class Persistence:
                                   bytes(stored.body))
                 return queue.restored_entry(seq, stored.offset, message, redelivered, stored.timestamp)
 
-            def revive(seq: int, spilled: SpilledMessage, redelivered: bool) -> "QueueEntry":
+            def revive(seq: int, spilled: SpilledMessage, redelivered: bool,
+                       _entry=QueueEntry, _message=Message) -> "QueueEntry":
                 # Only plain entries are spilled (no deadline, no return count, no priority): see paging.py.
                 exchange, routing_key, props_raw, body = spilled
-                return QueueEntry(seq, Message(exchange, routing_key, make_properties(props_raw), body), redelivered)
+                return _entry(seq, _message(exchange, routing_key, make_properties(props_raw), body), redelivered)
 
             queue.ready = PagedReadyList(store, make_entry, revive=revive, open_spill=self.messages.open_spill,
                                          window_count=self.window_count, window_bytes=self.window_bytes,
