@@ -223,13 +223,13 @@ class Server:
                 log.warning("storage recovery repaired damage: %s", report)
 
 
-async def serve(settings: Settings, trim_memory=None) -> None:
+async def serve(settings: Settings, allocator: process.Allocator | None = None) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     server = Server(settings)
     await server.start()
     trimmer = None
-    if trim_memory is not None:
-        trimmer = process.IdleTrimmer(asyncio.get_running_loop(), trim_memory)
+    if allocator is not None:
+        trimmer = process.MemoryTrimmer(asyncio.get_running_loop(), allocator)
         trimmer.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -251,9 +251,9 @@ def run(settings: Settings) -> int:
     else:
         runner = uvloop.run
     process.tune_gc()
-    trim_memory = process.tune_malloc()
+    allocator = process.tune_malloc()
     try:
-        runner(serve(settings, trim_memory))
+        runner(serve(settings, allocator))
     except ListenError as exc:
         print(f"leveret: {exc}", file=sys.stderr)
         return 1
