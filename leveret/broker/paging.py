@@ -182,7 +182,15 @@ class PagedReadyList(ReadyList):
             spill = self._spill
             if spill is None:
                 spill = self._spill = self._open_spill()  # type: ignore[misc]
-            spill.push([(m.exchange, m.routing_key, m.properties.raw, m.body) for m in (e.message for e in pending)])
+            # Equal property bytes become one object: marshal writes it once and reads it back as one object,
+            # so the revived messages of a batch from one publisher share a single properties object too.
+            same: dict[bytes, bytes] = {}
+            batch = []
+            for entry in pending:
+                message = entry.message
+                raw = message.properties.raw
+                batch.append((message.exchange, message.routing_key, same.setdefault(raw, raw), message.body))
+            spill.push(batch)
         except OSError as exc:
             log.error("cannot page %d transient messages out of memory, keeping them: %s", len(pending), exc)
             for entry in pending:

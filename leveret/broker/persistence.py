@@ -126,11 +126,20 @@ class Persistence:
                                   bytes(stored.body))
                 return queue.restored_entry(seq, stored.offset, message, redelivered, stored.timestamp)
 
+            last: list = [None, None]  # the last (raw bytes, properties) revived: a batch repeats them
+
             def revive(seq: int, spilled: SpilledMessage, redelivered: bool,
                        _entry=QueueEntry, _message=Message) -> "QueueEntry":
                 # Only plain entries are spilled (no deadline, no return count, no priority): see paging.py.
+                # Messages sharing one properties object is nothing new (a fanout's copies do): properties
+                # are never changed in place, only replaced.
                 exchange, routing_key, props_raw, body = spilled
-                return _entry(seq, _message(exchange, routing_key, make_properties(props_raw), body), redelivered)
+                if props_raw is last[0]:
+                    properties = last[1]
+                else:
+                    properties = make_properties(props_raw)
+                    last[0], last[1] = props_raw, properties
+                return _entry(seq, _message(exchange, routing_key, properties, body), redelivered)
 
             queue.ready = PagedReadyList(store, make_entry, revive=revive, open_spill=self.messages.open_spill,
                                          window_count=self.window_count, window_bytes=self.window_bytes,
