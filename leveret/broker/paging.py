@@ -44,6 +44,9 @@ SCRATCH_WINDOW_COUNT = 200_000
 SCRATCH_WINDOW_BYTES = 512 * 1024 * 1024
 LOAD_BATCH = 1000
 SPILL_BATCH = 1000
+# ... or fewer, once their bodies reach this: a batch is one marshal blob and one write, which should stay
+# small enough to come from the allocator's kept heap rather than a fresh mapping.
+SPILL_BATCH_BYTES = 1024 * 1024
 # The tail's offset for a message in the spill (stored offsets are >= 0, -1 means "no copy").
 SPILLED = -2
 
@@ -68,7 +71,8 @@ class PagedReadyList(ReadyList):
 
     __slots__ = ("store", "make_entry", "revive", "window_count", "window_bytes", "memory_bytes",
                  "_seqs", "_offsets", "_sizes", "_flags", "_pos", "_pinned", "_open_spill", "_spill",
-                 "_spill_pending", "_spill_loaded", "spill_batch", "scratch_window_count", "scratch_window_bytes")
+                 "_spill_pending", "_spill_pending_bytes", "_spill_loaded", "spill_batch",
+                 "scratch_window_count", "scratch_window_bytes")
 
     def __init__(
         self,
@@ -93,6 +97,7 @@ class PagedReadyList(ReadyList):
         self._open_spill = open_spill if revive is not None else None
         self._spill: Spill | None = None
         self._spill_pending: deque["QueueEntry"] = deque()  # spilled in the tail, not yet written
+        self._spill_pending_bytes = 0
         self._spill_loaded: deque[SpilledMessage] = deque()  # read back, not yet in memory
         self.window_count = window_count
         self.window_bytes = window_bytes
@@ -149,7 +154,8 @@ class PagedReadyList(ReadyList):
                 else:
                     offset = SPILLED
                     self._spill_pending.append(entry)
-                    if len(self._spill_pending) >= self.spill_batch:
+                    self._spill_pending_bytes += entry.size
+                    if len(self._spill_pending) >= self.spill_batch or self._spill_pending_bytes >= SPILL_BATCH_BYTES:
                         self._write_spill()
             self._push_tail(entry.seq, offset, entry.size, entry.redelivered)
             self.bytes += entry.size
@@ -196,6 +202,7 @@ class PagedReadyList(ReadyList):
             for entry in pending:
                 self._pinned[entry.seq] = entry
         pending.clear()
+        self._spill_pending_bytes = 0
 
     def _next_spilled(self, seq: int, redelivered: bool) -> "QueueEntry | None":
         """The entry of the next SPILLED tail item: from the oldest spilled batch, else the unwritten one."""
@@ -203,7 +210,9 @@ class PagedReadyList(ReadyList):
         if not loaded:
             spill = self._spill
             if spill is None or not len(spill):
-                return self._spill_pending.popleft()
+                entry = self._spill_pending.popleft()
+                self._spill_pending_bytes -= entry.size
+                return entry
             try:
                 loaded.extend(spill.pop())
             except OSError as exc:
@@ -218,6 +227,7 @@ class PagedReadyList(ReadyList):
             self._spill.delete()
             self._spill = None
         self._spill_pending.clear()
+        self._spill_pending_bytes = 0
         self._spill_loaded.clear()
 
     def _push_tail(self, seq: int, offset: int, size: int, redelivered: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from leveret.amqp.properties import BasicProperties
 from leveret.broker import Broker, Channel, Message
-from leveret.broker.paging import PagedReadyList
+from leveret.broker.paging import SPILL_BATCH_BYTES, PagedReadyList
 from leveret.broker.persistence import Persistence
 from leveret.clock import ManualClock
 from leveret.store.memory import MemoryDefinitionStore, MemoryMessageStore
@@ -149,6 +149,21 @@ def test_a_transient_backlog_spills_in_batches_and_drains_in_order() -> None:
             _publish(vhost, "plain", [b"late%d" % i for i in range(7)], TRANSIENT)
     assert got == [b"t%d" % i for i in range(25)] + [b"late%d" % i for i in range(7)]
     assert len(spill) == 0 and not queue.ready._spill_pending
+
+
+def test_large_bodies_spill_in_smaller_batches() -> None:
+    broker, _ = _broker(window=1, spill_batch=1000)
+    vhost = broker.vhost("/")
+    queue, _, _ = vhost.declare_queue("big")
+    body = b"x" * (SPILL_BATCH_BYTES // 4)
+    _publish(vhost, "big", [body + b"%d" % i for i in range(10)], TRANSIENT)
+    # 9 past the window: two batches of 4 bodies written, one still being collected.
+    assert len(queue.ready._spill) == 2 and len(queue.ready._spill_pending) == 1
+    channel = Channel(vhost, RecordingTarget(), owner="conn")
+    got = []
+    while (item := channel.get("big", no_ack=True)) is not None:
+        got.append(item[2].body)
+    assert got == [body + b"%d" % i for i in range(10)]
 
 
 def test_spilled_messages_keep_their_routing_and_properties() -> None:
