@@ -163,13 +163,30 @@ class ConnectionReader:
         append = events.append
         assemblies = self._assemblies
         publish_cache = self._publish_cache
-        for frame_type, channel, payload in frames:
+        count = len(frames)
+        index = 0
+        while index < count:
+            frame_type, channel, payload = frames[index]
+            index += 1
             if frame_type == 1:
                 if channel in assemblies:
                     self._raise_method_during_content(assemblies[channel])
                 # A publisher repeats the same basic.publish payload (exchange, routing key, flags) for
                 # message after message: decode it once. Method objects are never mutated after decoding.
                 method = publish_cache.get(payload)
+                if method is not None and index + 1 < count:
+                    # The common publish, whole in this read: its header and its one body frame follow on
+                    # the same channel. Checked exactly as the general path below would, then done at once.
+                    header_type, header_channel, header = frames[index]
+                    body_type, body_channel, body = frames[index + 1]
+                    if header_type == 2 and body_type == 3 and header_channel == channel == body_channel \
+                            and channel and len(header) >= 14:
+                        class_id, weight, body_size = _unpack_header_prefix(header, 0)
+                        if class_id == 60 and not weight and body_size == len(body) \
+                                and 0 < body_size <= self.max_body_size:
+                            append(ContentReceived(channel, method, _from_raw(header[12:]), bytes(body)))
+                            index += 2
+                            continue
                 if method is None:
                     method = decode_method(payload)
                     if method.INDEX == _BASIC_PUBLISH:

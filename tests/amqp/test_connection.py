@@ -301,3 +301,55 @@ def test_a_server_reader_refuses_channel_frames_before_the_connection_is_open():
         reader.receive_data(start_ok + declare)
     assert [type(e).__name__ for e in error.value.events] == ["MethodReceived"]
     assert error.value.reply_text.startswith("UNEXPECTED_FRAME - type 1, all octets = <<0,50,0,10,")
+
+
+# A basic.publish payload seen before takes a fast path when its header and single body frame follow in the
+# same read; everything that path does not accept must fall back to, and fail exactly like, the general one.
+WARM = publish(1, b"warm-up")
+BAD_CONTENT = [
+    frame(1, 1, PUBLISH.encode()) * 2,
+    frame(1, 1, PUBLISH.encode()) + frame(3, 1, b"x"),
+    frame(1, 1, PUBLISH.encode()) + frame(2, 1, header_payload(3)) + method_frame(1, spec.BasicQos()),
+    frame(1, 1, PUBLISH.encode()) + frame(2, 1, header_payload(3, class_id=50)) + frame(3, 1, b"abc"),
+    frame(1, 1, PUBLISH.encode()) + frame(2, 1, header_payload(3, weight=1)) + frame(3, 1, b"abc"),
+    frame(1, 1, PUBLISH.encode()) + frame(2, 1, header_payload(3)) + frame(3, 1, b"abcd"),
+    frame(1, 1, PUBLISH.encode()) + frame(2, 2, header_payload(3)) + frame(3, 1, b"abc"),
+    frame(1, 1, PUBLISH.encode()) + frame(2, 1, b"\x00\x3c\x00") + frame(3, 1, b"abc"),
+]
+
+
+@pytest.mark.parametrize("bad", BAD_CONTENT)
+def test_a_repeated_publish_fails_exactly_like_a_first_one(bad):
+    cold = error_from(open_reader(), bad)
+    warm_reader = open_reader()
+    warm = error_from(warm_reader, WARM + bad)
+    assert (type(warm), warm.reply_code, warm.reply_text, warm.class_id, warm.method_id) == (
+        type(cold), cold.reply_code, cold.reply_text, cold.class_id, cold.method_id)
+    assert [type(e) for e in warm.events] == [ContentReceived]  # the warm-up publish itself still counts
+
+
+def test_repeated_publishes_in_every_shape_give_the_same_events():
+    shapes = (
+        publish(1, b"a" * 10)
+        + publish(1, b"b" * 300, frame_max=108)  # body in several frames
+        + frame(1, 1, PUBLISH.encode()) + frame(2, 1, header_payload(0))  # empty body: no body frame
+        + frame(1, 1, PUBLISH.encode()) + frame(1, 2, PUBLISH.encode())  # two channels interleaved
+        + frame(2, 2, header_payload(2)) + frame(2, 1, header_payload(1)) + frame(3, 2, b"yy") + frame(3, 1, b"x")
+        + publish(1, b"c" * 10)
+    )
+    stream = WARM + shapes
+    whole = open_reader().receive_data(stream)
+    bytewise = feed_bytewise(open_reader(), stream)
+    expected = [b"warm-up", b"a" * 10, b"b" * 300, b"", b"yy", b"x", b"c" * 10]
+    for events in (whole, bytewise):
+        assert [type(e) for e in events] == [ContentReceived] * len(expected)
+        assert [e.body for e in events] == expected
+        assert [e.channel for e in events] == [1, 1, 1, 1, 2, 1, 1]
+        assert all(type(e.body) is bytes and e.properties == PROPS for e in events)
+
+
+def test_a_repeated_publish_over_max_body_size_still_fails_its_channel():
+    reader = open_reader(max_body_size=10)
+    events = reader.receive_data(publish(1, b"small") + publish(1, b"x" * 11) + publish(1, b"again"))
+    assert [type(e) for e in events] == [ContentReceived, ChannelFailed, ContentReceived]
+    assert events[1].error.reply_code == 406
