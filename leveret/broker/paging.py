@@ -213,14 +213,11 @@ class PagedReadyList(ReadyList):
                 entry = self._spill_pending.popleft()
                 self._spill_pending_bytes -= entry.size
                 return entry
-            try:
-                loaded.extend(spill.pop())
-            except OSError as exc:
-                log.error("lost a batch of transient messages paged out of memory: %s", exc)
-                return None
-            if not loaded:
-                return None
-        return self.revive(seq, loaded.popleft(), redelivered)  # type: ignore[misc]
+            loaded.extend(spill.pop())
+        item = loaded.popleft()
+        if item is None:  # its batch could not be read back (the spill logged it)
+            return None
+        return self.revive(seq, item, redelivered)  # type: ignore[misc]
 
     def _drop_spill(self) -> None:
         if self._spill is not None:
@@ -259,12 +256,13 @@ class PagedReadyList(ReadyList):
                 entry = pinned.pop(seq)
             elif offset == SPILLED:
                 if loaded:  # the common case, inline: the next message of the batch read last
-                    entry = revive(seq, loaded.popleft(), flags[i] == 1)  # type: ignore[misc]
+                    item = loaded.popleft()
+                    entry = revive(seq, item, flags[i] == 1) if item is not None else None  # type: ignore[misc]
                 else:
                     entry = self._next_spilled(seq, flags[i] == 1)
-                    if entry is None:
-                        lost += self._sizes[i]
-                        continue
+                if entry is None:  # its batch could not be read back (the spill logged it)
+                    lost += self._sizes[i]
+                    continue
             else:
                 message = stored.get(offset)
                 if message is None:

@@ -176,8 +176,8 @@ class Spill(Protocol):
     def push(self, batch: list[SpilledMessage]) -> None:
         """Append a batch; raises OSError (and records nothing) when the disk refuses it."""
 
-    def pop(self) -> list[SpilledMessage]:
-        """Remove and return the oldest batch; IndexError when empty."""
+    def pop(self) -> list[SpilledMessage | None]:
+        """Remove and return the oldest batch; IndexError when empty. An unreadable batch is all None."""
 
     def delete(self) -> None:
         """Drop every batch and whatever held them."""

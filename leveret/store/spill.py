@@ -14,9 +14,12 @@ does not grow its files without bound.
 
 from __future__ import annotations
 
+import logging
 import marshal
 import os
 from collections import deque
+
+log = logging.getLogger("leveret.spill")
 
 FILE_SIZE = 64 * 1024 * 1024
 
@@ -46,7 +49,7 @@ class FileSpill:
         self.file_size = file_size
         os.makedirs(directory, exist_ok=True)
         self._files: deque[_File] = deque()
-        self._batches: deque[tuple[_File, int, int]] = deque()
+        self._batches: deque[tuple[_File, int, int, int]] = deque()  # (file, position, length, count)
         self._next_name = 0
         self.deleted = False
 
@@ -65,26 +68,36 @@ class FileSpill:
         written = 0
         while written < len(data):
             written += os.pwrite(f.fd, view[written:], f.size + written)
-        self._batches.append((f, f.size, len(data)))
+        self._batches.append((f, f.size, len(data), len(batch)))
         f.size += len(data)
         f.live += 1
 
     def pop(self) -> list:
-        """Remove and return the oldest batch; IndexError when there is none."""
-        f, position, length = self._batches.popleft()
-        chunks = []
-        read = 0
-        while read < length:
-            chunk = os.pread(f.fd, length - read, position + read)
-            if not chunk:
-                raise OSError(f"spill file {f.path} is shorter than what was written to it")
-            chunks.append(chunk)
-            read += len(chunk)
+        """Remove and return the oldest batch; IndexError when there is none.
+
+        A batch that cannot be read back (an I/O error, a file damaged behind our back) comes back as
+        as many None as it had messages, so the caller's count of spilled messages stays exact."""
+        f, position, length, count = self._batches.popleft()
+        try:
+            chunks = []
+            read = 0
+            while read < length:
+                chunk = os.pread(f.fd, length - read, position + read)
+                if not chunk:
+                    raise OSError(f"spill file {f.path} is shorter than what was written to it")
+                chunks.append(chunk)
+                read += len(chunk)
+            batch = marshal.loads(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            if type(batch) is not list or len(batch) != count:
+                raise ValueError(f"spill file {f.path} holds something else at {position}")
+        except (OSError, ValueError, EOFError, TypeError) as exc:
+            log.error("lost %d transient messages paged out of memory: %s", count, exc)
+            batch = [None] * count
         f.live -= 1
         if f.live == 0:
             self._files.remove(f)
             f.remove()
-        return marshal.loads(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        return batch
 
     def delete(self) -> None:
         """Drop every batch and the files."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 
 from leveret.amqp.properties import BasicProperties
 from leveret.broker import Broker, Channel, Message
@@ -237,3 +238,32 @@ def test_transient_messages_with_a_deadline_stay_whole_behind_the_window() -> No
     while (item := channel.get("ttl", no_ack=True)) is not None:
         got.append(item[2].body)
     assert got == [b"x%d" % i for i in range(6)]
+
+
+def test_a_spilled_batch_that_cannot_be_read_back_is_dropped_and_the_rest_keeps_its_order(tmp_path) -> None:
+    from leveret.store.spill import FileSpill
+
+    broker, persistence = _broker(window=2, spill_batch=3)
+    spills = []
+
+    def open_spill():
+        spills.append(FileSpill(str(tmp_path / f"spill{len(spills)}")))
+        return spills[-1]
+
+    persistence.messages.open_spill = open_spill
+    vhost = broker.vhost("/")
+    queue, _, _ = vhost.declare_queue("damaged")
+    _publish(vhost, "damaged", [b"d%d" % i for i in range(11)], TRANSIENT)  # 2 in memory, 3 batches of 3
+    (spill,) = spills
+    directory = tmp_path / "spill0"
+    (path,) = [directory / name for name in os.listdir(directory)]
+    first_batch_length = spill._batches[0][2]
+    with open(path, "r+b") as f:  # damage the second batch
+        f.seek(first_batch_length + 5)
+        f.write(b"\xff" * 8)
+    channel = Channel(vhost, RecordingTarget(), owner="conn")
+    got = []
+    while (item := channel.get("damaged", no_ack=True)) is not None:
+        got.append(item[2].body)
+    assert got == [b"d%d" % i for i in (0, 1, 2, 3, 4, 8, 9, 10)]
+    assert queue.message_count == 0 and queue.ready.bytes == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 
 import pytest
@@ -62,3 +63,19 @@ def test_spills_are_wiped_at_the_next_start(tmp_path) -> None:
     store.close()
     FileMessageStore(str(tmp_path / "messages")).close()
     assert not os.path.exists(directory)
+
+
+def test_a_batch_damaged_behind_its_back_comes_back_as_placeholders(tmp_path) -> None:
+    directory = tmp_path / "s"
+    spill = FileSpill(str(directory), file_size=1 << 20)
+    first, second, third = _batch("a", 4), _batch("b", 3), _batch("c", 5)
+    for batch in (first, second, third):
+        spill.push(batch)
+    (path,) = [directory / name for name in os.listdir(directory)]
+    with open(path, "r+b") as f:  # overwrite the middle of the second batch
+        f.seek(len(marshal.dumps(first)) + 10)
+        f.write(b"\xff" * 40)
+    assert spill.pop() == first
+    assert spill.pop() == [None, None, None]
+    assert spill.pop() == third
+    assert os.listdir(directory) == []
