@@ -35,6 +35,9 @@ class Settings:
     consumer_timeout: int = 1800000
     # Publishers are blocked when the data directory's free space falls under this many bytes.
     disk_free_limit: int = 50 * 1024 * 1024
+    # Bytes of queued message bodies all queues together keep in memory before transient backlogs spill to
+    # disk (durable ones are on disk anyway); each queue also has its own window (broker/paging.py).
+    memory_budget: int = 1024 * 1024 * 1024
     # Seconds a client has to complete the AMQP handshake (RabbitMQ: handshake_timeout 10 s).
     handshake_timeout: float = 10.0
     # Management HTTP API and /metrics (RabbitMQ's management port); 0 picks a free port, negative disables it.

@@ -42,6 +42,9 @@ WINDOW_BYTES = 8 * 1024 * 1024
 # memory (as in RabbitMQ), a backlog of millions does not (1,000,000 x 256 B: 61 MiB RSS instead of 687).
 SCRATCH_WINDOW_COUNT = 200_000
 SCRATCH_WINDOW_BYTES = 512 * 1024 * 1024
+# Across every paged queue of a broker, bodies in memory past this make further transient messages
+# spill even when their own queue's window has room: the windows bound one queue, this bounds them all.
+MEMORY_BUDGET_BYTES = 1024 * 1024 * 1024
 LOAD_BATCH = 1000
 SPILL_BATCH = 1000
 # ... or fewer, once their bodies reach this: a batch is one marshal blob and one write, which should stay
@@ -51,6 +54,16 @@ SPILL_BATCH_BYTES = 1024 * 1024
 SPILLED = -2
 
 log = logging.getLogger("leveret.paging")
+
+
+class MemoryBudget:
+    """The bytes of message bodies that every paged ready list of one broker holds in memory."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int = MEMORY_BUDGET_BYTES) -> None:
+        self.limit = limit
+        self.used = 0
 
 
 class TailStub:
@@ -69,7 +82,7 @@ class TailStub:
 class PagedReadyList(ReadyList):
     """A ReadyList that keeps only a window of entries in memory and the rest as store offsets."""
 
-    __slots__ = ("store", "make_entry", "revive", "window_count", "window_bytes", "memory_bytes",
+    __slots__ = ("store", "make_entry", "revive", "window_count", "window_bytes", "memory_bytes", "budget",
                  "_seqs", "_offsets", "_sizes", "_flags", "_pos", "_pinned", "_open_spill", "_spill",
                  "_spill_pending", "_spill_pending_bytes", "_spill_loaded", "spill_batch",
                  "scratch_window_count", "scratch_window_bytes")
@@ -86,8 +99,10 @@ class PagedReadyList(ReadyList):
         scratch_window_count: int = SCRATCH_WINDOW_COUNT,
         scratch_window_bytes: int = SCRATCH_WINDOW_BYTES,
         spill_batch: int = SPILL_BATCH,
+        budget: MemoryBudget | None = None,
     ) -> None:
         super().__init__()
+        self.budget = budget if budget is not None else MemoryBudget()
         self.scratch_window_count = scratch_window_count
         self.scratch_window_bytes = scratch_window_bytes
         self.spill_batch = spill_batch
@@ -163,6 +178,7 @@ class PagedReadyList(ReadyList):
         self.entries.append(entry)
         self.bytes += entry.size
         self.memory_bytes += entry.size
+        self.budget.used += entry.size
 
     def append_stored(self, seq: int, offset: int, size: int, redelivered: bool) -> bool:
         """Recovery's shortcut: put a stored message straight on the tail when the window is full.
@@ -176,9 +192,13 @@ class PagedReadyList(ReadyList):
         return True
 
     def _window_full(self, stored: bool) -> bool:
-        """Whether memory holds enough: the small window for stored messages, the large one otherwise."""
-        if stored:
-            return len(self.entries) >= self.window_count or self.memory_bytes >= self.window_bytes
+        """Whether memory holds enough: the small window for stored messages, the large one otherwise.
+
+        Once the broker-wide budget is used up, messages without a durable copy get the small window too."""
+        if len(self.entries) < self.window_count and self.memory_bytes < self.window_bytes:
+            return False
+        if stored or self.budget.used >= self.budget.limit:
+            return True
         return len(self.entries) >= self.scratch_window_count or self.memory_bytes >= self.scratch_window_bytes
 
     def _write_spill(self) -> None:
@@ -273,6 +293,7 @@ class PagedReadyList(ReadyList):
             entries.append(entry)
             added += entry.size
         self.memory_bytes += added
+        self.budget.used += added
         self.bytes -= lost
         self._pos = end
         if self._pos == len(self._seqs):
@@ -289,6 +310,7 @@ class PagedReadyList(ReadyList):
         entry = self.entries.popleft()
         self.bytes -= entry.size
         self.memory_bytes -= entry.size
+        self.budget.used -= entry.size
         return entry
 
     def peek(self) -> "QueueEntry | None":
@@ -304,6 +326,7 @@ class PagedReadyList(ReadyList):
         before = self.bytes
         super().merge(batch)
         self.memory_bytes += self.bytes - before
+        self.budget.used += self.bytes - before
 
     def clear(self) -> list["QueueEntry"]:
         out: list = list(self)
@@ -316,5 +339,6 @@ class PagedReadyList(ReadyList):
         self._pos = 0
         self._pinned.clear()
         self.bytes = 0
+        self.budget.used -= self.memory_bytes
         self.memory_bytes = 0
         return out

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.broker.message import Message, Properties
-from leveret.broker.paging import SCRATCH_WINDOW_COUNT, SPILL_BATCH, WINDOW_BYTES, WINDOW_COUNT, PagedReadyList
+from leveret.broker.paging import (
+    MEMORY_BUDGET_BYTES, SCRATCH_WINDOW_COUNT, SPILL_BATCH, WINDOW_BYTES, WINDOW_COUNT, MemoryBudget, PagedReadyList,
+)
 from leveret.broker.queue import QueueEntry
 from leveret.broker.ready import ReadyList
 from leveret.broker.stream import StreamQueue
@@ -68,6 +70,7 @@ class Persistence:
         window_bytes: int = WINDOW_BYTES,
         scratch_window_count: int = SCRATCH_WINDOW_COUNT,
         spill_batch: int = SPILL_BATCH,
+        memory_budget: int = MEMORY_BUDGET_BYTES,
     ) -> None:
         self.definitions = definitions
         self.messages = messages
@@ -77,6 +80,8 @@ class Persistence:
         self.window_bytes = window_bytes
         self.scratch_window_count = scratch_window_count
         self.spill_batch = spill_batch
+        # Shared by every paged queue: transient backlogs together stay under it (see paging.py).
+        self.memory_budget = MemoryBudget(memory_budget)
 
     # -- hooks called by the vhost ------------------------------------------------------------
     def exchange_added(self, vhost: "VHost", exchange: "Exchange") -> None:
@@ -143,7 +148,8 @@ class Persistence:
 
             queue.ready = PagedReadyList(store, make_entry, revive=revive, open_spill=self.messages.open_spill,
                                          window_count=self.window_count, window_bytes=self.window_bytes,
-                                         scratch_window_count=self.scratch_window_count, spill_batch=self.spill_batch)
+                                         scratch_window_count=self.scratch_window_count, spill_batch=self.spill_batch,
+                                         budget=self.memory_budget)
 
     def _restore_messages(self, queue: "Queue", seen: set[int] | None) -> int:
         """Put a durable queue's unacked stored messages back, in store order; returns how many.

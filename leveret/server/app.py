@@ -98,7 +98,8 @@ class Server:
         os.makedirs(self.data_dir, exist_ok=True)
         self.message_store = FileMessageStore(os.path.join(self.data_dir, "messages"))
         self.definition_store = FileDefinitionStore(os.path.join(self.data_dir, "definitions"))
-        self.persistence = Persistence(self.definition_store, self.message_store, BasicProperties.from_raw)
+        self.persistence = Persistence(self.definition_store, self.message_store, BasicProperties.from_raw,
+                                       memory_budget=settings.memory_budget)
         self.broker = Broker(
             clock=self.clock, message_store=self.message_store, definition_store=self.definition_store,
             persistence=self.persistence, consumer_timeout=settings.consumer_timeout,

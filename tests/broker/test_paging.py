@@ -267,3 +267,31 @@ def test_a_spilled_batch_that_cannot_be_read_back_is_dropped_and_the_rest_keeps_
         got.append(item[2].body)
     assert got == [b"d%d" % i for i in (0, 1, 2, 3, 4, 8, 9, 10)]
     assert queue.message_count == 0 and queue.ready.bytes == 0
+
+
+def test_the_broker_wide_budget_makes_every_transient_backlog_spill_past_the_small_window() -> None:
+    messages = MemoryMessageStore()
+    definitions = MemoryDefinitionStore()
+    persistence = Persistence(definitions, messages, BasicProperties.from_raw, window_count=2,
+                              scratch_window_count=100, spill_batch=2, memory_budget=50)
+    broker = Broker(ManualClock(), message_store=messages, definition_store=definitions, persistence=persistence)
+    vhost = broker.vhost("/")
+    first, _, _ = vhost.declare_queue("first")
+    second, _, _ = vhost.declare_queue("second")
+    body = b"x" * 10
+    _publish(vhost, "first", [body] * 5, TRANSIENT)
+    # Under budget (50 bytes): the large window keeps all five in memory.
+    assert len(first.ready.entries) == 5 and first.ready.tail_length == 0
+    assert persistence.memory_budget.used == 50
+    _publish(vhost, "second", [b"s%d" % i + body for i in range(6)], TRANSIENT)
+    # Budget used up: the second queue keeps only the small window of 2, the rest spills.
+    assert len(second.ready.entries) == 2 and second.ready.tail_length == 4
+    assert persistence.memory_budget.used == 50 + 2 * 12
+    channel = Channel(vhost, RecordingTarget(), owner="conn")
+    got = []
+    while (item := channel.get("second", no_ack=True)) is not None:
+        got.append(item[2].body)
+    assert got == [b"s%d" % i + body for i in range(6)]
+    assert persistence.memory_budget.used == 50
+    assert vhost.purge_queue("first") == 5
+    assert persistence.memory_budget.used == 0
