@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
+from leveret.http.overview import memory_budget
 from leveret.http.target import ManagementTarget, target_of
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -44,6 +45,9 @@ def render_metrics(target: ManagementTarget) -> str:
     delayed = _Family("leveret_exchange_delayed_messages",
                       "Messages an x-delayed-message exchange holds for later routing.")
     connections = _Family("leveret_connections", "Open AMQP connections.")
+    budget_used = _Family("leveret_memory_budget_used_bytes",
+                          "Bytes of queued message bodies held in memory (transient backlogs spill past the limit).")
+    budget_limit = _Family("leveret_memory_budget_limit_bytes", "The memory_budget setting.")
     for vname in sorted(target.broker.vhosts):
         vhost = target.broker.vhosts[vname]
         for qname in sorted(vhost.queues):
@@ -58,7 +62,10 @@ def render_metrics(target: ManagementTarget) -> str:
             if isinstance(exchange, DelayedMessageExchange):
                 delayed.sample(exchange.pending_count, vhost=vname, exchange=xname)
     connections.sample(len(target.connections))
-    families = (messages, ready, unacked, consumers, delayed, connections)
+    budget = memory_budget(target)
+    budget_used.sample(budget["used"])
+    budget_limit.sample(budget["limit"])
+    families = (messages, ready, unacked, consumers, delayed, connections, budget_used, budget_limit)
     return "\n".join(line for family in families for line in family.lines) + "\n"
 
 

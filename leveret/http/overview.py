@@ -1,8 +1,9 @@
 """`GET /api/overview`: product, version, listeners and object and message totals, as RabbitMQ's.
 
 Totals are summed over the live model on each request: one pass over queues and exchanges, no counters
-to keep in step. Leveret extension: `delayed_messages`, the messages every x-delayed-message exchange
-holds for later.
+to keep in step. Leveret extensions: `delayed_messages`, the messages every x-delayed-message exchange
+holds for later, and `memory_budget`, the bytes of queued bodies held in memory against the broker-wide
+limit past which transient backlogs spill to disk.
 """
 
 from __future__ import annotations
@@ -56,7 +57,17 @@ def overview_info(target: ManagementTarget) -> dict:
             "messages_unacknowledged": unacked,
         },
         "delayed_messages": sum(x.pending_count for x in exchanges if isinstance(x, DelayedMessageExchange)),
+        "memory_budget": memory_budget(target),
     }
+
+
+def memory_budget(target: ManagementTarget) -> dict:
+    """{"limit": bytes, "used": bytes} of the broker-wide memory budget (zeros without persistence)."""
+    persistence = target.broker.persistence
+    budget = getattr(persistence, "memory_budget", None)
+    if budget is None:
+        return {"limit": 0, "used": 0}
+    return {"limit": budget.limit, "used": budget.used}
 
 
 def _node() -> str:

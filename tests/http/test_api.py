@@ -127,6 +127,7 @@ def test_overview_totals_count_objects_and_messages(broker, channel) -> None:
     assert overview["object_totals"]["channels"] == 1
     assert overview["queue_totals"] == {"messages": 1, "messages_ready": 1, "messages_unacknowledged": 0}
     assert overview["delayed_messages"] == 2
+    assert overview["memory_budget"] == {"limit": broker.settings.memory_budget, "used": 1}
     http = [l for l in overview["listeners"] if l["protocol"] == "http"]
     assert http[0]["port"] == broker.server.http_port
 
@@ -159,6 +160,8 @@ def test_metrics_expose_prometheus_gauges(broker, channel) -> None:
     assert 'leveret_queue_consumers{vhost="/",queue="odd\\"name"} 0' in text
     assert 'leveret_exchange_delayed_messages{vhost="/",exchange="later"} 3' in text
     assert "leveret_connections 1" in text.splitlines()
+    assert "leveret_memory_budget_used_bytes 1" in text.splitlines()
+    assert f"leveret_memory_budget_limit_bytes {broker.settings.memory_budget}" in text.splitlines()
 
 
 def test_table_values_become_json_values() -> None:
