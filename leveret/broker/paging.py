@@ -262,8 +262,17 @@ class PagedReadyList(ReadyList):
                    if self._offsets[i] >= 0 and self._seqs[i] not in pinned]
         stored: dict[int, StoredMessage] = {}
         if to_read and self.store is not None:
-            for message in self.store.read_batch(min(to_read), len(to_read)):
+            store = self.store
+            for message in store.read_batch(min(to_read), len(to_read)):
                 stored[message.offset] = message
+            # The batch is the next unacked records from the first wanted one; a record that is not this
+            # tail's (a pinned entry's own) can stand in between and push a wanted one out: read those exactly.
+            for offset in to_read:
+                if offset not in stored:
+                    try:
+                        stored[offset] = store.read(offset)
+                    except KeyError:
+                        pass  # gone from the store (damaged and skipped at recovery)
         entries = self.entries
         seqs, offsets, flags = self._seqs, self._offsets, self._flags
         loaded = self._spill_loaded

@@ -295,3 +295,34 @@ def test_the_broker_wide_budget_makes_every_transient_backlog_spill_past_the_sma
     assert persistence.memory_budget.used == 50
     assert vhost.purge_queue("first") == 5
     assert persistence.memory_budget.used == 0
+
+
+def test_a_reload_finds_every_stored_entry_even_with_a_pinned_one_in_between() -> None:
+    # The tail reads stored bodies in one sequential batch; a pinned entry's own record (unacked, in the
+    # same store) sits between them and must not push a wanted record out of the batch.
+    from leveret.broker.queue import QueueEntry
+    from leveret.store.memory import MemoryQueueStore
+
+    store = MemoryQueueStore()
+    offsets = [store.append("", "q", TRANSIENT.raw, b"m%d" % i, 0) for i in range(3)]
+
+    def make_entry(seq, stored, redelivered):
+        entry = QueueEntry(seq, Message(stored.exchange, stored.routing_key,
+                                        BasicProperties.from_raw(bytes(stored.props_raw)), bytes(stored.body)),
+                           redelivered)
+        entry.offset = stored.offset
+        return entry
+
+    ready = PagedReadyList(store, make_entry, window_count=0)
+    entries = []
+    for i, offset in enumerate(offsets):
+        entry = QueueEntry(i, Message("", "q", TRANSIENT, b"m%d" % i))
+        entry.offset = offset
+        if i == 1:
+            entry.returns = 1  # a quorum return count: kept whole, pinned at its place in the tail
+        ready.append(entry)
+        entries.append(entry)
+    assert ready.tail_length == 3
+    out = [ready.popleft() for _ in range(3)]
+    assert [e.message.body for e in out] == [b"m0", b"m1", b"m2"]
+    assert out[1] is entries[1] and ready.bytes == 0 and not ready
