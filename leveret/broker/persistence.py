@@ -22,7 +22,7 @@ from leveret.broker.paging import (
     MEMORY_BUDGET_BYTES, SCRATCH_WINDOW_COUNT, SPILL_BATCH, WINDOW_BYTES, WINDOW_COUNT, MemoryBudget, PagedReadyList,
 )
 from leveret.broker.queue import QueueEntry
-from leveret.broker.ready import ReadyList
+from leveret.broker.ready import PriorityReady, ReadyList
 from leveret.broker.stream import StreamQueue
 from leveret.store.api import (
     BindingDef, DefinitionStore, ExchangeDef, MessageStore, QueueDef, QueueStore, SpilledMessage, StoredMessage,
@@ -120,36 +120,44 @@ class Persistence:
             self._attach_store(queue, None)  # transient: its backlog pages to a scratch store
 
     def _attach_store(self, queue: "Queue", store: QueueStore | None) -> None:
-        """Give a queue its store (durable queues) and, unless it has priorities, a ready list that pages
-        its backlog out of memory: to that store, or for messages without a durable copy to a scratch store."""
+        """Give a queue its store (durable queues) and a ready list that pages its backlog out of memory: to
+        that store, or for messages without a durable copy to a spill. A queue with priorities pages each
+        level on its own."""
         queue.store = store
         if isinstance(queue.ready, ReadyList) and not queue.ready:
-            make_properties = self.make_properties
+            queue.ready = self._paged_ready(queue, store, 0)
+        elif isinstance(queue.ready, PriorityReady) and not queue.ready:
+            queue.ready = PriorityReady(
+                queue.ready.max_priority, level_factory=lambda priority: self._paged_ready(queue, store, priority))
 
-            def make_entry(seq: int, stored: StoredMessage, redelivered: bool) -> "QueueEntry":
-                message = Message(stored.exchange, stored.routing_key, make_properties(bytes(stored.props_raw)),
-                                  bytes(stored.body))
-                return queue.restored_entry(seq, stored.offset, message, redelivered, stored.timestamp)
+    def _paged_ready(self, queue: "Queue", store: QueueStore | None, priority: int) -> PagedReadyList:
+        """The paged ready list of `queue` (of one of its priority levels)."""
+        make_properties = self.make_properties
 
-            last: list = [None, None]  # the last (raw bytes, properties) revived: a batch repeats them
+        def make_entry(seq: int, stored: StoredMessage, redelivered: bool) -> "QueueEntry":
+            message = Message(stored.exchange, stored.routing_key, make_properties(bytes(stored.props_raw)),
+                              bytes(stored.body))
+            return queue.restored_entry(seq, stored.offset, message, redelivered, stored.timestamp)
 
-            def revive(seq: int, spilled: SpilledMessage, redelivered: bool,
-                       _entry=QueueEntry, _message=Message) -> "QueueEntry":
-                # Only plain entries are spilled (no deadline, no return count, no priority): see paging.py.
-                # Messages sharing one properties object is nothing new (a fanout's copies do): properties
-                # are never changed in place, only replaced.
-                exchange, routing_key, props_raw, body = spilled
-                if props_raw is last[0]:
-                    properties = last[1]
-                else:
-                    properties = make_properties(props_raw)
-                    last[0], last[1] = props_raw, properties
-                return _entry(seq, _message(exchange, routing_key, properties, body), redelivered)
+        last: list = [None, None]  # the last (raw bytes, properties) revived: a batch repeats them
 
-            queue.ready = PagedReadyList(store, make_entry, revive=revive, open_spill=self.messages.open_spill,
-                                         window_count=self.window_count, window_bytes=self.window_bytes,
-                                         scratch_window_count=self.scratch_window_count, spill_batch=self.spill_batch,
-                                         budget=self.memory_budget)
+        def revive(seq: int, spilled: SpilledMessage, redelivered: bool,
+                   _entry=QueueEntry, _message=Message) -> "QueueEntry":
+            # Only plain entries are spilled (no deadline, no return count): see paging.py. Their priority
+            # is their level's. Messages sharing one properties object is nothing new (a fanout's copies
+            # do): properties are never changed in place, only replaced.
+            exchange, routing_key, props_raw, body = spilled
+            if props_raw is last[0]:
+                properties = last[1]
+            else:
+                properties = make_properties(props_raw)
+                last[0], last[1] = props_raw, properties
+            return _entry(seq, _message(exchange, routing_key, properties, body), redelivered, priority)
+
+        return PagedReadyList(store, make_entry, revive=revive, open_spill=self.messages.open_spill,
+                              window_count=self.window_count, window_bytes=self.window_bytes,
+                              scratch_window_count=self.scratch_window_count, spill_batch=self.spill_batch,
+                              budget=self.memory_budget)
 
     def _restore_messages(self, queue: "Queue", seen: set[int] | None) -> int:
         """Put a durable queue's unacked stored messages back, in store order; returns how many.

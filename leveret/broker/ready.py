@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:
     from leveret.broker.queue import QueueEntry
@@ -85,9 +85,12 @@ class ReadyList:
 class PriorityReady:
     """One `ReadyList` per priority level (0..max), highest served first."""
 
-    __slots__ = ("levels", "_order")
+    __slots__ = ("levels", "_order", "max_priority", "level_factory")
 
-    def __init__(self, max_priority: int) -> None:
+    def __init__(self, max_priority: int, level_factory: Callable[[int], ReadyList] | None = None) -> None:
+        self.max_priority = max_priority
+        # Makes the list of one level (a PagedReadyList when the queue pages its backlog; see persistence.py).
+        self.level_factory = level_factory
         self.levels: dict[int, ReadyList] = {}
         self._order: list[int] = []  # levels present, descending
 
@@ -118,7 +121,8 @@ class PriorityReady:
     def _level(self, priority: int) -> ReadyList:
         level = self.levels.get(priority)
         if level is None:
-            level = self.levels[priority] = ReadyList()
+            factory = self.level_factory
+            level = self.levels[priority] = ReadyList() if factory is None else factory(priority)
             self._order = sorted(self.levels, reverse=True)
         return level
 

@@ -326,3 +326,64 @@ def test_a_reload_finds_every_stored_entry_even_with_a_pinned_one_in_between() -
     out = [ready.popleft() for _ in range(3)]
     assert [e.message.body for e in out] == [b"m0", b"m1", b"m2"]
     assert out[1] is entries[1] and ready.bytes == 0 and not ready
+
+
+def _priority_bodies(n):
+    return [(i % 3, b"p%d-%02d" % (i % 3, i)) for i in range(n)]
+
+
+def _publish_with_priorities(vhost, queue, items, delivery_mode):
+    for priority, body in items:
+        vhost.publish("", queue, Message("", queue, BasicProperties(delivery_mode=delivery_mode, priority=priority),
+                                         body))
+
+
+def _expected_priority_order(items):
+    return [body for level in (2, 1, 0) for priority, body in items if priority == level]
+
+
+def test_a_durable_priority_queue_pages_each_level_and_serves_highest_first() -> None:
+    messages, definitions = MemoryMessageStore(), MemoryDefinitionStore()
+    broker, _ = _broker(messages, definitions, window=3)
+    vhost = broker.vhost("/")
+    queue, _, _ = vhost.declare_queue("prio", durable=True, arguments={"x-max-priority": 2})
+    items = _priority_bodies(30)
+    _publish_with_priorities(vhost, "prio", items, 2)
+    levels = queue.ready.levels
+    assert sorted(levels) == [0, 1, 2]
+    for level in levels.values():
+        assert isinstance(level, PagedReadyList) and len(level.entries) == 3 and level.tail_length == 7
+    assert queue.message_count == 30
+
+    # A restart brings it back paged the same way, and in the same order.
+    again, persistence = _broker(messages, definitions, window=3)
+    again.vhosts["/"].queues.clear()
+    assert persistence.recover(again, delivered={("/", "prio"): set()}).messages == 30
+    restored = again.vhost("/").queues["prio"]
+    assert all(len(level.entries) <= 3 for level in restored.ready.levels.values())
+    channel = Channel(again.vhost("/"), RecordingTarget(), owner="conn")
+    got = []
+    while (item := channel.get("prio", no_ack=True)) is not None:
+        got.append(item[2].body)
+    assert got == _expected_priority_order(items)
+    assert len(restored.store) == 0
+
+
+def test_a_transient_priority_queue_spills_each_level_and_keeps_its_order() -> None:
+    broker, persistence = _broker(window=2, spill_batch=2)
+    vhost = broker.vhost("/")
+    queue, _, _ = vhost.declare_queue("tprio", arguments={"x-max-priority": 2})
+    items = _priority_bodies(24)
+    _publish_with_priorities(vhost, "tprio", items, 1)
+    for level in queue.ready.levels.values():
+        assert len(level.entries) == 2 and level.tail_length == 6
+    channel = Channel(vhost, RecordingTarget(), owner="conn")
+    got = []
+    while (item := channel.get("tprio", no_ack=True)) is not None:
+        got.append((item[2].body, item[2].properties.priority))
+        if len(got) == 5:  # a late high-priority message: behind its own level, ahead of everything below
+            vhost.publish("", "tprio", Message("", "tprio", BasicProperties(delivery_mode=1, priority=2), b"late"))
+    expected = _expected_priority_order(items)
+    assert [body for body, _ in got] == expected[:8] + [b"late"] + expected[8:]
+    assert all(priority == int(body[1:2]) for body, priority in got if body != b"late")
+    assert persistence.memory_budget.used == 0

@@ -42,3 +42,33 @@ def test_transient_backlogs_past_the_memory_budget_spill_and_come_back_in_order(
             assert budget.used == 0
         finally:
             conn.close()
+
+
+def test_a_priority_queue_past_the_budget_pages_each_level_and_delivers_highest_first() -> None:
+    body = b"y" * 500
+    with EmbeddedBroker(memory_budget=10_000) as broker:
+        conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+        try:
+            ch = conn.channel()
+            ch.confirm_delivery()
+            ch.queue_declare("prio", arguments={"x-max-priority": 3})
+            sent = []
+            for i in range(9000):
+                priority = (i * 7) % 4
+                ch.basic_publish("", "prio", b"%d-%05d" % (priority, i) + body,
+                                 pika.BasicProperties(priority=priority))
+                sent.append((priority, i))
+            queue = broker.server.broker.vhost("/").queues["prio"]
+            assert sum(level.tail_length for level in queue.ready.levels.values()) == 9000 - 4 * 2000
+
+            got = []
+            for method, props, received in ch.consume("prio", auto_ack=True, inactivity_timeout=5):
+                if method is None:
+                    break
+                got.append((props.priority, int(received[2:7])))
+                if len(got) == 9000:
+                    break
+            ch.cancel()
+            assert got == sorted(sent, key=lambda item: (-item[0], item[1]))
+        finally:
+            conn.close()
