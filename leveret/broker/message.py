@@ -21,6 +21,10 @@ class Properties(Protocol):
     user_id: str | None
 
     @property
+    def routing_plain(self) -> bool:
+        """True when headers, reply_to, expiration and user_id are all absent."""
+
+    @property
     def raw(self) -> bytes:
         """The encoded property bytes, re-sent unchanged on delivery."""
 

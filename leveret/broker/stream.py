@@ -131,6 +131,7 @@ class RawProperties:
 
     __slots__ = ("raw",)
     headers = delivery_mode = priority = expiration = reply_to = user_id = None
+    routing_plain = True
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw

@@ -525,13 +525,15 @@ class VHost:
         is rewritten to that channel's address, or refused if it has no reply consumer).
         """
         source = self.check_publish(exchange)
-        if channel is not None:
+        # Most publishes carry none of reply_to, expiration, headers and user_id: one test skips their checks.
+        plain = message.properties.routing_plain
+        if not plain and channel is not None:
             message = channel.rewrite_reply_to(message)
         if exchange == "" and routing_key.startswith(REPLY_TO_PREFIX):
             channel = self._reply_channels.get(routing_key)
             delivered = channel is not None and channel.deliver_reply(message)
             return RouteResult(delivered, [])
-        if message.properties.expiration is not None:
+        if not plain and message.properties.expiration is not None:
             check_expiration(message.properties.expiration)
         if type(source) is DelayedMessageExchange:
             delay = source.delay_of(message)

@@ -116,3 +116,16 @@ def test_properties_match_pika_encoding():
     )
     pika_payload = b"".join(theirs.encode())
     assert ours.raw == pika_payload
+
+
+@pytest.mark.parametrize("field", ["headers", "reply_to", "expiration", "user_id", None])
+def test_routing_plain_is_false_exactly_when_a_routing_property_is_set(field):
+    values = {"content_type": "text/plain", "delivery_mode": 2, "priority": 3, "correlation_id": "c",
+              "message_id": "m", "timestamp": 7, "type": "t", "app_id": "a", "cluster_id": "x"}
+    if field is not None:
+        values[field] = {"k": 1} if field == "headers" else "v"
+    built = BasicProperties(**values)
+    from_wire = BasicProperties.from_raw(built.raw)
+    assert built.routing_plain is from_wire.routing_plain is (field is None)
+    from_wire.as_dict()  # decoded: the answer comes from the values now
+    assert from_wire.routing_plain is (field is None)

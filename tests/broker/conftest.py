@@ -29,6 +29,10 @@ class FakeProperties:
     def raw(self) -> bytes:
         return repr(self).encode()
 
+    @property
+    def routing_plain(self) -> bool:
+        return self.headers is None and self.expiration is None and self.reply_to is None and self.user_id is None
+
     def replace(self, **changes: Any) -> "FakeProperties":
         return dataclasses.replace(self, **changes)
 
