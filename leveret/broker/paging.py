@@ -143,10 +143,6 @@ class PagedReadyList(ReadyList):
             yield pinned if pinned is not None else TailStub(  # type: ignore[misc]
                 self._seqs[i], self._offsets[i], self._sizes[i], bool(self._flags[i]))
 
-    def close(self) -> None:
-        """The queue is gone: remove its spill files."""
-        self._drop_spill()
-
     def __getitem__(self, index: int) -> "QueueEntry":
         if index == 0:
             head = self.peek()
