@@ -9,27 +9,46 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any, Mapping
 
 _LISTENING = re.compile(r"listening on [^:\s]+:(\d+)")
+_HTTP = re.compile(r"management API at http://[^:\s]+:(\d+)")
 
 
 class BrokerProcess:
     """Start a broker process on a free port over `data_dir`; `kill()` is SIGKILL, `stop()` is SIGTERM."""
 
-    def __init__(self, data_dir: str, start_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        data_dir: str,
+        start_timeout: float = 30.0,
+        settings: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """`settings` become LEVERET_<NAME> variables (so any Settings field can be set); the HTTP listener is
+        off unless `settings` asks for it, so parallel brokers never race for 15672."""
         self.data_dir = data_dir
+        child_env = dict(os.environ)
+        child_env["LEVERET_HTTP_PORT"] = "-1"
+        for name, value in (settings or {}).items():
+            if isinstance(value, (tuple, list)):
+                value = ",".join(str(v) for v in value)
+            child_env["LEVERET_" + name.upper()] = str(value)
+        child_env.update(env or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "leveret", "serve", "--port", "0", "--data-dir", data_dir],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            env=child_env,
         )
         self.log: list[str] = []
         self._port_found = threading.Event()
         self.port = 0
+        self.http_port = 0  # set when `settings` enables the HTTP listener (http_port=0 picks a free one)
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()
-        if not self._port_found.wait(start_timeout):
+        if not self._port_found.wait(start_timeout) or not self.port:
             self.kill()
             raise RuntimeError("broker did not start:\n" + "".join(self.log))
 
@@ -37,6 +56,9 @@ class BrokerProcess:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.log.append(line)
+            http = _HTTP.search(line)
+            if http:
+                self.http_port = int(http.group(1))
             match = _LISTENING.search(line)
             if match and not self._port_found.is_set():
                 self.port = int(match.group(1))
