@@ -17,6 +17,8 @@ from bisect import bisect_left, bisect_right
 # Bytes of records between index entries: a seek reads at most about this much extra.
 INDEX_INTERVAL = 4096
 NO_TIMESTAMP = -(1 << 63)
+# The minimum timestamp of a segment without records: the largest i64, so it fits clean.idx's fields.
+NO_MIN_TIMESTAMP = (1 << 63) - 1
 
 
 class SparseIndex:

@@ -28,7 +28,7 @@ from leveret.store.format import (
     encode_segment_header,
     segment_name,
 )
-from leveret.store.index import INDEX_INTERVAL, NO_TIMESTAMP, SparseIndex
+from leveret.store.index import INDEX_INTERVAL, NO_MIN_TIMESTAMP, NO_TIMESTAMP, SparseIndex
 
 WRITE_BUFFER = 64 * 1024
 READ_CHUNK = 256 * 1024
@@ -46,7 +46,7 @@ class Segment:
         self.first_offset: int | None = None
         self.last_offset: int | None = None
         self.max_ts = NO_TIMESTAMP
-        self.min_ts = -NO_TIMESTAMP
+        self.min_ts = NO_MIN_TIMESTAMP
         self._index = SparseIndex()
         # File end of a region whose index entries are still to be built (0: none). A segment opened
         # from a trusted clean index skips the recovery scan; its index is built on first use.

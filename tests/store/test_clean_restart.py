@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -250,4 +251,26 @@ def test_a_broker_restores_a_deep_backlog_from_the_index_in_order_with_bodies(tm
     while (item := channel.get("deep", no_ack=True)) is not None:
         got.append(item[2].body)
     assert got == bodies
+    store.close()
+
+
+def test_a_segment_left_empty_by_a_recovered_torn_tail_closes_cleanly_and_reopens(tmp_path):
+    # Regression: an empty segment's minimum timestamp (no records) did not fit clean.idx (struct.error).
+    store = FileMessageStore(str(tmp_path))
+    queue = store.open_queue("/", "q")
+    queue.append("", "q", b"\x00\x00", b"hello", 1)
+    store.sync()
+    store.close()
+    (segment,) = segment_paths(Path(queue.directory))
+    os.truncate(segment, os.path.getsize(segment) - 20)
+    store = FileMessageStore(str(tmp_path))
+    queue = store.open_queue("/", "q")
+    assert len(queue) == 0 and queue.report.torn_tails
+    store.close()
+    store = FileMessageStore(str(tmp_path))
+    queue = store.open_queue("/", "q")
+    assert queue.report.trusted_clean_indexes == 1 and len(queue) == 0
+    assert queue.append("", "q", b"\x00\x00", b"again", 2) == 0
+    store.sync()
+    assert [m.body for _, m in queue.recover()] == [b"again"]
     store.close()
