@@ -221,7 +221,7 @@ class Server:
                      r.exchanges, r.queues, r.bindings, r.messages)
         for report in (self.message_store.report, self.definition_store.report):
             if not report.clean:
-                log.warning("storage recovery repaired damage: %s", report)
+                log.warning("storage recovery repaired damage (%s)", report.summary())
 
 
 async def serve(settings: Settings, allocator: process.Allocator | None = None) -> None:

@@ -43,17 +43,24 @@ from leveret.store.api import (
 from leveret.store.commit import Seam, SeamHook, no_seam
 from leveret.store.format import (
     KIND_DEFINITION,
-    RECORD_OVERHEAD,
+    RECORD_HEADER,
+    RECORD_TRAILER,
     SEGMENT_HEADER,
     TMP_SUFFIX,
     TORN_INFIX,
-    decode_header,
-    decode_record,
     decode_segment_header,
     encode_record,
     encode_segment_header,
 )
-from leveret.store.recovery import Damage, RecoveryReport, copy_aside_and_truncate, sync_directory
+from leveret.store.recovery import (
+    BufferWindow,
+    Damage,
+    RecoveryReport,
+    note_damage,
+    scan_records,
+    sync_directory,
+    truncate_torn_tail,
+)
 
 LOG_FILE = "definitions.log"
 SNAPSHOT_FILE = "definitions.snap"
@@ -150,6 +157,7 @@ class FileDefinitionStore:
         self._defs = Definitions()
         self._generation = 0
         self._snap_size = 0
+        self._next_seq = 0
         self._remove_tmp()
         self._load_snapshot()
         log_ok = self._load_log()
@@ -157,7 +165,8 @@ class FileDefinitionStore:
             self._reset_log()
         self._fd = os.open(self._log_path, os.O_WRONLY | os.O_APPEND)
         self._log_size = os.path.getsize(self._log_path)
-        self._seq = self._log_records
+        # Past every sequence number in the log, even when damage hid some records.
+        self._seq = max(self._log_records, self._next_seq)
         self.report.seconds += time.perf_counter() - started
 
     # -- loading ----------------------------------------------------------------------------------
@@ -177,29 +186,22 @@ class FileDefinitionStore:
         if generation is None:
             return None, [], None
         ops = []
-        pos = SEGMENT_HEADER.size
-        while pos < len(data):
-            record = decode_record(data, pos)
-            if record is not None:
-                try:
-                    ops.append(json.loads(record.payload))
-                except ValueError:
-                    self.report.corrupt_records.append(Damage(path, pos, RECORD_OVERHEAD + len(record.payload), "bad json"))
-                pos += RECORD_OVERHEAD + len(record.payload)
-                self.report.records += 1
-                continue
-            # Damaged: skip to the next intact record, or call the rest a torn tail.
-            nxt = pos + 1
-            while nxt + RECORD_OVERHEAD <= len(data):
-                header = decode_header(data, nxt) if data[nxt] == 0xA7 else None
-                if header is not None and decode_record(data, nxt) is not None:
-                    break
-                nxt += 1
-            else:
-                return generation, ops, pos
-            self.report.corrupt_records.append(Damage(path, pos, nxt - pos, "damaged record"))
-            pos = nxt
-        return generation, ops, None
+
+        def note(offset: int, _timestamp: int, position: int, size: int) -> None:
+            payload = data[position + RECORD_HEADER.size : position + size - RECORD_TRAILER.size]
+            self._next_seq = max(self._next_seq, offset + 1)
+            self.report.records += 1
+            try:
+                ops.append(json.loads(payload))
+            except ValueError:
+                note_damage(self.report.corrupt_records, Damage(path, position, size, "bad json"))
+
+        def skip(position: int, length: int, reason: str) -> None:
+            note_damage(self.report.corrupt_records, Damage(path, position, length, reason))
+
+        # Not `increasing`: logs written before sequence numbers were kept monotonic may repeat one.
+        end, torn = scan_records(BufferWindow(data), SEGMENT_HEADER.size, note, skip, increasing=False)
+        return generation, ops, (end if torn is not None else None)
 
     def _load_snapshot(self) -> None:
         if not os.path.exists(self._snap_path):
@@ -209,7 +211,8 @@ class FileDefinitionStore:
             self.report.unreadable_segments.append(self._snap_path)
             return
         if torn is not None:
-            self.report.torn_tails.append(Damage(self._snap_path, torn, os.path.getsize(self._snap_path) - torn, "torn"))
+            note_damage(self.report.torn_tails,
+                        Damage(self._snap_path, torn, os.path.getsize(self._snap_path) - torn, "torn"))
         self._generation = generation
         self._snap_size = os.path.getsize(self._snap_path)
         for op in ops:
@@ -218,6 +221,7 @@ class FileDefinitionStore:
     def _load_log(self) -> bool:
         """Replay the log; False if it is missing, unreadable or stale (then it is reset)."""
         self._log_records = 0
+        self._next_seq = 0  # the snapshot's sequence numbers are its own
         if not os.path.exists(self._log_path):
             return False
         generation, ops, torn = self._records(self._log_path)
@@ -231,7 +235,7 @@ class FileDefinitionStore:
         if generation < self._generation:
             return False
         if torn is not None:
-            copy_aside_and_truncate(self._log_path, torn, self.report, "torn definitions record")
+            truncate_torn_tail(self._log_path, torn, self.report, "torn definitions record")
         for op in ops:
             _apply(self._defs, op)
         self._log_records = len(ops)

@@ -33,14 +33,22 @@ from leveret.store.format import (
     KIND_MESSAGE,
     KIND_RAW,
     MESSAGE_HEAD,
-    RECORD_OVERHEAD,
+    RECORD_HEADER,
+    RECORD_TRAILER,
     TMP_SUFFIX,
-    decode_record,
     encode_message,
     encode_record,
 )
 from leveret.store.log import DEFAULT_SEGMENT_SIZE, Log
-from leveret.store.recovery import Damage, RecoveryReport, sync_directory
+from leveret.store.recovery import (
+    BufferWindow,
+    Damage,
+    RecoveryReport,
+    note_damage,
+    scan_records,
+    sync_directory,
+    truncate_torn_tail,
+)
 
 # Set on the first record of each chunk (records made durable by one group commit).
 FLAG_CHUNK_START = 0x02
@@ -82,19 +90,23 @@ class OffsetFile:
                 data = f.read()  # small: compacted past OFFSETS_COMPACT_BYTES
         except FileNotFoundError:
             return 0
-        pos = 0
-        while pos < len(data):
-            record = decode_record(data, pos)
-            if record is None or record.kind != KIND_RAW:
-                break
-            self.offsets[record.payload.decode("utf-8", "replace")] = record.offset
-            pos += RECORD_OVERHEAD + len(record.payload)
-        if pos < len(data):
-            # A torn or damaged tail: the offsets before it stand, the rest is re-derived by re-reading.
-            if report is not None:
-                report.torn_tails.append(Damage(self.path, pos, len(data) - pos, "torn offsets record"))
-            os.truncate(self.path, pos)
-        return pos
+        found = report if report is not None else RecoveryReport()
+
+        def note(offset: int, _timestamp: int, position: int, size: int) -> None:
+            if data[position + 2] != KIND_RAW:  # the record's kind byte
+                return
+            name = data[position + RECORD_HEADER.size : position + size - RECORD_TRAILER.size]
+            self.offsets[name.decode("utf-8", "replace")] = offset
+
+        def skip(position: int, length: int, reason: str) -> None:
+            note_damage(found.corrupt_records, Damage(self.path, position, length, reason))
+
+        # Offsets of different consumers are in no order, so the scan does not ask for increasing ones.
+        end, torn = scan_records(BufferWindow(data), 0, note, skip, increasing=False)
+        if torn is not None:
+            # A torn tail: the offsets before it stand, a lost update makes a consumer re-read a few.
+            truncate_torn_tail(self.path, end, found, "torn offsets record")
+        return end
 
     def set(self, name: str, offset: int) -> None:
         """Remember `offset` for `name` (written on the next sync)."""
