@@ -162,7 +162,8 @@ class Persistence:
     def _restore_messages(self, queue: "Queue", seen: set[int] | None) -> int:
         """Put a durable queue's unacked stored messages back, in store order; returns how many.
 
-        `seen` holds the offsets delivered before a clean shutdown; None (a crash) flags them all."""
+        `seen` holds the offsets delivered before a clean shutdown; None (a crash) flags them all. Their
+        deadlines are armed by the caller once the whole model is back (see _recover)."""
         count = 0
         ready = queue.ready
         store = queue.store
@@ -177,7 +178,6 @@ class Persistence:
             for offset, stored in store.recover():
                 count += 1
                 restore(queue.next_seq(), stored, True if seen is None else offset in seen)
-            queue.restarted()
             return count
         # Paged: the index (no bodies) is enough for the disk tail; only the in-memory window's
         # messages are read whole, a few hundred at a time.
@@ -199,7 +199,6 @@ class Persistence:
                 at += 1
             else:
                 count -= 1  # indexed but unreadable (damaged since recovery checked it): gone
-        queue.restarted()
         return count
 
     def queue_removed(self, vhost: "VHost", queue: "Queue") -> None:
@@ -249,12 +248,20 @@ class Persistence:
         broker.persistence = None
         for vhost in broker.vhosts.values():
             vhost.persistence = None
+        self._restored: list[Queue] = []
         try:
-            return self._recover(broker, delivered)
+            result = self._recover(broker, delivered)
         finally:
             broker.persistence = self
             for vhost in broker.vhosts.values():
                 vhost.persistence = self
+        # Only now may messages expire (TTLs that ran out while the broker was down) or queues time out:
+        # dead-lettering routes through exchanges and bindings, which must all be back first, or a
+        # message would be routed nowhere and dropped.
+        restored, self._restored = self._restored, []
+        for queue in restored:
+            queue.restarted()
+        return result
 
     def _recover(self, broker: "Broker", delivered: dict[tuple[str, str], set[int]] | None) -> RecoveryResult:
         result = RecoveryResult()
@@ -275,6 +282,7 @@ class Persistence:
                 for offset, stored in store.recover():
                     exchange.restore(offset, stored.timestamp)
                     result.delayed_messages += 1
+        restored: list[Queue] = []
         for q in defs.queues.values():
             vhost = broker.vhosts.get(q.vhost) or broker.add_vhost(q.vhost)
             queue, _, _ = vhost.declare_queue(q.name, durable=True, auto_delete=q.auto_delete,
@@ -285,6 +293,7 @@ class Persistence:
             self._attach_store(queue, self.messages.open_queue(q.vhost, q.name))
             seen = None if delivered is None else delivered.get((q.vhost, q.name), set())
             result.messages += self._restore_messages(queue, seen)
+            restored.append(queue)
         for b in defs.bindings.values():
             vhost = broker.vhosts.get(b.vhost)
             if vhost is None:
@@ -297,6 +306,7 @@ class Persistence:
             except Exception:
                 continue  # a binding whose ends are gone is simply not restored
             result.bindings += 1
+        self._restored = restored
         wanted = set(defs.queues) | {
             (ex.vhost, DELAYED_STORE_PREFIX + ex.name) for ex in defs.exchanges.values()
             if ex.type == DelayedMessageExchange.type_name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pika
 import pytest
 
@@ -107,4 +109,38 @@ def test_a_deleted_durable_queue_stays_deleted_with_its_messages(tmp_path) -> No
     with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
         conn, ch = _connect(broker)
         assert ch.queue_declare("gone", passive=True).method.message_count == 0
+        conn.close()
+
+
+@pytest.mark.parametrize("dlx_declared_first", [True, False], ids=["dlx-first", "dlx-last"])
+def test_messages_that_expire_while_the_broker_is_down_are_dead_lettered_at_restart(tmp_path, dlx_declared_first) -> None:
+    # Regression: they expired during recovery before the dead-letter exchange's bindings were back,
+    # were routed nowhere and dropped, even on a clean restart.
+    def declare_dlx(ch) -> None:
+        ch.exchange_declare("dlx", "fanout", durable=True)
+        ch.queue_declare("dead", durable=True)
+        ch.queue_bind("dead", "dlx")
+
+    with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
+        conn, ch = _connect(broker)
+        if dlx_declared_first:
+            declare_dlx(ch)
+        ch.queue_declare("work", durable=True, arguments={"x-message-ttl": 200, "x-dead-letter-exchange": "dlx"})
+        if not dlx_declared_first:
+            declare_dlx(ch)
+        ch.confirm_delivery()
+        for i in range(30):
+            ch.basic_publish("", "work", b"m-%d" % i, PERSISTENT)
+        conn.close()
+    time.sleep(0.3)  # the TTL runs out while no broker is running (a duration, not a synchronisation)
+    with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
+        conn, ch = _connect(broker)
+        assert ch.queue_declare("work", passive=True).method.message_count == 0
+        assert ch.queue_declare("dead", passive=True).method.message_count == 30
+        bodies = []
+        for _ in range(30):
+            method, props, body = ch.basic_get("dead", auto_ack=True)
+            assert props.headers["x-death"][0]["reason"] == "expired"
+            bodies.append(body)
+        assert bodies == [b"m-%d" % i for i in range(30)]
         conn.close()
