@@ -38,6 +38,12 @@ class Settings:
     # Bytes of queued message bodies all queues together keep in memory before transient backlogs spill to
     # disk (durable ones are on disk anyway); each queue also has its own window (broker/paging.py).
     memory_budget: int = 1024 * 1024 * 1024
+    # Bytes of output a connection may owe its client (returns, confirms, replies the transport could not send
+    # yet) before we stop reading from it until it drains; deliveries to it already pause at 64 KiB.
+    max_output_buffer: int = 1024 * 1024
+    # Seconds a connection may take none of our output before it is closed (RabbitMQ's tcp send_timeout,
+    # 15 s); 0 disables. With heartbeats, the heartbeat timeout applies too, whichever is shorter.
+    send_timeout: float = 15.0
     # Seconds a client has to complete the AMQP handshake (RabbitMQ: handshake_timeout 10 s).
     handshake_timeout: float = 10.0
     # Management HTTP API and /metrics (RabbitMQ's management port); 0 picks a free port, negative disables it.

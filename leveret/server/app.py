@@ -17,6 +17,7 @@ from leveret.broker.vhost import Broker
 from leveret.clock import Clock, SystemClock
 from leveret.config import Settings
 from leveret.server import process
+from leveret.server.alarms import ResourceAlarms
 from leveret.server.auth import UserStore
 from leveret.server.durability import Durability
 from leveret.server.flow import DiskAlarm
@@ -115,6 +116,11 @@ class Server:
             loopback_only=settings.default_user in settings.loopback_users,
         )
         self.connections: set[AMQPProtocol] = set()
+        self.alarms = ResourceAlarms(self.connections)
+        # Output bounding (server/protocol.py): times a connection stopped being read because it owed its
+        # client more than max_output_buffer, and the most unsent output any connection held.
+        self.output_pauses = 0
+        self.peak_output = 0
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._listener: asyncio.AbstractServer | None = None
         self.port = 0

@@ -3,7 +3,17 @@
 `data_received` hands bytes to the session and returns; no coroutine per frame. Everything written while
 handling a read (or while another connection's publish delivers to this one) is collected and leaves in a
 single `transport.writelines` call scheduled with `call_soon`, so frames coalesce into few syscalls.
-Heartbeats and the handshake deadline are the only timers, one of each per connection.
+Heartbeats and the handshake deadline are the only timers, one of each per connection, plus a stall
+watch while the client is not taking our output.
+
+Output is bounded in two steps. Past the transport's high-water mark (64 KiB) deliveries to this
+connection pause (messages wait in their queues). What the client's own requests still earn it (confirms,
+returns of unroutable mandatory messages, method replies) keeps coming, so once the unsent output passes
+`max_output_buffer` we stop reading the connection (server/reading.py) until the transport drains to its
+low-water mark: a client that publishes and never reads costs at most about that much, its publishes
+waiting in the kernel. A client that takes nothing for `send_timeout` seconds (or, with heartbeats, for
+the heartbeat timeout) is closed. While we are not reading a client we do not hold its silence against it:
+the heartbeat receive check is paused (RabbitMQ pauses it for blocked connections too).
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from leveret.amqp import serializer
+from leveret.server.reading import BLOCKED, OUTPUT, ReadingGate
 from leveret.server.session import Session
 
 if TYPE_CHECKING:
@@ -43,11 +54,21 @@ class AMQPProtocol(asyncio.Protocol):
         self._heartbeat_handle: asyncio.TimerHandle | None = None
         self._deadline_handle: asyncio.TimerHandle | None = None
         self.peer: Any = None
-        self.paused = False
+        self.paused = False  # the transport is over its high-water mark: deliveries are paused
+        self.gate = ReadingGate()
+        self._heartbeat_interval = 0
+        # Progress of a backed-up transport: bytes written into it since it passed its high-water mark, its
+        # buffer size then, and how many bytes the kernel had taken at the last stall check (and when).
+        self._written_since_pause = 0
+        self._buffered_at_pause = 0
+        self._sent_mark = 0
+        self._progress_at = 0.0
+        self._stall_handle: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol ---------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.gate.transport = transport  # type: ignore[assignment]
         self.peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -61,7 +82,7 @@ class AMQPProtocol(asyncio.Protocol):
         self.session.data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for handle in (self._heartbeat_handle, self._deadline_handle):
+        for handle in (self._heartbeat_handle, self._deadline_handle, self._stall_handle):
             if handle is not None:
                 handle.cancel()
         self.server.connections.discard(self)
@@ -76,9 +97,20 @@ class AMQPProtocol(asyncio.Protocol):
         # instead of growing the transport's buffer without bound.
         self.paused = True
         self.session.set_write_paused(True)
+        transport = self.transport
+        self._buffered_at_pause = transport.get_write_buffer_size() if transport is not None else 0
+        self._written_since_pause = 0
+        self._sent_mark = 0
+        self._progress_at = self.loop.time()
+        self._arm_stall_check()
 
     def resume_writing(self) -> None:
+        # Drained to the low-water mark: deliveries resume, and so does reading if the backlog stopped it.
         self.paused = False
+        if self._stall_handle is not None:
+            self._stall_handle.cancel()
+            self._stall_handle = None
+        self.gate.resume(OUTPUT)
         self.session.set_write_paused(False)
 
     # --- Writer interface ----------------------------------------------------------------------------
@@ -104,6 +136,10 @@ class AMQPProtocol(asyncio.Protocol):
             out, self._out = self._out, []
             transport.writelines(out)
             self._wrote = True
+            if self.paused:
+                # Backed up: count what we add (for the stall check) and stop reading past the limit.
+                self._written_since_pause += sum(map(len, out))
+                self._check_output_limit(transport)
         if self._close_after_flush:
             transport.close()
 
@@ -117,15 +153,21 @@ class AMQPProtocol(asyncio.Protocol):
         """After our connection.close: give the peer a moment to answer close-ok, then drop it."""
         self.loop.call_later(CLOSE_OK_TIMEOUT, self._abort)
 
+    def _check_output_limit(self, transport: asyncio.Transport) -> None:
+        unsent = transport.get_write_buffer_size()
+        server = self.server
+        if unsent > server.peak_output:
+            server.peak_output = unsent
+        if unsent > server.settings.max_output_buffer and OUTPUT not in self.gate.reasons:
+            server.output_pauses += 1
+            self.gate.pause(OUTPUT)
+
     def set_reading(self, reading: bool) -> None:
-        """Stop or resume reading the socket (flow control); bytes wait in the kernel's buffers."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
+        """The session's resource-alarm block: stop or resume reading; bytes wait in the kernel's buffers."""
         if reading:
-            transport.resume_reading()
+            self.gate.resume(BLOCKED)
         else:
-            transport.pause_reading()
+            self.gate.pause(BLOCKED)
 
     def is_loopback(self) -> bool:
         if not self.peer:
@@ -145,7 +187,8 @@ class AMQPProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._received:
+        if self._received or self.gate.paused:
+            # Heard from the peer, or we are not reading it (then its heartbeats wait unread in the kernel).
             self._received = False
             self._idle_ticks = 0
         else:
@@ -158,6 +201,34 @@ class AMQPProtocol(asyncio.Protocol):
             self.write_frame(serializer.HEARTBEAT)
         self._wrote = False
         self._heartbeat_handle = self.loop.call_later(self._heartbeat_interval / 2, self._heartbeat_tick)
+
+    def _stall_timeout(self) -> float:
+        """Seconds without output progress after which the peer counts as gone (0: never)."""
+        timeouts = [t for t in (self.server.settings.send_timeout, 2 * self._heartbeat_interval) if t > 0]
+        return min(timeouts) if timeouts else 0.0
+
+    def _arm_stall_check(self) -> None:
+        timeout = self._stall_timeout()
+        if timeout and self._stall_handle is None:
+            self._stall_handle = self.loop.call_later(timeout / 4, self._stall_check)
+
+    def _stall_check(self) -> None:
+        """While the transport is backed up: has the kernel taken any of our output since the last look?"""
+        self._stall_handle = None
+        transport = self.transport
+        if transport is None or transport.is_closing() or not self.paused:
+            return
+        sent = self._buffered_at_pause + self._written_since_pause - transport.get_write_buffer_size()
+        now = self.loop.time()
+        if sent > self._sent_mark:
+            self._sent_mark = sent
+            self._progress_at = now
+        elif now - self._progress_at >= self._stall_timeout():
+            log.warning("closing connection from %s: it took none of our output for %.0f s (%d bytes unsent)",
+                        self.peer, now - self._progress_at, transport.get_write_buffer_size())
+            transport.abort()
+            return
+        self._arm_stall_check()
 
     def _handshake_deadline(self) -> None:
         self._deadline_handle = None

@@ -24,6 +24,7 @@ from leveret.amqp.table import decode_table
 from leveret.broker.channel import Channel
 from leveret.broker.errors import BrokerError
 from leveret.broker.message import Message
+from leveret.server.alarms import blocked_reason
 from leveret.server.auth import UserStore, parse_sasl_response
 
 log = logging.getLogger("leveret.session")
@@ -188,10 +189,8 @@ class Session:
         self.vhost: Any = None
         self.client_properties: dict = {}
         self.client_capabilities: dict = {}
-        self.blocked = False  # a resource alarm is on
-        self.blocked_reason = ""
+        self.blocked_by: set[str] = set()  # resource alarms that are on ("disk", "memory")
         self.reading_paused = False  # we stopped reading because of it
-        self.has_published = False
         self.write_paused = False  # the socket's write buffer is over its high-water mark
         self.name = ""
         self._handlers = self._method_handlers()
@@ -301,19 +300,20 @@ class Session:
         self.writer.close_after_flush()
 
     # --- flow control -----------------------------------------------------------------------------
-    def set_blocked(self, blocked: bool, reason: str) -> None:
-        """Resource alarm on or off.
+    def set_alarm(self, resource: str, on: bool) -> None:
+        """A resource alarm ("disk", "memory") went on or off.
 
-        As in RabbitMQ, a connection is only blocked once it publishes: one that already has is blocked at
-        once, one that has not yet is blocked by its first publish. Blocking means connection.blocked for a
-        client with that capability, and no more reading from the socket until the alarm clears.
+        As in RabbitMQ, an alarm blocks a connection only when it publishes while the alarm is on, so
+        consumers and idle connections go on as before. Blocking means one connection.blocked (naming the
+        alarms on at that moment) for a client with that capability and no more reading from the socket;
+        connection.unblocked and reading again once every alarm has cleared. A further alarm while blocked
+        sends nothing new, as in RabbitMQ.
         """
-        self.blocked = blocked
-        self.blocked_reason = reason
-        if blocked:
-            if self.has_published:
-                self._block_now()
-        elif self.reading_paused:
+        if on:
+            self.blocked_by.add(resource)
+            return
+        self.blocked_by.discard(resource)
+        if not self.blocked_by and self.reading_paused:
             self.reading_paused = False
             if self.state == _OPEN and self.client_capabilities.get("connection.blocked"):
                 self.send_method(0, spec.ConnectionUnblocked())
@@ -324,7 +324,7 @@ class Session:
             return
         self.reading_paused = True
         if self.state == _OPEN and self.client_capabilities.get("connection.blocked"):
-            self.send_method(0, spec.ConnectionBlocked(reason=self.blocked_reason))
+            self.send_method(0, spec.ConnectionBlocked(reason=blocked_reason(self.blocked_by)))
         self.writer.set_reading(False)
 
     def set_write_paused(self, paused: bool) -> None:
@@ -417,9 +417,8 @@ class Session:
         self.state = _OPEN
         self.reader.channels_open = True
         self.send_method(0, spec.ConnectionOpenOk())
-        alarm = self.server.disk_alarm
-        if alarm is not None and alarm.active:
-            self.set_blocked(True, "low on disk")
+        for resource in self.server.alarms.active:
+            self.set_alarm(resource, True)
 
     # --- method dispatch --------------------------------------------------------------------------
     def _on_method(self, channel: int, method: Any) -> None:
@@ -671,10 +670,8 @@ class Session:
         if ch.closing:
             return
         m = event.method
-        if not self.has_published:
-            self.has_published = True
-            if self.blocked:
-                self._block_now()
+        if self.blocked_by and not self.reading_paused:
+            self._block_now()  # a publish during a resource alarm blocks its connection (RabbitMQ's rule)
         try:
             self._publish(ch, m, event.properties, event.body)
         except BrokerError as exc:

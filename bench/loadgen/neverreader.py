@@ -1,0 +1,73 @@
+"""A hostile publisher: mandatory messages no queue takes, in confirm mode, as fast as it can, never reading.
+
+Every publish earns it a basic.return and a basic.ack that it never reads, so all of them pile up on the
+broker's side of the connection unless the broker stops reading it (leveret's bounded output, RabbitMQ's
+credit flow). Used by bench/bench_flow.py and tests/server/test_bounded_output.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from . import wire
+from .client import Connection
+from .wire import U16, bits, method_frame, shortstr
+
+# Kept small so the kernel's buffers on our side hold little and the broker's side shows the backlog.
+RECEIVE_BUFFER = 64 * 1024
+
+
+class NeverReadingPublisher:
+    """Handshake, confirm.select, then a thread that writes publishes until stopped; reads nothing after."""
+
+    def __init__(self, url: str, *, body_size: int = 4096, routing_key: str = "leveret.nowhere",
+                 confirm: bool = True, batch: int = 64) -> None:
+        self.conn = Connection(url, name="never-reader")
+        sock = self.conn.sock
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        self.conn.channel_open(1)
+        if confirm:
+            self.conn.confirm_select(1)
+        one = (method_frame(1, wire.BASIC_PUBLISH, U16.pack(0) + shortstr("") + shortstr(routing_key)
+                            + bits(True, False))
+               + wire.content_header(1, body_size, False)
+               + b"".join(wire.body_frames(1, bytes(body_size), self.conn.frame_max)))
+        self.chunk = memoryview(one * batch)
+        self.published = 0  # whole publishes written into the socket
+        self.per_chunk = batch
+        self.error: OSError | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="never-reader", daemon=True)
+
+    def start(self) -> "NeverReadingPublisher":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        sock = self.conn.sock
+        # Short timeouts only to notice stop(); a partial send resumes where it stopped, so frames stay whole.
+        sock.settimeout(0.2)
+        chunk = self.chunk
+        while not self._stop.is_set():
+            pos = 0
+            while pos < len(chunk):
+                if self._stop.is_set():
+                    return
+                try:
+                    pos += sock.send(chunk[pos:])
+                except TimeoutError:
+                    continue
+                except OSError as exc:
+                    self.error = exc
+                    return
+            self.published += self.per_chunk
+
+    def stop(self) -> None:
+        """Stop writing and drop the connection without a goodbye."""
+        self._stop.set()
+        self._thread.join(5)
+        try:
+            self.conn.sock.close()
+        except OSError:
+            pass
