@@ -27,8 +27,11 @@ def _url(host: str, port: int, settings: Settings) -> str:
 class _Base:
     """Settings and data-directory handling shared by the sync and async variants."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, data_dir: str | None = None, **settings: Any) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, data_dir: str | None = None,
+                 file_io: Any = None, **settings: Any) -> None:
+        """`file_io`: a leveret.store.fsio.FileIO for every store write (default: the real file system)."""
         self._own_dir = data_dir is None
+        self.file_io = file_io
         self.data_dir = data_dir if data_dir is not None else tempfile.mkdtemp(prefix="leveret-")
         # The management API too listens on an ephemeral port, so embedded brokers never collide on 15672.
         settings.setdefault("http_port", 0)
@@ -73,7 +76,7 @@ class EmbeddedBroker(_Base):
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:
-            self.server = Server(self.settings)
+            self.server = Server(self.settings, file_io=self.file_io)
             loop.run_until_complete(self.server.start())
             self.port = self.server.port
         except BaseException as exc:  # reported to the starting thread, which raises it
@@ -111,7 +114,7 @@ class AsyncEmbeddedBroker(_Base):
     async def start(self) -> "AsyncEmbeddedBroker":
         from leveret.server.app import Server
 
-        self.server = Server(self.settings)
+        self.server = Server(self.settings, file_io=self.file_io)
         await self.server.start()
         self.port = self.server.port
         return self

@@ -333,6 +333,15 @@ class PagedReadyList(ReadyList):
         self.memory_bytes += self.bytes - before
         self.budget.used += self.bytes - before
 
+    def drop_offsets(self, offsets: set[int]) -> list["QueueEntry"]:
+        """The memory window's entries with these offsets go now; tail items with them vanish when loaded
+        (the store no longer holds their records, see `_load`)."""
+        gone = super().drop_offsets(offsets)
+        dropped = sum(e.size for e in gone)
+        self.memory_bytes -= dropped
+        self.budget.used -= dropped
+        return gone
+
     def clear(self) -> list["QueueEntry"]:
         out: list = list(self)
         for item in out:

@@ -124,6 +124,8 @@ class Persistence:
         that store, or for messages without a durable copy to a spill. A queue with priorities pages each
         level on its own."""
         queue.store = store
+        if store is not None:
+            store.on_lost = queue.forget_stored
         if isinstance(queue.ready, ReadyList) and not queue.ready:
             queue.ready = self._paged_ready(queue, store, 0)
         elif isinstance(queue.ready, PriorityReady) and not queue.ready:

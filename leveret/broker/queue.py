@@ -427,6 +427,12 @@ class Queue:
         if entry.offset >= 0 and self.store is not None:
             self.store.ack(entry.offset)
 
+    def forget_stored(self, offsets: list[int]) -> None:
+        """The store rolled back these records (a write or fsync failed; their publishes were nacked): the
+        messages leave the queue without an ack record or dead-lettering, as if never published. Deliveries
+        already made stay with their consumers (their ack finds no record, which is harmless)."""
+        self.ready.drop_offsets(set(offsets))
+
     def purge(self) -> int:
         """Drop every ready message (unacknowledged and parked ones stay)."""
         entries = self.ready.clear()

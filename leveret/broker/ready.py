@@ -81,6 +81,14 @@ class ReadyList:
         self.bytes = 0
         return out
 
+    def drop_offsets(self, offsets: set[int]) -> list["QueueEntry"]:
+        """Remove the entries whose stored record is one of `offsets` (rolled back by the store); return them."""
+        gone = [e for e in self.entries if e.offset in offsets]
+        if gone:
+            self.entries = deque(e for e in self.entries if e.offset not in offsets)
+            self.bytes -= sum(e.size for e in gone)
+        return gone
+
 
 class PriorityReady:
     """One `ReadyList` per priority level (0..max), highest served first."""
@@ -155,6 +163,13 @@ class PriorityReady:
             by_level.setdefault(entry.priority, []).append(entry)
         for priority, entries in by_level.items():
             self._level(priority).merge(entries)
+
+    def drop_offsets(self, offsets: set[int]) -> list["QueueEntry"]:
+        """Remove the entries whose stored record is one of `offsets`, from every level."""
+        gone: list["QueueEntry"] = []
+        for level in self.levels.values():
+            gone += level.drop_offsets(offsets)
+        return gone
 
     def clear(self) -> list["QueueEntry"]:
         out = list(self)

@@ -4,8 +4,14 @@ The store buffers appends and ack records; `begin_commit` (on the loop thread) w
 hands back a ticket whose `run` fsyncs the files on the worker thread. Every publish whose confirm must
 wait for stable storage registers (channel, sequence number) here before the next commit begins, so one
 fsync covers every message that arrived while the previous one ran: confirm throughput is bounded by the
-disk's fsync latency per *batch*, not per message. If the fsync fails, the waiting publishes are nacked
-and the error is logged; the broker stays up.
+disk's fsync latency per *batch*, not per message.
+
+Failures. If a commit's write or fsync fails, the store rolls back every record not yet durable (in every
+queue) and the broker drops those messages; here, every publish of that commit *and* every publish already
+waiting for the next one is nacked (their records were rolled back too), in order with the confirms around
+them. Later publishes are confirmed only after a commit of their own succeeds, so once the disk accepts
+writes again confirms resume without a restart. The store logs each failure (rate-limited); the broker
+stays up.
 """
 
 from __future__ import annotations
@@ -29,6 +35,14 @@ class Durability:
         self._in_flight = False
         self._scheduled = False
         self.commits = 0
+        self.failed_commits = 0
+        group = getattr(store, "group", None)
+        if group is not None:
+            group.on_abort.append(self._records_rolled_back)
+
+    def _records_rolled_back(self) -> None:
+        """The store dropped its open batch: publishes waiting for the next commit were in it."""
+        self._waiting = [(channel, seq, False) for channel, seq, _ok in self._waiting]
 
     def wait_for_commit(self, channel: Any, seq: int, ok: bool = True) -> None:
         """Confirm publish `seq` on `channel` once the next commit is on stable storage (nack it if not `ok`:
@@ -52,20 +66,25 @@ class Durability:
         batch, self._waiting = self._waiting, []
         try:
             ticket = self.store.begin_commit()
-        except OSError as exc:
-            log.error("write to the message store failed: %s", exc)
+        except OSError:
+            # Logged and rolled back by the store; nothing was in flight, so these nacks keep their order.
+            self.failed_commits += 1
             self._nack(batch)
+            self.kick()
             return
         self._in_flight = True
         future = self.loop.run_in_executor(self._executor, ticket.run)
-        future.add_done_callback(lambda f: self._done(batch, f))
+        future.add_done_callback(lambda f: self._done(batch, ticket, f))
 
-    def _done(self, batch: list[tuple[Any, int, bool]], future: "asyncio.Future[int]") -> None:
+    def _done(self, batch: list[tuple[Any, int, bool]], ticket: Any, future: "asyncio.Future[int]") -> None:
         self._in_flight = False
         self.commits += 1
         exc = future.exception()
+        self.store.end_commit(ticket)  # a failed fsync rolls back here, on the loop thread
         if exc is not None:
-            log.error("fsync of the message store failed: %s", exc)
+            if not isinstance(exc, OSError):
+                log.error("commit of the message store failed: %r", exc)
+            self.failed_commits += 1
             self._nack(batch)
         else:
             for channel, seq, ok in batch:
@@ -85,7 +104,10 @@ class Durability:
         deadline = self.loop.time() + timeout
         while (self._in_flight or self._scheduled or self._waiting) and self.loop.time() < deadline:
             await asyncio.sleep(0.005)
-        self.store.sync()
+        try:
+            self.store.sync()
+        except OSError:
+            pass  # logged and rolled back by the store; nothing it held was confirmed
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

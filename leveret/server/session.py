@@ -26,6 +26,7 @@ from leveret.broker.errors import BrokerError
 from leveret.broker.message import Message
 from leveret.server.alarms import blocked_reason
 from leveret.server.auth import UserStore, parse_sasl_response
+from leveret.store.fsio import failures
 
 log = logging.getLogger("leveret.session")
 
@@ -698,9 +699,9 @@ class Session:
         try:
             result = ch.broker_channel.publish(m.exchange, m.routing_key, message, mandatory=m.mandatory)
         except OSError as exc:
-            # The store could not write (disk full, I/O error): the publisher hears basic.nack and may
-            # retry; the connection, and the broker, stay up.
-            log.error("message store write failed while publishing to exchange %r: %s", m.exchange, exc)
+            # The store could not write (disk full, I/O error) and rolled back what was not yet durable:
+            # the publisher hears basic.nack and may retry; the connection, and the broker, stay up.
+            failures.note("write to the message store", exc)
             if seq:
                 if ch.sync_upto > ch.ready_upto:
                     ch.sync_upto = seq

@@ -9,6 +9,10 @@ first and the ack file after; a crash in between leaves an orphaned ack file tha
 
 Each commit opens the dirty ack files, appends, and gives the descriptors to the commit ticket to
 fsync and close; no descriptor stays open per segment, so a long backlog costs no file handles.
+
+A failed write (a full disk) cuts the file back to its length before the write, keeps the records
+buffered for the next commit, and raises; if even the cut fails, the file is rewritten whole (write then
+rename) by the next commit, so a partial record is never followed by good ones.
 """
 
 from __future__ import annotations
@@ -16,16 +20,19 @@ from __future__ import annotations
 import os
 
 from leveret.store.format import ack_name, encode_ack
+from leveret.store.fsio import REAL, FileIO
 
 
 class AckFiles:
     """The ack files of one queue directory and the acked offsets they hold, per segment base."""
 
-    def __init__(self, directory: str, acked: dict[int, set[int]]) -> None:
+    def __init__(self, directory: str, acked: dict[int, set[int]], io: FileIO = REAL) -> None:
         self.directory = directory
+        self.io = io
         self._acked = acked
         self._pending: dict[int, bytearray] = {}
         self._new_files = False
+        self._rewrite: set[int] = set()  # ack files whose tail could not be cut after a failed write
 
     def path(self, base: int) -> str:
         """The ack file of the segment at `base`."""
@@ -63,27 +70,60 @@ class AckFiles:
 
     def dup_for_sync(self) -> list[int]:
         """Write pending acks; return descriptors (owned by the caller) to fdatasync and close."""
-        fds = []
+        io = self.io
+        fds: list[int] = []
         try:
-            for base, pending in self._pending.items():
-                fd = os.open(self.path(base), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            for base in list(self._pending):
+                if base in self._rewrite:
+                    io.write_atomically(self.path(base), b"".join(encode_ack(o) for o in sorted(self._acked.get(base, ()))))
+                    self._rewrite.discard(base)
+                    del self._pending[base]
+                    continue
+                fd = io.open(self.path(base), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                 fds.append(fd)
-                os.write(fd, pending)
+                before = os.fstat(fd).st_size
+                try:
+                    io.write_all(fd, self._pending[base])
+                except OSError:
+                    try:
+                        io.ftruncate(fd, before)
+                    except OSError:
+                        self._rewrite.add(base)
+                    raise
+                del self._pending[base]
             if self._new_files:
-                fds.append(os.open(self.directory, os.O_RDONLY))
+                fds.append(io.open(self.directory, os.O_RDONLY))
         except BaseException:
             for fd in fds:
                 os.close(fd)
             raise
-        self._pending.clear()
         self._new_files = False
         return fds
+
+    def forget(self, lost: set[int], bases: set[int]) -> int:
+        """Rolled-back records cannot stay acked; ack files of segments no longer in `bases` go.
+
+        Returns how many of `lost` were acked. (Offsets are never reused while running, so an ack record
+        already on disk for a lost offset is harmless: recovery prunes it.)"""
+        acked_lost = 0
+        for base in list(self._acked):
+            if base not in bases:
+                acked_lost += len(self._acked[base] & lost)
+                try:
+                    self.delete(base)
+                except OSError:
+                    pass  # an orphaned ack file: recovery removes it
+                continue
+            acked = self._acked[base]
+            both = acked & lost
+            if both:
+                acked_lost += len(both)
+                acked.difference_update(both)
+        return acked_lost
 
     def delete(self, base: int) -> None:
         """Forget the acks of a deleted segment and unlink its ack file."""
         self._pending.pop(base, None)
         self._acked.pop(base, None)
-        try:
-            os.unlink(self.path(base))
-        except FileNotFoundError:
-            pass
+        self._rewrite.discard(base)
+        self.io.remove(self.path(base))

@@ -16,12 +16,16 @@ Durability contract
 * Definition changes (``DefinitionStore.put_*`` / ``delete_*``) are durable when the call returns.
 * Offsets are per queue, increase monotonically, and are never reused while the queue has any
   segment on disk.
+* A write or fsync that fails (a full disk, an I/O error) raises OSError from ``append`` or from the
+  commit; the store then rolls back every record no commit has made durable yet, in every queue, and
+  tells each queue's ``on_lost`` the offsets it dropped (their publishes are nacked, never confirmed).
+  ``MessageStore.end_commit(handle)`` must follow every ``run()`` of a commit handle.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -53,6 +57,9 @@ class CommitHandle(Protocol):
 
 class QueueStore(Protocol):
     """The durable messages of one durable queue."""
+
+    # Set by the owner: called with the offsets of records a failed write or fsync rolled back.
+    on_lost: Callable[[list[int]], None] | None
 
     def append(
         self, exchange: str, routing_key: str, props_raw: bytes, body: bytes, timestamp: int, flags: int = 0
@@ -204,6 +211,9 @@ class MessageStore(Protocol):
 
     def begin_commit(self) -> CommitHandle:
         """Start a group commit covering every append and ack made so far (appending thread)."""
+
+    def end_commit(self, handle: CommitHandle) -> None:
+        """After `handle.run()` returned or raised, on the appending thread: settle the commit."""
 
     def sync(self) -> int:
         """begin_commit().run() in one go; returns the commit's sequence number."""

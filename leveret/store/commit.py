@@ -12,6 +12,13 @@ publishes when that fsync returns. The work is split to keep the threads apart:
 
 ``sync_all()`` is both steps in a row, for callers without a worker thread.
 
+Failures (see fsio.py, log.py). A data write that fails in ``begin()`` rolls the batch back in every
+syncable of the commit and raises. A data fsync that fails in ``run()`` raises; the appending thread then
+calls ``end(ticket)``, which rolls back that batch *and* the open one after it (their records follow in the
+same files, which are no longer trusted). Either way ``on_abort`` listeners hear of it, so publishes waiting
+for the next commit are nacked, not confirmed. Derived files (acks, tracked offsets) are different: a lost
+ack only redelivers, so their write or fsync failure is logged and costs the commit nothing.
+
 Crash seams: each ``Seam`` is a named point at which a kill test can stop the process (pass a
 ``seam`` hook that calls ``os._exit`` or raises). They mark the orderings that recovery must cope
 with: data written but not durable, data durable but acks not, a fully acked segment half deleted,
@@ -24,6 +31,8 @@ import os
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
+
+from leveret.store.fsio import REAL, FileIO, failures
 
 
 class Seam(StrEnum):
@@ -55,26 +64,50 @@ class Syncable(Protocol):
     def dup_derived_fds(self) -> list[int]:
         """Flush derived buffers (ack files); descriptors (owned by the caller) to fdatasync after the data."""
 
+    def commit_done(self) -> None:
+        """The batch handed out by the last dup_data_fds is durable."""
+
+    def rollback_open(self) -> None:
+        """Drop what was appended since the last dup_data_fds (a write failed)."""
+
+    def rollback_all(self) -> None:
+        """Drop the batch in flight and the open one (an fsync failed)."""
+
 
 class CommitTicket:
     """One prepared commit: descriptors to fsync, and the number that names it."""
 
-    __slots__ = ("seq", "data_fds", "derived_fds", "_seam")
+    __slots__ = ("seq", "data_fds", "derived_fds", "_seam", "_io", "syncables", "error")
 
-    def __init__(self, seq: int, data_fds: list[int], derived_fds: list[int], seam: SeamHook) -> None:
+    def __init__(self, seq: int, data_fds: list[int], derived_fds: list[int], seam: SeamHook,
+                 io: FileIO = REAL, syncables: list[Syncable] | None = None) -> None:
         self.seq = seq
         self.data_fds = data_fds
         self.derived_fds = derived_fds
         self._seam = seam
+        self._io = io
+        self.syncables = syncables or []
+        self.error: OSError | None = None  # set when the data fsync failed
 
     def run(self) -> int:
-        """fdatasync the data, then the derived files; close every descriptor; return `seq`."""
+        """fdatasync the data, then the derived files; close every descriptor; return `seq`.
+
+        Raises (and keeps in `error`) the OSError of a failed data fsync; a failed derived fsync is only
+        logged (see the module docstring)."""
+        io = self._io
         try:
-            for fd in self.data_fds:
-                os.fdatasync(fd)
+            try:
+                for fd in self.data_fds:
+                    io.fdatasync(fd)
+            except OSError as exc:
+                self.error = exc
+                raise
             self._seam(Seam.AFTER_DATA_FSYNC)
-            for fd in self.derived_fds:
-                os.fdatasync(fd)
+            try:
+                for fd in self.derived_fds:
+                    io.fdatasync(fd)
+            except OSError as exc:
+                failures.note("fsync of ack files", exc)
             self._seam(Seam.AFTER_ACK_FSYNC)
         finally:
             for fd in self.data_fds + self.derived_fds:
@@ -87,10 +120,13 @@ class CommitTicket:
 class GroupCommit:
     """Tracks dirty syncables and numbers commits; see the module docstring for the threading."""
 
-    def __init__(self, seam: SeamHook = no_seam) -> None:
+    def __init__(self, seam: SeamHook = no_seam, io: FileIO = REAL) -> None:
         self._seam = seam
+        self._io = io
         self._dirty: dict[int, Syncable] = {}
         self.seq = 0  # number of the last commit begun
+        self.on_abort: list[Callable[[], None]] = []  # told whenever appended records were rolled back
+        self.aborts = 0  # rollbacks so far (for tests and metrics)
 
     @property
     def pending(self) -> bool:
@@ -106,7 +142,9 @@ class GroupCommit:
         self._dirty.pop(id(syncable), None)
 
     def begin(self) -> CommitTicket:
-        """Write all buffers and prepare the fsyncs; runs on the appending thread."""
+        """Write all buffers and prepare the fsyncs; runs on the appending thread.
+
+        At most one ticket may be in flight (begun, not yet passed to `end`)."""
         dirty = list(self._dirty.values())
         self._dirty.clear()
         self.seq += 1
@@ -115,16 +153,69 @@ class GroupCommit:
         try:
             for syncable in dirty:
                 data.extend(syncable.dup_data_fds())
+        except OSError as exc:
+            for fd in data:
+                os.close(fd)
+            failures.note("write to the message store", exc)
+            # Syncables already written hold this batch as their batch in flight; the rest as their open one.
+            self._abort(dirty)
+            raise
+        except BaseException:
+            for fd in data:
+                os.close(fd)
+            raise
+        try:
             self._seam(Seam.AFTER_DATA_WRITE)
             for syncable in dirty:
-                derived.extend(syncable.dup_derived_fds())
+                try:
+                    derived.extend(syncable.dup_derived_fds())
+                except OSError as exc:
+                    # Kept buffered and written with the queue's next commit; a crash meanwhile redelivers.
+                    failures.note("write of ack files", exc)
             self._seam(Seam.AFTER_ACK_WRITE)
         except BaseException:
             for fd in data + derived:
                 os.close(fd)
             raise
-        return CommitTicket(self.seq, data, derived, self._seam)
+        return CommitTicket(self.seq, data, derived, self._seam, self._io, dirty)
+
+    def end(self, ticket: CommitTicket) -> None:
+        """After `ticket.run()`, on the appending thread: settle the batch (durable, or rolled back)."""
+        if ticket.error is None:
+            for syncable in ticket.syncables:
+                syncable.commit_done()
+            return
+        failures.note("fsync of the message store", ticket.error)
+        self._abort(ticket.syncables)
+
+    def abort_open(self, failed: Syncable | None = None) -> None:
+        """A write failed while appending: drop the open batch everywhere (see the module docstring)."""
+        syncables = list(self._dirty.values())
+        self._dirty.clear()
+        if failed is not None and all(s is not failed for s in syncables):
+            syncables.append(failed)
+        for syncable in syncables:
+            syncable.rollback_open()
+        self._aborted()
+
+    def _abort(self, in_flight: list[Syncable]) -> None:
+        for syncable in in_flight:
+            syncable.rollback_all()
+        open_batch = [s for s in self._dirty.values() if all(s is not f for f in in_flight)]
+        self._dirty.clear()
+        for syncable in open_batch:
+            syncable.rollback_open()
+        self._aborted()
+
+    def _aborted(self) -> None:
+        self.aborts += 1
+        for listener in self.on_abort:
+            listener()
 
     def sync_all(self) -> int:
         """Sync every dirty file once, here and now; everything appended before the call is durable."""
-        return self.begin().run()
+        ticket = self.begin()
+        try:
+            return ticket.run()
+        finally:
+            self.end(ticket)

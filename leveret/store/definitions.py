@@ -13,6 +13,11 @@ than the snapshot is stale (a crash came between the two steps) and is ignored. 
 compacted once it outgrows max(COMPACT_MIN_BYTES, size of the snapshot), so n declares in a row
 write O(n) bytes in total, not O(n^2) as rewriting a snapshot per change would.
 
+A failed write or fsync (a full disk) makes the change fail with OSError and leaves the in-memory state as
+it was: the record is cut off again (ftruncate) and, since a file whose fsync failed is not trusted, the
+next change first compacts (a fresh snapshot and an empty log) before it appends. The broker turns the
+error into 541 INTERNAL_ERROR and undoes its model change, so the model stays what the disk holds.
+
 Argument tables may hold values JSON lacks; they are tagged: ``{"$bytes": base64}``,
 ``{"$decimal": "1.5"}``, ``{"$datetime": iso}``, and a dict that looks like a tag is wrapped as
 ``{"$dict": {...}}``.
@@ -52,13 +57,13 @@ from leveret.store.format import (
     encode_record,
     encode_segment_header,
 )
+from leveret.store.fsio import APPEND_FLAGS, REAL, FileIO, failures
 from leveret.store.recovery import (
     BufferWindow,
     Damage,
     RecoveryReport,
     note_damage,
     scan_records,
-    sync_directory,
     truncate_torn_tail,
 )
 
@@ -144,8 +149,11 @@ def _apply(defs: Definitions, op: dict[str, Any]) -> None:
 class FileDefinitionStore:
     """api.DefinitionStore on disk; every change is fsynced before the call returns."""
 
-    def __init__(self, data_dir: str, *, seam: SeamHook = no_seam, compact_min_bytes: int = COMPACT_MIN_BYTES) -> None:
+    def __init__(self, data_dir: str, *, seam: SeamHook = no_seam, compact_min_bytes: int = COMPACT_MIN_BYTES,
+                 file_io: FileIO = REAL) -> None:
         self.data_dir = data_dir
+        self.io = file_io
+        self._untrusted = False  # a write or fsync of the log failed: compact before the next append
         self._seam = seam
         self._compact_min = compact_min_bytes
         self._log_path = os.path.join(data_dir, LOG_FILE)
@@ -163,7 +171,7 @@ class FileDefinitionStore:
         log_ok = self._load_log()
         if not log_ok:
             self._reset_log()
-        self._fd = os.open(self._log_path, os.O_WRONLY | os.O_APPEND)
+        self._fd = self.io.open(self._log_path, APPEND_FLAGS)
         self._log_size = os.path.getsize(self._log_path)
         # Past every sequence number in the log, even when damage hid some records.
         self._seq = max(self._log_records, self._next_seq)
@@ -228,7 +236,7 @@ class FileDefinitionStore:
         if generation is None:
             # Not ours (or its header was hit): keep it for inspection rather than overwrite it.
             aside = f"{self._log_path}{TORN_INFIX}{int(time.time() * 1000)}"
-            os.replace(self._log_path, aside)
+            self.io.rename(self._log_path, aside)
             self.report.unreadable_segments.append(self._log_path)
             self.report.torn_copies.append(aside)
             return False
@@ -242,33 +250,47 @@ class FileDefinitionStore:
         return True
 
     def _reset_log(self) -> None:
-        tmp = self._log_path + TMP_SUFFIX
-        with open(tmp, "wb") as f:
-            f.write(encode_segment_header(self._generation))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._log_path)
-        sync_directory(self.data_dir)
+        self.io.write_atomically(self._log_path, encode_segment_header(self._generation))
         self.bytes_written += SEGMENT_HEADER.size
 
     # -- writing ----------------------------------------------------------------------------------
 
     def _write(self, op: dict[str, Any]) -> None:
+        if self._untrusted:
+            self.compact()  # raises while the disk still refuses; then nothing of `op` is applied
         record = encode_record(KIND_DEFINITION, 0, self._seq, int(time.time() * 1000), json.dumps(op).encode())
+        try:
+            self.io.write_all(self._fd, record)
+            self._seam(Seam.AFTER_DEFINITION_WRITE)
+            self.io.fdatasync(self._fd)
+        except OSError as exc:
+            failures.note("write of definitions", exc)
+            # Cut the record off; after a failed fsync the file is not trusted whatever the cut does.
+            self._untrusted = True
+            try:
+                self.io.ftruncate(self._fd, self._log_size)
+            except OSError:
+                pass
+            raise
         self._seq += 1
-        os.write(self._fd, record)
-        self._seam(Seam.AFTER_DEFINITION_WRITE)
-        os.fdatasync(self._fd)
         self._log_size += len(record)
         self.bytes_written += len(record)
         _apply(self._defs, op)
         if self._log_size > max(self._compact_min, self._snap_size):
-            self.compact()
+            try:
+                self.compact()
+            except OSError as exc:
+                # The change itself is durable; compaction is retried before the next append.
+                failures.note("compaction of definitions", exc)
 
     def compact(self) -> None:
-        """Write the current state as a snapshot of the next generation and start an empty log."""
-        self._generation += 1
-        parts = [encode_segment_header(self._generation)]
+        """Write the current state as a snapshot of the next generation and start an empty log.
+
+        Safe to repeat after a failure at any step: a snapshot renamed into place before the log was reset
+        makes the old log stale (ignored at load), and the retry writes both again."""
+        self._untrusted = True
+        generation = self._generation + 1
+        parts = [encode_segment_header(generation)]
         d = self._defs
         now = int(time.time() * 1000)
         tables = (d.vhosts, d.users, d.permissions, d.exchanges, d.queues, d.bindings, d.policies)
@@ -276,20 +298,21 @@ class FileDefinitionStore:
             parts.append(encode_record(KIND_DEFINITION, 0, seq, now, json.dumps(_encode_definition(value)).encode()))
         data = b"".join(parts)
         tmp = self._snap_path + TMP_SUFFIX
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        self.io.write_file(tmp, data)
         self._seam(Seam.AFTER_TMP_WRITE)
-        os.replace(tmp, self._snap_path)
-        sync_directory(self.data_dir)
+        self.io.rename(tmp, self._snap_path)
+        self._generation = generation
+        self.io.sync_directory(self.data_dir)
         self.bytes_written += len(data)
         self._snap_size = len(data)
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
         self._reset_log()
-        self._fd = os.open(self._log_path, os.O_WRONLY | os.O_APPEND)
+        self._fd = self.io.open(self._log_path, APPEND_FLAGS)
         self._log_size = SEGMENT_HEADER.size
         self._seq = 0
+        self._untrusted = False
 
     # -- api.DefinitionStore ----------------------------------------------------------------------
 

@@ -19,15 +19,16 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from leveret.store.acks import AckFiles
 from leveret.store.cleanindex import scan_unacked, take_clean_index, write_clean_index
 from leveret.store.api import StoredMessage
 from leveret.store.commit import CommitTicket, GroupCommit, Seam, SeamHook, no_seam
 from leveret.store.format import KIND_MESSAGE, MESSAGE_HEAD, decode_message, encode_message
+from leveret.store.fsio import REAL, FileIO
 from leveret.store.log import DEFAULT_SEGMENT_SIZE, Log
-from leveret.store.recovery import Damage, RecoveryReport, recover_acks, sync_directory, write_atomically
+from leveret.store.recovery import Damage, RecoveryReport, recover_acks
 from leveret.store.spill import FileSpill
 from leveret.store.stream import FileStreamStore
 
@@ -54,18 +55,22 @@ class FileQueueStore:
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         group: GroupCommit | None = None,
         seam: SeamHook = no_seam,
+        io: FileIO = REAL,
     ) -> None:
         self.directory = directory
         self._group = group
         self._seam = seam
+        self.io = io
+        # Told the offsets of records a failed write or fsync rolled back (the broker drops those messages).
+        self.on_lost: Callable[[list[int]], None] | None = None
         started = time.perf_counter()
         # A clean close left an index that spares the scan (cleanindex.py); a crash left none.
         clean, rejected = take_clean_index(directory)
         self._log = Log(directory, segment_size=segment_size, on_dirty=self._mark_dirty,
-                        trusted=clean.build_segments(directory) if clean is not None else None)
+                        trusted=clean.build_segments(directory) if clean is not None else None, io=io)
         self.report: RecoveryReport = self._log.report
         by_base = {s.base: s for s in self._log.segments}
-        self._acks = AckFiles(directory, recover_acks(directory, by_base, self.report))
+        self._acks = AckFiles(directory, recover_acks(directory, by_base, self.report), io)
         self._count = sum(s.count for s in self._log.segments) - self._acks.total()
         if rejected is not None:
             self.report.rejected_clean_indexes.append(rejected)
@@ -101,7 +106,19 @@ class FileQueueStore:
     ) -> int:
         segments = self._log.segments
         previous = segments[-1] if segments else None
-        offset = self._log.append(encode_message(exchange, routing_key, props_raw, body), timestamp, KIND_MESSAGE, flags)
+        before = self._log.next_offset
+        try:
+            offset = self._log.append(encode_message(exchange, routing_key, props_raw, body), timestamp,
+                                      KIND_MESSAGE, flags)
+        except OSError:
+            # A full buffer's write (or a new segment's creation) failed: the whole open batch goes, in
+            # every queue, so no queue keeps a message whose publish is about to be nacked.
+            self._count += self._log.next_offset - before  # the failed record, if the log took it
+            if self._group is not None:
+                self._group.abort_open(self)
+            else:
+                self.rollback_open()
+            raise
         self._count += 1
         if previous is not None and previous is not segments[-1] and previous.count == self._acks.count(previous.base):
             # The segment just rolled away from was already fully acked while it was active.
@@ -194,6 +211,23 @@ class FileQueueStore:
     def dup_derived_fds(self) -> list[int]:
         return self._acks.dup_for_sync()
 
+    def commit_done(self) -> None:
+        self._log.commit_done()
+
+    def rollback_open(self) -> None:
+        self._lost(self._log.rollback_open())
+
+    def rollback_all(self) -> None:
+        self._lost(self._log.rollback_all())
+
+    def _lost(self, offsets: list[int]) -> None:
+        if not offsets:
+            return
+        acked = self._acks.forget(set(offsets), {s.base for s in self._log.segments})
+        self._count -= len(offsets) - acked
+        if self.on_lost is not None:
+            self.on_lost(offsets)
+
     # -- the rest ---------------------------------------------------------------------------------
 
     @property
@@ -211,14 +245,26 @@ class FileQueueStore:
 
     def close(self) -> None:
         """Make everything durable, close the files, and leave the clean-shutdown index for the next open."""
-        fds = self._log.dup_data_fds() + self._acks.dup_for_sync()  # data before acks, as a commit
+        try:
+            fds = self._log.dup_data_fds() + self._acks.dup_for_sync()  # data before acks, as a commit
+        except OSError:
+            self.rollback_all()  # nothing of it was confirmed: the publishers were nacked
+            fds = []
         try:
             for fd in fds:
-                os.fsync(fd)  # usually none: the server synced everything before closing
+                self.io.fsync(fd)  # usually none: the server synced everything before closing
+        except OSError:
+            # Not trusted: no clean index, so the next open scans (and cuts whatever is torn).
+            self._log.close()
+            return
         finally:
             for fd in fds:
                 os.close(fd)
-        self._log.close()
+        self._log.commit_done()
+        try:
+            self._log.close()
+        except OSError:
+            return
         try:
             write_clean_index(self.directory, self._log.segments, self._acks.acked)
         except OSError:
@@ -234,14 +280,16 @@ class FileMessageStore:
     """Every durable queue's store under one data directory, with one group commit across them all."""
 
     def __init__(
-        self, data_dir: str, *, segment_size: int = DEFAULT_SEGMENT_SIZE, seam: SeamHook = no_seam
+        self, data_dir: str, *, segment_size: int = DEFAULT_SEGMENT_SIZE, seam: SeamHook = no_seam,
+        file_io: FileIO = REAL,
     ) -> None:
         self.data_dir = data_dir
         self.segment_size = segment_size
         self._seam = seam
+        self.io = file_io
         self._root = os.path.join(data_dir, QUEUES_DIR)
         os.makedirs(self._root, exist_ok=True)
-        self.group = GroupCommit(seam)
+        self.group = GroupCommit(seam, file_io)
         self.report = RecoveryReport()
         self._open: dict[tuple[str, str], FileQueueStore] = {}
         for entry in os.listdir(self._root):
@@ -269,9 +317,11 @@ class FileMessageStore:
             directory = os.path.join(self._root, queue_dir_name(vhost, name))
             if not os.path.exists(os.path.join(directory, NAME_FILE)):
                 os.makedirs(directory, exist_ok=True)
-                write_atomically(os.path.join(directory, NAME_FILE), json.dumps({"vhost": vhost, "name": name}).encode())
-                sync_directory(self._root)
-            store = FileQueueStore(directory, segment_size=self.segment_size, group=self.group, seam=self._seam)
+                self.io.write_atomically(os.path.join(directory, NAME_FILE),
+                                         json.dumps({"vhost": vhost, "name": name}).encode())
+                self.io.sync_directory(self._root)
+            store = FileQueueStore(directory, segment_size=self.segment_size, group=self.group, seam=self._seam,
+                                   io=self.io)
             self.report.merge(store.report)
             self._open[key] = store
         return store
@@ -285,8 +335,8 @@ class FileMessageStore:
         if os.path.isdir(directory):
             # Rename first so a crash mid-removal never leaves a half queue that looks whole.
             doomed = directory + DELETED_SUFFIX
-            os.replace(directory, doomed)
-            sync_directory(self._root)
+            self.io.rename(directory, doomed)
+            self.io.sync_directory(self._root)
             shutil.rmtree(doomed, ignore_errors=True)
 
     # -- streams (api.StreamStore; same group commit as the queues) -------------------------------
@@ -307,13 +357,13 @@ class FileMessageStore:
             directory = os.path.join(root, queue_dir_name(vhost, name))
             if not os.path.exists(os.path.join(directory, STREAM_NAME_FILE)):
                 os.makedirs(directory, exist_ok=True)
-                write_atomically(
+                self.io.write_atomically(
                     os.path.join(directory, STREAM_NAME_FILE), json.dumps({"vhost": vhost, "name": name}).encode()
                 )
-                sync_directory(root)
+                self.io.sync_directory(root)
             store = FileStreamStore(
                 directory, segment_size=segment_size or self.segment_size, max_age_ms=max_age_ms,
-                max_bytes=max_bytes, group=self.group,
+                max_bytes=max_bytes, group=self.group, io=self.io,
             )
             self.report.merge(store.report)
             self._streams[key] = store
@@ -328,8 +378,8 @@ class FileMessageStore:
         directory = os.path.join(root, queue_dir_name(vhost, name))
         if os.path.isdir(directory):
             doomed = directory + DELETED_SUFFIX
-            os.replace(directory, doomed)
-            sync_directory(root)
+            self.io.rename(directory, doomed)
+            self.io.sync_directory(root)
             shutil.rmtree(doomed, ignore_errors=True)
 
     def streams(self) -> list[tuple[str, str]]:
@@ -362,6 +412,10 @@ class FileMessageStore:
 
     def begin_commit(self) -> CommitTicket:
         return self.group.begin()
+
+    def end_commit(self, ticket: CommitTicket) -> None:
+        """After `ticket.run()` (failed or not), on the appending thread: see commit.GroupCommit.end."""
+        self.group.end(ticket)
 
     def sync(self) -> int:
         return self.group.sync_all()

@@ -6,6 +6,13 @@ first record. Opening a log runs recovery over its directory (see recovery.py) a
 in ``Log.report``, unless the caller hands in `trusted` segments (a queue's clean-shutdown index,
 checked against the files by cleanindex.py). Whole segments leave the log in two ways: a queue deletes one once all its
 records are acked, a stream drops them from the head for retention.
+
+Batches and rollback. Everything appended between two ``dup_data_fds`` calls is one batch (one group
+commit). The log keeps a mark at the start of the open batch and, while that commit's fsync runs, at the
+start of the batch in flight. A write failure rolls the open batch back (``rollback_open``); a failed
+fsync rolls back the batch in flight and everything after it (``rollback_all``): segments created since
+the mark are deleted, the segment at the mark is truncated to it and sealed (segment.py). Offsets are not
+reused while the process runs, so an ack or a reader can never mistake a new record for a dropped one.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from leveret.store.format import KIND_RAW, Record, encode_record
-from leveret.store.recovery import RecoveryReport, remove_stale_tmp, scan_segments, sync_directory
-from leveret.store.segment import Segment
+from leveret.store.fsio import REAL, FileIO, failures
+from leveret.store.recovery import RecoveryReport, remove_stale_tmp, scan_segments
+from leveret.store.segment import Checkpoint, Segment
 
 DEFAULT_SEGMENT_SIZE = 8 * 1024 * 1024
 
@@ -40,14 +48,16 @@ class Log:
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         on_dirty: Callable[[], None] | None = None,
         trusted: list[Segment] | None = None,
+        io: FileIO = REAL,
     ) -> None:
         self.directory = directory
         self.segment_size = segment_size
+        self.io = io
         self._on_dirty = on_dirty
         created = not os.path.isdir(directory)
         os.makedirs(directory, exist_ok=True)
         if created:
-            sync_directory(os.path.dirname(os.path.abspath(directory)))
+            io.sync_directory(os.path.dirname(os.path.abspath(directory)))
         self.report = RecoveryReport()
         if trusted is None:
             self._segments: list[Segment] = scan_segments(directory, self.report)
@@ -58,6 +68,8 @@ class Log:
             self.report.segments += len(trusted)
             self.report.records += sum(s.count for s in trusted)
             self.report.bytes += sum(s.size for s in trusted)
+        for segment in self._segments:
+            segment.io = io
         self._bases: list[int] = [s.base for s in self._segments]
         self._next = 0
         for segment in reversed(self._segments):
@@ -68,6 +80,16 @@ class Log:
             self._next = max(self._next, self._segments[-1].base)
         self._dirty: list[Segment] = []
         self._dir_dirty = False
+        # Where the open batch began, and the batch whose fsync is running (see the module docstring).
+        self._open_mark = self._mark()
+        self._flight_mark: tuple[int, Checkpoint | None] | None = None
+
+    def _mark(self) -> tuple[int, Checkpoint | None]:
+        """(base of the active segment or -1, its checkpoint): the append state now, buffers flushed."""
+        if not self._segments:
+            return -1, None
+        active = self._segments[-1]
+        return active.base, active.checkpoint()
 
     # -- shape --------------------------------------------------------------------------------------
 
@@ -106,39 +128,90 @@ class Log:
         offset = self._next
         record = encode_record(kind, flags, offset, timestamp, payload)
         active = self._segments[-1] if self._segments else None
-        if active is None or (active.count and active.size + len(record) > self.segment_size):
+        if active is None or active.sealed or (active.count and active.size + len(record) > self.segment_size):
             active = self._roll(offset)
-        active.append(record, offset, timestamp)
+        try:
+            active.append(record, offset, timestamp)
+        except BaseException:
+            if active.last_offset == offset:
+                self._next = offset + 1  # counted in the segment: the rollback drops and reports it
+            raise
+        finally:
+            # Even a failed append is in the batch: rollback_open must find its segment.
+            if not self._dirty or self._dirty[-1] is not active:
+                self._dirty.append(active)
         self._next = offset + 1
-        if not self._dirty or self._dirty[-1] is not active:
-            self._dirty.append(active)
         if self._on_dirty is not None:
             self._on_dirty()
         return offset
 
     def _roll(self, base: int) -> Segment:
-        segment = Segment.create(self.directory, base)
+        segment = Segment.create(self.directory, base, self.io)
         self._segments.append(segment)
         self._bases.append(base)
         self._dir_dirty = True
         return segment
 
     def dup_data_fds(self) -> list[int]:
-        """Flush and duplicate the descriptors of every segment written since the last call."""
-        fds = []
+        """Flush and duplicate the descriptors of every segment written since the last call.
+
+        The batch written here becomes the batch in flight until `commit_done` or `rollback_all`; on a
+        write failure nothing is handed out and the caller rolls the open batch back."""
+        fds: list[int] = []
         active = self._segments[-1] if self._segments else None
-        for segment in self._dirty:
-            fd = segment.dup_for_sync()
-            if fd is not None:
-                fds.append(fd)
-            if segment is not active:
-                segment.close_writer()
+        try:
+            for segment in self._dirty:
+                fd = segment.dup_for_sync()
+                if fd is not None:
+                    fds.append(fd)
+                if segment is not active:
+                    segment.close_writer()
+            if self._dir_dirty:
+                # New segment files must survive a crash as directory entries, not only as data.
+                fds.append(self.io.open(self.directory, os.O_RDONLY))
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        self._dir_dirty = False
         self._dirty.clear()
-        if self._dir_dirty:
-            # New segment files must survive a crash as directory entries, not only as data.
-            fds.append(os.open(self.directory, os.O_RDONLY))
-            self._dir_dirty = False
+        if self._flight_mark is None:
+            self._flight_mark = self._open_mark
+        self._open_mark = self._mark()
         return fds
+
+    def commit_done(self) -> None:
+        """The batch in flight is durable: nothing before the open batch can be rolled back any more."""
+        self._flight_mark = None
+
+    def rollback_open(self) -> list[int]:
+        """Drop the open batch (a write failed); return the offsets dropped."""
+        return self._rollback(self._open_mark)
+
+    def rollback_all(self) -> list[int]:
+        """Drop the batch in flight and the open one (their fsync failed); return the offsets dropped."""
+        mark = self._flight_mark if self._flight_mark is not None else self._open_mark
+        self._flight_mark = None
+        return self._rollback(mark)
+
+    def _rollback(self, mark: tuple[int, Checkpoint | None]) -> list[int]:
+        base, checkpoint = mark
+        dropped: list[int] = []
+        while self._segments and self._segments[-1].base > base:
+            # Created after the mark: nothing in it was ever durable.
+            segment = self._segments.pop()
+            self._bases.pop()
+            dropped.extend(segment.rollback(None))
+            try:
+                segment.delete()
+            except OSError as exc:
+                failures.note("rollback unlink", exc, segment.path)
+            self._dir_dirty = True
+        if self._segments and self._segments[-1].base == base:
+            dropped.extend(self._segments[-1].rollback(checkpoint))
+        self._dirty.clear()
+        self._open_mark = self._mark()
+        return dropped
 
     def dup_derived_fds(self) -> list[int]:
         """A plain log has no derived files."""
@@ -147,13 +220,21 @@ class Log:
     def sync(self) -> SyncResult:
         """fdatasync every segment written since the last sync; return what was covered."""
         covered = tuple(s.base for s in self._dirty)
-        fds = self.dup_data_fds()
+        try:
+            fds = self.dup_data_fds()
+        except OSError:
+            self.rollback_open()
+            raise
         try:
             for fd in fds:
-                os.fdatasync(fd)
+                self.io.fdatasync(fd)
+        except OSError:
+            self.rollback_all()
+            raise
         finally:
             for fd in fds:
                 os.close(fd)
+        self.commit_done()
         return SyncResult(covered, self._next)
 
     # -- reading ------------------------------------------------------------------------------------

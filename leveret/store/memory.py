@@ -45,6 +45,7 @@ class MemoryQueueStore:
         self._next = 0
         self._on_dirty = on_dirty
         self.deleted = False
+        self.on_lost = None  # a memory store never fails a write
 
     @property
     def next_offset(self) -> int:
@@ -294,6 +295,9 @@ class MemoryMessageStore:
         self._seq += 1
         self._dirty = False
         return MemoryCommit(self._seq)
+
+    def end_commit(self, handle: MemoryCommit) -> None:
+        """Nothing to settle: a memory commit cannot fail."""
 
     def sync(self) -> int:
         return self.begin_commit().run()

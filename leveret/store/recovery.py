@@ -50,6 +50,7 @@ from leveret.store.format import (
     parse_base,
     verify_payload,
 )
+from leveret.store.fsio import REAL
 from leveret.store.segment import Segment
 
 log = logging.getLogger("leveret.recovery")
@@ -330,7 +331,7 @@ def _copy_aside(path: str, position: int) -> str | None:
             src.seek(position)
             shutil.copyfileobj(src, dst)
             dst.flush()
-            os.fsync(dst.fileno())
+            REAL.fsync(dst.fileno())
     except OSError as exc:
         # A full disk must not stop a start: the copy is for inspection, the truncation is what matters.
         log.warning("could not keep a copy of the torn tail of %s: %s", path, exc)
@@ -348,8 +349,8 @@ def truncate_torn_tail(path: str, position: int, report: RecoveryReport, reason:
     torn_path = _copy_aside(path, position)
     fd = os.open(path, os.O_WRONLY)
     try:
-        os.ftruncate(fd, position)
-        os.fsync(fd)
+        REAL.ftruncate(fd, position)
+        REAL.fsync(fd)
     finally:
         os.close(fd)
     note_damage(report.torn_tails, Damage(path, position, size - position, reason))
@@ -370,12 +371,9 @@ def rewrite_in_place(path: str, data: bytes) -> None:
     """
     fd = os.open(path, os.O_WRONLY)
     try:
-        view = memoryview(data)
-        written = 0
-        while written < len(view):
-            written += os.pwrite(fd, view[written:], written)
-        os.ftruncate(fd, len(data))
-        os.fsync(fd)
+        REAL.pwrite_all(fd, data, 0)
+        REAL.ftruncate(fd, len(data))
+        REAL.fsync(fd)
     finally:
         os.close(fd)
 
@@ -384,9 +382,9 @@ def _rewrite_segment_header(path: str, base: int) -> bool:
     """Give a segment whose header a crash cut short a whole header; False if even that cannot be written."""
     fd = os.open(path, os.O_WRONLY)
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, encode_segment_header(base), 0)
-        os.fsync(fd)
+        REAL.ftruncate(fd, 0)
+        REAL.pwrite_all(fd, encode_segment_header(base), 0)
+        REAL.fsync(fd)
         return True
     except OSError as exc:
         log.warning("could not rewrite the header of %s: %s", path, exc)
@@ -421,7 +419,7 @@ def scan_segment(directory: str, base: int, report: RecoveryReport) -> Segment |
             os.close(fd)
             fd = -1
             aside = f"{path}{TORN_INFIX}{_now_ms()}"
-            os.replace(path, aside)
+            REAL.rename(path, aside)
             report.unreadable_segments.append(path)
             report.torn_copies.append(aside)
             log.warning("recovery moved %s aside to %s: its file header is not a segment header", path, aside)
@@ -519,21 +517,11 @@ def recover_acks(directory: str, segments: dict[int, Segment], report: RecoveryR
 
 
 def write_atomically(path: str, data: bytes) -> None:
-    """Write ``<path>.tmp``, fsync it, rename it over `path`, fsync the directory."""
-    tmp = path + TMP_SUFFIX
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    sync_directory(os.path.dirname(path) or ".")
+    """Write ``<path>.tmp``, fsync it, rename it over `path`, fsync the directory (fsio.py does it)."""
+    REAL.write_atomically(path, data)
 
 
 def sync_directory(directory: str) -> None:
-    """fsync a directory so that creations, renames and unlinks in it are durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """fsync a directory so that creations, renames and unlinks in it are durable (fsio.py does it)."""
+    REAL.sync_directory(directory)
 

@@ -5,6 +5,13 @@ WRITE_BUFFER bytes, when a reader needs the bytes, or when a sync is prepared. T
 nothing is promised before the fsync: a confirm waits for the sync that covers the record, and the
 sync writes the buffer first. Reads use ``os.pread`` on a separate read-only descriptor, in chunks,
 so neither reading one record nor iterating a segment ever loads the segment into memory.
+
+Failures (fsio.py does every write): a write that fails, in part or whole, and a sync that fails make the
+log roll back to a checkpoint (``rollback``): the file is truncated to the end of the last whole record
+the checkpoint covered and the segment is *sealed* (no more appends: the next one starts a new segment),
+so a log never holds a torn record followed by good ones. After a failed fsync the page cache may have
+dropped the dirty pages while the file still looks whole, so a segment is never trusted for appends again
+once a sync of it failed.
 """
 
 from __future__ import annotations
@@ -28,10 +35,18 @@ from leveret.store.format import (
     encode_segment_header,
     segment_name,
 )
+from leveret.store.fsio import APPEND_FLAGS, REAL, FileIO, failures
 from leveret.store.index import INDEX_INTERVAL, NO_MIN_TIMESTAMP, NO_TIMESTAMP, SparseIndex
 
 WRITE_BUFFER = 64 * 1024
 READ_CHUNK = 256 * 1024
+
+
+class Checkpoint(tuple):
+    """A segment's append state at one moment: (size, count, first, last offset, min/max timestamp,
+    index length, last indexed position, missing offsets count). ``Segment.rollback`` returns to it."""
+
+    __slots__ = ()
 
 
 class Segment:
@@ -62,6 +77,9 @@ class Segment:
         self.deleted = False
         # True once bytes were written that no fsync has covered yet.
         self.unsynced = False
+        # True once a write or sync failed here: appends go to a new segment (see the module docstring).
+        self.sealed = False
+        self.io: FileIO = REAL
 
     @classmethod
     def trusted(
@@ -136,10 +154,15 @@ class Segment:
             pos += RECORD_OVERHEAD + fields[4]
 
     @classmethod
-    def create(cls, directory: str, base: int) -> Segment:
-        """A new, empty segment file; its header is buffered like any append."""
+    def create(cls, directory: str, base: int, io: FileIO = REAL) -> Segment:
+        """A new, empty segment file; its header is buffered like any append.
+
+        A file already at this name is one the log does not hold: left by a creation whose header
+        write failed (a full disk), or a rolled-back segment whose unlink failed. It holds nothing
+        anyone was promised, so it is truncated and reused instead of failing every later attempt."""
         segment = cls(directory, base, 0)
-        segment._write_fd = os.open(segment.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        segment.io = io
+        segment._write_fd = io.open(segment.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         segment._pending += encode_segment_header(base)
         segment.size = SEGMENT_HEADER.size
         segment.unsynced = True
@@ -176,7 +199,7 @@ class Segment:
     def append(self, record: bytes, offset: int, timestamp: int) -> None:
         """Append an encoded record (see format.encode_record)."""
         if self._write_fd is None:
-            self._write_fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            self._write_fd = self.io.open(self.path, APPEND_FLAGS)
         self.note_record(offset, timestamp, self.size, len(record))
         self._pending += record
         self.size += len(record)
@@ -188,12 +211,69 @@ class Segment:
         """Hand buffered bytes to the kernel (no fsync)."""
         if self._pending:
             assert self._write_fd is not None
-            view = memoryview(self._pending)
-            written = 0
-            while written < len(view):
-                written += os.write(self._write_fd, view[written:])
-            view.release()
+            self.io.write_all(self._write_fd, self._pending)
             self._pending.clear()
+
+    def checkpoint(self) -> Checkpoint:
+        """The append state now, to roll back to if a later write or sync fails.
+
+        Taken when the pending buffer is empty (after a flush), so `size` is all on disk."""
+        return Checkpoint((self.size, self.count, self.first_offset, self.last_offset, self.min_ts, self.max_ts,
+                           len(self._index), self._last_indexed, len(self.missing)))
+
+    def rollback(self, checkpoint: Checkpoint | None) -> list[int]:
+        """Forget every record appended after `checkpoint` (None: all of them), cut them from the file,
+        and seal the segment; return their offsets.
+
+        The truncation is best effort: if it fails too, the in-memory size still ends at the checkpoint
+        (reads never look past it) and, the segment being sealed, nothing is ever appended behind the
+        unwanted bytes; recovery cuts or skips them at the next start."""
+        size, count, first, last, min_ts, max_ts, index_len, last_indexed, _missing = (
+            checkpoint if checkpoint is not None
+            else (SEGMENT_HEADER.size, 0, None, None, NO_MIN_TIMESTAMP, NO_TIMESTAMP, 0, -INDEX_INTERVAL, 0))
+        dropped: list[int] = []
+        if self.last_offset is not None:
+            start = self.first_offset if last is None else last + 1
+            dropped = [o for o in range(start, self.last_offset + 1) if o not in self.missing]  # type: ignore[arg-type]
+            self.missing = {o for o in self.missing if last is not None and o <= last}
+        self._pending.clear()
+        self.sealed = True
+        self.unsynced = False
+        if self.size > size:
+            self.io_truncate(size)
+        self.size = size
+        self.count = count
+        self.first_offset = first
+        self.last_offset = last
+        self.min_ts = min_ts
+        self.max_ts = max_ts
+        if self._unindexed > size:
+            self._unindexed = size
+        index = self._index
+        if len(index) > index_len:
+            del index.offsets[index_len:], index.positions[index_len:], index.max_ts_before[index_len:]
+        self._last_indexed = last_indexed
+        self.close_writer_quietly()
+        return dropped
+
+    def io_truncate(self, size: int) -> bool:
+        """Cut the file to `size` bytes; False (logged) if even that fails."""
+        try:
+            if self._write_fd is not None:
+                self.io.ftruncate(self._write_fd, size)
+            else:
+                self.io.truncate(self.path, size)
+        except OSError as exc:
+            failures.note("rollback truncate", exc, self.path)
+            return False
+        return True
+
+    def close_writer_quietly(self) -> None:
+        """Drop unwritten bytes and release the write descriptor (after a failure)."""
+        self._pending.clear()
+        if self._write_fd is not None:
+            os.close(self._write_fd)
+            self._write_fd = None
 
     def dup_for_sync(self) -> int | None:
         """Flush, then a duplicate descriptor for a syncer to fdatasync and close (None if clean).
@@ -231,10 +311,7 @@ class Segment:
         self._pending.clear()
         self.deleted = True
         self.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        self.io.remove(self.path)
 
     # -- reading ----------------------------------------------------------------------------------
 

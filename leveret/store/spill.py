@@ -19,6 +19,8 @@ import marshal
 import os
 from collections import deque
 
+from leveret.store.fsio import REAL
+
 log = logging.getLogger("leveret.spill")
 
 FILE_SIZE = 64 * 1024 * 1024
@@ -64,10 +66,8 @@ class FileSpill:
             files.append(_File(os.path.join(self.directory, str(self._next_name))))
             self._next_name += 1
         f = files[-1]
-        view = memoryview(data)
-        written = 0
-        while written < len(data):
-            written += os.pwrite(f.fd, view[written:], f.size + written)
+        # A partial write is simply overwritten by the next push: `size` only moves past whole batches.
+        REAL.pwrite_all(f.fd, data, f.size)
         self._batches.append((f, f.size, len(data), len(batch)))
         f.size += len(data)
         f.live += 1

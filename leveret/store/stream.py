@@ -39,6 +39,7 @@ from leveret.store.format import (
     encode_message,
     encode_record,
 )
+from leveret.store.fsio import REAL, FileIO
 from leveret.store.log import DEFAULT_SEGMENT_SIZE, Log
 from leveret.store.recovery import (
     BufferWindow,
@@ -46,7 +47,6 @@ from leveret.store.recovery import (
     RecoveryReport,
     note_damage,
     scan_records,
-    sync_directory,
     truncate_torn_tail,
 )
 
@@ -76,8 +76,9 @@ def stored_message(offset: int, timestamp: int, flags: int, payload: bytes) -> S
 class OffsetFile:
     """Consumer name -> last acknowledged offset, kept as an append-only file of checksummed records."""
 
-    def __init__(self, path: str, report: RecoveryReport | None = None) -> None:
+    def __init__(self, path: str, report: RecoveryReport | None = None, io: FileIO = REAL) -> None:
         self.path = path
+        self.io = io
         self.offsets: dict[str, int] = {}
         self._pending = bytearray()
         size = self._load(report)
@@ -121,12 +122,16 @@ class OffsetFile:
             self._compact()
             return []
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        view = memoryview(self._pending)
-        written = 0
-        while written < len(view):
-            written += os.write(self._fd, view[written:])
-        view.release()
+            self._fd = self.io.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            self.io.write_all(self._fd, self._pending)
+        except OSError:
+            # Cut the partial record (kept buffered for the next commit); if that fails, compact next time.
+            try:
+                self.io.ftruncate(self._fd, self._size)
+            except OSError:
+                self._size = OFFSETS_COMPACT_BYTES
+            raise
         self._size += len(self._pending)
         self._pending.clear()
         return [os.dup(self._fd)]
@@ -134,14 +139,8 @@ class OffsetFile:
     def _compact(self) -> None:
         # Rewrite the live map; fsynced here because a rename must never expose an unsynced file.
         data = b"".join(encode_record(KIND_RAW, 0, off, 0, name.encode()) for name, off in self.offsets.items())
-        tmp = self.path + TMP_SUFFIX
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         self.close()
-        os.replace(tmp, self.path)
-        sync_directory(os.path.dirname(self.path))
+        self.io.write_atomically(self.path, data)
         self._size = len(data)
         self._pending.clear()
 
@@ -162,14 +161,16 @@ class FileStreamStore:
         max_age_ms: int | None = None,
         max_bytes: int | None = None,
         group: GroupCommit | None = None,
+        io: FileIO = REAL,
     ) -> None:
         self.directory = directory
         self.max_age_ms = max_age_ms
         self.max_bytes = max_bytes
         self._group = group
-        self._log = Log(directory, segment_size=segment_size, on_dirty=self._mark_dirty)
+        self.io = io
+        self._log = Log(directory, segment_size=segment_size, on_dirty=self._mark_dirty, io=io)
         self.report: RecoveryReport = self._log.report
-        self._offsets = OffsetFile(os.path.join(directory, OFFSETS_FILE), self.report)
+        self._offsets = OffsetFile(os.path.join(directory, OFFSETS_FILE), self.report, io)
         self._chunk_open = False
         self._last_chunk = self._find_last_chunk()
         self._deleted = False
@@ -217,7 +218,14 @@ class FileStreamStore:
         segments = log.segments
         before = len(segments)
         flags = 0 if self._chunk_open else FLAG_CHUNK_START
-        offset = log.append(encode_message(exchange, routing_key, props_raw, body), timestamp, KIND_MESSAGE, flags)
+        try:
+            offset = log.append(encode_message(exchange, routing_key, props_raw, body), timestamp, KIND_MESSAGE, flags)
+        except OSError:
+            if self._group is not None:
+                self._group.abort_open(self)
+            else:
+                self.rollback_open()
+            raise
         if not self._chunk_open:
             self._chunk_open = True
             self._last_chunk = offset
@@ -264,6 +272,21 @@ class FileStreamStore:
     def dup_derived_fds(self) -> list[int]:
         return self._offsets.dup_for_sync()
 
+    def commit_done(self) -> None:
+        self._log.commit_done()
+
+    def rollback_open(self) -> None:
+        self._rolled_back(self._log.rollback_open())
+
+    def rollback_all(self) -> None:
+        self._rolled_back(self._log.rollback_all())
+
+    def _rolled_back(self, offsets: list[int]) -> None:
+        # The next append starts a new chunk; "last" must not name a record that is gone.
+        self._chunk_open = False
+        if offsets and self._last_chunk >= min(offsets):
+            self._last_chunk = self._find_last_chunk()
+
     # -- the rest -------------------------------------------------------------------------------
     @property
     def log(self) -> Log:
@@ -272,13 +295,22 @@ class FileStreamStore:
 
     def sync(self) -> None:
         """fsync data then offsets here and now (for callers without a group commit)."""
-        fds = self.dup_data_fds() + self.dup_derived_fds()
+        try:
+            fds = self.dup_data_fds()
+        except OSError:
+            self.rollback_open()
+            raise
+        fds += self.dup_derived_fds()
         try:
             for fd in fds:
-                os.fdatasync(fd)
+                self.io.fdatasync(fd)
+        except OSError:
+            self.rollback_all()
+            raise
         finally:
             for fd in fds:
                 os.close(fd)
+        self.commit_done()
 
     def close(self) -> None:
         """Flush and close files (no fsync)."""
