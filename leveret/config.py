@@ -38,6 +38,12 @@ class Settings:
     # Bytes of queued message bodies all queues together keep in memory before transient backlogs spill to
     # disk (durable ones are on disk anyway); each queue also has its own window (broker/paging.py).
     memory_budget: int = 1024 * 1024 * 1024
+    # The memory alarm (RabbitMQ's vm_memory_high_watermark): at most 1.0 is a fraction of total RAM, more
+    # than 1 or an amount with a unit ("512MiB", "2GB") is absolute. Over it, publishers are blocked; over
+    # half of it, the memory budget shrinks so transient backlogs page out first.
+    memory_high_watermark: str = "0.4"
+    # Milliseconds between memory measurements (RabbitMQ's memory_monitor_interval).
+    memory_monitor_interval: int = 2500
     # Bytes of output a connection may owe its client (returns, confirms, replies the transport could not send
     # yet) before we stop reading from it until it drains; deliveries to it already pause at 64 KiB.
     max_output_buffer: int = 1024 * 1024

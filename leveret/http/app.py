@@ -11,6 +11,7 @@ from aiohttp import web
 from leveret.http.auth import basic_auth_middleware
 from leveret.http.exchanges import list_exchanges
 from leveret.http.metrics import get_metrics
+from leveret.http.nodes import get_node, list_nodes
 from leveret.http.overview import get_overview
 from leveret.http.queues import list_queues
 from leveret.http.target import TARGET, ManagementTarget
@@ -25,6 +26,8 @@ def build_app(target: ManagementTarget) -> web.Application:
     app = web.Application(middlewares=[basic_auth_middleware(target.users, exempt=frozenset({"/metrics"}))])
     app[TARGET] = target
     app.router.add_get("/api/overview", get_overview)
+    app.router.add_get("/api/nodes", list_nodes)
+    app.router.add_get("/api/nodes/{name}", get_node)
     app.router.add_get("/api/vhosts", list_vhosts)
     app.router.add_get("/api/queues", list_queues)
     app.router.add_get("/api/queues/{vhost}", list_queues)

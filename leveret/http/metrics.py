@@ -3,6 +3,9 @@
 Written by hand rather than through prometheus-client: every value is read from the live model at
 scrape time, so there is no registry to keep in step. Like RabbitMQ's rabbitmq_prometheus endpoint it
 needs no credentials (scrapers rarely carry them); the listener binds to loopback unless told otherwise.
+Node resources appear twice: under rabbitmq_prometheus's names (`rabbitmq_alarms_memory_used_watermark`,
+`rabbitmq_process_resident_memory_bytes`, ...) for RabbitMQ's dashboards and alert rules, and as leveret's
+own `leveret_memory_*` gauges beside the other `leveret_` ones.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
+from leveret.http.nodes import output_paused, resources
 from leveret.http.overview import memory_budget
 from leveret.http.target import ManagementTarget, target_of
 
@@ -24,9 +28,9 @@ def _label(value: str) -> str:
 class _Family:
     """One metric family: HELP and TYPE lines, then its samples."""
 
-    def __init__(self, name: str, help_text: str) -> None:
+    def __init__(self, name: str, help_text: str, kind: str = "gauge") -> None:
         self.name = name
-        self.lines = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        self.lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
 
     def sample(self, value: int, **labels: str) -> None:
         if labels:
@@ -48,6 +52,34 @@ def render_metrics(target: ManagementTarget) -> str:
     budget_used = _Family("leveret_memory_budget_used_bytes",
                           "Bytes of queued message bodies held in memory (transient backlogs spill past the limit).")
     budget_limit = _Family("leveret_memory_budget_limit_bytes", "The memory_budget setting.")
+    # The node's resources under rabbitmq_prometheus's names, so RabbitMQ's alert rules apply as they are.
+    node = resources(target)
+    node_families = []
+    for name, help_text, value in (
+        ("rabbitmq_alarms_memory_used_watermark",
+         "is set to 1 when the memory alarm is on (publishers blocked), 0 otherwise", int(node["mem_alarm"])),
+        ("rabbitmq_alarms_free_disk_space_watermark",
+         "is set to 1 when the disk alarm is on (publishers blocked), 0 otherwise", int(node["disk_free_alarm"])),
+        ("rabbitmq_process_resident_memory_bytes", "Memory used in bytes (resident set size)", node["mem_used"]),
+        ("rabbitmq_resident_memory_limit_bytes", "Memory high watermark in bytes", node["mem_limit"]),
+        ("rabbitmq_disk_space_available_bytes", "Disk space available in bytes", node["disk_free"]),
+        ("rabbitmq_disk_space_available_limit_bytes", "Free disk space low watermark in bytes",
+         node["disk_free_limit"]),
+        ("leveret_memory_alarm", "1 while the memory alarm blocks publishers, 0 otherwise.", int(node["mem_alarm"])),
+        ("leveret_memory_resident_bytes", "The broker process's resident set size at the last memory check.",
+         node["mem_used"]),
+        ("leveret_memory_high_watermark_bytes", "The memory_high_watermark setting in bytes.", node["mem_limit"]),
+        ("leveret_connections_output_paused",
+         "Connections not being read because they owe their client more than max_output_buffer.",
+         output_paused(target)),
+    ):
+        family = _Family(name, help_text)
+        family.sample(value)
+        node_families.append(family)
+    output_pauses = _Family("leveret_output_pauses_total",
+                            "Times a connection stopped being read because of its unsent output.", "counter")
+    output_pauses.sample(getattr(target, "output_pauses", 0))
+    node_families.append(output_pauses)
     for vname in sorted(target.broker.vhosts):
         vhost = target.broker.vhosts[vname]
         for qname in sorted(vhost.queues):
@@ -65,7 +97,7 @@ def render_metrics(target: ManagementTarget) -> str:
     budget = memory_budget(target)
     budget_used.sample(budget["used"])
     budget_limit.sample(budget["limit"])
-    families = (messages, ready, unacked, consumers, delayed, connections, budget_used, budget_limit)
+    families = (messages, ready, unacked, consumers, delayed, connections, budget_used, budget_limit, *node_families)
     return "\n".join(line for family in families for line in family.lines) + "\n"
 
 

@@ -2,19 +2,20 @@
 
 Totals are summed over the live model on each request: one pass over queues and exchanges, no counters
 to keep in step. Leveret extensions: `delayed_messages`, the messages every x-delayed-message exchange
-holds for later, and `memory_budget`, the bytes of queued bodies held in memory against the broker-wide
-limit past which transient backlogs spill to disk.
+holds for later, `memory_budget`, the bytes of queued bodies held in memory against the broker-wide
+limit past which transient backlogs spill to disk (squeezed while memory is past half the high watermark),
+and the node's resource fields as /api/nodes has them (`mem_used`, `mem_limit`, `mem_alarm`, `disk_free`,
+`disk_free_limit`, `disk_free_alarm`), so one request tells whether publishers are blocked.
 """
 
 from __future__ import annotations
-
-import socket
 
 from aiohttp import web
 
 from leveret import __version__
 from leveret.broker.exchanges import exchange_class
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
+from leveret.http.nodes import node_name, resources
 from leveret.http.target import ManagementTarget, target_of
 
 EXCHANGE_TYPES = ("direct", "fanout", "topic", "headers", "x-consistent-hash", "x-delayed-message")
@@ -33,15 +34,15 @@ def overview_info(target: ManagementTarget) -> dict:
     ready = sum(q.message_count for q in queues)
     unacked = sum(q.unacked_count for q in queues)
     settings = target.settings
-    listeners = [{"node": _node(), "protocol": "amqp", "ip_address": settings.host, "port": target.port}]
+    listeners = [{"node": node_name(), "protocol": "amqp", "ip_address": settings.host, "port": target.port}]
     if target.http_port is not None:
-        listeners.append({"node": _node(), "protocol": "http", "ip_address": settings.http_host,
+        listeners.append({"node": node_name(), "protocol": "http", "ip_address": settings.http_host,
                           "port": target.http_port})
     return {
         "product_name": "leveret",
         "product_version": __version__,
         "management_version": __version__,
-        "node": _node(),
+        "node": node_name(),
         "exchange_types": [{"name": name} for name in EXCHANGE_TYPES if exchange_class(name) is not None],
         "listeners": listeners,
         "object_totals": {
@@ -58,6 +59,7 @@ def overview_info(target: ManagementTarget) -> dict:
         },
         "delayed_messages": sum(x.pending_count for x in exchanges if isinstance(x, DelayedMessageExchange)),
         "memory_budget": memory_budget(target),
+        **resources(target),
     }
 
 
@@ -68,11 +70,6 @@ def memory_budget(target: ManagementTarget) -> dict:
     if budget is None:
         return {"limit": 0, "used": 0}
     return {"limit": budget.limit, "used": budget.used}
-
-
-def _node() -> str:
-    # RabbitMQ names a node name@host; a leveret process is the one node on its host.
-    return f"leveret@{socket.gethostname()}"
 
 
 async def get_overview(request: web.Request) -> web.Response:

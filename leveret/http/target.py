@@ -23,6 +23,9 @@ class ManagementTarget(Protocol):
     connections: Collection[Any]  # open AMQP connections; each has .session.channels
     port: int  # the bound AMQP port
     http_port: int | None  # the bound HTTP port (None: not listening)
+    memory_alarm: Any  # .used, .limit, .active (server/memory_alarm.py); None before start
+    disk_alarm: Any  # .free, .limit, .active (server/flow.py); None before start
+    output_pauses: int  # times a connection stopped being read for its unsent output
 
 
 TARGET = web.AppKey("target", ManagementTarget)

@@ -21,6 +21,7 @@ from leveret.server.alarms import ResourceAlarms
 from leveret.server.auth import UserStore
 from leveret.server.durability import Durability
 from leveret.server.flow import DiskAlarm
+from leveret.server.memory_alarm import MemoryAlarm, total_memory, watermark_bytes
 from leveret.server.protocol import AMQPProtocol
 from leveret.store.definitions import FileDefinitionStore
 from leveret.store.filestore import FileMessageStore
@@ -97,6 +98,8 @@ class Server:
         """`file_io` does every file write of the stores (tests pass one that fails on demand; store/fsio.py)."""
         self.settings = settings
         self.clock = clock or SystemClock()
+        # Parsed first: a malformed watermark fails the start before anything is opened.
+        self.memory_limit = watermark_bytes(settings.memory_high_watermark, total_memory())
         self.data_dir = os.path.abspath(settings.data_dir)
         os.makedirs(self.data_dir, exist_ok=True)
         file_io = file_io or REAL
@@ -112,6 +115,9 @@ class Server:
         self._log_recovery()
         self.durability: Durability | None = None
         self.disk_alarm: DiskAlarm | None = None
+        self.memory_alarm: MemoryAlarm | None = None
+        # glibc's tuned allocator when `leveret serve` set one up (the memory alarm trims it).
+        self.allocator: process.Allocator | None = None
         self.timer_driver: TimerDriver | None = None
         self.users = UserStore()
         self.users.add(
@@ -138,6 +144,12 @@ class Server:
         self.timer_driver.start()
         self.disk_alarm = DiskAlarm(self, self.settings.disk_free_limit)
         self.disk_alarm.start()
+        allocator = self.allocator or process.glibc_allocator()
+        self.memory_alarm = MemoryAlarm(
+            self, self.memory_limit, self.settings.memory_monitor_interval / 1000, budget=self.persistence.memory_budget,
+            trim=allocator.trim if allocator is not None else None,
+        )
+        self.memory_alarm.start()
         try:
             self._listener = await self.loop.create_server(
                 lambda: AMQPProtocol(self), self.settings.host, self.settings.port, reuse_address=True, backlog=1024,
@@ -175,6 +187,8 @@ class Server:
             await http.stop()
         if self.disk_alarm is not None:
             self.disk_alarm.stop()
+        if self.memory_alarm is not None:
+            self.memory_alarm.stop()
         if self.timer_driver is not None:
             self.timer_driver.stop()
         for conn in list(self.connections):
@@ -236,6 +250,7 @@ class Server:
 async def serve(settings: Settings, allocator: process.Allocator | None = None) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     server = Server(settings)
+    server.allocator = allocator
     await server.start()
     trimmer = None
     if allocator is not None:

@@ -75,15 +75,33 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-def tune_malloc() -> Allocator | None:
-    """Apply the allocator settings; the Allocator to trim with, or None (not glibc)."""
+def _libc():
     if platform.libc_ver()[0] != "glibc":
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+def glibc_allocator() -> Allocator | None:
+    """glibc's allocator as it is (no settings changed), to trim; None where the C library is not glibc."""
+    libc = _libc()
+    try:
+        return Allocator(libc) if libc is not None else None
+    except AttributeError:
+        return None
+
+
+def tune_malloc() -> Allocator | None:
+    """Apply the allocator settings; the Allocator to trim with, or None (not glibc)."""
+    libc = _libc()
+    if libc is None:
+        return None
+    try:
         mallopt = libc.mallopt
         allocator = Allocator(libc)
-    except (OSError, AttributeError):
+    except AttributeError:
         return None
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     if not (mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_BYTES) and mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)):
