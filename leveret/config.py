@@ -47,9 +47,10 @@ class Settings:
     # Bytes of output a connection may owe its client (returns, confirms, replies the transport could not send
     # yet) before we stop reading from it until it drains; deliveries to it already pause at 64 KiB.
     max_output_buffer: int = 1024 * 1024
-    # Seconds a connection may take none of our output before it is closed (RabbitMQ's tcp send_timeout,
-    # 15 s); 0 disables. With heartbeats, the heartbeat timeout applies too, whichever is shorter.
-    send_timeout: float = 15.0
+    # Seconds a connection may take none of our output before it is closed: RabbitMQ's TCP send_timeout
+    # (30 s with send_timeout_close, Ranch's default under RabbitMQ 3.10); 0 disables. With heartbeats the
+    # heartbeat timeout applies too, whichever is shorter.
+    send_timeout: float = 30.0
     # Seconds a client has to complete the AMQP handshake (RabbitMQ: handshake_timeout 10 s).
     handshake_timeout: float = 10.0
     # Management HTTP API and /metrics (RabbitMQ's management port); 0 picks a free port, negative disables it.

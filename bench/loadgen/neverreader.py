@@ -1,14 +1,17 @@
-"""A hostile publisher: mandatory messages no queue takes, in confirm mode, as fast as it can, never reading.
+"""A publisher that writes as fast as it can and never reads: by default mandatory messages no queue takes,
+in confirm mode (hostile: every publish earns a basic.return and a basic.ack it never reads); with queue
+names as routing keys and no confirms, a plain publisher flood.
 
-Every publish earns it a basic.return and a basic.ack that it never reads, so all of them pile up on the
-broker's side of the connection unless the broker stops reading it (leveret's bounded output, RabbitMQ's
-credit flow). Used by bench/bench_flow.py and tests/server/test_bounded_output.py.
+Unless the broker stops reading it (leveret's bounded output, RabbitMQ's credit flow), the hostile kind
+makes everything the broker owes it pile up on the broker's side of the connection. Used by
+bench/bench_flow.py and tests/server/test_bounded_output.py.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+from typing import Sequence
 
 from . import wire
 from .client import Connection
@@ -21,21 +24,24 @@ RECEIVE_BUFFER = 64 * 1024
 class NeverReadingPublisher:
     """Handshake, confirm.select, then a thread that writes publishes until stopped; reads nothing after."""
 
-    def __init__(self, url: str, *, body_size: int = 4096, routing_key: str = "leveret.nowhere",
-                 confirm: bool = True, batch: int = 64) -> None:
+    def __init__(self, url: str, *, body_size: int = 4096, routing_keys: Sequence[str] = ("leveret.nowhere",),
+                 confirm: bool = True, mandatory: bool = True, batch: int = 64) -> None:
+        """Publishes to the default exchange, cycling through `routing_keys` (queue names, or none that exist)."""
         self.conn = Connection(url, name="never-reader")
         sock = self.conn.sock
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self.conn.channel_open(1)
         if confirm:
             self.conn.confirm_select(1)
-        one = (method_frame(1, wire.BASIC_PUBLISH, U16.pack(0) + shortstr("") + shortstr(routing_key)
-                            + bits(True, False))
-               + wire.content_header(1, body_size, False)
-               + b"".join(wire.body_frames(1, bytes(body_size), self.conn.frame_max)))
-        self.chunk = memoryview(one * batch)
+        content = wire.content_header(1, body_size, False) + b"".join(
+            wire.body_frames(1, bytes(body_size), self.conn.frame_max))
+        cycle = b"".join(
+            method_frame(1, wire.BASIC_PUBLISH, U16.pack(0) + shortstr("") + shortstr(key) + bits(mandatory, False))
+            + content for key in routing_keys)
+        rounds = max(1, batch // len(routing_keys))
+        self.chunk = memoryview(cycle * rounds)
         self.published = 0  # whole publishes written into the socket
-        self.per_chunk = batch
+        self.per_chunk = rounds * len(routing_keys)
         self.error: OSError | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="never-reader", daemon=True)

@@ -1,9 +1,10 @@
 """The memory alarm: RabbitMQ's vm_memory_high_watermark for the broker process as a whole.
 
 Every `memory_monitor_interval` milliseconds the process's resident set size is measured. Two steps:
-- Past half the watermark the memory budget is squeezed (broker/paging.py's MemoryBudget): queues keep
-  their small in-memory window and page every further transient body out to disk, so a backlog stops
-  costing memory before anyone is blocked.
+- The memory budget (broker/paging.py's MemoryBudget) may only grow by the room left under half the
+  watermark (RabbitMQ's vm_memory_high_watermark_paging_ratio, 0.5); past half, queues keep their small
+  in-memory window and page every further transient body out to disk, so a backlog stops costing memory
+  before anyone is blocked.
 - Past the watermark the memory alarm goes on (server/alarms.py): publishing connections get
   connection.blocked ("low on memory") and are not read until memory falls back under the watermark;
   consumers go on, so queues drain.
@@ -117,12 +118,14 @@ class MemoryAlarm:
         self._handle = self.server.loop.call_later(self.interval, self.check)
 
     def _squeeze(self, used: int) -> None:
-        """Past half the watermark, shrink the budget by the excess so new transient bodies page out first."""
+        """Let the budget grow only by the room left under half the watermark (RabbitMQ's paging ratio, 0.5).
+
+        The budget's limit becomes the bodies it holds now plus that room (never more than the configured
+        memory_budget): under half the watermark, a burst between two checks can add at most the room left
+        before transient bodies page out; past it, the limit falls under what is held and every further
+        transient body pages out (each queue keeps only its small window)."""
         budget = self.budget
         if budget is None:
             return
-        excess = used - self.limit // 2
-        if excess > 0:
-            budget.limit = max(0, min(self.budget_limit, budget.used - excess))
-        else:
-            budget.limit = self.budget_limit
+        room = self.limit // 2 - used
+        budget.limit = max(0, min(self.budget_limit, budget.used + room))
