@@ -90,7 +90,20 @@ class Persistence:
                 vhost.name, exchange.name, exchange.type_name, True, exchange.auto_delete, exchange.internal,
                 dict(exchange.arguments),
             ))
-            self._attach_delayed_store(vhost.name, exchange)
+            try:
+                self._attach_delayed_store(vhost.name, exchange)
+            except OSError:
+                self._forget_definition(self.definitions.delete_exchange, vhost.name, exchange.name)
+                raise
+
+    @staticmethod
+    def _forget_definition(delete: Any, *key: str) -> None:
+        """Undo a definition just written when what goes with it failed (best effort: the disk may refuse
+        this too; then the definition comes back after a restart, without messages)."""
+        try:
+            delete(*key)
+        except OSError:
+            pass
 
     def exchange_removed(self, vhost: "VHost", exchange: "Exchange") -> None:
         if exchange.durable:
@@ -115,7 +128,12 @@ class Persistence:
             self.definitions.put_queue(QueueDef(vhost.name, queue.name, True, queue.auto_delete,
                                                 dict(queue.arguments)))
             if not isinstance(queue, StreamQueue):  # a stream is its own log (store/stream.py)
-                self._attach_store(queue, self.messages.open_queue(vhost.name, queue.name))
+                try:
+                    store = self.messages.open_queue(vhost.name, queue.name)
+                except OSError:
+                    self._forget_definition(self.definitions.delete_queue, vhost.name, queue.name)
+                    raise
+                self._attach_store(queue, store)
         elif not isinstance(queue, StreamQueue):
             self._attach_store(queue, None)  # transient: its backlog pages to a scratch store
 

@@ -227,7 +227,13 @@ class VHost:
             exchange.attach(self.timers, self.clock, self._release_delayed)
         self.exchanges[name] = exchange
         if self.persistence is not None:
-            self.persistence.exchange_added(self, exchange)
+            try:
+                self.persistence.exchange_added(self, exchange)
+            except OSError:
+                # Not on disk (a full disk): not in the model either; the server closes with 541.
+                del self.exchanges[name]
+                exchange.close()
+                raise
         return exchange
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
@@ -294,10 +300,19 @@ class VHost:
     def _bind(self, source: Exchange, destination: Queue | Exchange, routing_key: str,
               arguments: dict[str, Any] | None) -> None:
         """One binding, to a queue or an exchange: routing table, back-reference, durable record."""
-        source.bind(destination, routing_key, arguments)
+        had_source = source in destination.sources
+        added = source.bind(destination, routing_key, arguments)
         destination.sources.add(source)
         if self.persistence is not None:
-            self.persistence.bound(self, source, destination, routing_key, arguments)
+            try:
+                self.persistence.bound(self, source, destination, routing_key, arguments)
+            except OSError:
+                # Not on disk (a full disk): not in the model either; the server closes with 541.
+                if added:
+                    source.unbind(destination, routing_key, arguments)
+                if not had_source:
+                    destination.sources.discard(source)
+                raise
 
     def _unbind(self, source: Exchange, destination: Queue | Exchange, routing_key: str,
                 arguments: dict[str, Any] | None) -> None:
@@ -384,7 +399,12 @@ class VHost:
         )
         self.queues[name] = queue
         if self.persistence is not None:
-            self.persistence.queue_added(self, queue)
+            try:
+                self.persistence.queue_added(self, queue)
+            except OSError:
+                del self.queues[name]
+                queue.deleted = True
+                raise
         return queue, 0, 0
 
     def bind_queue(

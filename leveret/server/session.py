@@ -168,6 +168,25 @@ class ChannelSession:
         self.write_frames([serializer.basic_nack_frame(self.number, seq, False, False)])
 
 
+class _TxCommitWaiter:
+    """Stands in for a confirming channel in Durability's queue: tx.commit-ok when the fsync is done."""
+
+    __slots__ = ("session", "channel")
+
+    def __init__(self, session: "Session", channel: ChannelSession) -> None:
+        self.session = session
+        self.channel = channel
+
+    def confirm_ready(self, seq: int) -> None:
+        if not self.channel.closing and self.session.channels.get(self.channel.number) is self.channel:
+            self.session.send_method(self.channel.number, spec.TxCommitOk())
+
+    def confirm_failed(self, seq: int) -> None:
+        # The fsync failed: the store rolled the commit's messages back; it did not happen.
+        if self.session.channels.get(self.channel.number) is self.channel:
+            self.session.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 90, 20)
+
+
 class Session:
     """The server side of one AMQP connection."""
 
@@ -242,6 +261,11 @@ class Session:
         except BrokerError as exc:
             method = getattr(event, "method", None)
             self._fail_broker(getattr(event, "channel", 0), method, exc)
+        except OSError as exc:
+            # The store could not write a definition (disk full, I/O error) and the broker undid the change:
+            # RabbitMQ's answer to an internal failure. One rate-limited line, no traceback.
+            failures.note("write to the store", exc, f"(connection {self.name} closed with 541)")
+            self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0)
         except Exception:
             log.exception("internal error on connection %s", self.name)
             self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0)
@@ -701,6 +725,8 @@ class Session:
         except OSError as exc:
             # The store could not write (disk full, I/O error) and rolled back what was not yet durable:
             # the publisher hears basic.nack and may retry; the connection, and the broker, stay up.
+            if seq is None:
+                raise  # inside tx.commit: the commit fails as a whole (_tx_commit)
             failures.note("write to the message store", exc)
             if seq:
                 if ch.sync_upto > ch.ready_upto:
@@ -746,8 +772,20 @@ class Session:
             raise channel_error(ch.number, codes.PRECONDITION_FAILED, "channel is not transactional", m.CLASS_ID, m.METHOD_ID)
         actions, ch.tx_actions = ch.tx_actions, []
         ch.tx_taken = []
-        for action in actions:
-            action()
+        try:
+            for action in actions:
+                action()
+        except OSError as exc:
+            # The store rolled back every message of the commit not yet durable (this one's with them);
+            # the publisher must not hear commit-ok. RabbitMQ answers an internal failure with 541.
+            failures.note("write to the message store", exc, f"(tx.commit on connection {self.name}: 541)")
+            self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", m.CLASS_ID, m.METHOD_ID)
+            return
+        durability = self.server.durability
+        if durability is not None and durability.store.commit_pending:
+            # commit-ok only once the commit's persistent messages are on stable storage, as RabbitMQ.
+            durability.wait_for_commit(_TxCommitWaiter(self, ch), 0)
+            return
         self.send_method(ch.number, spec.TxCommitOk())
 
     def _tx_rollback(self, ch: ChannelSession, m: Any) -> None:

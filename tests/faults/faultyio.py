@@ -39,15 +39,18 @@ class FaultyIO(FileIO):
     def __init__(self) -> None:
         self._lock = threading.Lock()  # the fsync thread calls in too
         self.calls: Counter[tuple[str, str]] = Counter()
-        # Armed faults: [kind, site or None, errno, stay]; a one-shot fault leaves the list when it fires.
-        self._armed: list[tuple[str, str | None, int, bool]] = []
+        # Armed faults: [kind, site or None, errno, stay, calls to let through first]; a one-shot fault
+        # leaves the list when it fires.
+        self._armed: list[list] = []
         self.fired: list[tuple[str, str]] = []
 
-    def arm(self, kind: str, site: str | None = None, error: int = errno.ENOSPC, *, stay: bool = False) -> None:
-        """Fail the next call of `kind` (at `site` only, if given); with `stay`, every one until `disarm`."""
+    def arm(self, kind: str, site: str | None = None, error: int = errno.ENOSPC, *, stay: bool = False,
+            skip: int = 0) -> None:
+        """Fail the next call of `kind` (at `site` only, if given) after letting `skip` through; with `stay`,
+        every one until `disarm`."""
         assert kind in KINDS, kind
         with self._lock:
-            self._armed.append((kind, site, error, stay))
+            self._armed.append([kind, site, error, stay, skip])
 
     def disarm(self) -> None:
         with self._lock:
@@ -67,6 +70,9 @@ class FaultyIO(FileIO):
             self.calls[(kind, site)] += 1
             for armed in self._armed:
                 if armed[0] == kind and (armed[1] is None or armed[1] == site):
+                    if armed[4] > 0:
+                        armed[4] -= 1
+                        return None
                     if not armed[3]:
                         self._armed.remove(armed)
                     self.fired.append((kind, site))
