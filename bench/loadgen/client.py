@@ -64,7 +64,7 @@ class BrokerAddress:
 class Connection:
     """One AMQP connection over a blocking socket, channel methods as RPCs."""
 
-    def __init__(self, url: str, timeout: float = 30.0, name: str = "leveret-loadgen") -> None:
+    def __init__(self, url: str, timeout: float = 30.0, name: str = "leveret-loadgen", heartbeat: int = 0) -> None:
         self.address = BrokerAddress.parse(url)
         self.sock = socket.create_connection((self.address.host, self.address.port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -74,7 +74,7 @@ class Connection:
         # what it expected, any of these means the broker sent extra messages.
         self.stray_deliveries = 0
         self.blocked = False
-        self._handshake(name)
+        self._handshake(name, heartbeat)
 
     # -- framing -----------------------------------------------------------
     def send(self, data) -> None:
@@ -139,7 +139,7 @@ class Connection:
             pass
 
     # -- handshake ---------------------------------------------------------
-    def _handshake(self, name: str) -> None:
+    def _handshake(self, name: str, heartbeat: int = 0) -> None:
         a = self.address
         self.send(wire.PROTOCOL_HEADER)
         _, r = self.wait_method(0, wire.CONNECTION_START)
@@ -157,10 +157,10 @@ class Connection:
         _, r = self.wait_method(0, wire.CONNECTION_TUNE)
         channel_max, frame_max, _heartbeat = r.u16(), r.u32(), r.u16()
         self.frame_max = min(frame_max or 131072, 131072)
-        # Heartbeats off: runs are bounded in time and a blocked generator
+        # Heartbeats off by default: runs are bounded in time and a blocked generator
         # must not be disconnected in the middle of a measurement.
         self.send(method_frame(0, wire.CONNECTION_TUNE_OK,
-                               U16.pack(channel_max or 2047) + wire.U32.pack(self.frame_max) + U16.pack(0)))
+                               U16.pack(channel_max or 2047) + wire.U32.pack(self.frame_max) + U16.pack(heartbeat)))
         self.send(method_frame(0, wire.CONNECTION_OPEN, shortstr(a.vhost) + shortstr("") + bits(False)))
         self.wait_method(0, wire.CONNECTION_OPEN_OK)
 

@@ -25,9 +25,11 @@ class NeverReadingPublisher:
     """Handshake, confirm.select, then a thread that writes publishes until stopped; reads nothing after."""
 
     def __init__(self, url: str, *, body_size: int = 4096, routing_keys: Sequence[str] = ("leveret.nowhere",),
-                 confirm: bool = True, mandatory: bool = True, batch: int = 64) -> None:
-        """Publishes to the default exchange, cycling through `routing_keys` (queue names, or none that exist)."""
-        self.conn = Connection(url, name="never-reader")
+                 confirm: bool = True, mandatory: bool = True, batch: int = 64, heartbeat: int = 0) -> None:
+        """Publishes to the default exchange, cycling through `routing_keys` (queue names, or none that exist).
+
+        With `heartbeat` it negotiates heartbeats and then sends none (it only ever publishes)."""
+        self.conn = Connection(url, name="never-reader", heartbeat=heartbeat)
         sock = self.conn.sock
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self.conn.channel_open(1)

@@ -105,3 +105,16 @@ def test_a_blocked_publisher_is_not_closed_for_heartbeats_we_did_not_read() -> N
         assert events == ["low on disk", "unblocked"]
         assert ch.queue_declare("held", passive=True).method.message_count == 1
         conn.close()
+
+
+def test_with_heartbeats_a_client_that_takes_none_of_its_output_is_closed_after_the_heartbeat_timeout() -> None:
+    # No send_timeout: only the negotiated heartbeat (1 s, so a 2 s timeout) can end it.
+    with EmbeddedBroker(max_output_buffer=LIMIT, send_timeout=0) as broker:
+        server = broker.server
+        flood = NeverReadingPublisher(broker.url, body_size=4096, heartbeat=1).start()
+        try:
+            assert wait_for(lambda: server.output_pauses >= 1)
+            assert wait_for(lambda: len(server.connections) == 0)
+            assert wait_for(lambda: flood.error is not None)
+        finally:
+            flood.stop()
