@@ -134,11 +134,13 @@ class AMQPProtocol(asyncio.Protocol):
             return
         if self._out:
             out, self._out = self._out, []
-            transport.writelines(out)
+            was_paused = self.paused
+            transport.writelines(out)  # may call pause_writing, which counts `out` in the buffer it notes
             self._wrote = True
             if self.paused:
                 # Backed up: count what we add (for the stall check) and stop reading past the limit.
-                self._written_since_pause += sum(map(len, out))
+                if was_paused:
+                    self._written_since_pause += sum(map(len, out))
                 self._check_output_limit(transport)
         if self._close_after_flush:
             transport.close()
