@@ -25,7 +25,7 @@ from leveret.server.memory_alarm import MemoryAlarm, total_memory, watermark_byt
 from leveret.server.protocol import AMQPProtocol
 from leveret.store.definitions import FileDefinitionStore
 from leveret.store.filestore import FileMessageStore
-from leveret.store.fsio import REAL, FileIO
+from leveret.store.fsio import REAL, FileIO, failures
 
 log = logging.getLogger("leveret")
 
@@ -102,7 +102,7 @@ class Server:
         self.memory_limit = watermark_bytes(settings.memory_high_watermark, total_memory())
         self.data_dir = os.path.abspath(settings.data_dir)
         os.makedirs(self.data_dir, exist_ok=True)
-        file_io = file_io or REAL
+        file_io = self.file_io = file_io or REAL
         self.message_store = FileMessageStore(os.path.join(self.data_dir, "messages"), file_io=file_io)
         self.definition_store = FileDefinitionStore(os.path.join(self.data_dir, "definitions"), file_io=file_io)
         self.persistence = Persistence(self.definition_store, self.message_store, BasicProperties.from_raw,
@@ -230,12 +230,12 @@ class Server:
                 delivered = [e.offset for e in queue.ready if e.redelivered and e.offset >= 0]
                 queues.append({"vhost": vhost.name, "queue": queue.name, "delivered": delivered})
         path = os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"queues": queues}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            self.file_io.write_atomically(path, json.dumps({"queues": queues}).encode())
+        except OSError as exc:
+            # A full disk must not stop the stop: without the marker the next start only loses the
+            # redelivered flags of messages delivered before the stop.
+            failures.note("write of the clean-shutdown marker", exc)
 
     def _log_recovery(self) -> None:
         r = self.recovery

@@ -264,7 +264,7 @@ class Session:
         except OSError as exc:
             # The store could not write a definition (disk full, I/O error) and the broker undid the change:
             # RabbitMQ's answer to an internal failure. One rate-limited line, no traceback.
-            failures.note("write to the store", exc, f"(connection {self.name} closed with 541)")
+            failures.note("write to the store", exc, "(the connection that asked for it was closed with 541)")
             self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0)
         except Exception:
             log.exception("internal error on connection %s", self.name)
@@ -778,7 +778,7 @@ class Session:
         except OSError as exc:
             # The store rolled back every message of the commit not yet durable (this one's with them);
             # the publisher must not hear commit-ok. RabbitMQ answers an internal failure with 541.
-            failures.note("write to the message store", exc, f"(tx.commit on connection {self.name}: 541)")
+            failures.note("write to the message store", exc, "(a tx.commit failed: its connection was closed with 541)")
             self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", m.CLASS_ID, m.METHOD_ID)
             return
         durability = self.server.durability

@@ -154,7 +154,8 @@ def scan_unacked(segment: Segment, acked: set[int]) -> tuple[array, array, array
 
 
 def write_clean_index(
-    directory: str, segments: list[Segment], acked: Callable[[int], set[int] | None]
+    directory: str, segments: list[Segment], acked: Callable[[int], set[int] | None],
+    write: Callable[[str, bytes], None] = write_atomically,
 ) -> bool:
     """Write ``clean.idx`` for a closed queue whose data and acks are fsynced; False if it cannot vouch.
 
@@ -206,5 +207,5 @@ def write_clean_index(
         CLEAN_HEADER.pack(CLEAN_MAGIC, FORMAT_VERSION, 0, len(segments), len(ack_bases), n_unacked, len(runs) // 2),
         *parts, runs.tobytes(), sizes.tobytes(), timestamps.tobytes(),
     ))
-    write_atomically(os.path.join(directory, CLEAN_INDEX_NAME), body + RECORD_TRAILER.pack(crc32c(body)))
+    write(os.path.join(directory, CLEAN_INDEX_NAME), body + RECORD_TRAILER.pack(crc32c(body)))
     return True

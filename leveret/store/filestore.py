@@ -245,28 +245,33 @@ class FileQueueStore:
 
     def close(self) -> None:
         """Make everything durable, close the files, and leave the clean-shutdown index for the next open."""
+        trusted = True
         try:
-            fds = self._log.dup_data_fds() + self._acks.dup_for_sync()  # data before acks, as a commit
+            fds = self._log.dup_data_fds()  # data before acks, as a commit
         except OSError:
             self.rollback_all()  # nothing of it was confirmed: the publishers were nacked
-            fds = []
+            fds, trusted = [], False
+        try:
+            fds += self._acks.dup_for_sync()
+        except OSError:
+            trusted = False  # acks are derived: the next open scans and redelivers what they named
         try:
             for fd in fds:
                 self.io.fsync(fd)  # usually none: the server synced everything before closing
         except OSError:
             # Not trusted: no clean index, so the next open scans (and cuts whatever is torn).
-            self._log.close()
-            return
+            self.rollback_all()
+            trusted = False
         finally:
             for fd in fds:
                 os.close(fd)
-        self._log.commit_done()
-        try:
-            self._log.close()
-        except OSError:
+        if trusted:
+            self._log.commit_done()
+        self._log.close()
+        if not trusted:
             return
         try:
-            write_clean_index(self.directory, self._log.segments, self._acks.acked)
+            write_clean_index(self.directory, self._log.segments, self._acks.acked, self.io.write_atomically)
         except OSError:
             pass  # e.g. disk full: the next open runs the full scan, nothing else is lost
 

@@ -334,9 +334,17 @@ class Log:
     # -- lifetime -------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush and close every file (no fsync: call sync() first if it matters)."""
+        """Flush and close every file (no fsync: call sync() first if it matters).
+
+        Never raises: bytes that cannot be written now were never synced, so never confirmed; a partial
+        record they leave is a torn tail that recovery cuts."""
         for segment in self._segments:
-            segment.close()
+            try:
+                segment.close()
+            except OSError as exc:
+                failures.note("write at close", exc, segment.path)
+                segment.close_writer_quietly()
+                segment.close_reader()
         self._dirty.clear()
 
     def delete(self) -> None:

@@ -198,3 +198,22 @@ def test_kill_9_after_faults_keeps_every_confirmed_message(tmp_path, sites):
         process.kill()
     assert ledger.confirmed[QUEUE] - ledger.acked <= queued
     check_restart(data_dir, ledger, phantoms_allowed=False, where="after kill -9")
+
+
+def test_a_clean_stop_on_a_full_disk_keeps_every_confirmed_message(tmp_path):
+    data_dir = str(tmp_path / "s")
+    io = FaultyIO()
+    ledger = Ledger()
+    broker = InProcessBroker(data_dir, io).start()
+    try:
+        run_phase(broker.url, "a", ledger)
+        assert ledger.failures() == 0
+        io.arm("write", stay=True)
+        io.arm("open", stay=True)
+        io.arm("rename", stay=True)
+        run_phase(broker.url, "b", ledger)  # nacks and 541s
+        assert ledger.failures()
+    finally:
+        broker.stop()  # with the disk still full: nothing to flush may stop the stop
+    io.disarm()
+    check_restart(data_dir, ledger, phantoms_allowed=False, where="stop on a full disk")
