@@ -115,6 +115,8 @@ class MemoryAlarm:
                 log.warning("memory alarm cleared: %d bytes resident", used)
                 self.active = False
                 self.server.alarms.set(MEMORY, False)
+        if self._handle is not None:
+            self._handle.cancel()  # a check run out of turn (a test, a changed limit) replaces the pending one
         self._handle = self.server.loop.call_later(self.interval, self.check)
 
     def _squeeze(self, used: int) -> None:
