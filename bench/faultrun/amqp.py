@@ -221,6 +221,8 @@ class Connection:
         return self
 
     def write(self, data: bytes) -> None:
+        if self.closed is None and self.writer.transport.is_closing():
+            self._fail(Closed("socket closed"))
         if self.closed:
             raise Closed(str(self.closed))
         self.writer.write(data)

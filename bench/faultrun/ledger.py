@@ -3,7 +3,10 @@
 The verdict compares it with what a final drain finds:
 - lost: confirmed, never acked or dropped by a consumer, and not found by the drain;
 - phantom: delivered but never published (or to a queue its path does not route to);
-- nacked_delivered: nacked (and never confirmed) yet delivered: the broker said it did not take it;
+- nacked_kept: nacked (and never confirmed) yet delivered after a restart: the broker said it did not take
+  it, but kept it (its publisher, retrying, makes a duplicate); counted with the phantoms' failures;
+- nacked_live: nacked yet delivered in the incarnation it was published in: a consumer got it before the
+  write failed (deliveries do not wait for the fsync, as in RabbitMQ): informational;
 - duplicates: delivered again after a consumer had acked it (at-least-once allows it when flagged redelivered);
 - unflagged: delivered again (after a requeue or a crash) without the redelivered flag, which RabbitMQ always sets;
   a dead-lettered or delayed message is re-published inside the broker, so a second copy of it carries no flag
@@ -30,6 +33,7 @@ class Ledger:
     def __init__(self) -> None:
         self.next_id = 1
         self.path_of: dict[int, str] = {}
+        self.published_in: dict[int, int] = {}  # id -> epoch it was published in
         self.confirmed: set[int] = set()
         self.nacked: set[int] = set()
         self.queues: dict[str, QueueRecord] = {}
@@ -48,6 +52,7 @@ class Ledger:
         ident = self.next_id
         self.next_id += 1
         self.path_of[ident] = path
+        self.published_in[ident] = self.epoch
         return ident
 
     def confirm(self, ident: int) -> None:
@@ -62,7 +67,7 @@ class Ledger:
     def verdict(self) -> dict:
         """Counts per destination and in total, with a few example ids for each problem."""
         totals = {"confirmed": len(self.confirmed), "published": self.next_id - 1, "nacked": len(self.nacked),
-                  "lost": 0, "phantom": 0, "nacked_delivered": 0, "duplicates_flagged": 0,
+                  "lost": 0, "phantom": 0, "nacked_kept": 0, "nacked_live": 0, "duplicates_flagged": 0,
                   "duplicates_unflagged": 0, "unflagged": 0, "by_design": 0, "deliveries": 0}
         per_dest: dict[str, dict] = {}
         examples: dict[str, list] = {}
@@ -71,7 +76,7 @@ class Ledger:
             by_design_path = rec.path in ("dlx", "delayed")
             seen: dict[int, int] = {}  # id -> epoch of its latest delivery
             gone: set[int] = set()
-            d = {"lost": 0, "phantom": 0, "nacked_delivered": 0, "duplicates_flagged": 0,
+            d = {"lost": 0, "phantom": 0, "nacked_kept": 0, "nacked_live": 0, "duplicates_flagged": 0,
                  "duplicates_unflagged": 0, "unflagged": 0, "by_design": 0, "deliveries": len(rec.deliveries)}
             for ident, redelivered, action, epoch in rec.deliveries:
                 if self.path_of.get(ident) != rec.path:
@@ -79,8 +84,9 @@ class Ledger:
                     examples.setdefault(f"phantom:{dest}", []).append(ident)
                     continue
                 if ident in self.nacked and ident not in self.confirmed and ident not in seen:
-                    d["nacked_delivered"] += 1
-                    examples.setdefault(f"nacked_delivered:{dest}", []).append(ident)
+                    key = "nacked_live" if self.published_in[ident] == epoch else "nacked_kept"
+                    d[key] += 1
+                    examples.setdefault(f"{key}:{dest}", []).append(ident)
                 if ident in seen:
                     if dest in stream_dests:
                         d["duplicates_unflagged"] += 1
@@ -93,9 +99,11 @@ class Ledger:
                         if key == "duplicates_unflagged":
                             examples.setdefault(f"duplicate_unflagged:{dest}", []).append(ident)
                     elif not redelivered:
-                        # Within one incarnation a requeued message must come back flagged on every path; a
-                        # second copy after a restart can be an internal re-publish (dead-lettered or delayed).
-                        key = "by_design" if by_design_path and seen[ident] != epoch else "unflagged"
+                        # A requeued message must come back flagged on every path; but when a restart came
+                        # between its publish and now, a dead-lettered or delayed message can have been
+                        # re-published inside the broker (its move not yet durable): a second, unflagged copy.
+                        key = ("by_design" if by_design_path and self.published_in.get(ident, epoch) != epoch
+                               else "unflagged")
                         d[key] += 1
                         if key == "unflagged":
                             examples.setdefault(f"unflagged:{dest}", []).append(ident)
@@ -112,4 +120,23 @@ class Ledger:
                 totals[key] += value
         for key in list(examples):
             examples[key] = examples[key][:10]
-        return {"totals": totals, "queues": per_dest, "examples": examples}
+        return {"totals": totals, "queues": per_dest, "examples": examples,
+                "histories": self.histories({i for key, ids in examples.items()
+                                             if not key.startswith("nacked_live") for i in ids[:3]})}
+
+    def histories(self, ids: set[int]) -> dict[int, dict]:
+        """What happened to a few ids: path, publish epoch, confirm state and every delivery (for a repro)."""
+        out: dict[int, dict] = {}
+        for ident in sorted(ids)[:40]:
+            if ident not in self.path_of:
+                continue
+            state = "confirmed" if ident in self.confirmed else "nacked" if ident in self.nacked else "in doubt"
+            out[ident] = {"path": self.path_of[ident], "published_in_epoch": self.published_in[ident],
+                          "state": state, "deliveries": []}
+        for dest, rec in self.queues.items():
+            for ident, redelivered, action, epoch in rec.deliveries:
+                if ident in out:
+                    out[ident]["deliveries"].append(
+                        {"queue": dest, "epoch": epoch, "redelivered": redelivered,
+                         "action": ("ack", "requeue", "drop", "drain")[action]})
+        return out

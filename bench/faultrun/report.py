@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 COLUMNS = (("phase", "phase"), ("rounds", "rounds"), ("confirmed", "confirmed"), ("nacked", "nacked"),
-           ("lost", "lost"), ("phantom", "phantom"), ("nack-dlv", "nacked_delivered"),
+           ("lost", "lost"), ("phantom", "phantom"), ("nack kept", "nacked_kept"),
+           ("nack live", "nacked_live"),
            ("dup flag", "duplicates_flagged"), ("dup unflag", "duplicates_unflagged"), ("unflagged", "unflagged"),
            ("by design", "by_design"), ("max start s", "max_start_s"), ("ERROR lines", "error_log_lines"))
 
@@ -43,6 +44,8 @@ def summary_table(result: dict) -> str:
     for p in result["phases"]:
         for key, ids in p.get("examples", {}).items():
             lines.append(f"  {p['phase']} {key}: {ids}")
+        for ident, story in list(p.get("histories", {}).items())[:3]:
+            lines.append(f"  history of {ident}: {story}")
         for sample in p.get("error_samples", [])[:5]:
             lines.append(f"  log: {sample}")
     lines.append(f"wall time {result['wall_seconds']} s")
@@ -54,7 +57,7 @@ def failures(result: dict) -> list[str]:
     for p in result["phases"]:
         name = p["phase"]
         totals = p.get("totals", {})
-        for key in ("lost", "phantom", "nacked_delivered", "duplicates_unflagged", "unflagged"):
+        for key in ("lost", "phantom", "nacked_kept", "duplicates_unflagged", "unflagged"):
             if totals.get(key):
                 out.append(f"{name}: {key} = {totals[key]}")
         if p.get("start_failed"):

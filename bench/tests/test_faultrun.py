@@ -40,8 +40,6 @@ def _can_mount_tmpfs() -> bool:
 
 
 @pytest.mark.skipif(not _can_mount_tmpfs(), reason="mounting a tmpfs needs root")
-@pytest.mark.xfail(reason="issue 17: the store's write path and recovery on a full disk are being fixed",
-                   strict=False)
 def test_a_disk_full_cycle_loses_nothing_and_the_store_writes_again() -> None:
     result = _run(["--disk-cycles", "1", "--disk-mib", "48", "--paths", "plain,fanout,tx"])
     (phase,) = result["phases"]
