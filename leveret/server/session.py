@@ -168,23 +168,47 @@ class ChannelSession:
         self.write_frames([serializer.basic_nack_frame(self.number, seq, False, False)])
 
 
+class _TxSettle:
+    """An ack, nack or reject held for tx.commit (settled after the commit's publishes were stored)."""
+
+    __slots__ = ("settle",)
+
+    def __init__(self, settle: Callable[[], None]) -> None:
+        self.settle = settle
+
+    def __call__(self) -> None:
+        self.settle()
+
+
 class _TxCommitWaiter:
-    """Stands in for a confirming channel in Durability's queue: tx.commit-ok when the fsync is done."""
+    """Stands in for a confirming channel in Durability's queue: when the commit's fsync is done, settle the
+    commit's acks and send tx.commit-ok; when it failed, settle nothing and close with 541."""
 
-    __slots__ = ("session", "channel")
+    __slots__ = ("session", "channel", "settles", "taken")
 
-    def __init__(self, session: "Session", channel: ChannelSession) -> None:
+    def __init__(self, session: "Session", channel: ChannelSession, settles: list[Any], taken: list[Any]) -> None:
         self.session = session
         self.channel = channel
+        self.settles = settles
+        self.taken = taken
+
+    def _open(self) -> bool:
+        return not self.channel.closing and self.session.channels.get(self.channel.number) is self.channel
 
     def confirm_ready(self, seq: int) -> None:
-        if not self.channel.closing and self.session.channels.get(self.channel.number) is self.channel:
+        for settle in self.settles:
+            settle()  # the client committed them, whether or not it is still there to hear commit-ok
+        if self._open():
             self.session.send_method(self.channel.number, spec.TxCommitOk())
 
     def confirm_failed(self, seq: int) -> None:
-        # The fsync failed: the store rolled the commit's messages back; it did not happen.
-        if self.session.channels.get(self.channel.number) is self.channel:
+        # The fsync failed: the store rolled the commit's messages back, and its acks are not applied.
+        ch = self.channel
+        if self._open():
+            ch.tx_taken = self.taken + ch.tx_taken  # given back (requeued) as the connection closes
             self.session.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 90, 20)
+        elif self.taken:
+            ch.broker_channel.settle(self.taken, ack=False, requeue=True)
 
 
 class Session:
@@ -672,7 +696,7 @@ class Session:
         at once, as in RabbitMQ) and settles them at commit; rollback gives them back as still unacked."""
         records = ch.broker_channel.take(tag, multiple)
         ch.tx_taken.extend(records)
-        ch.tx_actions.append(lambda: ch.broker_channel.settle(records, ack=ack, requeue=requeue))
+        ch.tx_actions.append(_TxSettle(lambda: ch.broker_channel.settle(records, ack=ack, requeue=requeue)))
 
     def _basic_recover(self, ch: ChannelSession, m: Any) -> None:
         ch.broker_channel.recover(m.requeue)
@@ -771,21 +795,28 @@ class Session:
         if not ch.tx:
             raise channel_error(ch.number, codes.PRECONDITION_FAILED, "channel is not transactional", m.CLASS_ID, m.METHOD_ID)
         actions, ch.tx_actions = ch.tx_actions, []
-        ch.tx_taken = []
+        taken, ch.tx_taken = ch.tx_taken, []
+        # Publishes first: if the store refuses one, no ack of the commit has been applied either.
         try:
             for action in actions:
-                action()
+                if type(action) is not _TxSettle:
+                    action()
         except OSError as exc:
             # The store rolled back every message of the commit not yet durable (this one's with them);
-            # the publisher must not hear commit-ok. RabbitMQ answers an internal failure with 541.
+            # the publisher must not hear commit-ok. RabbitMQ answers an internal failure with 541; closing
+            # gives the commit's acked deliveries back (requeued), so nothing of it is applied.
             failures.note("write to the message store", exc, "(a tx.commit failed: its connection was closed with 541)")
+            ch.tx_taken = taken
             self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", m.CLASS_ID, m.METHOD_ID)
             return
+        settles = [action for action in actions if type(action) is _TxSettle]
         durability = self.server.durability
         if durability is not None and durability.store.commit_pending:
-            # commit-ok only once the commit's persistent messages are on stable storage, as RabbitMQ.
-            durability.wait_for_commit(_TxCommitWaiter(self, ch), 0)
+            # commit-ok (and the commit's acks) only once its persistent messages are on stable storage.
+            durability.wait_for_commit(_TxCommitWaiter(self, ch, settles, taken), 0)
             return
+        for settle in settles:
+            settle()
         self.send_method(ch.number, spec.TxCommitOk())
 
     def _tx_rollback(self, ch: ChannelSession, m: Any) -> None:
