@@ -9,7 +9,7 @@ published on some other channel of some other connection.
 from __future__ import annotations
 
 import base64
-import os
+import secrets
 from collections import deque
 from typing import TYPE_CHECKING, Any, Hashable
 
@@ -73,7 +73,7 @@ DEFAULT_EXCHANGE_REFUSED = "operation not permitted on the default exchange"
 
 def random_name(prefix: str) -> str:
     """prefix + 22 url-safe base64 characters (128 random bits), like RabbitMQ's amq.gen-/amq.ctag- names."""
-    return prefix + base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode("ascii")
+    return prefix + base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii")
 
 
 def _flag(value: bool) -> str:
