@@ -13,7 +13,13 @@ from urllib.parse import quote
 
 import click
 
-from leveret.config import Settings, load_settings
+from leveret.config import Settings, SettingsError, load_settings
+
+
+class BadSettings(click.ClickException):
+    """A setting that cannot be used: one line on stderr and exit status 2, as click does for a bad option."""
+
+    exit_code = 2
 
 
 @click.group()
@@ -34,9 +40,12 @@ def main() -> None:
 def serve(host: str | None, port: int | None, data_dir: str | None, config_file: str | None,
           log_level: str | None, http_port: int | None) -> None:
     """Run the broker until SIGINT or SIGTERM."""
-    settings = load_settings(config_file, overrides={
-        "host": host, "port": port, "data_dir": data_dir, "log_level": log_level, "http_port": http_port,
-    })
+    try:
+        settings = load_settings(config_file, overrides={
+            "host": host, "port": port, "data_dir": data_dir, "log_level": log_level, "http_port": http_port,
+        })
+    except SettingsError as exc:
+        raise BadSettings(str(exc)) from None
     if settings.port == 0 and settings.http_port == Settings.http_port:
         # A broker on an ephemeral AMQP port (tests, benchmarks, several side by side) must not fight
         # over the fixed management port either, unless a port was asked for explicitly.

@@ -63,19 +63,170 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """Convert a TOML or environment value to the field's declared type."""
-    # With postponed annotations every field type is a string such as "int" or "tuple[str, ...]".
-    kind = {f.name: f.type for f in fields(Settings)}[name]
-    if kind == "int":
-        return int(value)
-    if kind == "float":
-        return float(value)
-    if kind.startswith("tuple"):
-        if isinstance(value, str):
-            return tuple(v.strip() for v in value.split(",") if v.strip())
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the setting and where its value came from."""
+
+    def __init__(self, name: str, source: str, problem: str) -> None:
+        super().__init__(f"Invalid value for {name} ({source}): {problem}")
+        self.name = name
+        self.source = source
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The range a number may take; None leaves that side open."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+# Ranges of the numeric settings (names absent here take any number of their type). The protocol's limits:
+# ports and the 16-bit channel_max/heartbeat of connection.tune; frame_max at least the spec's 4096 (0 would mean
+# "no limit", which leveret does not offer); a body at most RabbitMQ's 512 MiB ceiling.
+BOUNDS: dict[str, Bounds] = {
+    "port": Bounds(0, 65535),
+    "frame_max": Bounds(4096, 2**32 - 1),
+    "channel_max": Bounds(1, 65535),
+    "heartbeat": Bounds(0, 65535),
+    "max_message_size": Bounds(1, 512 * 1024 * 1024),
+    "consumer_timeout": Bounds(0, None),
+    "disk_free_limit": Bounds(0, None),
+    "memory_budget": Bounds(0, None),
+    "max_output_buffer": Bounds(1, None),
+    "send_timeout": Bounds(0, None),
+    "handshake_timeout": Bounds(0.001, None),
+    "http_port": Bounds(None, 65535),  # negative disables the listener
+}
+
+# Integer settings counted in bytes: they also take a unit, as RabbitMQ's configuration does ("50MB", "1GiB").
+SIZES = frozenset({"max_message_size", "disk_free_limit", "memory_budget", "max_output_buffer"})
+SIZE_UNITS = {
+    "": 1, "b": 1,
+    "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+    "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3, "gib": 1024**3, "t": 1024**4, "tib": 1024**4,
+}
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+}
+
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+
+class _Invalid(Exception):
+    """A value that does not parse; load_settings adds the setting's name and source."""
+
+
+def parse_bool(value: Any) -> bool:
+    """true/false, 1/0, yes/no, on/off in any case, or a TOML boolean."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise _Invalid(f"{value!r} is not a boolean (true/false, yes/no, on/off, 1/0)")
+
+
+def parse_int(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip().replace("_", ""), 10)
+        except ValueError:
+            pass
+    raise _Invalid(f"{value!r} is not an integer")
+
+
+def parse_float(value: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise _Invalid(f"{value!r} is not a number") from None
+    else:
+        raise _Invalid(f"{value!r} is not a number")
+    if number != number or number in (float("inf"), float("-inf")):
+        raise _Invalid(f"{value!r} is not a finite number")
+    return number
+
+
+def parse_size(value: Any) -> int:
+    """Bytes: an integer, or a number with a unit (kB/MB/GB are powers of 1000; k/KiB, M/MiB, G/GiB of 1024)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        digits = len(text) - len(text.lstrip("-0123456789_"))
+        number, unit = text[:digits], text[digits:].strip().lower()
+        if number and unit in SIZE_UNITS:
+            try:
+                return int(number.replace("_", ""), 10) * SIZE_UNITS[unit]
+            except ValueError:
+                pass
+    raise _Invalid(f"{value!r} is not a size (bytes, or a number with a unit: kB, MB, GB, KiB, MiB, GiB)")
+
+
+def parse_tuple(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    return str(value)
+    raise _Invalid(f"{value!r} is not a list of names (a TOML array of strings, or comma-separated)")
+
+
+def parse_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise _Invalid(f"{value!r} is not a string")
+
+
+def parse_setting(name: str, value: Any) -> Any:
+    """`value` (from TOML, the environment or a flag) as setting `name`'s type, checked against its range."""
+    # With postponed annotations every field type is a string such as "int" or "tuple[str, ...]".
+    kind = _KINDS[name]
+    if name in SIZES:
+        result: Any = parse_size(value)
+    elif kind == "bool":
+        result = parse_bool(value)
+    elif kind == "int":
+        result = parse_int(value)
+    elif kind == "float":
+        result = parse_float(value)
+    elif kind.startswith("tuple"):
+        result = parse_tuple(value)
+    else:
+        result = parse_str(value)
+    if name in CHOICES:
+        if result.upper() not in CHOICES[name]:
+            raise _Invalid(f"{value!r} is not one of {', '.join(CHOICES[name])}")
+        result = result.upper()
+    bounds = BOUNDS.get(name)
+    if bounds is not None:
+        if bounds.minimum is not None and result < bounds.minimum:
+            raise _Invalid(f"{value!r} is below the minimum {bounds.minimum}")
+        if bounds.maximum is not None and result > bounds.maximum:
+            raise _Invalid(f"{value!r} is above the maximum {bounds.maximum}")
+    return result
+
+
+_KINDS = {f.name: str(f.type) for f in fields(Settings)}
+
+
+def _checked(name: str, value: Any, source: str) -> Any:
+    try:
+        return parse_setting(name, value)
+    except _Invalid as exc:
+        raise SettingsError(name, source, str(exc)) from None
 
 
 def load_settings(
@@ -83,22 +234,32 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Build Settings from the layers in order; later layers win. `overrides` are CLI flags (None = not given)."""
-    known = {f.name for f in fields(Settings)}
+    """Build Settings from the layers in order; later layers win. `overrides` are CLI flags (None = not given).
+
+    Every value is parsed strictly and range-checked; the first bad one raises SettingsError naming the
+    setting and its source (the file, the LEVERET_* variable or the --flag).
+    """
     values: dict[str, Any] = {}
     if config_file is not None:
-        data = tomllib.loads(Path(config_file).read_text())
+        source = f"file {config_file}"
+        try:
+            data = tomllib.loads(Path(config_file).read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError("--config", source, f"cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError("--config", source, f"not valid TOML: {exc}") from None
         for key, value in data.items():
             name = key.replace("-", "_")
-            if name not in known:
-                raise ValueError(f"unknown setting {key!r} in {config_file}")
-            values[name] = _coerce(name, value)
+            if name not in _KINDS:
+                raise SettingsError(key, source, "no such setting")
+            values[name] = _checked(name, value, f"{source}, key {key}")
     env = os.environ if environ is None else environ
-    for name in known:
-        raw = env.get("LEVERET_" + name.upper())
+    for name in _KINDS:
+        variable = "LEVERET_" + name.upper()
+        raw = env.get(variable)
         if raw is not None:
-            values[name] = _coerce(name, raw)
+            values[name] = _checked(name, raw, f"environment variable {variable}")
     for name, value in (overrides or {}).items():
         if value is not None:
-            values[name] = value
+            values[name] = _checked(name, value, "flag --" + name.replace("_", "-"))
     return Settings(**values)
