@@ -6,6 +6,7 @@ The settings object is passed down explicitly; nothing reads configuration from 
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import os
 import tomllib
 from dataclasses import dataclass, fields
@@ -94,6 +95,7 @@ BOUNDS: dict[str, Bounds] = {
     "disk_free_limit": Bounds(0, None),
     "memory_budget": Bounds(0, None),
     "max_output_buffer": Bounds(1, None),
+    "memory_monitor_interval": Bounds(1, None),
     "send_timeout": Bounds(0, None),
     "handshake_timeout": Bounds(0.001, None),
     "http_port": Bounds(None, 65535),  # negative disables the listener
@@ -165,14 +167,16 @@ def parse_size(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str):
-        text = value.strip()
-        digits = len(text) - len(text.lstrip("-0123456789_"))
+        text = value.strip().replace("_", "")
+        digits = len(text) - len(text.lstrip("-0123456789."))
         number, unit = text[:digits], text[digits:].strip().lower()
         if number and unit in SIZE_UNITS:
             try:
-                return int(number.replace("_", ""), 10) * SIZE_UNITS[unit]
-            except ValueError:
-                pass
+                amount = decimal.Decimal(number) * SIZE_UNITS[unit]
+            except decimal.InvalidOperation:
+                amount = None
+            if amount is not None and amount == amount.to_integral_value():
+                return int(amount)
     raise _Invalid(f"{value!r} is not a size (bytes, or a number with a unit: kB, MB, GB, KiB, MiB, GiB)")
 
 
@@ -190,12 +194,27 @@ def parse_str(value: Any) -> str:
     raise _Invalid(f"{value!r} is not a string")
 
 
+def parse_watermark(value: Any) -> str:
+    """memory_high_watermark: a fraction of RAM (0 < x <= 1), or more than 1 or a size with a unit: bytes.
+
+    Kept as text; server/memory_alarm.py turns it into bytes once it knows the machine's RAM."""
+    if isinstance(value, str) and value.strip()[-1:].isalpha():
+        parse_size(value)
+        return value.strip()
+    number = parse_float(value)
+    if number <= 0:
+        raise _Invalid(f"{value!r} is not a fraction of RAM above 0 nor an amount of bytes")
+    return str(value).strip()
+
+
 def parse_setting(name: str, value: Any) -> Any:
     """`value` (from TOML, the environment or a flag) as setting `name`'s type, checked against its range."""
     # With postponed annotations every field type is a string such as "int" or "tuple[str, ...]".
     kind = _KINDS[name]
     if name in SIZES:
         result: Any = parse_size(value)
+    elif name == "memory_high_watermark":
+        result = parse_watermark(value)
     elif kind == "bool":
         result = parse_bool(value)
     elif kind == "int":

@@ -31,13 +31,13 @@ def test_anything_else_is_not_a_boolean(word: object) -> None:
 
 @pytest.mark.parametrize(("text", "size"), [
     ("0", 0), (123, 123), ("4096", 4096), ("50MB", 50_000_000), ("50 MB", 50_000_000), ("1GiB", 2**30),
-    ("2gb", 2_000_000_000), ("512KiB", 512 * 1024), ("1k", 1024), ("3M", 3 * 2**20), ("7B", 7), ("1_000", 1000),
+    ("2gb", 2_000_000_000), ("512KiB", 512 * 1024), ("1k", 1024), ("3M", 3 * 2**20), ("7B", 7), ("1_000", 1000), ("1.5GB", 1_500_000_000), ("0.5KiB", 512),
 ])
 def test_sizes_take_units(text: object, size: int) -> None:
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("text", ["", "MB", "1.5GB", "5 XB", "ten", True, 1.0])
+@pytest.mark.parametrize("text", ["", "MB", "1.5", "1.0001kB", "5 XB", "ten", "1.2.3MB", True, 1.0])
 def test_a_size_without_a_number_or_with_an_unknown_unit_is_refused(text: object) -> None:
     with pytest.raises(Exception, match="is not a size"):
         parse_size(text)
@@ -47,7 +47,9 @@ def test_environment_values_become_typed_settings() -> None:
     settings = load_settings(environ={
         "LEVERET_PORT": "5673", "LEVERET_SEND_TIMEOUT": "2.5", "LEVERET_MEMORY_BUDGET": "2GiB",
         "LEVERET_LOOPBACK_USERS": "guest, admin", "LEVERET_LOG_LEVEL": "debug",
+        "LEVERET_MEMORY_HIGH_WATERMARK": "512MiB",
     })
+    assert settings.memory_high_watermark == "512MiB"
     assert settings.port == 5673 and isinstance(settings.port, int)
     assert settings.send_timeout == 2.5
     assert settings.memory_budget == 2 * 2**30
@@ -83,6 +85,10 @@ def test_layers_in_order_file_then_environment_then_flags(tmp_path: Path) -> Non
      "Invalid value for send_timeout (environment variable LEVERET_SEND_TIMEOUT): 'soon' is not a number"),
     ({"LEVERET_MEMORY_BUDGET": "lots"},
      "Invalid value for memory_budget (environment variable LEVERET_MEMORY_BUDGET): 'lots' is not a size"),
+    ({"LEVERET_MEMORY_HIGH_WATERMARK": "0"}, "Invalid value for memory_high_watermark (environment variable "
+     "LEVERET_MEMORY_HIGH_WATERMARK): '0' is not a fraction of RAM above 0 nor an amount of bytes"),
+    ({"LEVERET_MEMORY_HIGH_WATERMARK": "half"}, "Invalid value for memory_high_watermark (environment variable "
+     "LEVERET_MEMORY_HIGH_WATERMARK): 'half' is not a size"),
     ({"LEVERET_LOG_LEVEL": "loud"},
      "Invalid value for log_level (environment variable LEVERET_LOG_LEVEL): 'loud' is not one of DEBUG"),
 ])
