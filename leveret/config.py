@@ -36,6 +36,8 @@ class Settings:
     consumer_timeout: int = 1800000
     # Publishers are blocked when the data directory's free space falls under this many bytes.
     disk_free_limit: int = 50 * 1024 * 1024
+    # Seconds between free-space checks; the store also triggers one per quarter of disk_free_limit written.
+    disk_check_interval: float = 1.0
     # Bytes of queued message bodies all queues together keep in memory before transient backlogs spill to
     # disk (durable ones are on disk anyway); each queue also has its own window (broker/paging.py).
     memory_budget: int = 1024 * 1024 * 1024

@@ -142,7 +142,7 @@ class Server:
         self.durability = Durability(self.loop, self.message_store)
         self.timer_driver = TimerDriver(self.loop, self.broker.timers, self.clock)
         self.timer_driver.start()
-        self.disk_alarm = DiskAlarm(self, self.settings.disk_free_limit)
+        self.disk_alarm = DiskAlarm(self, self.settings.disk_free_limit, self.settings.disk_check_interval)
         self.disk_alarm.start()
         allocator = self.allocator or process.glibc_allocator()
         self.memory_alarm = MemoryAlarm(

@@ -21,6 +21,8 @@ import os
 import threading
 import time
 
+from leveret.store.diskspace import STORE_WRITES
+
 log = logging.getLogger("leveret.store")
 
 # Flags of the files the store appends to.
@@ -72,23 +74,30 @@ class FileIO:
         with memoryview(data) as view:
             written = 0
             total = len(view)
-            while written < total:
-                with view[written:] as part:
-                    n = self.write(fd, part)
-                if n <= 0:  # a zero-length write on a regular file means no space
-                    raise OSError(28, "No space left on device (short write)")
-                written += n
+            try:
+                while written < total:
+                    with view[written:] as part:
+                        n = self.write(fd, part)
+                    if n <= 0:  # a zero-length write on a regular file means no space
+                        raise OSError(28, "No space left on device (short write)")
+                    written += n
+            finally:
+                # Counted once per call, for the disk alarm's checks by bytes written (diskspace.py).
+                STORE_WRITES.add(written)
 
     def pwrite_all(self, fd: int, data: bytes | bytearray | memoryview, position: int) -> None:
         """Write every byte of `data` at `position` (looping over partial writes); raise if refused."""
         with memoryview(data) as view:
             written = 0
-            while written < len(view):
-                with view[written:] as part:
-                    n = self.pwrite(fd, part, position + written)
-                if n <= 0:
-                    raise OSError(28, "No space left on device (short write)")
-                written += n
+            try:
+                while written < len(view):
+                    with view[written:] as part:
+                        n = self.pwrite(fd, part, position + written)
+                    if n <= 0:
+                        raise OSError(28, "No space left on device (short write)")
+                    written += n
+            finally:
+                STORE_WRITES.add(written)
 
     def write_file(self, path: str, data: bytes, *, flags: int = os.O_WRONLY | os.O_CREAT | os.O_TRUNC) -> None:
         """Create or replace `path` with `data` and fsync it (no rename: see write_atomically)."""

@@ -1,0 +1,93 @@
+"""The disk alarm looks at free space by bytes written, not only by time, so it trips before the disk is full."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import pika
+import pytest
+
+from leveret.embedded import EmbeddedBroker
+from leveret.store.diskspace import MIN_CHECK_BYTES, WriteMeter, check_every
+
+from tests.faults.diskfull import MiB, fill_until, free_bytes, small_tmpfs
+
+PERSISTENT = pika.BasicProperties(delivery_mode=2)
+
+
+def test_the_meter_calls_each_subscriber_once_per_slice_written_from_any_thread() -> None:
+    meter = WriteMeter()
+    calls: list[int] = []
+    lock = threading.Lock()
+
+    def called() -> None:
+        with lock:
+            calls.append(1)
+
+    handle = meter.subscribe(called, 10_000)
+
+    def writer() -> None:
+        for _ in range(1000):
+            meter.add(100)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert meter.total == 400_000
+    assert len(calls) == 40
+    meter.unsubscribe(handle)
+    meter.add(50_000)
+    assert len(calls) == 40
+
+
+def test_checks_come_every_quarter_of_the_limit_but_never_more_often_than_64_kib() -> None:
+    assert check_every(50 * MiB) == 50 * MiB // 4
+    assert check_every(1) == MIN_CHECK_BYTES == 64 * 1024
+
+
+def test_a_publisher_at_full_speed_is_blocked_before_the_disk_fills_and_resumes_when_space_returns(caplog) -> None:
+    limit = 3 * MiB
+    with small_tmpfs(16 * MiB) as mount:
+        data_dir = os.path.join(mount, "data")
+        os.mkdir(data_dir)
+        filler = fill_until(mount, "filler", leave_free=9 * MiB)
+        # The timer would look again only in an hour: every check here is one the bytes written asked for.
+        with caplog.at_level(logging.WARNING), EmbeddedBroker(
+            data_dir=data_dir, disk_free_limit=limit, disk_check_interval=3600.0,
+        ) as broker:
+            params = pika.URLParameters(broker.url)
+            params.blocked_connection_timeout = 1.0  # pika gives up on a blocked connection after this
+            conn = pika.BlockingConnection(params)
+            ch = conn.channel()
+            ch.queue_declare("fill", durable=True)
+            ch.confirm_delivery()
+            body = b"b" * (32 * 1024)
+            confirmed = nacked = 0
+            with pytest.raises(pika.exceptions.AMQPError):
+                for _ in range(2000):  # 64 MiB: four times what the whole tmpfs holds
+                    try:
+                        ch.basic_publish("", "fill", body, PERSISTENT)
+                        confirmed += 1
+                    except pika.exceptions.NackError:
+                        nacked += 1
+            # pika gave up because the broker blocked the connection (connection.blocked) and stopped reading it.
+            assert broker.server.disk_alarm.active
+            assert nacked == 0
+            # Blocked with room to spare: at least the limit less one check's slice (and one read's worth).
+            assert free_bytes(mount) > limit - check_every(limit) - 512 * 1024
+            assert confirmed * len(body) > 4 * MiB
+            assert not [r for r in caplog.records if "No space left" in r.getMessage()]
+
+            os.unlink(filler)  # space returns: the alarm clears without a restart
+            conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+            ch = conn.channel()
+            ch.confirm_delivery()
+            ch.basic_publish("", "fill", b"after", PERSISTENT)  # blocked until the alarm clears, then confirmed
+            # The publish that was in flight when the first connection was blocked may have gone in too.
+            assert ch.queue_declare("fill", passive=True).method.message_count - confirmed in (1, 2)
+            assert not broker.server.disk_alarm.active
+            conn.close()
