@@ -37,8 +37,8 @@ class DeliveryTarget(Protocol):
     def consumer_cancelled(self, consumer_tag: str) -> None:
         """Send a server-initiated basic.cancel (e.g. the queue was deleted)."""
 
-    # Optional: `channel_error(error: BrokerError) -> None`: close this channel with `error`
-    # (channel.close carrying error.reply_code and "<reply_name> - <text>"). The broker has already
+    # Optional: `channel_error(error: BrokerError) -> None`: close this channel with `error` (AMQP: a
+    # channel.close with the reply server/replies.py maps the error to). The broker has already
     # closed its side (unacked messages requeued) when it calls it. Used by the consumer timeout.
 
 

@@ -26,6 +26,7 @@ from leveret.broker.errors import BrokerError
 from leveret.broker.message import Message
 from leveret.server.alarms import blocked_reason
 from leveret.server.auth import UserStore, parse_sasl_response
+from leveret.server.replies import reply_for
 from leveret.store.fsio import failures
 
 log = logging.getLogger("leveret.session")
@@ -130,7 +131,8 @@ class ChannelSession:
 
     def channel_error(self, error: BrokerError) -> None:
         """The broker closes this channel (e.g. consumer timeout: 406 with RabbitMQ's text)."""
-        self.session.close_channel(self.number, error.reply_code, reply_text(error.reply_code, error.text), 0, 0)
+        reply = reply_for(error)
+        self.session.close_channel(self.number, reply.code, reply.text, 0, 0)
 
     def consumer_cancelled(self, consumer_tag: str) -> None:
         if self.session.client_capabilities.get("consumer_cancel_notify"):
@@ -305,11 +307,11 @@ class Session:
     def _fail_broker(self, channel: int, method: Any, exc: BrokerError) -> None:
         class_id = method.CLASS_ID if method is not None else 0
         method_id = method.METHOD_ID if method is not None else 0
-        text = reply_text(exc.reply_code, exc.text)
-        if exc.connection_level or channel == 0:
-            self.close_connection(exc.reply_code, text, class_id, method_id)
+        reply = reply_for(exc)
+        if reply.closes_connection or channel == 0:
+            self.close_connection(reply.code, reply.text, class_id, method_id)
         else:
-            self.close_channel(channel, exc.reply_code, text, class_id, method_id)
+            self.close_channel(channel, reply.code, reply.text, class_id, method_id)
 
     def close_channel(self, number: int, code: int, text: str, class_id: int, method_id: int) -> None:
         """Server-initiated channel.close: the channel's broker state ends now; wait for close-ok."""

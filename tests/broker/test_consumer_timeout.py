@@ -33,7 +33,7 @@ def test_unacked_delivery_past_broker_timeout_closes_the_channel_and_requeues(cl
     clock.advance(0.002)
     broker.timers.run_due()
     (error,) = target.errors
-    assert isinstance(error, PreconditionFailed) and error.reply_code == 406
+    assert type(error) is PreconditionFailed
     assert error.text == (
         "delivery acknowledgement on channel 3 timed out. Timeout value used: 1000 ms. "
         "This timeout value can be configured, see consumers doc guide to learn more"
