@@ -1,46 +1,24 @@
-"""Fixtures for broker tests: a stand-in for the codec's properties and a recording delivery target.
+"""Fixtures for broker tests: messages with the codec's real properties and a recording delivery target.
 
 The target fakes the server (what the broker talks to), never the broker itself.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
 
+from leveret.amqp.properties import BasicProperties
 from leveret.broker import Broker, Channel, Message, VHost
 from leveret.clock import ManualClock
 
 
-@dataclasses.dataclass(frozen=True)
-class FakeProperties:
-    """Just the attributes the broker reads, with an immutable replace()."""
-
-    headers: dict[str, Any] | None = None
-    delivery_mode: int | None = None
-    priority: int | None = None
-    expiration: str | None = None
-    reply_to: str | None = None
-    user_id: str | None = None
-
-    @property
-    def raw(self) -> bytes:
-        return repr(self).encode()
-
-    @property
-    def routing_plain(self) -> bool:
-        return self.headers is None and self.expiration is None and self.reply_to is None and self.user_id is None
-
-    def replace(self, **changes: Any) -> "FakeProperties":
-        return dataclasses.replace(self, **changes)
-
-
 def make_message(body: bytes | str = b"", routing_key: str = "", exchange: str = "", **props: Any) -> Message:
+    """A message as the server hands it to the broker: the codec's properties, still raw until first read."""
     if isinstance(body, str):
         body = body.encode()
-    return Message(exchange, routing_key, FakeProperties(**props), body)
+    return Message(exchange, routing_key, BasicProperties.from_raw(BasicProperties(**props).raw), body)
 
 
 class RecordingTarget:
