@@ -95,6 +95,7 @@ BOUNDS: dict[str, Bounds] = {
     "max_message_size": Bounds(1, 512 * 1024 * 1024),
     "consumer_timeout": Bounds(0, None),
     "disk_free_limit": Bounds(0, None),
+    "disk_check_interval": Bounds(0.001, None),
     "memory_budget": Bounds(0, None),
     "max_output_buffer": Bounds(1, None),
     "memory_monitor_interval": Bounds(1, None),
