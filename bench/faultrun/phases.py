@@ -298,7 +298,7 @@ async def flood(opts: LoadOptions, seconds: float, progress) -> dict:
     """Fast transient publishers into a queue nobody drains, a consumer that never reads its socket, a publisher
     of unroutable mandatory messages and a confirming publisher that never read their returns and confirms.
     Samples the broker's RSS every 20 ms; afterwards a bystander must publish and consume within 10 s."""
-    settings = {"memory_high_watermark": 256 * 1024 * 1024, "memory_budget": 64 * 1024 * 1024, **opts.settings}
+    settings = {"memory_high_watermark": 128 * 1024 * 1024, "memory_budget": 64 * 1024 * 1024, **opts.settings}
     figures: dict[str, Any] = {"phase": "flood", "seconds": seconds,
                                "memory_high_watermark": settings.get("memory_high_watermark"),
                                "memory_budget": settings.get("memory_budget")}
@@ -350,6 +350,10 @@ async def flood(opts: LoadOptions, seconds: float, progress) -> dict:
             ]
             for t in threads:
                 t.start()
+            # One more fast publisher that does read: it hears connection.blocked when the memory alarm trips.
+            watcher_stop = asyncio.Event()
+            watcher_conn = await Connection.open(broker.url, "faultrun-flood-watcher")
+            watcher = asyncio.create_task(_reading_flooder(watcher_conn, body, watcher_stop))
             peak = baseline
             samples = 0
             t_end = time.monotonic() + seconds
@@ -361,6 +365,10 @@ async def flood(opts: LoadOptions, seconds: float, progress) -> dict:
             # A bystander while the flood is still connected (a fresh connection to a fresh queue).
             bystander_s = await _bystander(broker.url, timeout=10.0) if during_alive else None
             stop.set()
+            watcher_stop.set()
+            blocked_seen = watcher_conn.blocked_seen
+            watcher_conn.abort()
+            await asyncio.wait([watcher], timeout=5)
             for t in threads:
                 await asyncio.to_thread(t.join, 5)
             await asyncio.sleep(1.0)
@@ -377,8 +385,21 @@ async def flood(opts: LoadOptions, seconds: float, progress) -> dict:
     return {**figures, "baseline_rss_mib": round(baseline / mib, 1), "peak_rss_mib": round(peak / mib, 1),
             "rss_after_mib": round(after / mib, 1), "samples": samples, "broker_survived": during_alive,
             "bystander_roundtrip_s": None if bystander_s is None else round(bystander_s, 3),
+            "blocked_seen": blocked_seen,
             "batches_sent": {k: v[0] for k, v in counters.items()}, "error_lines_before_stop": error_lines_before,
             **_round_figures(broker)}
+
+
+async def _reading_flooder(conn: Connection, body: bytes, stop: asyncio.Event) -> None:
+    """Transient publishes as fast as the broker reads them, on a connection whose input is read."""
+    try:
+        ch = await conn.channel()
+        batch = b"".join(publish_frames(ch.number, "", "fr.flood.sink", body, persistent=False) for _ in range(16))
+        while not stop.is_set():
+            ch.send(batch)
+            await conn.drain()
+    except Closed:
+        pass
 
 
 async def _bystander(url: str, timeout: float) -> float | None:
