@@ -135,9 +135,10 @@ def small_tmpfs(size_mib: int) -> Iterator[str | None]:
             os.rmdir(base)
 
 
-def fill_disk(path: str, stop_at_free: int = 0, chunk: int = 1 << 20) -> int:
+def fill_disk(path: str, stop_at_free: int = 0, chunk: int = 1 << 20) -> tuple[int, bool]:
     """Append zeros to `path` until the file system has at most `stop_at_free` bytes free, or until ENOSPC
-    (stop_at_free=0). Returns the bytes written. Chunks shrink near the end, so the fill is exact."""
+    (stop_at_free=0). Returns the bytes written and whether a write met ENOSPC. Chunks shrink near the end,
+    so the fill is exact."""
     written = 0
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
@@ -145,7 +146,7 @@ def fill_disk(path: str, stop_at_free: int = 0, chunk: int = 1 << 20) -> int:
             st = os.statvfs(path)
             free = st.f_bavail * st.f_frsize
             if stop_at_free and free <= stop_at_free:
-                return written
+                return written, False
             size = chunk if free > 4 * chunk else 4096
             if stop_at_free:
                 size = max(4096, min(size, free - stop_at_free))
@@ -154,7 +155,7 @@ def fill_disk(path: str, stop_at_free: int = 0, chunk: int = 1 << 20) -> int:
             except OSError as exc:
                 if exc.errno == errno.ENOSPC:
                     if size == 4096:
-                        return written
+                        return written, True
                     continue  # retry with the smallest chunk
                 raise
     finally:

@@ -1,7 +1,8 @@
 """What the clients saw: every id published, confirmed, nacked, delivered and settled, per path and queue.
 
 The verdict compares it with what a final drain finds:
-- lost: confirmed, never acked or dropped by a consumer, and not found by the drain;
+- lost: confirmed, never acked or dropped by a consumer, and not found by the drain (a stream with a size
+  limit may have truncated its oldest ids: those count as `retention`);
 - phantom: delivered but never published (or to a queue its path does not route to);
 - nacked_kept: nacked (and never confirmed) yet delivered after a restart: the broker said it did not take
   it, but kept it (its publisher, retrying, makes a duplicate); counted with the phantoms' failures;
@@ -27,6 +28,7 @@ class QueueRecord:
     path: str
     deliveries: list[tuple[int, bool, int, int]] = field(default_factory=list)  # id, redelivered, action, epoch
     present: set[int] = field(default_factory=set)  # what the final drain found
+    retention: bool = False  # a stream with a size limit: the oldest ids may be gone by design
 
 
 class Ledger:
@@ -68,7 +70,7 @@ class Ledger:
         """Counts per destination and in total, with a few example ids for each problem."""
         totals = {"confirmed": len(self.confirmed), "published": self.next_id - 1, "nacked": len(self.nacked),
                   "lost": 0, "phantom": 0, "nacked_kept": 0, "nacked_live": 0, "duplicates_flagged": 0,
-                  "duplicates_unflagged": 0, "unflagged": 0, "by_design": 0, "deliveries": 0}
+                  "duplicates_unflagged": 0, "unflagged": 0, "by_design": 0, "deliveries": 0, "retention": 0}
         per_dest: dict[str, dict] = {}
         examples: dict[str, list] = {}
         stream_dests = {d for d, q in self.queues.items() if q.path == "stream"}
@@ -112,6 +114,12 @@ class Ledger:
                     gone.add(ident)
             mine = {i for i in self.confirmed if self.path_of[i] == rec.path}
             lost = mine - gone - rec.present
+            if rec.retention:
+                # Ids are issued in publish order: what is older than the oldest id kept was truncated.
+                oldest = min(rec.present, default=self.next_id)
+                retained = {i for i in lost if i < oldest}
+                lost -= retained
+                d["retention"] = len(retained)
             d["lost"] = len(lost)
             if lost:
                 examples[f"lost:{dest}"] = sorted(lost)

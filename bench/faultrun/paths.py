@@ -90,9 +90,16 @@ class Stream(Path):
     name = "stream"
     routing_key = PREFIX + "stream"
     dests = (PREFIX + "stream",)
+    # Retention (x-max-length-bytes), for the disk cycles: a stream nobody settles would fill the small
+    # disk for good. The ledger then counts ids older than the oldest one kept as retention, not loss.
+    max_bytes = 0
 
     async def declare(self, ch: Channel) -> None:
-        await ch.queue_declare(self.routing_key, arguments={"x-queue-type": "stream"})
+        args: dict = {"x-queue-type": "stream"}
+        if self.max_bytes:
+            args["x-max-length-bytes"] = self.max_bytes
+            args["x-stream-max-segment-size-bytes"] = max(65536, self.max_bytes // 8)
+        await ch.queue_declare(self.routing_key, arguments=args)
 
 
 class Tx(Path):

@@ -18,7 +18,7 @@ from . import amqp
 from .amqp import Closed, Connection, publish_frames
 from .broker import Broker, StartFailed, fill_disk, free_bytes, small_tmpfs
 from .ledger import Ledger
-from .paths import (Path, Stats, body_for, confirming_publisher, consumer, declare_all, drain, make_paths,
+from .paths import (Path, Stats, Stream, body_for, confirming_publisher, consumer, declare_all, drain, make_paths,
                     tx_publisher)
 
 
@@ -192,6 +192,9 @@ async def disk_cycles(opts: LoadOptions, cycles: int, size_mib: int, progress) -
     ledger = Ledger()
     for p in paths:
         ledger.add_path(p.name, list(p.dests))
+        if isinstance(p, Stream):
+            p.max_bytes = size_mib * 1024 * 1024 // 8
+            ledger.queues[p.dests[0]].retention = True
     probe_path = paths[0]
     settings = {"disk_free_limit": max(1, size_mib // 8) * 1024 * 1024, **opts.settings}
     limit = int(settings["disk_free_limit"])
@@ -208,6 +211,7 @@ async def disk_cycles(opts: LoadOptions, cycles: int, size_mib: int, progress) -
         alarm_cycles = 0
         alarm_tripped = 0
         enospc_reached = 0
+        per_cycle: list[dict] = []
         start_failed = ""
         verdict: dict = {}
         drain_s = 0.0
@@ -215,21 +219,33 @@ async def disk_cycles(opts: LoadOptions, cycles: int, size_mib: int, progress) -
             await _start(broker)
             await declare_all(broker.url, paths)
             for c in range(cycles):
+                confirmed_before = len(ledger.confirmed)
                 load = Load(opts, paths, ledger, c, body_size=max(opts.body_size, 4096))
                 load.start(broker.url)
                 await asyncio.sleep(0.3)
+                # The consumers work off what earlier cycles left (bounded), so every cycle starts from room.
+                deadline = time.monotonic() + 5.0
+                while time.monotonic() < deadline and free_bytes(mnt) < size_mib * 1024 * 1024 // 2:
+                    await asyncio.sleep(0.05)
+                cycle = {"cycle": c + 1, "free_at_start_mib": round(free_bytes(mnt) / 2**20, 1),
+                         "mode": "alarm" if c % 2 else "instant"}
+                tripped = False
                 if c % 2:
                     alarm_cycles += 1
                     await asyncio.to_thread(fill_disk, filler, limit + 2 * 1024 * 1024)
                     deadline = time.monotonic() + 3.0
                     while time.monotonic() < deadline and free_bytes(mnt) >= limit:
                         await asyncio.sleep(0.02)
-                    await asyncio.sleep(0.3)  # the alarm's reaction time
-                    if free_bytes(mnt) > 0 and load.stats.blocked_seen > 0:
+                    cycle["free_after_publishers_mib"] = round(free_bytes(mnt) / 2**20, 2)
+                    crossed = time.monotonic()
+                    while time.monotonic() - crossed < 2.0 and not load.stats.blocked_seen:
+                        await asyncio.sleep(0.01)
+                    if load.stats.blocked_seen:
                         alarm_tripped += 1
-                await asyncio.to_thread(fill_disk, filler, 0)
-                if free_bytes(mnt) < 64 * 1024:
-                    enospc_reached += 1
+                        tripped = True
+                        cycle["alarm_reaction_s"] = round(time.monotonic() - crossed, 3)
+                _, full = await asyncio.to_thread(fill_disk, filler, 0)
+                enospc_reached += full
                 await asyncio.sleep(0.5)  # publishes and commits meet a full disk
                 os.unlink(filler)
                 took, nacks = await _probe_confirm(broker.url, ledger, probe_path, timeout=15.0)
@@ -244,7 +260,11 @@ async def disk_cycles(opts: LoadOptions, cycles: int, size_mib: int, progress) -
                 await load.finish()
                 if os.path.exists(filler):
                     os.unlink(filler)
-                await _start(broker)
+                start_s = await _start(broker)
+                per_cycle.append({**cycle, "alarm_tripped": tripped, "enospc": full,
+                                  "confirm_again_s": None if took is None else round(took, 3),
+                                  "confirmed": len(ledger.confirmed) - confirmed_before,
+                                  "restart_s": round(start_s, 3)})
                 progress(f"disk cycle {c + 1}/{cycles}: confirmed {len(ledger.confirmed)}, "
                          f"confirm again after {'-' if took is None else f'{took:.2f}'} s")
             await asyncio.to_thread(broker.kill)
@@ -260,7 +280,8 @@ async def disk_cycles(opts: LoadOptions, cycles: int, size_mib: int, progress) -
             "alarm_tripped_before_full": alarm_tripped, "stuck_after_free": stuck, "probe_nacks": probe_nacks,
             "max_confirm_again_s": round(max(recoveries, default=0.0), 3),
             "mean_confirm_again_s": round(sum(recoveries) / max(1, len(recoveries)), 3),
-            "drain_seconds": round(drain_s, 2), "start_failed": start_failed, **_round_figures(broker), **verdict}
+            "drain_seconds": round(drain_s, 2), "start_failed": start_failed, "per_cycle": per_cycle,
+            **_round_figures(broker), **verdict}
 
 
 # -- memory flood ------------------------------------------------------------------------------------------------

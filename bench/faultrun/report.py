@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 COLUMNS = (("phase", "phase"), ("rounds", "rounds"), ("confirmed", "confirmed"), ("nacked", "nacked"),
-           ("lost", "lost"), ("phantom", "phantom"), ("nack kept", "nacked_kept"),
-           ("nack live", "nacked_live"),
+           ("lost", "lost"), ("phantom", "phantom"), ("nack kept", "nacked_kept"), ("nack live", "nacked_live"),
            ("dup flag", "duplicates_flagged"), ("dup unflag", "duplicates_unflagged"), ("unflagged", "unflagged"),
-           ("by design", "by_design"), ("max start s", "max_start_s"), ("ERROR lines", "error_log_lines"))
+           ("by design", "by_design"), ("retention", "retention"), ("max start s", "max_start_s"),
+           ("ERROR lines", "error_log_lines"))
 
 
 def _row(phase: dict) -> dict:
@@ -38,8 +38,8 @@ def summary_table(result: dict) -> str:
             lines.append(f"flood: RSS baseline {p['baseline_rss_mib']} MiB, peak {p['peak_rss_mib']} MiB, after "
                          f"{p['rss_after_mib']} MiB; memory_high_watermark {p['memory_high_watermark']}, "
                          f"memory_budget {p['memory_budget']}; bystander round trip "
-                         f"{p['bystander_roundtrip_s']} s; connection.blocked seen {p['blocked_seen']}; broker survived "
-                         f"{p['broker_survived']}")
+                         f"{p['bystander_roundtrip_s']} s; connection.blocked seen {p['blocked_seen']}; "
+                         f"broker survived {p['broker_survived']}")
     for f in result.get("failures", []):
         lines.append("FAIL: " + f)
     for p in result["phases"]:
