@@ -102,7 +102,8 @@ def test_per_key_order_holds_across_sac_partitions_with_competing_consumers(amqp
     exchange_name = unique("orders")
     queue_names = [unique(f"orders{i}") for i in range(partitions)]
 
-    async def consume(url: str, queue_name: str, log: list, stop_after: int | None, started: asyncio.Event):
+    async def consume(url: str, queue_name: str, log: list, stop_after: int | None, started: asyncio.Event,
+                      settled: asyncio.Event):
         connection = await aio_pika.connect(url)
         try:
             channel = await connection.channel()
@@ -121,9 +122,14 @@ def test_per_key_order_holds_across_sac_partitions_with_competing_consumers(amqp
                 await message.ack()
                 key, seq = message.body.decode().split(":")
                 log.append((key, int(seq), queue_name))
+                if len(log) >= keys * per_key:
+                    settled.set()
                 handled += 1
                 if stop_after is not None and handled >= stop_after:
                     break
+        except Exception:
+            settled.set()  # wake the scenario, which reports this task's exception
+            raise
         finally:
             await connection.close()
 
@@ -136,18 +142,19 @@ def test_per_key_order_holds_across_sac_partitions_with_competing_consumers(amqp
                 queue = await channel.declare_queue(name, arguments={"x-single-active-consumer": True})
                 await queue.bind(exchange, routing_key="10")
             tasks = []
+            settled = asyncio.Event()  # every message logged, or a consumer failed
             # registration order decides who is active: the stopping consumers register first
             for stop_after in (300, None):
                 for name in queue_names:
                     started = asyncio.Event()
-                    tasks.append(asyncio.create_task(consume(amqp_url, name, log, stop_after, started)))
+                    tasks.append(asyncio.create_task(consume(amqp_url, name, log, stop_after, started, settled)))
                     await asyncio.wait_for(started.wait(), WAIT)
             for seq in range(per_key):
                 for key in range(keys):
                     await exchange.publish(aio_pika.Message(f"k{key}:{seq}".encode()), routing_key=f"k{key}")
-            while len(log) < keys * per_key:
-                assert not any(t.done() and t.exception() for t in tasks), [t.exception() for t in tasks if t.done()]
-                await asyncio.sleep(0.05)  # polling a counter; the overall run() timeout bounds it
+            await settled.wait()  # the overall run() timeout bounds it
+            assert not any(t.done() and t.exception() for t in tasks), [t.exception() for t in tasks if t.done()]
+            assert len(log) >= keys * per_key
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

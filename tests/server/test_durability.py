@@ -131,8 +131,10 @@ def test_messages_that_expire_while_the_broker_is_down_are_dead_lettered_at_rest
         ch.confirm_delivery()
         for i in range(30):
             ch.basic_publish("", "work", b"m-%d" % i, PERSISTENT)
+        expired_at = time.time() + 0.2  # every TTL has run out by then: the last publish was just confirmed
         conn.close()
-    time.sleep(0.3)  # the TTL runs out while no broker is running (a duration, not a synchronisation)
+    # The TTL runs out while no broker is running: wait out what the shutdown did not already take.
+    time.sleep(max(0.0, expired_at - time.time()) + 0.01)
     with EmbeddedBroker(data_dir=str(tmp_path)) as broker:
         conn, ch = _connect(broker)
         assert ch.queue_declare("work", passive=True).method.message_count == 0
