@@ -23,7 +23,6 @@ from struct import Struct
 
 # Frame layer.
 FRAME_HEADER = Struct(">BHI")  # type, channel, payload size
-CLASS_METHOD = Struct(">HH")
 METHOD_INDEX = Struct(">I")  # class_id << 16 | method_id read in one go
 CONTENT_HEADER = Struct(">HHQH")  # class_id, weight, body_size, first property flags word
 CONTENT_HEADER_PREFIX = Struct(">HHQ")
@@ -65,11 +64,3 @@ def encode_longstr(value: str | bytes) -> bytes:
     """Return the uint32-length-prefixed longstr for value (str is encoded as UTF-8)."""
     raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
     return UINT32.pack(len(raw)) + raw
-
-
-def decode_longstr(buf, offset: int) -> tuple[bytes, int]:
-    """Decode a longstr at offset; return (bytes, offset after it)."""
-    (n,) = UINT32.unpack_from(buf, offset)
-    offset += 4
-    end = offset + n
-    return bytes(buf[offset:end]), end

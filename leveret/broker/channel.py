@@ -87,10 +87,6 @@ class Channel:
         return self._consumer_prefetch
 
     @property
-    def global_prefetch_count(self) -> int:
-        return self._global_prefetch
-
-    @property
     def reply_address(self) -> str | None:
         """This channel's direct reply-to address once it consumes from amq.rabbitmq.reply-to."""
         return self._reply_address

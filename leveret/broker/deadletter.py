@@ -31,7 +31,6 @@ REJECTED = "rejected"
 EXPIRED = "expired"
 MAXLEN = "maxlen"
 DELIVERY_LIMIT = "delivery_limit"
-REASONS = (REJECTED, EXPIRED, MAXLEN, DELIVERY_LIMIT)
 
 Q = TypeVar("Q")
 

@@ -26,7 +26,6 @@ from leveret.broker.ready import PriorityReady, ReadyList
 from leveret.broker.stream import StreamQueue
 from leveret.store.api import (
     BindingDef, DefinitionStore, ExchangeDef, MessageStore, QueueDef, QueueStore, SpilledMessage, StoredMessage,
-    VHostDef,
 )
 
 if TYPE_CHECKING:
@@ -255,9 +254,6 @@ class Persistence:
         binding = self._binding(vhost, source, destination, routing_key, arguments)
         if binding is not None:
             self.definitions.delete_binding(binding)
-
-    def vhost_added(self, name: str) -> None:
-        self.definitions.put_vhost(VHostDef(name))
 
     # -- startup ------------------------------------------------------------------------------
     def recover(self, broker: "Broker", *, delivered: dict[tuple[str, str], set[int]] | None = None) -> RecoveryResult:

@@ -95,17 +95,9 @@ class DelayedMessageExchange(Exchange):
         self._release = release
 
     @property
-    def delayed_type(self) -> str:
-        return self.inner.type_name
-
-    @property
     def pending_count(self) -> int:
         """Messages held for later routing."""
         return len(self._pending)
-
-    @property
-    def next_due(self) -> float | None:
-        return self._pending[0][0] if self._pending else None
 
     # -- delaying ---------------------------------------------------------------------------
     @staticmethod
