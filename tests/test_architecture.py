@@ -6,7 +6,7 @@ Every import is resolved to an absolute module name first: `from .parser import 
 one exists). Imports inside functions and under TYPE_CHECKING count too: a rule about what a layer may know
 does not bend for annotations.
 
-The rules are data (RULES, SANS_IO, NO_FILE_IO); `check_tree` applies them to any directory holding a
+The rules are data (RULES, NO_EVENT_LOOP, NO_FILE_IO); `check_tree` applies them to any directory holding a
 `leveret` package, so the tests at the bottom can prove each rule reports a violation planted in a
 synthetic tree. There is no allowlist: code that breaks a rule is fixed, not excused.
 """
@@ -51,7 +51,7 @@ SERVER_IMPORTERS = ("leveret.cli", "leveret.embedded", "leveret.__main__", "leve
 
 # Standard modules that mean sockets or an event loop: only the server, http/ and the entry points use them.
 EVENT_LOOP_MODULES = frozenset({"asyncio", "socket", "selectors", "ssl", "uvloop", "aiohttp"})
-SANS_IO = ("leveret.amqp", "leveret.broker", "leveret.store", "leveret.clock", "leveret.config")
+NO_EVENT_LOOP = ("leveret.amqp", "leveret.broker", "leveret.store", "leveret.clock", "leveret.config")
 
 # Standard modules that touch files or the process, and the calls that do. The broker keeps no file IO of its
 # own (storage goes through the store/api.py interfaces it is given); the codec has none at all.
@@ -150,7 +150,7 @@ def check_tree(root: Path) -> list[str]:
                 if (within(imp.module, "leveret.server") and not within(me, "leveret.server")
                         and me not in SERVER_IMPORTERS):
                     problems.append(f"{where}:{imp.line}: imports {imp.module} (only entry points import the server)")
-            elif any(within(me, p) for p in SANS_IO) and top in EVENT_LOOP_MODULES:
+            elif any(within(me, p) for p in NO_EVENT_LOOP) and top in EVENT_LOOP_MODULES:
                 problems.append(f"{where}:{imp.line}: imports {imp.module} (no event loop or sockets here)")
             elif any(within(me, p) for p in NO_FILE_IO) and top in FILE_IO_MODULES:
                 problems.append(f"{where}:{imp.line}: imports {imp.module} (no file IO or threads here)")
