@@ -71,6 +71,10 @@ class QueueEntry:
         return f"<QueueEntry {self.seq}{' redelivered' if self.redelivered else ''}>"
 
 
+# After a dead-lettering on expiry the store refused, the next attempt (seconds).
+EXPIRY_RETRY_S = 1.0
+
+
 def _seq(entry: QueueEntry) -> int:
     return entry.seq
 
@@ -418,9 +422,20 @@ class Queue:
 
     def discard(self, entries: Iterable[QueueEntry], reason: str = deadletter.REJECTED) -> None:
         """Unacknowledged entries rejected without requeue: dead-lettered with `reason`, or dropped."""
-        for entry in entries:
+        entries = list(entries)
+        for i, entry in enumerate(entries):
             self.unacked_count -= 1
-            self._dead_letter(entry, reason)
+            try:
+                self._dead_letter(entry, reason)
+            except OSError:
+                # The store refused the dead-lettered copy: these messages go back to the queue (still
+                # unacked on disk) instead of vanishing; the caller hears the error.
+                back = sorted(entries[i:], key=_seq)
+                for item in back:
+                    item.redelivered = True
+                self.ready.merge(back)
+                self.unacked_count -= len(entries) - i - 1
+                raise
 
     def settle_removed(self, entry: QueueEntry) -> None:
         """A message left the queue for good: a stored one gets its ack record."""
@@ -461,7 +476,14 @@ class Queue:
                 break
             for entry in expired:
                 ready.pop_head_of(entry)
-                self._dead_letter(entry, deadletter.EXPIRED)
+                try:
+                    self._dead_letter(entry, deadletter.EXPIRED)
+                except OSError:
+                    # The store refused the dead-lettered copy (a full disk; it rolled it back and logged
+                    # it): the message stays here, unacked on disk, and expires again shortly.
+                    ready.merge([entry])
+                    self._expiry.arm(now + EXPIRY_RETRY_S)
+                    return
         self._arm_expiry()
 
     def _arm_expiry(self) -> None:

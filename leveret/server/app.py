@@ -77,6 +77,10 @@ class TimerDriver:
         self._armed_for = None
         try:
             self.timers.run_due()
+        except OSError as exc:
+            # A timer's work needed the store (a dead-lettered copy on expiry) and the disk refused: the
+            # store rolled it back and the message stays where it was on disk; one line, no traceback.
+            failures.note("write to the message store (broker timers)", exc)
         except Exception:
             log.exception("error while running broker timers")
         self._arm(self.timers.next_deadline())

@@ -748,12 +748,11 @@ class Session:
     def _route(self, ch: ChannelSession, m: Any, message: Message, seq: int | None) -> None:
         try:
             result = ch.broker_channel.publish(m.exchange, m.routing_key, message, mandatory=m.mandatory)
-        except OSError as exc:
+        except OSError:
             # The store could not write (disk full, I/O error) and rolled back what was not yet durable:
             # the publisher hears basic.nack and may retry; the connection, and the broker, stay up.
             if seq is None:
                 raise  # inside tx.commit: the commit fails as a whole (_tx_commit)
-            failures.note("write to the message store", exc)
             if seq:
                 if ch.sync_upto > ch.ready_upto:
                     ch.sync_upto = seq

@@ -10,6 +10,13 @@ first and the ack file after; a crash in between leaves an orphaned ack file tha
 Each commit opens the dirty ack files, appends, and gives the descriptors to the commit ticket to
 fsync and close; no descriptor stays open per segment, so a long backlog costs no file handles.
 
+Acks follow the data's fate: if the batch they were written with is rolled back (a data write or
+fsync failed, see log.py), its ack records are dropped too (buffered ones forgotten, written ones cut
+off) and the offsets count as unacked again. An ack may stand for a move inside the broker (a message
+dead-lettered or a delayed message released into a queue) whose new copy was just rolled back; keeping
+the ack would lose that message. The message then stays where it was on disk, and a restart brings it
+back (to a consumer it is a redelivery, which at-least-once allows).
+
 A failed write (a full disk) cuts the file back to its length before the write, keeps the records
 buffered for the next commit, and raises; if even the cut fails, the file is rewritten whole (write then
 rename) by the next commit, so a partial record is never followed by good ones.
@@ -19,7 +26,7 @@ from __future__ import annotations
 
 import os
 
-from leveret.store.format import ack_name, encode_ack
+from leveret.store.format import ACK_RECORD, ack_name, decode_ack, encode_ack
 from leveret.store.fsio import REAL, FileIO
 
 
@@ -33,6 +40,8 @@ class AckFiles:
         self._pending: dict[int, bytearray] = {}
         self._new_files = False
         self._rewrite: set[int] = set()  # ack files whose tail could not be cut after a failed write
+        # Ack records written with the commit in flight, per base: (file size before them, the records).
+        self._flight: dict[int, tuple[int, bytearray]] = {}
 
     def path(self, base: int) -> str:
         """The ack file of the segment at `base`."""
@@ -90,7 +99,12 @@ class AckFiles:
                     except OSError:
                         self._rewrite.add(base)
                     raise
-                del self._pending[base]
+                written = self._pending.pop(base)
+                flight = self._flight.get(base)
+                if flight is None:
+                    self._flight[base] = (before, written)
+                else:
+                    flight[1].extend(written)
             if self._new_files:
                 fds.append(io.open(self.directory, os.O_RDONLY))
         except BaseException:
@@ -99,6 +113,41 @@ class AckFiles:
             raise
         self._new_files = False
         return fds
+
+    def commit_done(self) -> None:
+        """The commit in flight is durable: its ack records stay."""
+        self._flight.clear()
+
+    def _unack(self, base: int, records: bytearray) -> int:
+        acked = self._acked.get(base)
+        if not acked:
+            return 0
+        offsets = {decode_ack(records, pos) for pos in range(0, len(records), ACK_RECORD.size)}
+        both = acked & offsets
+        acked.difference_update(both)
+        return len(both)
+
+    def rollback_open(self) -> int:
+        """Forget the buffered acks (their batch was rolled back); return how many offsets are unacked again."""
+        unacked = sum(self._unack(base, records) for base, records in self._pending.items())
+        self._pending.clear()
+        return unacked
+
+    def rollback_all(self) -> int:
+        """Also cut off the acks written with the commit in flight (its fsync failed); see rollback_open."""
+        unacked = self.rollback_open()
+        for base, (before, records) in self._flight.items():
+            unacked += self._unack(base, records)
+            try:
+                self.io.truncate(self.path(base), before)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                # Rewritten whole (from the acked set) with the next commit.
+                self._rewrite.add(base)
+                self._pending.setdefault(base, bytearray())
+        self._flight.clear()
+        return unacked
 
     def forget(self, lost: set[int], bases: set[int]) -> int:
         """Rolled-back records cannot stay acked; ack files of segments no longer in `bases` go.
@@ -124,6 +173,7 @@ class AckFiles:
     def delete(self, base: int) -> None:
         """Forget the acks of a deleted segment and unlink its ack file."""
         self._pending.pop(base, None)
+        self._flight.pop(base, None)
         self._acked.pop(base, None)
         self._rewrite.discard(base)
         self.io.remove(self.path(base))

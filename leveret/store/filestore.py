@@ -26,7 +26,7 @@ from leveret.store.cleanindex import scan_unacked, take_clean_index, write_clean
 from leveret.store.api import StoredMessage
 from leveret.store.commit import CommitTicket, GroupCommit, Seam, SeamHook, no_seam
 from leveret.store.format import KIND_MESSAGE, MESSAGE_HEAD, decode_message, encode_message
-from leveret.store.fsio import REAL, FileIO
+from leveret.store.fsio import REAL, FileIO, failures
 from leveret.store.log import DEFAULT_SEGMENT_SIZE, Log
 from leveret.store.recovery import Damage, RecoveryReport, recover_acks
 from leveret.store.spill import FileSpill
@@ -63,6 +63,7 @@ class FileQueueStore:
         self.io = io
         # Told the offsets of records a failed write or fsync rolled back (the broker drops those messages).
         self.on_lost: Callable[[list[int]], None] | None = None
+        self._deletable: set[int] = set()  # fully acked segments, deleted when their acks are durable
         started = time.perf_counter()
         # A clean close left an index that spares the scan (cleanindex.py); a crash left none.
         clean, rejected = take_clean_index(directory)
@@ -110,9 +111,10 @@ class FileQueueStore:
         try:
             offset = self._log.append(encode_message(exchange, routing_key, props_raw, body), timestamp,
                                       KIND_MESSAGE, flags)
-        except OSError:
+        except OSError as exc:
             # A full buffer's write (or a new segment's creation) failed: the whole open batch goes, in
             # every queue, so no queue keeps a message whose publish is about to be nacked.
+            failures.note("write to the message store", exc)
             self._count += self._log.next_offset - before  # the failed record, if the log took it
             if self._group is not None:
                 self._group.abort_open(self)
@@ -122,7 +124,8 @@ class FileQueueStore:
         self._count += 1
         if previous is not None and previous is not segments[-1] and previous.count == self._acks.count(previous.base):
             # The segment just rolled away from was already fully acked while it was active.
-            self._delete_segment(previous.base)
+            self._deletable.add(previous.base)
+            self._mark_dirty()
         return offset
 
     def read_batch(self, start: int, limit: int) -> list[StoredMessage]:
@@ -147,7 +150,7 @@ class FileQueueStore:
         self._count -= 1
         self._mark_dirty()
         if segment is not self._log.segments[-1] and segment.count == self._acks.count(segment.base):
-            self._delete_segment(segment.base)
+            self._deletable.add(segment.base)  # deleted once this ack is durable (commit_done)
         return True
 
     def read(self, offset: int) -> StoredMessage:
@@ -213,11 +216,21 @@ class FileQueueStore:
 
     def commit_done(self) -> None:
         self._log.commit_done()
+        self._acks.commit_done()
+        if self._deletable:
+            # Segments fully acked by acks now durable (not before: a rolled-back ack must find its record).
+            bases, self._deletable = self._deletable, set()
+            segments = self._log.segments
+            for segment in list(segments[:-1]):
+                if segment.base in bases and segment.count == self._acks.count(segment.base):
+                    self._delete_segment(segment.base)
 
     def rollback_open(self) -> None:
+        self._count += self._acks.rollback_open()
         self._lost(self._log.rollback_open())
 
     def rollback_all(self) -> None:
+        self._count += self._acks.rollback_all()
         self._lost(self._log.rollback_all())
 
     def _lost(self, offsets: list[int]) -> None:

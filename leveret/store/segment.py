@@ -79,6 +79,7 @@ class Segment:
         self.unsynced = False
         # True once a write or sync failed here: appends go to a new segment (see the module docstring).
         self.sealed = False
+        self._torn = False  # a failed write left bytes that could not be cut off: no more writes
         self.io: FileIO = REAL
 
     @classmethod
@@ -211,7 +212,20 @@ class Segment:
         """Hand buffered bytes to the kernel (no fsync)."""
         if self._pending:
             assert self._write_fd is not None
-            self.io.write_all(self._write_fd, self._pending)
+            if self._torn:
+                raise OSError(28, "segment sealed after a failed write", self.path)
+            try:
+                self.io.write_all(self._write_fd, self._pending)
+            except OSError:
+                # Part of the buffer may be in the file: cut it off now, so the file ends where our
+                # positions say it does and a retry (a reader, the next commit) cannot write the same
+                # records again behind a torn copy. If the cut fails, never write here again.
+                try:
+                    self.io.ftruncate(self._write_fd, self.size - len(self._pending))
+                except OSError:
+                    self._torn = True
+                    self.sealed = True
+                raise
             self._pending.clear()
 
     def checkpoint(self) -> Checkpoint:

@@ -39,7 +39,7 @@ from leveret.store.format import (
     encode_message,
     encode_record,
 )
-from leveret.store.fsio import REAL, FileIO
+from leveret.store.fsio import REAL, FileIO, failures
 from leveret.store.log import DEFAULT_SEGMENT_SIZE, Log
 from leveret.store.recovery import (
     BufferWindow,
@@ -220,7 +220,8 @@ class FileStreamStore:
         flags = 0 if self._chunk_open else FLAG_CHUNK_START
         try:
             offset = log.append(encode_message(exchange, routing_key, props_raw, body), timestamp, KIND_MESSAGE, flags)
-        except OSError:
+        except OSError as exc:
+            failures.note("write to a stream", exc)
             if self._group is not None:
                 self._group.abort_open(self)
             else:

@@ -85,12 +85,14 @@ def test_crash_before_segment_unlink_redelivers_nothing_acked(tmp_path):
     for offset in range(first.first_offset, first.last_offset):
         queue.ack(offset)
     store.sync()
+    queue.ack(first.last_offset)
     with pytest.raises(Crash):
-        queue.ack(first.last_offset)
+        store.sync()  # a fully acked segment is deleted once its acks are durable
     reopened = FileMessageStore(str(tmp_path), segment_size=1024)
     q = reopened.open_queue("/", "q")
-    # The last ack never reached a commit: only that message comes back.
-    assert [o for o, _ in q.recover()][0] == first.last_offset
+    # Its acks were durable: recovery finishes the deletion, nothing acked comes back.
+    assert [os.path.basename(p) for p in reopened.report.deleted_acked_segments] == [f"{first.base:020d}.seg"]
+    assert [o for o, _ in q.recover()][0] == first.last_offset + 1
     reopened.close()
 
 
@@ -103,8 +105,9 @@ def test_crash_between_segment_and_ack_file_deletion_leaves_an_orphan_recovery_r
     for offset in range(first.first_offset, first.last_offset):
         queue.ack(offset)
     store.sync()
+    queue.ack(first.last_offset)
     with pytest.raises(Crash):
-        queue.ack(first.last_offset)
+        store.sync()
     reopened = FileMessageStore(str(tmp_path), segment_size=1024)
     q = reopened.open_queue("/", "q")
     assert [os.path.basename(p) for p in reopened.report.orphaned_ack_files] == [f"{first.base:020d}.ack"]

@@ -43,6 +43,8 @@ def test_a_fully_acked_segment_is_deleted_with_its_ack_file(tmp_path):
     store.sync()
     assert files(queue, ".ack")[0] == f"{first.base:020d}.ack"
     queue.ack(first.last_offset)
+    assert os.path.exists(first.path)  # until the ack that completes it is durable
+    store.sync()
     assert not os.path.exists(first.path)
     assert f"{first.base:020d}.ack" not in files(queue, ".ack")
     store.close()
@@ -57,6 +59,7 @@ def test_the_active_segment_is_kept_when_fully_acked_and_deleted_after_it_rolls(
     active = queue.log.segments[-1]
     assert os.path.exists(active.path)
     queue.append("ex", "rk", b"", b"x" * 4096, 0)  # does not fit: the segment rolls
+    store.sync()  # deleted once the acks that emptied it are durable
     assert not os.path.exists(active.path)
     assert len(queue) == 1
     store.close()

@@ -57,6 +57,10 @@ def _inner_class(arguments: Arguments) -> type[Exchange] | None:
     return exchange_class(name)
 
 
+# After a release the store refused, the next attempt (seconds).
+RELEASE_RETRY_S = 1.0
+
+
 class DelayedMessageExchange(Exchange):
     """Holds messages for their x-delay, then routes them as its x-delayed-type would."""
 
@@ -142,14 +146,22 @@ class DelayedMessageExchange(Exchange):
         """Route every message whose time has come, earliest first (index entries out)."""
         now = self._clock.monotonic() if self._clock is not None else 0.0
         pending = self._pending
-        while pending and pending[0][0] <= now:
-            _, _, item = heapq.heappop(pending)
-            if type(item) is int:
-                self._release_stored(item)
-            elif self._release is not None:
-                self._release(self, item)
-        if pending:
-            self._slot.arm(pending[0][0])
+        try:
+            while pending and pending[0][0] <= now:
+                due, seq, item = heapq.heappop(pending)
+                try:
+                    if type(item) is int:
+                        self._release_stored(item)
+                    elif self._release is not None:
+                        self._release(self, item)
+                except OSError:
+                    # The store refused the routed copy (a full disk; it rolled the copy back and logged
+                    # it): keep the message and try again shortly, the rest of the due ones with it.
+                    heapq.heappush(pending, (now + RELEASE_RETRY_S, seq, item))
+                    break
+        finally:
+            if pending:
+                self._slot.arm(pending[0][0])
 
     def _release_stored(self, offset: int) -> None:
         store = self.store
