@@ -244,7 +244,10 @@ def parse_setting(name: str, value: Any) -> Any:
 _KINDS = {f.name: str(f.type) for f in fields(Settings)}
 
 
-def _checked(name: str, value: Any, source: str) -> Any:
+def check_setting(name: str, value: Any, source: str) -> Any:
+    """`value` parsed and checked as setting `name`; SettingsError naming the setting and `source` if it is not."""
+    if name not in _KINDS:
+        raise SettingsError(name, source, "no such setting")
     try:
         return parse_setting(name, value)
     except _Invalid as exc:
@@ -267,21 +270,22 @@ def load_settings(
         try:
             data = tomllib.loads(Path(config_file).read_text())
         except (OSError, UnicodeDecodeError) as exc:
-            raise SettingsError("--config", source, f"cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
+            reason = getattr(exc, "strerror", None) or exc
+            raise SettingsError("--config", source, f"cannot read it: {reason}") from None
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError("--config", source, f"not valid TOML: {exc}") from None
         for key, value in data.items():
             name = key.replace("-", "_")
             if name not in _KINDS:
                 raise SettingsError(key, source, "no such setting")
-            values[name] = _checked(name, value, f"{source}, key {key}")
+            values[name] = check_setting(name, value, f"{source}, key {key}")
     env = os.environ if environ is None else environ
     for name in _KINDS:
         variable = "LEVERET_" + name.upper()
         raw = env.get(variable)
         if raw is not None:
-            values[name] = _checked(name, raw, f"environment variable {variable}")
+            values[name] = check_setting(name, raw, f"environment variable {variable}")
     for name, value in (overrides or {}).items():
         if value is not None:
-            values[name] = _checked(name, value, "flag --" + name.replace("_", "-"))
+            values[name] = check_setting(name, value, "flag --" + name.replace("_", "-"))
     return Settings(**values)

@@ -14,7 +14,7 @@ import threading
 from typing import Any
 from urllib.parse import quote
 
-from leveret.config import Settings
+from leveret.config import Settings, check_setting
 
 _START_TIMEOUT = 30.0
 
@@ -30,12 +30,15 @@ class _Base:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, data_dir: str | None = None,
                  file_io: Any = None, **settings: Any) -> None:
         """`file_io`: a leveret.store.fsio.FileIO for every store write (default: the real file system)."""
+        # The management API too listens on an ephemeral port, so embedded brokers never collide on 15672.
+        settings.setdefault("http_port", 0)
+        # Checked as strictly as `leveret serve` checks its settings, before anything is created.
+        checked = {name: check_setting(name, value, "embedded broker argument")
+                   for name, value in {"host": host, "port": port, **settings}.items()}
         self._own_dir = data_dir is None
         self.file_io = file_io
         self.data_dir = data_dir if data_dir is not None else tempfile.mkdtemp(prefix="leveret-")
-        # The management API too listens on an ephemeral port, so embedded brokers never collide on 15672.
-        settings.setdefault("http_port", 0)
-        self.settings = Settings(host=host, port=port, data_dir=self.data_dir, **settings)
+        self.settings = Settings(data_dir=self.data_dir, **checked)
         self.server: Any = None
         self.port: int = 0
         self.host = host

@@ -31,7 +31,8 @@ def test_anything_else_is_not_a_boolean(word: object) -> None:
 
 @pytest.mark.parametrize(("text", "size"), [
     ("0", 0), (123, 123), ("4096", 4096), ("50MB", 50_000_000), ("50 MB", 50_000_000), ("1GiB", 2**30),
-    ("2gb", 2_000_000_000), ("512KiB", 512 * 1024), ("1k", 1024), ("3M", 3 * 2**20), ("7B", 7), ("1_000", 1000), ("1.5GB", 1_500_000_000), ("0.5KiB", 512),
+    ("2gb", 2_000_000_000), ("512KiB", 512 * 1024), ("1k", 1024), ("3M", 3 * 2**20), ("7B", 7), ("1_000", 1000),
+    ("1.5GB", 1_500_000_000), ("0.5KiB", 512),
 ])
 def test_sizes_take_units(text: object, size: int) -> None:
     assert parse_size(text) == size
@@ -124,7 +125,8 @@ def test_serve_with_a_bad_setting_prints_one_line_and_exits_2_as_click_does_for_
     # In process first (CliRunner), then as a real process to be sure no traceback reaches stderr.
     result = CliRunner().invoke(main, ["serve", "--port", "99999", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2
-    assert result.output.splitlines() == ["Error: Invalid value for port (flag --port): 99999 is above the maximum 65535"]
+    assert result.output.splitlines() == [
+        "Error: Invalid value for port (flag --port): 99999 is above the maximum 65535"]
     bad_option = CliRunner().invoke(main, ["serve", "--port", "x"])
     assert bad_option.exit_code == 2 and bad_option.output.splitlines()[-1].startswith("Error: Invalid value for")
     process = subprocess.run(
@@ -134,3 +136,12 @@ def test_serve_with_a_bad_setting_prints_one_line_and_exits_2_as_click_does_for_
     assert process.returncode == 2
     assert process.stderr.splitlines() == [
         "Error: Invalid value for heartbeat (environment variable LEVERET_HEARTBEAT): 'often' is not an integer"]
+
+
+def test_an_embedded_broker_checks_its_settings_too() -> None:
+    from leveret.embedded import EmbeddedBroker
+
+    with pytest.raises(SettingsError, match=r"^Invalid value for heartbeat \(embedded broker argument\): -1 is below"):
+        EmbeddedBroker(heartbeat=-1)
+    with pytest.raises(SettingsError, match=r"^Invalid value for colour \(embedded broker argument\): no such setting"):
+        EmbeddedBroker(colour="red")

@@ -1,4 +1,7 @@
-"""The broker model: vhosts, exchanges, queues, consumers and channels, with no IO and no asyncio.
+"""The broker model: vhosts, exchanges, queues, consumers and channels, with no asyncio and no file IO of its own.
+
+Durable queues and exchanges append, ack and page through the `leveret.store.api` interfaces they are given;
+tests/test_architecture.py checks that nothing here imports os, pathlib, threading, asyncio or the server.
 
 The server drives it through `Broker`, `VHost` and `Channel`; the broker reaches the server only through
 `DeliveryTarget`. Errors are the protocol-neutral classes in `leveret.broker.errors`.
