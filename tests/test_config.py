@@ -145,3 +145,9 @@ def test_an_embedded_broker_checks_its_settings_too() -> None:
         EmbeddedBroker(heartbeat=-1)
     with pytest.raises(SettingsError, match=r"^Invalid value for colour \(embedded broker argument\): no such setting"):
         EmbeddedBroker(colour="red")
+
+
+def test_a_config_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.toml"
+    with pytest.raises(SettingsError, match=r"^Invalid value for --config \(file .*nowhere.toml\): cannot read it: No such"):
+        load_settings(missing, environ={})
