@@ -185,9 +185,10 @@ async def _probe_confirm(url: str, ledger: Ledger, path: Path, timeout: float) -
 async def disk_cycles(opts: LoadOptions, cycles: int, size_mib: int, progress) -> dict:
     """Fill a small tmpfs under load past the alarm and past ENOSPC, free it, time until a publish is confirmed
     again (same broker, no restart), kill -9, restart; after the last cycle drain and check the ledger.
-    Even cycles: the filler alone runs the disk full at once (faster than any alarm). Odd cycles: the filler
-    stops a little above the alarm and the publishers themselves cross it (the alarm should block them before
-    ENOSPC), then the filler takes the rest."""
+    Even cycles: the filler alone runs the disk full at once (faster than any alarm); every other one of them
+    also kills the broker while the disk is full and restarts it there before freeing space. Odd cycles: the
+    filler stops a little above the alarm and the publishers themselves cross it (the alarm should block them
+    before ENOSPC), then the filler takes the rest."""
     paths = make_paths(opts.paths)
     ledger = Ledger()
     for p in paths:
@@ -247,6 +248,16 @@ async def disk_cycles(opts: LoadOptions, cycles: int, size_mib: int, progress) -
                 _, full = await asyncio.to_thread(fill_disk, filler, 0)
                 enospc_reached += full
                 await asyncio.sleep(0.5)  # publishes and commits meet a full disk
+                if c % 4 == 2:
+                    # kill -9 while the disk is still full: recovery must come up on a full disk (it cannot
+                    # count on writing anything), then serve the load again once space returns.
+                    cycle["mode"] = "kill while full"
+                    await _kill(broker)
+                    await load.finish()
+                    cycle["start_on_full_disk_s"] = round(await _start(broker), 3)
+                    load = Load(opts, paths, ledger, c + 1000, body_size=max(opts.body_size, 4096))
+                    load.start(broker.url)
+                    await asyncio.sleep(0.3)
                 os.unlink(filler)
                 took, nacks = await _probe_confirm(broker.url, ledger, probe_path, timeout=15.0)
                 probe_nacks += nacks
@@ -276,7 +287,9 @@ async def disk_cycles(opts: LoadOptions, cycles: int, size_mib: int, progress) -
         finally:
             if broker.alive():
                 broker.kill()
+    full_starts = [c["start_on_full_disk_s"] for c in per_cycle if "start_on_full_disk_s" in c]
     return {**figures, "enospc_reached": enospc_reached, "alarm_cycles": alarm_cycles,
+            "kills_while_full": len(full_starts), "max_start_on_full_disk_s": max(full_starts, default=None),
             "alarm_tripped_before_full": alarm_tripped, "stuck_after_free": stuck, "probe_nacks": probe_nacks,
             "max_confirm_again_s": round(max(recoveries, default=0.0), 3),
             "mean_confirm_again_s": round(sum(recoveries) / max(1, len(recoveries)), 3),

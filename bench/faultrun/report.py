@@ -31,7 +31,9 @@ def summary_table(result: dict) -> str:
             lines.append(f"disk: ENOSPC reached {p['enospc_reached']}/{p['cycles']}, alarm tripped before full "
                          f"{p['alarm_tripped_before_full']}/{p['alarm_cycles']}, confirms again after "
                          f"max {p['max_confirm_again_s']} s (mean {p['mean_confirm_again_s']} s), stuck "
-                         f"{p['stuck_after_free']}, probe nacks {p['probe_nacks']}")
+                         f"{p['stuck_after_free']}, probe nacks {p['probe_nacks']}; killed while full "
+                         f"{p['kills_while_full']} times, restarted on the full disk in at most "
+                         f"{p['max_start_on_full_disk_s']} s")
         if p["phase"] == "disk" and p.get("skipped"):
             lines.append(f"disk: skipped ({p['skipped']})")
         if p["phase"] == "flood":
