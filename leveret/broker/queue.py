@@ -73,6 +73,7 @@ class QueueEntry:
 
 # After a dead-lettering on expiry the store refused, the next attempt (seconds).
 EXPIRY_RETRY_S = 1.0
+_NOTHING: frozenset[int] = frozenset()
 
 
 def _seq(entry: QueueEntry) -> int:
@@ -135,6 +136,7 @@ class Queue:
         self._may_expire = settings.message_ttl is not None
         timers = host.timers if host is not None else None
         self._expiry = Slot(timers, self._on_expiry_due)
+        self._rolled_back = _NOTHING  # offsets the store just rolled back (see forget_stored)
         self._idle = Slot(timers, self._on_idle_due)
         self._retry = Slot(timers, self._on_retry_due)
         self._parked: list[tuple[float, int, QueueEntry]] = []
@@ -430,7 +432,8 @@ class Queue:
             except OSError:
                 # The store refused the dead-lettered copy: these messages go back to the queue (still
                 # unacked on disk) instead of vanishing; the caller hears the error.
-                back = sorted(entries[i:], key=_seq)
+                back = sorted((e for e in entries[i:] if e.offset not in self._rolled_back), key=_seq)
+                self._rolled_back = _NOTHING
                 for item in back:
                     item.redelivered = True
                 self.ready.merge(back)
@@ -446,7 +449,10 @@ class Queue:
         """The store rolled back these records (a write or fsync failed; their publishes were nacked): the
         messages leave the queue without an ack record or dead-lettering, as if never published. Deliveries
         already made stay with their consumers (their ack finds no record, which is harmless)."""
-        self.ready.drop_offsets(set(offsets))
+        lost = set(offsets)
+        self.ready.drop_offsets(lost)
+        # An entry out of the ready list while this happened (being dead-lettered) must not come back.
+        self._rolled_back = lost
 
     def purge(self) -> int:
         """Drop every ready message (unacknowledged and parked ones stay)."""
@@ -480,8 +486,11 @@ class Queue:
                     self._dead_letter(entry, deadletter.EXPIRED)
                 except OSError:
                     # The store refused the dead-lettered copy (a full disk; it rolled it back and logged
-                    # it): the message stays here, unacked on disk, and expires again shortly.
-                    ready.merge([entry])
+                    # it): the message stays here, unacked on disk, and expires again shortly (unless the
+                    # rollback took its own record too: a publish the publisher hears was nacked).
+                    if entry.offset not in self._rolled_back:
+                        ready.merge([entry])
+                    self._rolled_back = _NOTHING
                     self._expiry.arm(now + EXPIRY_RETRY_S)
                     return
         self._arm_expiry()

@@ -36,12 +36,14 @@ class Durability:
         self._scheduled = False
         self.commits = 0
         self.failed_commits = 0
+        self.aborts = 0  # times the store rolled its open batch back (a publish compares before and after)
         group = getattr(store, "group", None)
         if group is not None:
             group.on_abort.append(self._records_rolled_back)
 
     def _records_rolled_back(self) -> None:
         """The store dropped its open batch: publishes waiting for the next commit were in it."""
+        self.aborts += 1
         self._waiting = [(channel, seq, False) for channel, seq, _ok in self._waiting]
 
     def wait_for_commit(self, channel: Any, seq: int, ok: bool = True) -> None:

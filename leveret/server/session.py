@@ -9,6 +9,7 @@ method that caused it; an unexpected exception closes the connection with 541 IN
 
 from __future__ import annotations
 
+import errno
 import logging
 import platform
 from typing import Any, Callable, Protocol
@@ -746,8 +747,14 @@ class Session:
         self._route(ch, m, message, seq)
 
     def _route(self, ch: ChannelSession, m: Any, message: Message, seq: int | None) -> None:
+        durability = self.server.durability
+        aborts = durability.aborts if durability is not None else 0
         try:
             result = ch.broker_channel.publish(m.exchange, m.routing_key, message, mandatory=m.mandatory)
+            if durability is not None and durability.aborts != aborts:
+                # Routing this message did more than append it (a head expired and was dead-lettered, say),
+                # that failed, and the store rolled back everything not yet durable: this message too.
+                raise OSError(errno.EIO, "the store rolled back this publish")
         except OSError:
             # The store could not write (disk full, I/O error) and rolled back what was not yet durable:
             # the publisher hears basic.nack and may retry; the connection, and the broker, stay up.
@@ -766,7 +773,6 @@ class Session:
                 message.properties.raw, message.body, self.frame_max,
             ))
         if seq:
-            durability = self.server.durability
             # Wait for the fsync when this publish (or an earlier one on this channel) wrote to the store;
             # `commit_pending` may also be set by others' writes, which only costs this confirm a little latency.
             # A refused publish (x-overflow reject-publish) is nacked, in order with the acks around it.

@@ -126,3 +126,35 @@ def test_a_transaction_the_store_refuses_is_not_applied_at_all(tmp_path, kind):
         conn.close()
     finally:
         broker.stop()
+
+
+def test_a_publish_whose_routing_dead_letters_into_a_refusing_store_is_nacked_not_confirmed(tmp_path):
+    """expiration "0": the message expires while it is routed, and its dead-lettered copy's write fails. The
+    store rolls back its open batch, the publish's own record with it: the publisher must hear a nack."""
+    io = FaultyIO()
+    broker = InProcessBroker(str(tmp_path), io).start()
+    try:
+        conn, ch = connect(broker.url)
+        ch.confirm_delivery()
+        ch.queue_declare("dlq", durable=True)
+        ch.queue_declare("src", durable=True, arguments={"x-dead-letter-exchange": "",
+                                                          "x-dead-letter-routing-key": "dlq"})
+        big = b"x" * (128 * 1024)  # written at once, not buffered: the second write is the copy's
+        io.arm("write", "leveret/store/segment.py:flush", skip=1)
+        with pytest.raises(pika.exceptions.NackError):
+            ch.basic_publish("", "src", big, pika.BasicProperties(delivery_mode=2, expiration="0"))
+        assert io.fired
+        ch.basic_publish("", "src", b"later", pika.BasicProperties(delivery_mode=2, expiration="0"))
+        conn.close()
+    finally:
+        broker.crash()
+    broker = InProcessBroker(str(tmp_path)).start()
+    try:
+        conn, ch = connect(broker.url)
+        assert ch.basic_get("src", auto_ack=True)[0] is None
+        method, _props, body = ch.basic_get("dlq", auto_ack=True)
+        assert body == b"later"
+        assert ch.basic_get("dlq", auto_ack=True)[0] is None
+        conn.close()
+    finally:
+        broker.stop()
