@@ -7,6 +7,7 @@ decode:   decode_method of a basic.publish payload
 reader:   ConnectionReader.receive_data, publish (method+header+body) -> ContentReceived,
           small and 128 KiB bodies, whole and in 64 KiB socket-sized reads
 props:    BasicProperties.from_raw + delivery_mode, and a full decode with headers
+table:    decode_table / encode_table of typical small tables (flat headers, client properties)
 deliver:  basic_deliver_frames for a small and a 128 KiB body
 ack:      basic_ack_frame
 """
@@ -26,6 +27,17 @@ from leveret.amqp.properties import BasicProperties  # noqa: E402
 from leveret.amqp.serializer import (  # noqa: E402
     PROTOCOL_HEADER, basic_ack_frame, basic_deliver_frames, content_frames,
 )
+from leveret.amqp.table import decode_table, encode_table  # noqa: E402
+
+# A message's headers as applications send them, and a client's connection.start-ok properties
+# (one nested table): the two tables leveret decodes and encodes most.
+HEADERS = {"trace-id": "4bf92f3577b34da6", "retries": 3, "source": "billing", "urgent": True}
+CLIENT_PROPERTIES = {
+    "product": "pika", "version": "1.3.2", "platform": "Python 3.11.4",
+    "capabilities": {"publisher_confirms": True, "basic.nack": True, "consumer_cancel_notify": True,
+                     "connection.blocked": True, "authentication_failure_close": True},
+    "information": "See https://pika.readthedocs.io",
+}
 
 
 def measure(label: str, func, per_call: int = 1, rounds: int = 20000) -> None:
@@ -82,6 +94,11 @@ def main() -> None:
     raw = props.raw
     measure("props: from_raw + delivery_mode", lambda: BasicProperties.from_raw(raw).delivery_mode, rounds=100000 // scale)
     measure("props: from_raw + full decode (headers)", lambda: BasicProperties.from_raw(raw).headers, rounds=50000 // scale)
+
+    for name, table in (("4 headers", HEADERS), ("client properties", CLIENT_PROPERTIES)):
+        wire = encode_table(table)
+        measure(f"table: decode_table, {name}", lambda: decode_table(wire, 0), rounds=100000 // scale)
+        measure(f"table: encode_table, {name}", lambda: encode_table(table), rounds=100000 // scale)
 
     measure(
         "deliver: basic_deliver_frames, 200 B body",

@@ -4,10 +4,15 @@
 this file adds what the cross-cutting suites (tests/clients, tests/diff, tests/server) need on top:
 the URL of the local RabbitMQ that serves as the reference, and unique names so that the same
 tests can run against a long-lived broker (`--amqp-url`) without colliding with earlier runs.
+
+It also guards every test: a broker that logs a traceback, or an internal error (an unexpected
+exception on client input, see leveret/server/errorlog.py), fails the test during which it did. A test
+that provokes one on purpose says so with `@pytest.mark.internal_error`.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import uuid
 from collections.abc import Callable
@@ -15,6 +20,48 @@ from collections.abc import Callable
 import pytest
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "internal_error: the test provokes a broker traceback or internal error on purpose",
+    )
+
+
+class _BrokerTracebacks(logging.Handler):
+    """Collects log records that mean a broker bug: a traceback from leveret, or an internal error line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "internal_error", False):
+            self.found.append(record.getMessage())
+            return
+        if not record.exc_info:
+            return
+        text = logging.Formatter().format(record)
+        # leveret's own loggers, and asyncio's reports of a leveret callback or protocol that raised;
+        # tracebacks that clients log about their own connections are theirs.
+        if record.name.startswith("leveret") or "leveret" in text:
+            self.found.append(text)
+
+
+@pytest.fixture(autouse=True)
+def _no_broker_tracebacks(request: pytest.FixtureRequest):
+    """Fail a test during which an in-process broker logged a traceback or an internal error."""
+    handler = _BrokerTracebacks()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    if handler.found and request.node.get_closest_marker("internal_error") is None:
+        shown = "\n---\n".join(text[-3000:] for text in handler.found[:3])
+        pytest.fail(f"the broker logged {len(handler.found)} traceback(s) or internal error(s):\n{shown}",
+                    pytrace=False)
 
 
 def _rabbitmq_reachable(host: str = "127.0.0.1", port: int = 5672) -> bool:

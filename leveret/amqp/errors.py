@@ -37,7 +37,8 @@ bad field-table type tag in a method       same: connection dropped, no close fr
 shortstr argument that is not UTF-8        501 "FRAME_ERROR - Malformed UTF-8 in
                                            shortstr", class/method 0/0
 non-UTF-8 property values / table keys     accepted and delivered byte for byte
-bad table / flags in content properties    541 "INTERNAL_ERROR"
+bad table / flags in content properties    541 "INTERNAL_ERROR", class/method 0/0
+(any property RabbitMQ cannot decode)      (it decodes every publish's properties)
 body longer than the declared body size    nothing at once; the channel waits forever
                                            and the next method frame gets 505
 =========================================  ===========================================
@@ -175,6 +176,20 @@ class MalformedFrame(FrameError):
     RabbitMQ answers undecodable method arguments with 501 FRAME_ERROR "cannot decode",
     not 502 SYNTAX_ERROR, so this is a FrameError; the framing itself is still intact.
     """
+
+
+class MalformedProperties(AMQPConnectionError):
+    """Content properties that cannot be decoded (a bad table in headers, a truncated field): 541.
+
+    RabbitMQ answers them with 541 "INTERNAL_ERROR" and class/method 0/0, no detail on the wire;
+    `detail` keeps what was wrong, for the log.
+    """
+
+    reply_code = INTERNAL_ERROR
+
+    def __init__(self, detail: str) -> None:
+        super().__init__()
+        self.detail = detail
 
 
 class UnexpectedFrame(AMQPConnectionError):

@@ -10,7 +10,7 @@ fields before it without a full decode, because every publish needs it.
 
 Instances are immutable; `replace(**changes)` returns a new one. Values: shortstr fields
 are str, delivery_mode/priority int, timestamp int, headers dict (see table.py); an absent
-property is None. Malformed raw bytes raise MalformedFrame when first decoded (RabbitMQ
+property is None. Malformed raw bytes raise MalformedProperties when first decoded (RabbitMQ
 answers a malformed property list with 541 INTERNAL_ERROR when it gets to it).
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 
-from .errors import MalformedFrame
+from .errors import MalformedFrame, MalformedProperties
 from .table import decode_table, encode_table
 from .wire import CONTENT_HEADER, CONTENT_HEADER_PREFIX, UINT16, UINT32, UINT64, encode_shortstr
 
@@ -102,7 +102,7 @@ class BasicProperties:
                 offset += 4 + UINT32.unpack_from(raw, offset)[0]
             return raw[offset]
         except (struct.error, IndexError):
-            raise MalformedFrame("cannot decode content properties") from None
+            raise MalformedProperties("cannot decode content properties") from None
 
     @property
     def routing_plain(self) -> bool:
@@ -210,8 +210,10 @@ def _decode(raw) -> tuple:
         if offset != len(raw):
             raise MalformedFrame("content properties do not match their flags")
         return tuple(values)
-    except (struct.error, IndexError):
-        raise MalformedFrame("cannot decode content properties") from None
+    except (struct.error, IndexError) as exc:
+        raise MalformedProperties(f"cannot decode content properties: {exc}") from None
+    except MalformedFrame as exc:  # from decode_table, or one of the checks above
+        raise MalformedProperties(f"cannot decode content properties: {exc.reply_text}") from None
 
 
 def _encode(values: tuple) -> bytes:

@@ -59,104 +59,136 @@ class Timestamp(int):
 
 
 # --------------------------------------------------------------------------- decoding
+#
+# Tables and arrays nest to any depth a frame can hold (about 22,000 levels in a 128 KiB frame), so both
+# directions walk them with an explicit stack instead of recursing: Python's recursion limit must not
+# decide which client input is valid. One loop serves tables (key + tagged value) and arrays (tagged
+# values); a flat table, the common case, never touches the stack.
 
 
 def decode_table(buf, offset: int) -> tuple[dict, int]:
     """Decode the field table at offset; return (dict, offset after the table)."""
-    try:
-        (size,) = UINT32.unpack_from(buf, offset)
-        offset += 4
-        end = offset + size
-        if end > len(buf):
-            raise MalformedFrame("field table longer than its payload")
-        result = {}
-        while offset < end:
-            n = buf[offset]
-            offset += 1
-            key = buf[offset : offset + n].decode("utf-8", "surrogateescape")
-            offset += n
-            tag = buf[offset]
-            result[key], offset = _decode_value(buf, offset + 1, tag)
-        if offset != end:
-            raise MalformedFrame("field table size does not match its contents")
-        return result, end
-    except (struct.error, IndexError, ValueError) as exc:
-        raise MalformedFrame(f"cannot decode field table: {exc}") from None
+    return _decode(buf, offset, True)
 
 
 def decode_array(buf, offset: int) -> tuple[list, int]:
     """Decode the field array at offset; return (list, offset after the array)."""
+    return _decode(buf, offset, False)
+
+
+def _decode(buf, offset: int, is_table: bool):
+    """Decode the table (is_table) or array at offset; return (value, offset after it).
+
+    Guarded by bench/bench_codec.py ("table").
+    """
     try:
         (size,) = UINT32.unpack_from(buf, offset)
         offset += 4
         end = offset + size
         if end > len(buf):
-            raise MalformedFrame("field array longer than its payload")
-        result = []
-        append = result.append
-        while offset < end:
-            value, offset = _decode_value(buf, offset + 1, buf[offset])
-            append(value)
-        if offset != end:
-            raise MalformedFrame("field array size does not match its contents")
-        return result, end
+            raise MalformedFrame(f"field {'table' if is_table else 'array'} longer than its payload")
+        root = container = {} if is_table else []
+        # Open containers around the current one: (container, its end, is it a table).
+        stack: list = []
+        key = None
+        while True:
+            if offset >= end:
+                if offset != end:
+                    kind = "table" if is_table else "array"
+                    raise MalformedFrame(f"field {kind} size does not match its contents")
+                if not stack:
+                    return root, end
+                container, end, is_table = stack.pop()
+                continue
+            if is_table:
+                n = buf[offset]
+                offset += 1
+                key = buf[offset : offset + n].decode("utf-8", "surrogateescape")
+                offset += n
+            tag = buf[offset]
+            offset += 1
+            # Ordered by how often each tag shows up in real headers and arguments.
+            if tag == 83:  # S
+                (n,) = UINT32.unpack_from(buf, offset)
+                offset += 4
+                value_end = offset + n
+                if value_end > end:
+                    raise MalformedFrame("longstr longer than its payload")
+                raw = buf[offset:value_end]
+                offset = value_end
+                try:
+                    value = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    value = bytes(raw)
+            elif tag == 73:  # I
+                value = INT32.unpack_from(buf, offset)[0]
+                offset += 4
+            elif tag == 70 or tag == 65:  # F, A: descend
+                (n,) = UINT32.unpack_from(buf, offset)
+                offset += 4
+                child_end = offset + n
+                if child_end > end:
+                    raise MalformedFrame(f"field {'table' if tag == 70 else 'array'} longer than its payload")
+                child = {} if tag == 70 else []
+                if is_table:
+                    container[key] = child
+                else:
+                    container.append(child)
+                stack.append((container, end, is_table))
+                container, end, is_table = child, child_end, tag == 70
+                continue
+            elif tag == 108:  # l
+                value = INT64.unpack_from(buf, offset)[0]
+                offset += 8
+            elif tag == 116:  # t
+                value = buf[offset] != 0
+                offset += 1
+            elif tag == 84:  # T
+                value = Timestamp(UINT64.unpack_from(buf, offset)[0])
+                offset += 8
+            elif tag == 100:  # d
+                value = FLOAT64.unpack_from(buf, offset)[0]
+                offset += 8
+            elif tag == 86:  # V
+                value = None
+            elif tag == 120:  # x
+                (n,) = UINT32.unpack_from(buf, offset)
+                offset += 4
+                value_end = offset + n
+                if value_end > end:
+                    raise MalformedFrame("byte array longer than its payload")
+                value = bytes(buf[offset:value_end])
+                offset = value_end
+            elif tag == 98:  # b
+                value = INT8.unpack_from(buf, offset)[0]
+                offset += 1
+            elif tag == 66:  # B
+                value = UINT8.unpack_from(buf, offset)[0]
+                offset += 1
+            elif tag == 115:  # s
+                value = INT16.unpack_from(buf, offset)[0]
+                offset += 2
+            elif tag == 117:  # u
+                value = UINT16.unpack_from(buf, offset)[0]
+                offset += 2
+            elif tag == 105:  # i
+                value = UINT32.unpack_from(buf, offset)[0]
+                offset += 4
+            elif tag == 102:  # f
+                value = FLOAT32.unpack_from(buf, offset)[0]
+                offset += 4
+            elif tag == 68:  # D
+                scale, unscaled = DECIMAL.unpack_from(buf, offset)
+                value = Decimal(unscaled).scaleb(-scale)
+                offset += 5
+            else:
+                raise MalformedFrame(f"unknown field table type tag {tag!r}")
+            if is_table:
+                container[key] = value
+            else:
+                container.append(value)
     except (struct.error, IndexError, ValueError) as exc:
-        raise MalformedFrame(f"cannot decode field array: {exc}") from None
-
-
-def _decode_value(buf, offset: int, tag: int):
-    """Decode one value of type tag at offset; return (value, new offset)."""
-    # Ordered by how often each tag shows up in real headers and arguments.
-    if tag == 83:  # S
-        (n,) = UINT32.unpack_from(buf, offset)
-        offset += 4
-        end = offset + n
-        if end > len(buf):
-            raise MalformedFrame("longstr longer than its payload")
-        raw = buf[offset:end]
-        try:
-            return raw.decode("utf-8"), end
-        except UnicodeDecodeError:
-            return bytes(raw), end
-    if tag == 73:  # I
-        return INT32.unpack_from(buf, offset)[0], offset + 4
-    if tag == 108:  # l
-        return INT64.unpack_from(buf, offset)[0], offset + 8
-    if tag == 116:  # t
-        return buf[offset] != 0, offset + 1
-    if tag == 70:  # F
-        return decode_table(buf, offset)
-    if tag == 65:  # A
-        return decode_array(buf, offset)
-    if tag == 84:  # T
-        return Timestamp(UINT64.unpack_from(buf, offset)[0]), offset + 8
-    if tag == 100:  # d
-        return FLOAT64.unpack_from(buf, offset)[0], offset + 8
-    if tag == 86:  # V
-        return None, offset
-    if tag == 120:  # x
-        (n,) = UINT32.unpack_from(buf, offset)
-        offset += 4
-        end = offset + n
-        if end > len(buf):
-            raise MalformedFrame("byte array longer than its payload")
-        return bytes(buf[offset:end]), end
-    if tag == 98:  # b
-        return INT8.unpack_from(buf, offset)[0], offset + 1
-    if tag == 66:  # B
-        return UINT8.unpack_from(buf, offset)[0], offset + 1
-    if tag == 115:  # s
-        return INT16.unpack_from(buf, offset)[0], offset + 2
-    if tag == 117:  # u
-        return UINT16.unpack_from(buf, offset)[0], offset + 2
-    if tag == 105:  # i
-        return UINT32.unpack_from(buf, offset)[0], offset + 4
-    if tag == 102:  # f
-        return FLOAT32.unpack_from(buf, offset)[0], offset + 4
-    if tag == 68:  # D
-        scale, value = DECIMAL.unpack_from(buf, offset)
-        return Decimal(value).scaleb(-scale), offset + 5
-    raise MalformedFrame(f"unknown field table type tag {tag!r}")
+        raise MalformedFrame(f"cannot decode field {'table' if is_table else 'array'}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- encoding
@@ -166,72 +198,112 @@ def encode_table(table: dict | None) -> bytes:
     """Return the wire form (uint32 size + entries) of table; None is the empty table."""
     if not table:
         return _EMPTY_TABLE
-    parts: list[bytes] = []
-    append = parts.append
-    for key, value in table.items():
-        raw_key = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else bytes(key)
-        if len(raw_key) > 255:
-            raise ValueError(f"field table key too long: {key!r}")
-        append(bytes((len(raw_key),)))
-        append(raw_key)
-        _encode_value(value, append)
-    body = b"".join(parts)
-    return UINT32.pack(len(body)) + body
+    return _encode(table, True)
 
 
 def encode_array(array: list | tuple) -> bytes:
     """Return the wire form (uint32 size + tagged values) of a field array."""
-    parts: list[bytes] = []
+    return _encode(array, False)
+
+
+def _encode(root, is_table: bool) -> bytes:
+    """The wire form of a table (is_table) or array, nested values included, without recursion.
+
+    Everything goes into one parts list. Each container's size is unknown until its last value, so it
+    gets a placeholder part, filled from the running byte count when the container is done.
+    Guarded by bench/bench_codec.py ("table").
+    """
+    parts: list = [None]
     append = parts.append
-    for value in array:
-        _encode_value(value, append)
-    body = b"".join(parts)
-    return UINT32.pack(len(body)) + body
+    total = 4  # bytes in parts so far, placeholders counted as their 4 bytes
+    size_at = 0  # index of the current container's size placeholder
+    start = 4  # `total` just after that placeholder
+    items = iter(root.items()) if is_table else iter(root)
+    # Containers waiting for the current one: (items iterator, is table, size_at, start).
+    stack: list = []
+    while True:
+        for value in items:
+            if is_table:
+                key, value = value
+                raw_key = key.encode("utf-8", "surrogateescape") if isinstance(key, str) else bytes(key)
+                n = len(raw_key)
+                if n > 255:
+                    raise ValueError(f"field table key too long: {key!r}")
+                append(bytes((n,)) + raw_key)
+                total += 1 + n
+            # bool before int (bool is an int), Timestamp before int (it is one too).
+            kind = type(value)
+            if kind is str:
+                raw = value.encode("utf-8", "surrogateescape")
+                append(b"S" + UINT32.pack(len(raw)))
+                append(raw)
+                total += 5 + len(raw)
+            elif kind is bool:
+                append(b"t\x01" if value else b"t\x00")
+                total += 2
+            elif kind is int:
+                if _INT32_MIN <= value <= _INT32_MAX:
+                    append(b"I" + INT32.pack(value))
+                    total += 5
+                elif _INT64_MIN <= value <= _INT64_MAX:
+                    append(b"l" + INT64.pack(value))
+                    total += 9
+                else:
+                    raise ValueError(f"integer out of int64 range: {value}")
+            elif isinstance(value, (dict, list, tuple)):
+                child_is_table = isinstance(value, dict)
+                append(b"F" if child_is_table else b"A")
+                stack.append((items, is_table, size_at, start))
+                size_at = len(parts)
+                append(None)
+                total += 5
+                start = total
+                is_table = child_is_table
+                items = iter(value.items()) if is_table else iter(value)
+                break
+            else:
+                piece = _encode_scalar(value)
+                append(piece)
+                total += len(piece)
+        else:
+            parts[size_at] = UINT32.pack(total - start)
+            if not stack:
+                return b"".join(parts)
+            items, is_table, size_at, start = stack.pop()
 
 
-def _encode_value(value, append) -> None:
-    """Append the tag and encoding of value to a parts list (via its append)."""
-    # bool before int (bool is an int), Timestamp before int (it is one too).
+def _encode_scalar(value) -> bytes:
+    """Tag and encoding of a value that is not a container (and not a plain str, bool or int)."""
     if isinstance(value, str):
         raw = value.encode("utf-8", "surrogateescape")
-        append(b"S" + UINT32.pack(len(raw)))
-        append(raw)
-    elif isinstance(value, bool):
-        append(b"t\x01" if value else b"t\x00")
-    elif isinstance(value, Timestamp):
-        append(b"T" + UINT64.pack(value))
-    elif isinstance(value, int):
+        return b"S" + UINT32.pack(len(raw)) + raw
+    if isinstance(value, bool):
+        return b"t\x01" if value else b"t\x00"
+    if isinstance(value, Timestamp):
+        return b"T" + UINT64.pack(value)
+    if isinstance(value, int):
         if _INT32_MIN <= value <= _INT32_MAX:
-            append(b"I" + INT32.pack(value))
-        elif _INT64_MIN <= value <= _INT64_MAX:
-            append(b"l" + INT64.pack(value))
-        else:
-            raise ValueError(f"integer out of int64 range: {value}")
-    elif isinstance(value, dict):
-        append(b"F")
-        append(encode_table(value))
-    elif isinstance(value, (list, tuple)):
-        append(b"A")
-        append(encode_array(value))
-    elif value is None:
-        append(b"V")
-    elif isinstance(value, float):
-        append(b"d" + FLOAT64.pack(value))
-    elif isinstance(value, (bytes, bytearray, memoryview)):
+            return b"I" + INT32.pack(value)
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return b"l" + INT64.pack(value)
+        raise ValueError(f"integer out of int64 range: {value}")
+    if value is None:
+        return b"V"
+    if isinstance(value, float):
+        return b"d" + FLOAT64.pack(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
-        append(b"x" + UINT32.pack(len(raw)))
-        append(raw)
-    elif isinstance(value, Decimal):
-        append(b"D" + _encode_decimal(value))
-    elif isinstance(value, datetime.datetime):
+        return b"x" + UINT32.pack(len(raw)) + raw
+    if isinstance(value, Decimal):
+        return b"D" + _encode_decimal(value)
+    if isinstance(value, datetime.datetime):
         # A naive datetime is taken as UTC, as RabbitMQ's timestamps are.
         if value.tzinfo is None:
             seconds = calendar.timegm(value.timetuple())
         else:
             seconds = int(value.timestamp())
-        append(b"T" + UINT64.pack(seconds))
-    else:
-        raise TypeError(f"cannot encode {type(value).__name__} in a field table")
+        return b"T" + UINT64.pack(seconds)
+    raise TypeError(f"cannot encode {type(value).__name__} in a field table")
 
 
 def _encode_decimal(value: Decimal) -> bytes:

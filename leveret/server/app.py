@@ -20,6 +20,7 @@ from leveret.server import process
 from leveret.server.alarms import ResourceAlarms
 from leveret.server.auth import UserStore
 from leveret.server.durability import Durability
+from leveret.server.errorlog import ErrorLog
 from leveret.server.flow import DiskAlarm
 from leveret.server.memory_alarm import MemoryAlarm, total_memory, watermark_bytes
 from leveret.server.protocol import AMQPProtocol
@@ -104,6 +105,8 @@ class Server:
         self.clock = clock or SystemClock()
         # Parsed first: a malformed watermark fails the start before anything is opened.
         self.memory_limit = watermark_bytes(settings.memory_high_watermark, total_memory())
+        # Client errors are logged one line each, rate-limited across all connections.
+        self.errorlog = ErrorLog(self.clock.monotonic)
         self.data_dir = os.path.abspath(settings.data_dir)
         os.makedirs(self.data_dir, exist_ok=True)
         file_io = self.file_io = file_io or REAL

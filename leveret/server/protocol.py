@@ -25,6 +25,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from leveret.amqp import serializer
+from leveret.server.errorlog import peer_name
 from leveret.server.reading import BLOCKED, OUTPUT, ReadingGate
 from leveret.server.session import Session
 
@@ -88,8 +89,8 @@ class AMQPProtocol(asyncio.Protocol):
         self.server.connections.discard(self)
         try:
             self.session.connection_lost()
-        except Exception:
-            log.exception("error while releasing a closed connection")
+        except Exception as error:  # a bug: one line, never a traceback per connection
+            self.server.errorlog.internal_error(self.peer, self.session.name, error)
         self._out.clear()
 
     def pause_writing(self) -> None:
@@ -196,7 +197,8 @@ class AMQPProtocol(asyncio.Protocol):
         else:
             self._idle_ticks += 1
             if self._idle_ticks >= 4:
-                log.warning("missed heartbeats from client %s, timeout: %ss", self.peer, self._heartbeat_interval)
+                self.server.errorlog.warning("missed heartbeats from client %s, timeout: %ss", peer_name(self.peer),
+                                             self._heartbeat_interval)
                 transport.abort()
                 return
         if not self._wrote:
@@ -235,7 +237,7 @@ class AMQPProtocol(asyncio.Protocol):
     def _handshake_deadline(self) -> None:
         self._deadline_handle = None
         if self.session.vhost is None and self.transport is not None and not self.transport.is_closing():
-            log.warning("closing connection from %s: handshake timeout", self.peer)
+            self.server.errorlog.warning("closing connection from %s: handshake timeout", peer_name(self.peer))
             self.transport.abort()
 
     def _abort(self) -> None:

@@ -4,13 +4,13 @@ A `Session` owns the connection-level protocol state (handshake, tune, heartbeat
 `ChannelSession` per open channel. It never touches a socket: it is handed bytes by `server/protocol.py`
 and writes frames through the `Transport`-like object it is given. Errors follow RabbitMQ: a channel
 exception closes only its channel, a connection exception closes the connection, naming the class and
-method that caused it; an unexpected exception closes the connection with 541 INTERNAL_ERROR.
+method that caused it; an unexpected exception closes the connection with 541 INTERNAL_ERROR. Each such
+close is one line in the log (server/errorlog.py), never a traceback.
 """
 
 from __future__ import annotations
 
 import errno
-import logging
 import platform
 from typing import Any, Callable, Protocol
 
@@ -18,7 +18,9 @@ from leveret import __version__
 from leveret.amqp import errors as codes
 from leveret.amqp import serializer, spec
 from leveret.amqp.connection import AWAITING_HEADER, ConnectionReader
-from leveret.amqp.errors import AMQPChannelError, AMQPConnectionError, AMQPError, BadProtocolHeader
+from leveret.amqp.errors import (
+    AMQPChannelError, AMQPConnectionError, AMQPError, BadProtocolHeader, MalformedProperties,
+)
 from leveret.amqp.events import ChannelFailed, ContentReceived, HeartbeatReceived, MethodReceived
 from leveret.amqp.properties import BasicProperties
 from leveret.amqp.table import decode_table
@@ -27,10 +29,10 @@ from leveret.broker.errors import BrokerError
 from leveret.broker.message import Message
 from leveret.server.alarms import blocked_reason
 from leveret.server.auth import UserStore, parse_sasl_response
+from leveret.server.errorlog import ErrorLog, peer_name
 from leveret.server.replies import reply_for
 from leveret.store.fsio import failures
 
-log = logging.getLogger("leveret.session")
 
 # What we announce in connection.start; clients switch features on from these (pika checks several).
 CAPABILITIES = {
@@ -82,6 +84,7 @@ class Writer(Protocol):
     def start_heartbeat(self, interval: int) -> None: ...
     def close_soon(self) -> None: ...
     def set_reading(self, reading: bool) -> None: ...
+    peer: Any  # the client's address, for the log
 
 
 class ChannelSession:
@@ -223,6 +226,7 @@ class Session:
         self.broker = server.broker
         self.users: UserStore = server.users
         self.writer = writer
+        self.errors: ErrorLog = server.errorlog
         # Until tune-ok agrees on a frame size, frames are limited to the spec's minimum (as RabbitMQ does).
         self.reader = ConnectionReader(
             frame_max=spec.FRAME_MIN_SIZE, max_body_size=self.settings.max_message_size, channels_open=False
@@ -249,7 +253,8 @@ class Session:
             return
         try:
             events = self.reader.receive_data(data)
-        except BadProtocolHeader:
+        except BadProtocolHeader as exc:
+            self.errors.warning("closing connection %s: %s", peer_name(getattr(self.writer, "peer", None)), exc.reply_text)
             self.writer.write_frame(serializer.PROTOCOL_HEADER)
             self._shutdown()
             return
@@ -258,6 +263,9 @@ class Session:
                 if not self._handle_event(event):
                     return
             self._fail(exc)
+            return
+        except Exception as exc:  # a codec bug, not the client's fault: one line and 541
+            self._internal_error(exc)
             return
         if self.state == _AWAIT_HEADER:
             if self.reader.state == AWAITING_HEADER:
@@ -292,10 +300,9 @@ class Session:
             # The store could not write a definition (disk full, I/O error) and the broker undid the change:
             # RabbitMQ's answer to an internal failure. One rate-limited line, no traceback.
             failures.note("write to the store", exc, "(the connection that asked for it was closed with 541)")
-            self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0)
-        except Exception:
-            log.exception("internal error on connection %s", self.name)
-            self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0)
+            self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0, log=False)
+        except Exception as exc:
+            self._internal_error(exc)
         return self.state != _CLOSED
 
     # --- errors -----------------------------------------------------------------------------------
@@ -303,7 +310,14 @@ class Session:
         if isinstance(exc, AMQPChannelError):
             self.close_channel(exc.channel, exc.reply_code, exc.reply_text, exc.class_id, exc.method_id)
         else:
-            self.close_connection(exc.reply_code, exc.reply_text, exc.class_id, exc.method_id)
+            detail = exc.detail if isinstance(exc, MalformedProperties) else ""
+            self.close_connection(exc.reply_code, exc.reply_text, exc.class_id, exc.method_id, detail=detail)
+
+    def _internal_error(self, exc: Exception) -> None:
+        """An unexpected exception on client input is a leveret bug: one ERROR line, then 541 (once)."""
+        if self.state < _CLOSING:
+            self.errors.internal_error(getattr(self.writer, "peer", None), self.name, exc)
+        self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0, log=False)
 
     def _fail_broker(self, channel: int, method: Any, exc: BrokerError) -> None:
         class_id = method.CLASS_ID if method is not None else 0
@@ -319,14 +333,22 @@ class Session:
         ch = self.channels.get(number)
         if ch is None or ch.closing:
             return
+        self.errors.channel_error(getattr(self.writer, "peer", None), self.name, number, code, text)
         ch.closing = True
         ch.release()
         self.send_method(number, spec.ChannelClose(reply_code=code, reply_text=text, class_id=class_id, method_id=method_id))
 
-    def close_connection(self, code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:
-        """Server-initiated connection.close; everything after it except close-ok is dropped."""
+    def close_connection(self, code: int, text: str, class_id: int = 0, method_id: int = 0, *,
+                         detail: str = "", log: bool = True) -> None:
+        """Server-initiated connection.close; everything after it except close-ok is dropped.
+
+        An error close is logged as one line (`log=False` when the caller already did); a shutdown's
+        320 CONNECTION_FORCED is not an error of this connection.
+        """
         if self.state >= _CLOSING:
             return
+        if log and code != codes.CONNECTION_FORCED:
+            self.errors.connection_error(getattr(self.writer, "peer", None), self.name, code, text, detail)
         self._release_channels()
         self.state = _CLOSING
         self.send_method(0, spec.ConnectionClose(reply_code=code, reply_text=text, class_id=class_id, method_id=method_id))
@@ -430,12 +452,11 @@ class Session:
             user = self.users.authenticate(creds[0], creds[1], from_loopback=self.writer.is_loopback())
         if user is None:
             name = creds[0] if creds else ""
-            log.warning("login refused for user %r using %s", name, mechanism)
             self.close_connection(
                 codes.ACCESS_REFUSED,
                 reply_text(codes.ACCESS_REFUSED, f"Login was refused using authentication mechanism {mechanism}. "
                            "For details see the broker logfile."),
-                0, 0,
+                0, 0, detail=f"login refused for user {name!r} using {mechanism}",
             )
             return
         self.username = user.name

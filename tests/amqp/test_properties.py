@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 
 from codec_strategies import property_fields
-from leveret.amqp.errors import MalformedFrame
+from leveret.amqp.errors import INTERNAL_ERROR, MalformedFrame, MalformedProperties
 from leveret.amqp.properties import (
     FIELDS, BasicProperties, decode_content_header, encode_content_header,
 )
@@ -46,7 +46,7 @@ def test_from_raw_keeps_the_exact_input_bytes_even_when_not_canonical():
 def test_nothing_is_decoded_until_a_field_is_read():
     props = BasicProperties.from_raw(b"\x20\x00\x00\x00\x00\x03\x01kZ")  # bad tag inside headers
     assert props.raw == b"\x20\x00\x00\x00\x00\x03\x01kZ"
-    with pytest.raises(MalformedFrame):
+    with pytest.raises(MalformedProperties):
         props.headers
 
 
@@ -83,8 +83,11 @@ def test_empty_properties_are_two_zero_octets():
     ],
 )
 def test_malformed_raw_properties_raise_on_first_access(raw):
-    with pytest.raises(MalformedFrame):
+    # RabbitMQ's answer to undecodable properties is 541 INTERNAL_ERROR, with no detail on the wire.
+    with pytest.raises(MalformedProperties) as info:
         BasicProperties.from_raw(raw).as_dict()
+    assert (info.value.reply_code, info.value.reply_text) == (INTERNAL_ERROR, "INTERNAL_ERROR")
+    assert info.value.detail.startswith("cannot decode content properties")
 
 
 def test_content_header_round_trip():

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codec_strategies import field_values, tables
 from leveret.amqp.errors import FRAME_ERROR, MalformedFrame
@@ -142,3 +143,84 @@ def test_values_that_cannot_be_represented_are_rejected_on_encode():
 def test_infinite_floats_round_trip():
     decoded = decode_table(encode_table({"k": -math.inf}), 0)[0]
     assert decoded == {"k": -math.inf}
+
+
+# --- depth: tables and arrays nest as deep as a frame allows, with no recursion limit --------------
+
+def nest(depth: int, leaf, kinds: str = "FA"):
+    """A value `depth` containers deep around leaf, cycling through kinds (F: table, A: array); built iteratively."""
+    value = leaf
+    for level in range(depth):
+        value = {"k": value} if kinds[level % len(kinds)] == "F" else [value]
+    return value
+
+
+def depth_of(value) -> int:
+    depth = 0
+    while isinstance(value, (dict, list)):
+        value = value["k"] if isinstance(value, dict) else value[0]
+        depth += 1
+    return depth
+
+
+@pytest.mark.parametrize("kinds", ["F", "A", "FA", "FFA"])
+def test_tables_nested_beyond_the_recursion_limit_round_trip(kinds):
+    depth = 25_000  # more than a 128 KiB frame can hold
+    value = nest(depth, "leaf", kinds)
+    encoded = encode_table({"root": value})
+    decoded, end = decode_table(encoded, 0)
+    assert end == len(encoded)
+    assert depth_of(decoded["root"]) == depth
+    innermost = decoded["root"]
+    while isinstance(innermost, (dict, list)):
+        innermost = innermost["k"] if isinstance(innermost, dict) else innermost[0]
+    assert innermost == "leaf"
+    assert encode_table(decoded) == encoded
+
+
+def test_deep_wire_bytes_decode_and_re_encode_byte_for_byte():
+    # Built on the wire, bottom up, as a hostile client would: {"a": {"a": ... {} }} 20,000 deep.
+    raw = b"\x00\x00\x00\x00"
+    for _ in range(20_000):
+        raw = table_of(entry(b"a", b"F", raw))
+    decoded, end = decode_table(raw, 0)
+    assert end == len(raw)
+    assert encode_table(decoded) == raw
+
+
+def test_a_deep_table_with_a_bad_tag_at_the_bottom_is_malformed():
+    raw = table_of(entry(b"bad", b"Z", b""))
+    for _ in range(5_000):
+        raw = table_of(entry(b"a", b"F", raw))
+    with pytest.raises(MalformedFrame):
+        decode_table(raw, 0)
+
+
+def test_a_nested_table_overrunning_its_parent_is_malformed():
+    inner = table_of(entry(b"k", b"I", b"\x00\x00\x00\x01"))
+    # The parent claims fewer bytes than its child needs; the bytes after it would complete the child.
+    parent = struct.pack(">I", 4) + b"\x01aF" + inner[:1]
+    with pytest.raises(MalformedFrame):
+        decode_table(parent + inner[1:], 0)
+
+
+def test_siblings_after_a_nested_container_stay_in_their_container():
+    value = {"a": {"b": [1, {"c": []}, 2], "d": {}}, "e": [[], [[3]]], "f": "g"}
+    encoded = encode_table(value)
+    assert decode_table(encoded, 0) == (value, len(encoded))
+    assert decode_array(encode_array([value, [value]]), 0)[0] == [value, [value]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(field_values, st.lists(st.sampled_from("FA"), min_size=1, max_size=40), st.integers(1, 3000))
+def test_deeply_wrapped_values_round_trip(value, pattern, depth):
+    wrapped = nest(depth, value, "".join(pattern))
+    encoded = encode_table({"v": wrapped, "after": 1})
+    decoded = decode_table(encoded, 0)[0]
+    assert decoded["after"] == 1
+    assert encode_table(decoded) == encoded
+    # Unwrap back to the original value, which compares normally.
+    inner = decoded["v"]
+    for _ in range(depth):
+        inner = inner["k"] if isinstance(inner, dict) else inner[0]
+    assert inner == value
