@@ -3,12 +3,16 @@
 The codec hands the broker plain Python values, so the AMQP type is recovered from the Python type
 (an int in 32 bits reads as 'signedint', as pika and most clients encode it). Used for
 "inequivalent arg" and "invalid x-match" messages and for the value comparisons RabbitMQ makes.
+
+Values nest as deep as a client's frame allows (tens of thousands of tables), so nothing here recurses:
+comparison and text rendering walk containers with an explicit stack.
 """
 
 from __future__ import annotations
 
 import datetime
 import decimal
+import reprlib
 from typing import Any, Mapping
 
 
@@ -42,9 +46,84 @@ def as_text(value: Any) -> Any:
     return value
 
 
+_CONTAINERS = (Mapping, list, tuple)
+
+
 def values_equal(a: Any, b: Any) -> bool:
-    """Erlang-style `==` on field values: 1 == 1.0, b"x" == "x"."""
-    return as_text(a) == as_text(b)
+    """Erlang-style `==` on field values: 1 == 1.0, b"x" == "x", at any depth of tables and arrays."""
+    if not isinstance(a, _CONTAINERS) or not isinstance(b, _CONTAINERS):
+        return as_text(a) == as_text(b)
+    pending = [(a, b)]
+    pop, push, extend = pending.pop, pending.append, pending.extend
+    while pending:
+        x, y = pop()
+        if isinstance(x, Mapping):
+            if not isinstance(y, Mapping) or len(x) != len(y):
+                return False
+            for key, value in x.items():
+                other = y.get(key, _MISSING)
+                if other is _MISSING:
+                    return False
+                push((value, other))
+        elif isinstance(x, (list, tuple)):
+            if not isinstance(y, (list, tuple)) or len(x) != len(y):
+                return False
+            extend(zip(x, y))
+        elif isinstance(y, _CONTAINERS) or as_text(x) != as_text(y):
+            return False
+    return True
+
+
+def value_text(value: Any) -> str:
+    """str(value) as Python writes it (repr of the items inside tables and arrays), without recursion.
+
+    Used where a value's text is hashed or compared (consistent-hash on a header), so it must be
+    complete and stable; for error messages use `short_text`.
+    """
+    if not isinstance(value, _CONTAINERS):
+        return str(value)
+    out: list[str] = []
+    append = out.append
+    # Work items: a value to render, or a literal string (str instances are values only in `values`).
+    todo: list[tuple[bool, Any]] = [(False, value)]
+    pop, push = todo.pop, todo.append
+    while todo:
+        literal, item = pop()
+        if literal:
+            append(item)
+        elif isinstance(item, Mapping):
+            push((True, "}"))
+            entries = list(item.items())
+            for index in range(len(entries) - 1, -1, -1):
+                key, child = entries[index]
+                push((False, child))
+                push((True, (", " if index else "") + repr(key) + ": "))
+            append("{")
+        elif isinstance(item, (list, tuple)):
+            is_tuple = isinstance(item, tuple)
+            push((True, (",)" if len(item) == 1 else ")") if is_tuple else "]"))
+            for index in range(len(item) - 1, -1, -1):
+                push((False, item[index]))
+                if index:
+                    push((True, ", "))
+            append("(" if is_tuple else "[")
+        else:
+            append(repr(item))
+    return "".join(out)
+
+
+# Error texts show a nested value cut to a few levels and items (reprlib recurses at most maxlevel deep).
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel = 4
+_SHORT.maxstring = 80
+_SHORT.maxother = 80
+
+
+def short_text(value: Any) -> str:
+    """A value for an error message: str() of a scalar, a bounded rendering of a table or array."""
+    if isinstance(value, _CONTAINERS):
+        return _SHORT.repr(value)
+    return str(value)
 
 
 def describe_value(value: Any) -> str:
@@ -75,6 +154,8 @@ def _shown(value: Any) -> Any:
     shown = as_text(value)
     if isinstance(shown, bool):
         return "true" if shown else "false"
+    if isinstance(shown, _CONTAINERS):
+        return short_text(shown)
     return shown
 
 

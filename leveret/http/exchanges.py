@@ -12,7 +12,7 @@ from aiohttp import web
 
 from leveret.broker.exchanges import Exchange
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
-from leveret.http.encoding import jsonable
+from leveret.http.encoding import dumps, jsonable
 from leveret.http.vhosts import not_found, selected_vhosts
 
 
@@ -38,4 +38,4 @@ async def list_exchanges(request: web.Request) -> web.Response:
     if vhosts is None:
         return not_found()
     rows = [exchange_info(vhost.exchanges[name]) for vhost in vhosts for name in sorted(vhost.exchanges)]
-    return web.json_response(rows)
+    return web.json_response(rows, dumps=dumps)

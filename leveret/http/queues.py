@@ -12,7 +12,7 @@ from aiohttp import web
 
 from leveret.broker.queue import Queue
 from leveret.broker.stream import StreamQueue
-from leveret.http.encoding import jsonable
+from leveret.http.encoding import dumps, jsonable
 from leveret.http.vhosts import not_found, selected_vhosts
 
 
@@ -49,4 +49,4 @@ async def list_queues(request: web.Request) -> web.Response:
     if vhosts is None:
         return not_found()
     rows = [queue_info(vhost.queues[name]) for vhost in vhosts for name in sorted(vhost.queues)]
-    return web.json_response(rows)
+    return web.json_response(rows, dumps=dumps)

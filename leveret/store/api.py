@@ -24,10 +24,17 @@ Durability contract
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
+
+from leveret.store.values import copy_value, deeper_than, flatten
+
+# Arguments nested deeper than this are keyed and stored as flat token lists (store/values.py):
+# Python's json recurses, and a client may nest tables thousands of levels deep.
+JSON_DEPTH = 64
 
 
 class StoredMessage(NamedTuple):
@@ -292,7 +299,10 @@ class BindingDef:
 
     def key(self) -> tuple[str, str, str, str, str, str]:
         """Identity of the binding: arguments take part, as in RabbitMQ."""
-        args = json.dumps(self.arguments, sort_keys=True, default=repr)
+        if deeper_than(self.arguments, JSON_DEPTH):
+            args = "$flat:" + json.dumps(flatten(self.arguments, sort_keys=True), default=repr)
+        else:
+            args = json.dumps(self.arguments, sort_keys=True, default=repr)
         return (self.vhost, self.source, self.destination_type, self.destination, self.routing_key, args)
 
 
@@ -319,6 +329,16 @@ class Definitions:
     queues: dict[tuple[str, str], QueueDef] = field(default_factory=dict)
     bindings: dict[tuple[str, ...], BindingDef] = field(default_factory=dict)
     policies: dict[tuple[str, str], PolicyDef] = field(default_factory=dict)
+
+    def copy(self) -> "Definitions":
+        """A copy sharing nothing mutable: every definition's tables and arrays are copied, without recursion."""
+        def copied(value: Any) -> Any:
+            changes = {f.name: copy_value(getattr(value, f.name)) for f in dataclasses.fields(value)
+                       if isinstance(getattr(value, f.name), (dict, list))}
+            return dataclasses.replace(value, **changes) if changes else value
+
+        return Definitions(**{f.name: {key: copied(value) for key, value in getattr(self, f.name).items()}
+                              for f in dataclasses.fields(self)})
 
     def apply_put(self, value: Any) -> None:
         """Add or replace one definition."""

@@ -20,13 +20,14 @@ error into 541 INTERNAL_ERROR and undoes its model change, so the model stays wh
 
 Argument tables may hold values JSON lacks; they are tagged: ``{"$bytes": base64}``,
 ``{"$decimal": "1.5"}``, ``{"$datetime": iso}``, and a dict that looks like a tag is wrapped as
-``{"$dict": {...}}``.
+``{"$dict": {...}}``. A value nested deeper than api.JSON_DEPTH (a client may nest tables as deep as
+its frame allows) is written as ``{"$flat": [tokens]}``, the flat preorder walk of store/values.py,
+because Python's json recurses.
 """
 
 from __future__ import annotations
 
 import base64
-import copy
 import dataclasses
 import datetime
 import decimal
@@ -36,6 +37,7 @@ import time
 from typing import Any
 
 from leveret.store.api import (
+    JSON_DEPTH,
     BindingDef,
     Definitions,
     ExchangeDef,
@@ -66,6 +68,7 @@ from leveret.store.recovery import (
     scan_records,
     truncate_torn_tail,
 )
+from leveret.store.values import deeper_than, flatten, unflatten
 
 LOG_FILE = "definitions.log"
 SNAPSHOT_FILE = "definitions.snap"
@@ -81,11 +84,18 @@ _TYPES: dict[str, type] = {
     "policy": PolicyDef,
 }
 _NAMES = {cls: name for name, cls in _TYPES.items()}
-_TAGS = ("$bytes", "$decimal", "$datetime", "$dict")
+_TAGS = ("$bytes", "$decimal", "$datetime", "$dict", "$flat")
 
 
 def encode_value(value: Any) -> Any:
     """A JSON-ready form of an argument value (see the module docstring for the tags)."""
+    if isinstance(value, dict | list | tuple) and deeper_than(value, JSON_DEPTH):
+        return {"$flat": flatten(value, scalar=_encode_shallow)}
+    return _encode_shallow(value)
+
+
+def _encode_shallow(value: Any) -> Any:
+    """encode_value for a value known to nest at most JSON_DEPTH levels (so recursing is safe)."""
     if isinstance(value, bool | int | float | str) or value is None:
         return value
     if isinstance(value, bytes | bytearray | memoryview):
@@ -95,12 +105,12 @@ def encode_value(value: Any) -> Any:
     if isinstance(value, datetime.datetime):
         return {"$datetime": value.isoformat()}
     if isinstance(value, dict):
-        encoded = {str(k): encode_value(v) for k, v in value.items()}
+        encoded = {str(k): _encode_shallow(v) for k, v in value.items()}
         if len(encoded) == 1 and next(iter(encoded)) in _TAGS:
             return {"$dict": encoded}
         return encoded
     if isinstance(value, list | tuple):
-        return [encode_value(v) for v in value]
+        return [_encode_shallow(v) for v in value]
     raise TypeError(f"cannot store argument value {value!r}")
 
 
@@ -119,6 +129,8 @@ def decode_value(value: Any) -> Any:
                 return datetime.datetime.fromisoformat(inner)
             if tag == "$dict":
                 return {k: decode_value(v) for k, v in inner.items()}
+            if tag == "$flat":
+                return unflatten(inner, scalar=decode_value)
         return {k: decode_value(v) for k, v in value.items()}
     return value
 
@@ -317,7 +329,7 @@ class FileDefinitionStore:
     # -- api.DefinitionStore ----------------------------------------------------------------------
 
     def load(self) -> Definitions:
-        return copy.deepcopy(self._defs)
+        return self._defs.copy()
 
     def _put(self, value: Any) -> None:
         self._write(_encode_definition(value))

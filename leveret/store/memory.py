@@ -6,7 +6,6 @@ commit only numbers itself, so code that waits for commits behaves the same agai
 
 from __future__ import annotations
 
-import copy
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator
@@ -313,7 +312,7 @@ class MemoryDefinitionStore:
         self._defs = Definitions()
 
     def load(self) -> Definitions:
-        return copy.deepcopy(self._defs)
+        return self._defs.copy()
 
     def put_vhost(self, vhost: VHostDef) -> None:
         self._defs.apply_put(vhost)

@@ -14,15 +14,68 @@ from typing import Any, ClassVar, Hashable, Iterable, Mapping
 Arguments = Mapping[str, Any]
 
 
+class _Marker:
+    """Opens a table or an array in a frozen value; equal only to itself."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_TABLE = _Marker("<table>")
+_ARRAY = _Marker("<array>")
+
+
+def _key_of(item: tuple) -> Any:
+    return item[0]
+
+
 def freeze(value: Any) -> Hashable:
-    """A hashable, order-independent image of a field-table value (binding identity)."""
-    if isinstance(value, Mapping):
-        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
-    if isinstance(value, bytearray):
-        return bytes(value)
-    return value
+    """A hashable, order-independent image of a field-table value (binding identity).
+
+    Flat: a preorder walk where each table is (_TABLE, size, key, value, ...) with keys sorted and each
+    array (_ARRAY, size, value, ...). The sizes make it unambiguous, and a flat tuple hashes and compares
+    without recursion, however deep the client nested its binding arguments.
+    """
+    if not isinstance(value, (Mapping, list, tuple, bytearray)):
+        return value
+    out: list = []
+    append = out.append
+    todo: list = [value]
+    pop, push = todo.pop, todo.append
+    while todo:
+        item = pop()
+        if isinstance(item, Mapping):
+            append(_TABLE)
+            append(len(item))
+            for key, child in sorted(item.items(), key=_key_of, reverse=True):
+                push(child)
+                push(_Key(key))
+        elif isinstance(item, (list, tuple)):
+            append(_ARRAY)
+            append(len(item))
+            for index in range(len(item) - 1, -1, -1):
+                push(item[index])
+        elif type(item) is _Key:
+            append(item.key)
+        elif isinstance(item, bytearray):
+            append(bytes(item))
+        else:
+            append(item)
+    return tuple(out)
+
+
+class _Key:
+    """A table key waiting on freeze's stack (told apart from values that happen to be strings)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
 
 
 class Exchange:

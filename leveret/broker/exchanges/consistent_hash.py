@@ -25,7 +25,7 @@ import bisect
 import hashlib
 from typing import Any, Iterable, Mapping
 
-from leveret.broker.arguments import as_text
+from leveret.broker.arguments import as_text, value_text
 from leveret.broker.errors import PreconditionFailed
 from leveret.broker.exchanges.base import Arguments, Exchange
 
@@ -102,10 +102,10 @@ class ConsistentHashExchange(Exchange):
         if self.hash_header is not None:
             headers = properties.headers or {}
             value = headers.get(self.hash_header)
-            return "" if value is None else str(as_text(value))
+            return "" if value is None else value_text(as_text(value))
         if self.hash_property is not None:
             value = getattr(properties, self.hash_property, None)
-            return "" if value is None else str(as_text(value))
+            return "" if value is None else value_text(as_text(value))
         return routing_key
 
     def destination_for(self, key: str) -> Any | None:
@@ -124,6 +124,6 @@ class ConsistentHashExchange(Exchange):
         # only reached without a message at hand: hash the routing key or the header
         if self.hash_header is not None:
             value = (headers or {}).get(self.hash_header)
-            routing_key = "" if value is None else str(as_text(value))
+            routing_key = "" if value is None else value_text(as_text(value))
         destination = self.destination_for(routing_key)
         return () if destination is None else (destination,)

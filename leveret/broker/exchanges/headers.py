@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from leveret.broker.arguments import MISSING, as_text, field_type_name, values_equal
+from leveret.broker.arguments import MISSING, as_text, field_type_name, short_text, values_equal
 from leveret.broker.errors import PreconditionFailed
 from leveret.broker.exchanges.base import Arguments, Exchange, freeze
 
@@ -67,7 +67,7 @@ class HeadersExchange(Exchange):
             return
         if not isinstance(as_text(mode), str):
             raise PreconditionFailed(
-                f"Invalid x-match field type {field_type_name(mode)} (value {mode}); expected longstr"
+                f"Invalid x-match field type {field_type_name(mode)} (value {short_text(mode)}); expected longstr"
             )
         if as_text(mode) not in _MODES:
             raise PreconditionFailed(
