@@ -26,6 +26,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--disk-mib", type=int, default=96, help="size of that tmpfs")
     ap.add_argument("--flood", action="store_true", help="memory flood with never-reading clients")
     ap.add_argument("--flood-seconds", type=float, default=10.0)
+    ap.add_argument("--flood-clients", default="", help="comma list of sink, sink2 (16 KiB transient publishers, "
+                    "never reading), feed and consumer (a never-reading consumer and its publisher), unroutable "
+                    "(mandatory returns owed), confirming (confirms owed), reader (a publisher that reads); "
+                    "default all")
     ap.add_argument("--paths", default=",".join(ALL_PATHS), help=f"comma list of {', '.join(ALL_PATHS)}")
     ap.add_argument("--publishers", type=int, default=1, help="confirming publishers per path")
     ap.add_argument("--window", type=int, default=200, help="unconfirmed publishes per publisher")
@@ -71,7 +75,8 @@ async def run(args: argparse.Namespace) -> dict:
     if args.disk_cycles:
         phases.append(await disk_cycles(opts, args.disk_cycles, args.disk_mib, progress))
     if args.flood:
-        phases.append(await flood(opts, args.flood_seconds, progress))
+        clients = [c.strip() for c in args.flood_clients.split(",") if c.strip()] or None
+        phases.append(await flood(opts, args.flood_seconds, progress, clients))
     return {"argv": sys.argv[1:], "paths": opts.paths, "settings": opts.settings,
             "wall_seconds": round(time.monotonic() - t0, 1), "phases": phases}
 

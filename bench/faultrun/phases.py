@@ -309,14 +309,18 @@ def _raw_connect(port: int) -> socket.socket:
     return conn.sock, conn
 
 
-def _never_reading_writer(port: int, payload_for, stop: threading.Event, sent: list[int],
+def _never_reading_writer(port: int, payload_for, sent: list[int], stop: threading.Event,
                           setup=None) -> None:
-    """Write `payload_for()` batches until stopped; never read a byte (the broker's output to us piles up)."""
+    """Write `payload_for()` batches until stopped (or only wait, without a payload); never read a byte (the
+    broker's output to us piles up)."""
     try:
         sock, conn = _raw_connect(port)
         if setup:
             setup(conn)
         sock.settimeout(0.5)
+        if payload_for is None:
+            stop.wait()
+            return
         while not stop.is_set():
             data = payload_for()
             try:
@@ -328,12 +332,18 @@ def _never_reading_writer(port: int, payload_for, stop: threading.Event, sent: l
         return
 
 
-async def flood(opts: LoadOptions, seconds: float, progress) -> dict:
+FLOOD_CLIENTS = ("sink", "sink2", "feed", "consumer", "unroutable", "confirming", "reader")
+
+
+async def flood(opts: LoadOptions, seconds: float, progress, clients: list[str] | None = None) -> dict:
     """Fast transient publishers into a queue nobody drains, a consumer that never reads its socket, a publisher
     of unroutable mandatory messages and a confirming publisher that never read their returns and confirms.
     Samples the broker's RSS every 20 ms; afterwards a bystander must publish and consume within 10 s."""
     settings = {"memory_high_watermark": 128 * 1024 * 1024, "memory_budget": 64 * 1024 * 1024, **opts.settings}
-    figures: dict[str, Any] = {"phase": "flood", "seconds": seconds,
+    unknown = set(clients or ()) - set(FLOOD_CLIENTS)
+    if unknown:
+        raise ValueError(f"unknown flood clients {sorted(unknown)}; choose from {', '.join(FLOOD_CLIENTS)}")
+    figures: dict[str, Any] = {"phase": "flood", "seconds": seconds, "clients": clients or list(FLOOD_CLIENTS),
                                "memory_high_watermark": settings.get("memory_high_watermark"),
                                "memory_budget": settings.get("memory_budget")}
     body = bytes(16 * 1024)
@@ -367,27 +377,24 @@ async def flood(opts: LoadOptions, seconds: float, progress) -> dict:
             def confirm_setup(c) -> None:
                 c.confirm_select(1)
 
-            threads = [
-                threading.Thread(target=_never_reading_writer, args=(port, lambda: sink, stop, counters["sink"]),
-                                 daemon=True),
-                threading.Thread(target=_never_reading_writer, args=(port, lambda: sink, stop, counters["sink"]),
-                                 daemon=True),
-                threading.Thread(target=_never_reading_writer,
-                                 args=(port, lambda: feed, stop, counters["consumed_feed"]), daemon=True),
-                threading.Thread(target=_never_reading_writer, args=(port, lambda: b"", stop, [0], consume_setup),
-                                 daemon=True),
-                threading.Thread(target=_never_reading_writer,
-                                 args=(port, lambda: unroutable, stop, counters["unroutable"]), daemon=True),
-                threading.Thread(target=_never_reading_writer,
-                                 args=(port, lambda: confirming, stop, counters["confirming"], confirm_setup),
-                                 daemon=True),
-            ]
+            flooders = {
+                "sink": (lambda: sink, counters["sink"], None),
+                "sink2": (lambda: sink, counters["sink"], None),
+                "feed": (lambda: feed, counters["consumed_feed"], None),
+                "consumer": (None, [0], consume_setup),
+                "unroutable": (lambda: unroutable, counters["unroutable"], None),
+                "confirming": (lambda: confirming, counters["confirming"], confirm_setup),
+            }
+            chosen = [name for name in (clients or [*flooders, "reader"]) if name != "reader"]
+            threads = [threading.Thread(target=_never_reading_writer, args=(port, *flooders[name][:2], stop),
+                                        kwargs={"setup": flooders[name][2]}, daemon=True) for name in chosen]
             for t in threads:
                 t.start()
             # One more fast publisher that does read: it hears connection.blocked when the memory alarm trips.
             watcher_stop = asyncio.Event()
             watcher_conn = await Connection.open(broker.url, "faultrun-flood-watcher")
-            watcher = asyncio.create_task(_reading_flooder(watcher_conn, body, watcher_stop))
+            watcher = asyncio.create_task(_reading_flooder(watcher_conn, body, watcher_stop)
+                                          if clients is None or "reader" in clients else watcher_stop.wait())
             peak = baseline
             samples = 0
             t_end = time.monotonic() + seconds
@@ -397,7 +404,7 @@ async def flood(opts: LoadOptions, seconds: float, progress) -> dict:
                 await asyncio.sleep(0.02)
             during_alive = broker.alive()
             # A bystander while the flood is still connected (a fresh connection to a fresh queue).
-            bystander_s = await _bystander(broker.url, timeout=10.0) if during_alive else None
+            bystander = await _bystander(broker.url, timeout=10.0) if during_alive else None
             stop.set()
             watcher_stop.set()
             blocked_seen = watcher_conn.blocked_seen
@@ -418,7 +425,9 @@ async def flood(opts: LoadOptions, seconds: float, progress) -> dict:
     mib = 1024 * 1024
     return {**figures, "baseline_rss_mib": round(baseline / mib, 1), "peak_rss_mib": round(peak / mib, 1),
             "rss_after_mib": round(after / mib, 1), "samples": samples, "broker_survived": during_alive,
-            "bystander_roundtrip_s": None if bystander_s is None else round(bystander_s, 3),
+            "bystander_roundtrip_s": bystander if not isinstance(bystander, tuple) else round(bystander[0], 3),
+            "bystander_rtt_median_ms": round(bystander[1] * 1000, 1) if isinstance(bystander, tuple) else None,
+            "bystander_rtt_max_ms": round(bystander[2] * 1000, 1) if isinstance(bystander, tuple) else None,
             "blocked_seen": blocked_seen,
             "batches_sent": {k: v[0] for k, v in counters.items()}, "error_lines_before_stop": error_lines_before,
             **_round_figures(broker)}
@@ -436,7 +445,9 @@ async def _reading_flooder(conn: Connection, body: bytes, stop: asyncio.Event) -
         pass
 
 
-async def _bystander(url: str, timeout: float) -> float | None:
+async def _bystander(url: str, timeout: float) -> tuple[float, float, float] | str | None:
+    """(seconds to connect, declare, consume, publish and receive; median and max of ten round trips);
+    "blocked" if its publish was held by a resource alarm; None if it failed."""
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     try:
@@ -450,9 +461,22 @@ async def _bystander(url: str, timeout: float) -> float | None:
         ch.on_deliver = lambda d: got.done() or got.set_result(d)
         await asyncio.wait_for(ch.consume("fr.bystander"), timeout)
         ch.send(publish_frames(ch.number, "", "fr.bystander", body_for_probe(), persistent=False))
-        d = await asyncio.wait_for(got, max(0.01, timeout - (loop.time() - t0)))
+        try:
+            d = await asyncio.wait_for(got, max(0.01, timeout - (loop.time() - t0)))
+        except asyncio.TimeoutError:
+            if conn.blocked_seen:
+                return "blocked"  # a resource alarm holds every publisher, the bystander too: as RabbitMQ
+            raise
         ch.ack(d.tag)
-        return loop.time() - t0
+        took = loop.time() - t0
+        # Then ten single round trips (a passive declare each): how long one request waits in the broker.
+        rtts = []
+        for _ in range(10):
+            t1 = loop.time()
+            await asyncio.wait_for(ch.queue_declare("fr.bystander", durable=False, passive=True), timeout)
+            rtts.append(loop.time() - t1)
+        rtts.sort()
+        return took, rtts[len(rtts) // 2], rtts[-1]
     except (Closed, asyncio.TimeoutError):
         return None
     finally:
