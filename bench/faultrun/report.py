@@ -40,8 +40,9 @@ def summary_table(result: dict) -> str:
             lines.append(f"flood: RSS baseline {p['baseline_rss_mib']} MiB, peak {p['peak_rss_mib']} MiB, after "
                          f"{p['rss_after_mib']} MiB; memory_high_watermark {p['memory_high_watermark']}, "
                          f"memory_budget {p['memory_budget']}; bystander round trip "
-                         f"{p['bystander_roundtrip_s']} s (then one request: median {p['bystander_rtt_median_ms']} ms, max "
-                         f"{p['bystander_rtt_max_ms']} ms); connection.blocked seen {p['blocked_seen']}; "
+                         f"{p['bystander_roundtrip_s']} s (then one request: median "
+                         f"{p['bystander_rtt_median_ms']} ms, max {p['bystander_rtt_max_ms']} ms); "
+                         f"connection.blocked seen {p['blocked_seen']}; "
                          f"broker survived {p['broker_survived']}")
     for f in result.get("failures", []):
         lines.append("FAIL: " + f)
