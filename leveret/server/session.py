@@ -365,9 +365,17 @@ class Session:
         channels, self.channels = self.channels, {}
         for ch in channels.values():
             if not ch.closing:
-                ch.release()
+                try:
+                    ch.release()
+                except OSError as exc:
+                    # An auto-delete queue whose deletion the store could not write: every other channel
+                    # of this connection must still give its deliveries back.
+                    failures.note("write to the store (releasing a channel)", exc)
         if self.vhost is not None and self.state == _OPEN:
-            self.vhost.connection_closed(self)
+            try:
+                self.vhost.connection_closed(self)
+            except OSError as exc:
+                failures.note("write to the store (dropping exclusive queues)", exc)
 
     def _shutdown(self) -> None:
         self.state = _CLOSED
