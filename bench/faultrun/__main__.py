@@ -22,6 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python3 -m bench.faultrun", description=__doc__.split("\n\n")[1])
     ap.add_argument("--kill-rounds", type=int, default=0, help="rounds of load ended by kill -9")
     ap.add_argument("--kill-seconds", type=float, default=1.5, help="load seconds per kill round")
+    ap.add_argument("--stop-every", type=int, default=0, metavar="K",
+                    help="every K-th kill round ends with SIGTERM, then SIGKILL within 0-300 ms (default off)")
     ap.add_argument("--disk-cycles", type=int, default=0, help="fill/free cycles of a small tmpfs (root only)")
     ap.add_argument("--disk-mib", type=int, default=96, help="size of that tmpfs")
     ap.add_argument("--flood", action="store_true", help="memory flood with never-reading clients")
@@ -71,7 +73,7 @@ async def run(args: argparse.Namespace) -> dict:
     phases = []
     t0 = time.monotonic()
     if args.kill_rounds:
-        phases.append(await kill_rounds(opts, args.kill_rounds, args.kill_seconds, progress))
+        phases.append(await kill_rounds(opts, args.kill_rounds, args.kill_seconds, progress, args.stop_every))
     if args.disk_cycles:
         phases.append(await disk_cycles(opts, args.disk_cycles, args.disk_mib, progress))
     if args.flood:

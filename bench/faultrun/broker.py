@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import time
@@ -82,6 +83,21 @@ class Broker:
         if self.proc is not None:
             self.proc.kill()
             self._collect()
+
+    def stop_then_kill(self, grace: float) -> bool:
+        """SIGTERM, then SIGKILL if the clean stop takes longer than `grace` seconds; True if it stopped
+        cleanly (a kill in the middle of a clean stop is the fault this exercises)."""
+        if self.proc is None:
+            return False
+        proc = self.proc.proc
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+            clean = True
+        except subprocess.TimeoutExpired:
+            clean = False
+        self.kill()
+        return clean
 
     def stop(self) -> None:
         if self.proc is not None:

@@ -105,8 +105,10 @@ def _round_figures(broker: Broker) -> dict:
             "error_samples": broker.error_samples}
 
 
-async def kill_rounds(opts: LoadOptions, rounds: int, seconds: float, progress) -> dict:
-    """N rounds: start (recover), load for `seconds`, kill -9. Then drain and check the ledger."""
+async def kill_rounds(opts: LoadOptions, rounds: int, seconds: float, progress, stop_every: int = 0) -> dict:
+    """N rounds: start (recover), load for `seconds`, kill -9. Then drain and check the ledger. With
+    `stop_every` K, every K-th round ends with SIGTERM instead, and SIGKILL after a random 0-300 ms if the
+    clean stop has not finished by then (a crash in the middle of writing the clean-shutdown index)."""
     paths = make_paths(opts.paths)
     ledger = Ledger()
     for p in paths:
@@ -118,6 +120,7 @@ async def kill_rounds(opts: LoadOptions, rounds: int, seconds: float, progress) 
         start_failed = ""
         verdict: dict = {}
         drain_s = 0.0
+        stops = {"clean": 0, "killed_while_stopping": 0}
         t0 = time.monotonic()
         try:
             for r in range(rounds):
@@ -128,7 +131,11 @@ async def kill_rounds(opts: LoadOptions, rounds: int, seconds: float, progress) 
                 load.start(broker.url)
                 # The kill point: somewhere in the last half of the round, never at a predictable moment.
                 await asyncio.sleep(seconds * rng.uniform(0.5, 1.0))
-                await _kill(broker)
+                if stop_every and r % stop_every == stop_every - 1:
+                    clean = await asyncio.to_thread(broker.stop_then_kill, rng.uniform(0.0, 0.3))
+                    stops["clean" if clean else "killed_while_stopping"] += 1
+                else:
+                    await _kill(broker)
                 await load.finish()
                 progress(f"kill round {r + 1}/{rounds}: confirmed {len(ledger.confirmed)}")
             verdict, drain_s = await _final_check(broker, paths, ledger)
@@ -141,7 +148,7 @@ async def kill_rounds(opts: LoadOptions, rounds: int, seconds: float, progress) 
                 broker.kill()
     return {"phase": "kill", "rounds": rounds, "round_seconds": seconds,
             "seconds": round(time.monotonic() - t0, 1), "drain_seconds": round(drain_s, 2),
-            "start_failed": start_failed, **_round_figures(broker), **verdict}
+            "start_failed": start_failed, "sigterm_rounds": stops, **_round_figures(broker), **verdict}
 
 
 async def _probe_confirm(url: str, ledger: Ledger, path: Path, timeout: float) -> tuple[float | None, int]:
