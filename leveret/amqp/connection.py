@@ -11,12 +11,21 @@ States and rules:
   b"AMQP\\x01\\x01\\x00\\x09" (RabbitMQ accepts both as 0-9-1) go on to OPEN; anything
   else raises BadProtocolHeader - the server writes PROTOCOL_HEADER and closes. RabbitMQ
   also speaks 0-8 (b"AMQP\\x01\\x01\\x09\\x01"); we do not.
+* Handshake (OPEN, but `channels_open` still False): a client may pipeline start-ok, tune-ok,
+  connection.open and whatever follows in one write, and every frame must be read under the
+  settings the frames before it made (tune-ok raises frame_max; connection.open lets channels
+  speak). So until the server sets `channels_open`, `receive_data` returns the events of ONE
+  frame and holds the rest of the bytes back; while `pending` is true the server handles those
+  events and calls `receive_data(b"")` again. Afterwards the held bytes go through the normal
+  path. (RabbitMQ's reader works frame by frame too, so it processes such a write in order.)
 * OPEN: frames become events. Per channel, content assembly runs
   method (HAS_CONTENT) -> header frame -> body frames until body_size; the result is one
   ContentReceived (a body_size of 0 completes at the header). Channels interleave freely.
   Any frame out of that order is 505 UNEXPECTED_FRAME, with RabbitMQ's texts. A header
-  declaring more than max_body_size yields a ChannelFailed event (406) and the reader
-  swallows that body. Heartbeats must come on channel 0, content frames on others (505).
+  declaring more than max_body_size makes the reader swallow that body without keeping it,
+  and yields a ChannelFailed event (406) once the last body frame is in: RabbitMQ too answers
+  only after the whole body, so until then the channel stays open (a method frame for it in
+  the meantime is the usual 505). Heartbeats must come on channel 0, content frames on others (505).
   Content-bearing methods on channel 0 are passed on as MethodReceived for the server to
   reject (RabbitMQ: 504 CHANNEL_ERROR).
 * CLOSING: after a connection error. The server has sent connection.close and waits for
@@ -41,7 +50,7 @@ from .events import ChannelFailed, ContentReceived, HeartbeatReceived, MethodRec
 from .parser import FrameParser, _octets
 from .properties import BasicProperties
 from .spec import BasicPublish, ConnectionClose, ConnectionCloseOk, decode_method
-from .wire import CONTENT_HEADER_PREFIX, METHOD_INDEX
+from .wire import CONTENT_HEADER_PREFIX, METHOD_INDEX, UINT32
 
 PROTOCOL_HEADERS = frozenset({b"AMQP\x00\x00\x09\x01", b"AMQP\x01\x01\x00\x09"})
 
@@ -83,6 +92,7 @@ class ConnectionReader:
         self.max_body_size = max_body_size
         self._parser = FrameParser(frame_max)
         self._header = b""
+        self._held = b""  # bytes after the frame being handled, during the handshake only
         self._assemblies: dict[int, _Assembly] = {}
         self._publish_cache: dict[bytes, BasicPublish] = {}
         # A server sets this False until it has answered connection.open: before that a frame on any
@@ -98,6 +108,18 @@ class ConnectionReader:
     def frame_max(self, value: int) -> None:
         self._parser.frame_max = value
 
+    @property
+    def pending(self) -> bool:
+        """Held-back handshake bytes are ready to be read: call `receive_data(b"")` (see the module doc)."""
+        held = self._held
+        if not held or self.state is not OPEN:
+            return False
+        if self.channels_open or len(held) < 7:
+            return self.channels_open
+        size = UINT32.unpack_from(held, 3)[0]
+        # An oversized frame counts as ready: reading it is what reports it.
+        return len(held) >= size + 8 or size > (self._parser.frame_max or 0xFFFFFFFF)
+
     def receive_data(self, data: bytes) -> list:
         """Feed bytes read from the socket; return the events they complete."""
         state = self.state
@@ -107,9 +129,16 @@ class ConnectionReader:
                 if data is None:
                     return []
             elif state is CLOSING:
+                self._held = b""
                 return self._receive_while_closing(data)
             else:
                 return []
+        if not self.channels_open:
+            data = self._next_handshake_frame(data)
+            if data is None:
+                return []
+        elif self._held:
+            data, self._held = self._held + data, b""
         events: list = []
         parse_error = None
         try:
@@ -147,6 +176,23 @@ class ConnectionReader:
             raise BadProtocolHeader(header[:8])
         self.state = OPEN
         return header[8:]
+
+    def _next_handshake_frame(self, data):
+        """The next whole frame of held bytes plus data (the rest is held back), or None while incomplete."""
+        held = self._held + data if self._held else bytes(data)
+        if len(held) < 7:
+            self._held = held
+            return None
+        size = UINT32.unpack_from(held, 3)[0]
+        if size > (self._parser.frame_max or 0xFFFFFFFF):
+            self._held = b""
+            return held  # the parser rejects it from its header alone
+        end = size + 8
+        if len(held) < end:
+            self._held = held  # at most one frame under the handshake's frame_max, plus one read
+            return None
+        self._held = held[end:]
+        return held[:end]
 
     @staticmethod
     def _split_before_open(frames):
@@ -218,6 +264,8 @@ class ConnectionReader:
                         # The one copy of the body: out of the read buffer views.
                         body = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
                         append(ContentReceived(channel, assembly.method, assembly.properties, body))
+                    else:
+                        append(self._too_large(channel, assembly.method, assembly.body_size))
             elif frame_type == 2:
                 assembly = assemblies.get(channel)
                 if assembly is None or assembly.properties is not None:
@@ -236,8 +284,7 @@ class ConnectionReader:
                     assembly.properties = properties
                     assembly.body_size = body_size
                     if body_size > self.max_body_size:
-                        assembly.discard = True
-                        append(self._too_large(channel, method, body_size))
+                        assembly.discard = True  # swallowed as it comes; 406 when it is all in
             elif frame_type == 8:
                 if channel:
                     raise UnexpectedFrame(f"type 8, all octets = {_octets(payload)}")

@@ -251,32 +251,47 @@ class Session:
         """Feed bytes from the socket. Never raises: errors become AMQP closes."""
         if self.state == _CLOSED:
             return
+        # During the handshake the reader hands out one frame at a time (amqp/connection.py), so a client
+        # that pipelines start-ok, tune-ok, open, channel.open and more in one write is served in order.
+        reader = self.reader
+        while True:
+            if not self._receive(data):
+                return
+            if not reader.pending:
+                break
+            data = b""
+        durability = self.server.durability
+        if durability is not None:
+            durability.kick()
+
+    def _receive(self, data: bytes) -> bool:
+        """Handle the events data completes; False once nothing more may be read from this connection."""
         try:
             events = self.reader.receive_data(data)
         except BadProtocolHeader as exc:
             self.errors.warning("closing connection %s: %s", peer_name(getattr(self.writer, "peer", None)), exc.reply_text)
             self.writer.write_frame(serializer.PROTOCOL_HEADER)
             self._shutdown()
-            return
+            return False
         except AMQPError as exc:
+            if self.state == _AWAIT_HEADER:
+                self._send_start()  # the header was good; the bad frame came in the same read
             for event in getattr(exc, "events", ()):
                 if not self._handle_event(event):
-                    return
+                    return False
             self._fail(exc)
-            return
+            return False
         except Exception as exc:  # a codec bug, not the client's fault: one line and 541
             self._internal_error(exc)
-            return
+            return False
         if self.state == _AWAIT_HEADER:
             if self.reader.state == AWAITING_HEADER:
-                return
+                return False
             self._send_start()
         for event in events:
             if not self._handle_event(event):
-                return
-        durability = self.server.durability
-        if durability is not None:
-            durability.kick()
+                return False
+        return True
 
     def _handle_event(self, event: Any) -> bool:
         """Handle one event; False once the connection is closing and later events must be dropped."""

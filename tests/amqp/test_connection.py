@@ -297,10 +297,52 @@ def test_a_server_reader_refuses_channel_frames_before_the_connection_is_open():
     reader.receive_data(PROTOCOL_HEADER)
     start_ok = method_frame(0, spec.ConnectionStartOk(mechanism="PLAIN", response=b"\x00guest\x00guest"))
     declare = method_frame(1, spec.QueueDeclare(queue="q"))
+    # The handshake is read one frame at a time: start-ok first, the rest held back.
+    assert [type(e).__name__ for e in reader.receive_data(start_ok + declare)] == ["MethodReceived"]
+    assert reader.pending
     with pytest.raises(UnexpectedFrame) as error:
-        reader.receive_data(start_ok + declare)
-    assert [type(e).__name__ for e in error.value.events] == ["MethodReceived"]
+        reader.receive_data(b"")  # the server did not open the connection: channel 1 may not speak
     assert error.value.reply_text.startswith("UNEXPECTED_FRAME - type 1, all octets = <<0,50,0,10,")
+
+
+def test_a_pipelined_handshake_is_read_frame_by_frame_under_the_settings_each_frame_made():
+    from leveret.amqp import spec
+    from leveret.amqp.serializer import PROTOCOL_HEADER, method_frame
+
+    reader = ConnectionReader(frame_max=spec.FRAME_MIN_SIZE, channels_open=False)
+    start_ok = spec.ConnectionStartOk(mechanism="PLAIN", response=b"\x00guest\x00guest")
+    tune_ok = spec.ConnectionTuneOk(channel_max=10, frame_max=131072, heartbeat=0)
+    open_ = spec.ConnectionOpen(virtual_host="/")
+    big = b"b" * 10_000  # one body frame larger than the 4096 allowed before tune-ok
+    data = (PROTOCOL_HEADER + method_frame(0, start_ok) + method_frame(0, tune_ok) + method_frame(0, open_)
+            + method_frame(1, spec.ChannelOpen()) + publish(1, big))
+    for chunks in ([data], [data[i:i + 7] for i in range(0, len(data), 7)]):
+        reader = ConnectionReader(frame_max=spec.FRAME_MIN_SIZE, channels_open=False)
+        seen = []
+        for chunk in chunks:
+            events = reader.receive_data(chunk)
+            while True:
+                for event in events:
+                    seen.append(event)
+                    # What the server does on each handshake method, before the next frame is read.
+                    if event == MethodReceived(0, tune_ok):
+                        reader.frame_max = 131072
+                    elif event == MethodReceived(0, open_):
+                        reader.channels_open = True
+                if not reader.pending:
+                    break
+                events = reader.receive_data(b"")
+        assert seen == [MethodReceived(0, start_ok), MethodReceived(0, tune_ok), MethodReceived(0, open_),
+                        MethodReceived(1, spec.ChannelOpen()), ContentReceived(1, PUBLISH, PROPS, big)]
+        assert not reader.pending
+
+
+def test_a_body_over_max_body_size_fails_its_channel_only_once_the_whole_body_is_in():
+    reader = open_reader(max_body_size=10)
+    whole = publish(1, b"x" * 11)
+    assert reader.receive_data(whole[:-5]) == []  # header and part of the body: no answer yet, as RabbitMQ
+    (failed,) = reader.receive_data(whole[-5:])
+    assert isinstance(failed, ChannelFailed) and failed.error.reply_code == PRECONDITION_FAILED
 
 
 # A basic.publish payload seen before takes a fast path when its header and single body frame follow in the
