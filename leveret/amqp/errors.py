@@ -37,10 +37,19 @@ bad field-table type tag in a method       same: connection dropped, no close fr
 shortstr argument that is not UTF-8        501 "FRAME_ERROR - Malformed UTF-8 in
                                            shortstr", class/method 0/0
 non-UTF-8 property values / table keys     accepted and delivered byte for byte
+tables nested thousands of levels deep     accepted and forwarded byte for byte, in
+(as many as the frame holds)               headers and in method arguments alike
 bad table / flags in content properties    541 "INTERNAL_ERROR", class/method 0/0
 (any property RabbitMQ cannot decode)      (it decodes every publish's properties)
 body longer than the declared body size    nothing at once; the channel waits forever
                                            and the next method frame gets 505
+body size over max_message_size            nothing until the whole body is in (swallowed),
+                                           then 406 "PRECONDITION_FAILED - message size N
+                                           is larger than configured max size M"
+handshake pipelined with channel.open,     processed frame by frame, in order; tune-ok's
+declares, publishes in one write           frame_max applies to the frames after it
+channel.close-ok while a body announced    505 "UNEXPECTED_FRAME - expected content body,
+on that channel is incomplete              got non content body frame instead" (60/40)
 =========================================  ===========================================
 
 Where RabbitMQ drops the connection without a reply we send a proper connection.close

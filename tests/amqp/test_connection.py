@@ -395,3 +395,19 @@ def test_a_repeated_publish_over_max_body_size_still_fails_its_channel():
     events = reader.receive_data(publish(1, b"small") + publish(1, b"x" * 11) + publish(1, b"again"))
     assert [type(e) for e in events] == [ContentReceived, ChannelFailed, ContentReceived]
     assert events[1].error.reply_code == 406
+
+
+def test_a_body_over_max_body_size_is_not_kept_while_it_streams_in():
+    import tracemalloc
+
+    reader = open_reader(max_body_size=1000)
+    reader.receive_data(frame(1, 1, PUBLISH.encode()) + frame(2, 1, header_payload(2**40)))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(200):  # 26 MB of a body announced as 1 TiB, each read a new buffer
+            assert reader.receive_data(frame(3, 1, bytes((n,)) * 131_064)) == []
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 64 * 1024

@@ -445,6 +445,22 @@ def test_field_table_that_does_not_decode_ends_the_connection(raw, healthy, tabl
     healthy.check()
 
 
+@pytest.mark.parametrize("table", [
+    b"\x05x-bad" + b"Z\x00\x00",  # no such type tag
+    b"\x03x-s" + b"S" + struct.pack(">I", 1000) + b"abc",  # string longer than the table
+    b"\x01aF" + struct.pack(">I", 4) + b"\x01bZ\x00",  # a bad tag one table down
+], ids=["bad-tag", "overlong-string", "nested-bad-tag"])
+def test_headers_table_that_does_not_decode_is_a_541_internal_error(raw, healthy, table):
+    # Unlike method arguments, content properties that do not decode get a close: 541, no detail.
+    raw.handshake()
+    raw.open_channel(1)
+    properties = struct.pack(">H", 0x2000) + longstr(table)  # property flags: headers only
+    raw.send(basic_publish(1, "nowhere") + frame(HEADER, 1, struct.pack(">HHQ", 60, 0, 2) + properties)
+             + frame(BODY, 1, b"hi"))
+    assert connection_close(raw.outcome(stop_at_close=True)) == (541, "INTERNAL_ERROR", 0, 0)
+    healthy.check()
+
+
 # --- connection negotiation ---------------------------------------------------------------------
 
 def start_ok(raw: RawAMQP, mechanism: str = "PLAIN", response: bytes | None = None) -> None:
