@@ -94,6 +94,8 @@ def main() -> None:
     raw = props.raw
     measure("props: from_raw + delivery_mode", lambda: BasicProperties.from_raw(raw).delivery_mode, rounds=100000 // scale)
     measure("props: from_raw + full decode (headers)", lambda: BasicProperties.from_raw(raw).headers, rounds=50000 // scale)
+    plain = BasicProperties(content_type="application/json", delivery_mode=2).raw
+    measure("props: from_raw + check (every publish)", lambda: BasicProperties.from_raw(plain).check(), rounds=100000 // scale)
 
     for name, table in (("4 headers", HEADERS), ("client properties", CLIENT_PROPERTIES)):
         wire = encode_table(table)

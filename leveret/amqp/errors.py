@@ -39,8 +39,9 @@ shortstr argument that is not UTF-8        501 "FRAME_ERROR - Malformed UTF-8 in
 non-UTF-8 property values / table keys     accepted and delivered byte for byte
 tables nested thousands of levels deep     accepted and forwarded byte for byte, in
 (as many as the frame holds)               headers and in method arguments alike
-bad table / flags in content properties    541 "INTERNAL_ERROR", class/method 0/0
-(any property RabbitMQ cannot decode)      (it decodes every publish's properties)
+any content property that does not decode  541 "INTERNAL_ERROR", class/method 0/0, at the
+(a bad headers table, a cut-short field,    publish (it decodes every publish's
+trailing bytes)                            properties); the continuation flag is ignored
 body longer than the declared body size    nothing at once; the channel waits forever
                                            and the next method frame gets 505
 body size over max_message_size            nothing until the whole body is in (swallowed),

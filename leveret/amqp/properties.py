@@ -104,6 +104,38 @@ class BasicProperties:
         except (struct.error, IndexError):
             raise MalformedProperties("cannot decode content properties") from None
 
+    def check(self) -> None:
+        """Raise MalformedProperties unless the raw bytes are a well-formed property list.
+
+        RabbitMQ decodes every publish's properties and answers 541 when they do not decode; leveret
+        decodes them only on demand, so a publish is checked here instead: lengths are walked, nothing
+        is decoded (a headers table is skipped by its size; routing decodes it when present). Without
+        this a malformed property would surface later, when dead-lettering rewrites the message.
+        Guarded by bench/bench_codec.py ("props: check").
+        """
+        if self._values is not None:
+            return
+        raw = self._raw
+        try:
+            flags = (raw[0] << 8) | raw[1]
+            kinds = _PRESENT.get(flags)
+            if kinds is None:
+                kinds = _PRESENT[flags] = _present_kinds(flags)
+            offset = 2
+            for kind in kinds:
+                if kind == "s":
+                    offset += 1 + raw[offset]
+                elif kind == "o":
+                    offset += 1
+                elif kind == "T":
+                    offset += 8
+                else:  # F
+                    offset += 4 + UINT32.unpack_from(raw, offset)[0]
+        except (struct.error, IndexError):
+            raise MalformedProperties("cannot decode content properties: cut short") from None
+        if offset != len(raw):
+            raise MalformedProperties("cannot decode content properties: they do not match their flags")
+
     @property
     def routing_plain(self) -> bool:
         """True when none of headers, reply_to, expiration and user_id is set: one test of the flag bits
@@ -176,13 +208,22 @@ for _index, _name in enumerate(FIELDS):
 del _index, _name
 
 
+# flags -> the wire kinds of the properties present, in order (filled as flag combinations show up;
+# the continuation bit is ignored, as RabbitMQ ignores it).
+_PRESENT: dict[int, str] = {}
+
+
+def _present_kinds(flags: int) -> str:
+    return "".join(kind for bit, kind in zip(_FLAG_BITS, _KINDS) if flags & bit)
+
+
 def _decode(raw) -> tuple:
     """Decode raw property bytes into a 14-tuple of values (None when absent)."""
     try:
         (flags,) = UINT16.unpack_from(raw, 0)
-        if flags & _CONTINUATION:
-            # No 0-9-1 class has more than 15 properties; RabbitMQ rejects this too.
-            raise MalformedFrame("property flags continuation is not supported")
+        # No 0-9-1 class has more than 15 properties: RabbitMQ ignores a continuation bit (it accepts and
+        # forwards flags 0x0001 with nothing after them), and so do we.
+        flags &= ~_CONTINUATION
         if not flags:
             if len(raw) != 2:
                 raise MalformedFrame("trailing bytes after content properties")

@@ -765,6 +765,8 @@ class Session:
                                       60, 40)
         if ch.closing:
             return
+        # Properties that do not decode are 541 now, as in RabbitMQ, not later in whatever rewrites them.
+        event.properties.check()
         m = event.method
         if self.blocked_by and not self.reading_paused:
             self._block_now()  # a publish during a resource alarm blocks its connection (RabbitMQ's rule)

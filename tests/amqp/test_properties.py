@@ -132,3 +132,31 @@ def test_routing_plain_is_false_exactly_when_a_routing_property_is_set(field):
     assert built.routing_plain is from_wire.routing_plain is (field is None)
     from_wire.as_dict()  # decoded: the answer comes from the values now
     assert from_wire.routing_plain is (field is None)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x80\x00\x05ab",  # content_type overruns
+        b"\x00\x00\x00",  # trailing octet after no properties
+        b"\x80\x00\x01ab",  # trailing octet after content_type
+        b"\x20\x00\x00\x00\x00\x09\x01k",  # headers table overruns
+        b"\x00",  # flags cut short
+    ],
+)
+def test_check_walks_the_raw_properties_and_refuses_what_does_not_decode(raw):
+    with pytest.raises(MalformedProperties):
+        BasicProperties.from_raw(raw).check()
+
+
+def test_check_accepts_every_well_formed_property_list_without_decoding_it():
+    full = BasicProperties(
+        content_type="a", content_encoding="b", headers={"h": [1, {"x": None}]}, delivery_mode=2, priority=3,
+        correlation_id="c", reply_to="r", expiration="10", message_id="m", timestamp=7, type="t",
+        user_id="u", app_id="p", cluster_id="cl",
+    ).raw
+    for raw in (full, b"\x00\x00", BasicProperties(delivery_mode=1).raw, b"\x00\x01"):
+        props = BasicProperties.from_raw(raw)
+        props.check()
+        assert props._values is None  # nothing was decoded
+    assert BasicProperties.from_raw(b"\x00\x01").as_dict() == {}  # the continuation bit is ignored

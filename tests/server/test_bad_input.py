@@ -452,12 +452,40 @@ def test_field_table_that_does_not_decode_ends_the_connection(raw, healthy, tabl
 ], ids=["bad-tag", "overlong-string", "nested-bad-tag"])
 def test_headers_table_that_does_not_decode_is_a_541_internal_error(raw, healthy, table):
     # Unlike method arguments, content properties that do not decode get a close: 541, no detail.
+    assert_publish_is_541(raw, healthy, struct.pack(">H", 0x2000) + longstr(table))  # flags: headers only
+
+
+@pytest.mark.parametrize("properties", [
+    b"\x80\x00\x09ab",  # content_type cut short
+    b"\x80\x00\x02abzz",  # trailing bytes after the last property
+    b"\x10\x00",  # delivery_mode flagged, absent
+    b"\x00\x04" + b"\x01a" * 3,  # cluster_id "a", then bytes no flag accounts for
+], ids=["short-content-type", "trailing-bytes", "missing-delivery-mode", "trailing-after-cluster-id"])
+def test_property_list_that_does_not_decode_is_a_541_internal_error(raw, healthy, properties):
+    # RabbitMQ decodes every publish's properties, even those it has no use for.
+    assert_publish_is_541(raw, healthy, properties)
+
+
+def assert_publish_is_541(raw: RawAMQP, healthy, properties: bytes) -> None:
     raw.handshake()
     raw.open_channel(1)
-    properties = struct.pack(">H", 0x2000) + longstr(table)  # property flags: headers only
     raw.send(basic_publish(1, "nowhere") + frame(HEADER, 1, struct.pack(">HHQ", 60, 0, 2) + properties)
              + frame(BODY, 1, b"hi"))
     assert connection_close(raw.outcome(stop_at_close=True)) == (541, "INTERNAL_ERROR", 0, 0)
+    healthy.check()
+
+
+def test_a_property_flags_continuation_bit_is_ignored(raw, healthy):
+    raw.handshake()
+    raw.open_channel(1)
+    raw.send(queue_declare(1))
+    arguments = raw.expect(50, 11)
+    queue = arguments[1:1 + arguments[0]].decode()
+    raw.send(basic_publish(1, queue) + frame(HEADER, 1, struct.pack(">HHQH", 60, 0, 2, 0x0001)) + frame(BODY, 1, b"hi"))
+    raw.send(method(1, 60, 70, struct.pack(">H", 0) + shortstr(queue) + b"\x01"))  # basic.get, no-ack
+    raw.expect(60, 71)
+    _type, _channel, header = raw.read_frame()
+    assert header[12:] == b"\x00\x01"  # forwarded as sent
     healthy.check()
 
 
