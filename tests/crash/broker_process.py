@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -13,6 +14,9 @@ from typing import Any, Mapping
 
 _LISTENING = re.compile(r"listening on [^:\s]+:(\d+)")
 _HTTP = re.compile(r"management API at http://[^:\s]+:(\d+)")
+# A broker bug in the child's log: handed to tests/conftest.py's guard as an internal-error record.
+_BUG = re.compile(r"^Traceback \(most recent call last\)|internal error on connection")
+_guard_log = logging.getLogger("leveret.subprocess")
 
 
 class BrokerProcess:
@@ -56,6 +60,8 @@ class BrokerProcess:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.log.append(line)
+            if _BUG.search(line):
+                _guard_log.error("broker process %d logged: %s", self.proc.pid, line.rstrip(), extra={"internal_error": True})
             http = _HTTP.search(line)
             if http:
                 self.http_port = int(http.group(1))

@@ -10,11 +10,14 @@ Measured against RabbitMQ 3.10 with raw sockets:
 * channel.close-ok while a content body announced on that channel is incomplete is, in RabbitMQ
   3.10, a connection error (505: the body is still expected), also when the channel is closing
   because of an earlier publish. Leveret gives the same answer.
+* A frame header announcing more than frame_max is refused at once (501 with the frame_too_large
+  term), before any of its payload arrives.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
 
 import pika.frame
 import pytest
@@ -131,3 +134,21 @@ def test_close_ok_while_an_announced_body_is_incomplete(differential, sent):
     assert closed == [(1, ("Channel.Close", 404, "NOT_FOUND - no exchange '<missing>' in vhost '/'", 60, 40))]
     assert reply == [(0, ("Connection.Close", 505, "UNEXPECTED_FRAME - expected content body, got non content "
                                                    "body frame instead", 60, 40))]
+
+
+@pytest.mark.parametrize("frame_type", [1, 2, 3], ids=["method", "header", "body"])
+def test_a_frame_over_frame_max_is_refused_from_its_header_with_rabbitmqs_exact_text(differential, frame_type):
+    def scenario(url, _names):
+        client = WireClient(url)
+        try:
+            client.open()
+            client.channel(1)
+            # Only the 7-byte header of a frame one octet over the limit: nothing of it is waited for.
+            client.sock.sendall(struct.pack(">BHI", frame_type, 1, client.frame_max + 1))
+            return answers(client, is_method(Connection.Close))
+        finally:
+            # RabbitMQ reads nothing more after a frame error (it would wait 3 s for a close-ok): just hang up.
+            client.sock.close()
+
+    assert differential(scenario) == [(0, ("Connection.Close", 501, f"FRAME_ERROR - type {frame_type}, all octets = "
+                                           "<<>>: {frame_too_large,131073,131064}", 0, 0))]
