@@ -118,6 +118,17 @@ class BasicProperties:
         raw = self._raw
         try:
             flags = (raw[0] << 8) | raw[1]
+            # What most publishes carry, checked without the general walk: nothing, delivery_mode,
+            # content_type + delivery_mode.
+            if flags == 0:
+                if len(raw) == 2:
+                    return
+            elif flags == _DELIVERY_MODE:
+                if len(raw) == 3:
+                    return
+            elif flags == _CONTENT_TYPE | _DELIVERY_MODE:
+                if len(raw) == 4 + raw[2]:
+                    return
             kinds = _PRESENT.get(flags)
             if kinds is None:
                 kinds = _PRESENT[flags] = _present_kinds(flags)

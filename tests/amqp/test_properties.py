@@ -142,6 +142,10 @@ def test_routing_plain_is_false_exactly_when_a_routing_property_is_set(field):
         b"\x80\x00\x01ab",  # trailing octet after content_type
         b"\x20\x00\x00\x00\x00\x09\x01k",  # headers table overruns
         b"\x00",  # flags cut short
+        b"\x10\x00",  # delivery_mode flagged, absent
+        b"\x10\x00\x02\x00",  # delivery_mode, then a stray octet
+        b"\x90\x00\x02ab",  # content_type, delivery_mode absent
+        b"\x90\x00\x01a\x02\x00",  # content_type, delivery_mode, then a stray octet
     ],
 )
 def test_check_walks_the_raw_properties_and_refuses_what_does_not_decode(raw):
@@ -155,7 +159,8 @@ def test_check_accepts_every_well_formed_property_list_without_decoding_it():
         correlation_id="c", reply_to="r", expiration="10", message_id="m", timestamp=7, type="t",
         user_id="u", app_id="p", cluster_id="cl",
     ).raw
-    for raw in (full, b"\x00\x00", BasicProperties(delivery_mode=1).raw, b"\x00\x01"):
+    common = BasicProperties(content_type="application/json", delivery_mode=2).raw
+    for raw in (full, b"\x00\x00", BasicProperties(delivery_mode=1).raw, common, b"\x00\x01"):
         props = BasicProperties.from_raw(raw)
         props.check()
         assert props._values is None  # nothing was decoded
