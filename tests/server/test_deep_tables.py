@@ -1,10 +1,14 @@
 """Field tables nested as deep as a frame allows: accepted, routed, stored and forwarded intact.
 
-RabbitMQ forwards a header table nested thousands of levels deep byte for byte, and accepts one in
-queue and binding arguments. Leveret must too: no recursion limit anywhere a value is walked (codec,
+RabbitMQ 3.10 forwards a header table nested thousands of levels deep byte for byte, and accepts one
+in queue arguments. Leveret must too: no recursion limit anywhere a value is walked (codec,
 headers-exchange matching, binding identity, durable definitions, the management API), and nothing
 in the log (tests/conftest.py fails a test whose broker logged a traceback). Frames are built by hand:
 pika itself cannot decode such tables.
+
+NEVER run the headers-exchange test against RabbitMQ (`--amqp-url`): a headers binding with arguments
+12,000 levels deep crashed RabbitMQ 3.10.8's Erlang VM (beam.smp segfaulted, a C stack overflow in a
+scheduler), taking the shared reference broker down. The test skips itself under --amqp-url.
 """
 
 from __future__ import annotations
@@ -103,7 +107,7 @@ def declare_ok(client: RawAMQP) -> str:
     return arguments[1:1 + arguments[0]].decode()
 
 
-def test_a_deeply_nested_header_table_is_published_and_delivered_byte_for_byte(client, unique):
+def test_a_deeply_nested_header_table_is_published_and_delivered_byte_for_byte_to_get_and_consume(client, unique):
     properties = with_headers(table(entry(b"deep", b"F", nested(DEPTH)), entry(b"after", b"I", b"\x00\x00\x00\x07")))
     assert len(properties) < client.frame_max
     client.send(queue_declare("", table()))
@@ -112,6 +116,14 @@ def test_a_deeply_nested_header_table_is_published_and_delivered_byte_for_byte(c
     header, body = get_raw(client, queue)
     assert body == b"payload"
     assert header[12:] == properties
+    # And to a consumer.
+    client.send(publish("", queue, properties, b"consumed"))
+    client.send(method(1, 60, 20, struct.pack(">H", 0) + shortstr(queue) + shortstr("c") + b"\x02" + table()))
+    client.expect(60, 21)  # consume-ok (no-ack)
+    client.expect(60, 60)  # deliver
+    frame_type, _channel, header = client.read_frame()
+    assert frame_type == 2 and header[12:] == properties
+    assert client.read_frame()[2] == b"consumed"
 
 
 def test_deep_queue_arguments_are_accepted_and_survive_a_restart_intact(unique, tmp_path):
@@ -136,7 +148,9 @@ def test_deep_queue_arguments_are_accepted_and_survive_a_restart_intact(unique, 
         assert encode_table(queue.arguments) == arguments
 
 
-def test_headers_exchange_matches_and_unbinds_deeply_nested_binding_arguments(client, unique):
+def test_headers_exchange_matches_and_unbinds_deeply_nested_binding_arguments(request, client, unique):
+    if request.config.getoption("--amqp-url"):
+        pytest.skip("crashes RabbitMQ 3.10's VM (see the module docstring); leveret only")
     exchange = unique("deep-headers")
     client.send(exchange_declare(exchange, "headers"))
     client.expect(40, 11)
