@@ -50,28 +50,3 @@ class UserStore:
         if user.loopback_only and not from_loopback:
             return None
         return user
-
-
-def parse_sasl_response(mechanism: str, response: bytes, decode_table) -> tuple[str, str] | None:
-    """(username, password) from a connection.start-ok response, or None when it is malformed.
-
-    PLAIN is "authzid NUL authcid NUL password"; AMQPLAIN is a field table without its length prefix holding
-    LOGIN and PASSWORD. `decode_table` is the codec's table decoder, passed in to keep this module codec-free.
-    """
-    if mechanism == "PLAIN":
-        parts = bytes(response).split(b"\x00")
-        if len(parts) != 3:
-            return None
-        return parts[1].decode("utf-8", "replace"), parts[2].decode("utf-8", "replace")
-    if mechanism == "AMQPLAIN":
-        raw = bytes(response)
-        try:
-            table, _ = decode_table(len(raw).to_bytes(4, "big") + raw, 0)
-        except Exception:
-            return None
-        login, password = table.get("LOGIN"), table.get("PASSWORD")
-        if login is None or password is None:
-            return None
-        as_str = lambda v: v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else str(v)  # noqa: E731
-        return as_str(login), as_str(password)
-    return None

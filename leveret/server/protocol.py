@@ -25,6 +25,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from leveret.amqp import serializer
+from leveret.amqp.heartbeat import OVERDUE, SEND, Heartbeats
 from leveret.server.errorlog import peer_name
 from leveret.server.reading import BLOCKED, OUTPUT, ReadingGate
 from leveret.server.session import Session
@@ -49,15 +50,13 @@ class AMQPProtocol(asyncio.Protocol):
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._close_after_flush = False
-        self._received = True
-        self._wrote = False
-        self._idle_ticks = 0
+        # Heartbeat bookkeeping (amqp/heartbeat.py); its interval is 0 (no ticks) until tune-ok asks for one.
+        self.heartbeats = Heartbeats(0, self.loop.time)
         self._heartbeat_handle: asyncio.TimerHandle | None = None
         self._deadline_handle: asyncio.TimerHandle | None = None
         self.peer: Any = None
         self.paused = False  # the transport is over its high-water mark: deliveries are paused
         self.gate = ReadingGate()
-        self._heartbeat_interval = 0
         # Progress of a backed-up transport: bytes written into it since it passed its high-water mark, its
         # buffer size then, and how many bytes the kernel had taken at the last stall check (and when).
         self._written_since_pause = 0
@@ -79,7 +78,7 @@ class AMQPProtocol(asyncio.Protocol):
         self._deadline_handle = self.loop.call_later(self.server.settings.handshake_timeout, self._handshake_deadline)
 
     def data_received(self, data: bytes) -> None:
-        self._received = True
+        self.heartbeats.heard = True
         self.session.data_received(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -137,7 +136,7 @@ class AMQPProtocol(asyncio.Protocol):
             out, self._out = self._out, []
             was_paused = self.paused
             transport.writelines(out)  # may call pause_writing, which counts `out` in the buffer it notes
-            self._wrote = True
+            self.heartbeats.sent = True
             if self.paused:
                 # Backed up: count what we add (for the stall check) and stop reading past the limit.
                 if was_paused:
@@ -182,33 +181,31 @@ class AMQPProtocol(asyncio.Protocol):
 
     def start_heartbeat(self, interval: int) -> None:
         # Ticks at half the interval: send when we were silent, declare the peer dead after two silent intervals.
-        self._heartbeat_interval = interval
-        self._heartbeat_handle = self.loop.call_later(interval / 2, self._heartbeat_tick)
+        beats = Heartbeats(interval, self.loop.time)
+        beats.sent = self.heartbeats.sent
+        self.heartbeats = beats
+        self._heartbeat_handle = self.loop.call_later(beats.tick_interval, self._heartbeat_tick)
 
     # --- timers ---------------------------------------------------------------------------------------
     def _heartbeat_tick(self) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._received or self.gate.paused:
-            # Heard from the peer, or we are not reading it (then its heartbeats wait unread in the kernel).
-            self._received = False
-            self._idle_ticks = 0
-        else:
-            self._idle_ticks += 1
-            if self._idle_ticks >= 4:
-                self.server.errorlog.warning("missed heartbeats from client %s, timeout: %ss", peer_name(self.peer),
-                                             self._heartbeat_interval)
-                transport.abort()
-                return
-        if not self._wrote:
+        beats = self.heartbeats
+        # While we are not reading the peer, its heartbeats wait unread in the kernel: not its fault.
+        due = beats.tick(paused=self.gate.paused)
+        if due is OVERDUE:
+            self.server.errorlog.warning("missed heartbeats from client %s, timeout: %ss", peer_name(self.peer),
+                                         beats.interval)
+            transport.abort()
+            return
+        if due is SEND:
             self.write_frame(serializer.HEARTBEAT)
-        self._wrote = False
-        self._heartbeat_handle = self.loop.call_later(self._heartbeat_interval / 2, self._heartbeat_tick)
+        self._heartbeat_handle = self.loop.call_later(beats.tick_interval, self._heartbeat_tick)
 
     def _stall_timeout(self) -> float:
         """Seconds without output progress after which the peer counts as gone (0: never)."""
-        timeouts = [t for t in (self.server.settings.send_timeout, 2 * self._heartbeat_interval) if t > 0]
+        timeouts = [t for t in (self.server.settings.send_timeout, self.heartbeats.overdue_after()) if t > 0]
         return min(timeouts) if timeouts else 0.0
 
     def _arm_stall_check(self) -> None:

@@ -17,18 +17,20 @@ from typing import Any, Callable, Protocol
 from leveret import __version__
 from leveret.amqp import errors as codes
 from leveret.amqp import serializer, spec
+from leveret.amqp.channels import ChannelState, ChannelTable
 from leveret.amqp.connection import AWAITING_HEADER, ConnectionReader
-from leveret.amqp.errors import (
-    AMQPChannelError, AMQPConnectionError, AMQPError, BadProtocolHeader, MalformedProperties,
-)
+from leveret.amqp.errors import AMQPChannelError, AMQPError, BadProtocolHeader, MalformedProperties
 from leveret.amqp.events import ChannelFailed, ContentReceived, HeartbeatReceived, MethodReceived
+from leveret.amqp.handshake import (
+    AWAIT_HEADER, CLOSED, CLOSING, RUNNING, ClientClosed, CloseFinished, LoginRequested, OpenRequested,
+    ServerHandshake, Tuned, connection_error, frame_before_open,
+)
 from leveret.amqp.properties import BasicProperties
-from leveret.amqp.table import decode_table
 from leveret.broker.channel import Channel
 from leveret.broker.errors import BrokerError
 from leveret.broker.message import Message
 from leveret.server.alarms import blocked_reason
-from leveret.server.auth import UserStore, parse_sasl_response
+from leveret.server.auth import UserStore
 from leveret.server.errorlog import ErrorLog, peer_name
 from leveret.server.replies import reply_for
 from leveret.store.fsio import failures
@@ -47,31 +49,18 @@ CAPABILITIES = {
     "direct_reply_to": True,
 }
 
-_AWAIT_HEADER, _AWAIT_START_OK, _AWAIT_SECURE_OK, _AWAIT_TUNE_OK, _AWAIT_OPEN, _OPEN, _CLOSING, _CLOSED = range(8)
-# RabbitMQ's names for these states, which appear in its reply texts.
-_STATE_NAMES = {_AWAIT_START_OK: "starting", _AWAIT_SECURE_OK: "securing", _AWAIT_TUNE_OK: "tuning",
-                _AWAIT_OPEN: "opening", _OPEN: "running"}
 
-
-def _frame_before_open(method: Any) -> AMQPConnectionError:
-    """A frame on a channel before connection.open-ok: RabbitMQ's 505 quoting the frame's octets."""
-    payload = method.encode()
-    octets = ",".join(str(b) for b in payload)  # error path only
-    return connection_error(codes.UNEXPECTED_FRAME, f"type 1, all octets = <<{octets}>>")
-
-
-def connection_error(code: int, detail: str, class_id: int = 0, method_id: int = 0) -> AMQPConnectionError:
-    """A connection exception with RabbitMQ's reply text for `code`."""
-    return AMQPConnectionError(detail, class_id, method_id, reply_code=code)
-
-
-def channel_error(channel: int, code: int, detail: str, class_id: int = 0, method_id: int = 0) -> AMQPChannelError:
-    """A channel exception with RabbitMQ's reply text for `code`."""
-    return AMQPChannelError(channel, detail, class_id, method_id, reply_code=code)
-
-
-# RabbitMQ's reply text: the code's spec name, a dash, the detail ("NOT_FOUND - no queue 'q' ...").
-reply_text = codes.format_reply_text
+def server_properties() -> dict:
+    """connection.start's server-properties."""
+    return {
+        "product": "leveret",
+        "version": __version__,
+        "platform": f"Python {platform.python_version()}",
+        "copyright": "the leveret authors",
+        "information": "Licensed under the Apache License 2.0",
+        "cluster_name": "leveret@localhost",
+        "capabilities": dict(CAPABILITIES),
+    }
 
 
 class Writer(Protocol):
@@ -87,33 +76,29 @@ class Writer(Protocol):
     peer: Any  # the client's address, for the log
 
 
-class ChannelSession:
-    """One open AMQP channel: the broker-side Channel plus confirms, transactions and frame encoding.
+class ChannelSession(ChannelState):
+    """One open AMQP channel: its protocol state (amqp/channels.py), the broker-side Channel, confirms and
+    transactions, and frame encoding.
 
     It is the broker's delivery target for this channel (`deliver`, `consumer_cancelled`).
     """
 
     __slots__ = (
-        "session", "number", "broker_channel", "confirm_mode", "publish_seq", "confirmed_upto", "ready_upto",
-        "confirm_scheduled", "sync_upto", "tx", "tx_actions", "tx_taken", "closing", "write_frames", "frame_max",
+        "session", "broker_channel", "ready_upto", "confirm_scheduled", "sync_upto", "tx_actions", "tx_taken",
+        "write_frames", "frame_max",
     )
 
     def __init__(self, session: "Session", number: int) -> None:
+        super().__init__(number)
         self.session = session
-        self.number = number
         self.write_frames = session.writer.write_frames
-        self.frame_max = session.frame_max
+        self.frame_max = session.handshake.frame_max
         self.broker_channel = Channel(session.vhost, self, session, user=session.username)
-        self.confirm_mode = False
-        self.publish_seq = 0  # sequence number of the last publish seen in confirm mode
-        self.confirmed_upto = 0  # highest sequence number already acked to the client
         self.ready_upto = 0  # highest sequence number whose message is routed (and durable, where it must be)
         self.confirm_scheduled = False
         self.sync_upto = 0  # highest sequence number waiting for a group commit
-        self.tx: bool = False
         self.tx_actions: list[Callable[[], None]] = []
         self.tx_taken: list[Any] = []  # deliveries acked inside the open transaction, given back on rollback
-        self.closing = False  # we sent channel.close and wait for close-ok
 
     def release(self) -> None:
         """The channel is closing: an open transaction's taken deliveries go back, then everything is requeued."""
@@ -159,9 +144,7 @@ class ChannelSession:
         self._ack_upto(upto)
 
     def _ack_upto(self, upto: int) -> None:
-        multiple = upto - self.confirmed_upto > 1
-        self.confirmed_upto = upto
-        self.write_frames([serializer.basic_ack_frame(self.number, upto, multiple)])
+        self.write_frames([self.ack_frame(upto)])
 
     def confirm_failed(self, seq: int) -> None:
         """Publish `seq` could not be made durable (or was refused): nack it, after acking what precedes it."""
@@ -169,9 +152,8 @@ class ChannelSession:
             return
         if seq - 1 > self.confirmed_upto and self.ready_upto >= seq - 1:
             self._ack_upto(seq - 1)
-        self.confirmed_upto = max(self.confirmed_upto, seq)
         self.ready_upto = max(self.ready_upto, seq)
-        self.write_frames([serializer.basic_nack_frame(self.number, seq, False, False)])
+        self.write_frames([self.nack_frame(seq)])
 
 
 class _TxSettle:
@@ -231,25 +213,37 @@ class Session:
         self.reader = ConnectionReader(
             frame_max=spec.FRAME_MIN_SIZE, max_body_size=self.settings.max_message_size, channels_open=False
         )
-        self.state = _AWAIT_HEADER
-        self.channels: dict[int, ChannelSession] = {}
-        self.frame_max = self.settings.frame_max
-        self.channel_max = self.settings.channel_max
-        self.heartbeat = 0
+        self.handshake = ServerHandshake(
+            frame_max=self.settings.frame_max, channel_max=self.settings.channel_max,
+            heartbeat=self.settings.heartbeat, server_properties=server_properties(),
+        )
+        self.channels: ChannelTable = ChannelTable(self.settings.channel_max)
+        # The one piece of connection state read per event (the hot path): the handshake's CLOSED, mirrored.
+        self.closed = False
         self.username = ""
         self.vhost: Any = None
-        self.client_properties: dict = {}
-        self.client_capabilities: dict = {}
         self.blocked_by: set[str] = set()  # resource alarms that are on ("disk", "memory")
         self.reading_paused = False  # we stopped reading because of it
         self.write_paused = False  # the socket's write buffer is over its high-water mark
-        self.name = ""
         self._handlers = self._method_handlers()
+
+    @property
+    def name(self) -> str:
+        """The client's connection_name (start-ok's client properties), for the log."""
+        return self.handshake.name
+
+    @property
+    def client_capabilities(self) -> dict:
+        return self.handshake.client_capabilities
+
+    @property
+    def frame_max(self) -> int:
+        return self.handshake.frame_max
 
     # --- input ------------------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         """Feed bytes from the socket. Never raises: errors become AMQP closes."""
-        if self.state == _CLOSED:
+        if self.closed:
             return
         # During the handshake the reader hands out one frame at a time (amqp/connection.py), so a client
         # that pipelines start-ok, tune-ok, open, channel.open and more in one write is served in order.
@@ -274,7 +268,7 @@ class Session:
             self._shutdown()
             return False
         except AMQPError as exc:
-            if self.state == _AWAIT_HEADER:
+            if self.handshake.state == AWAIT_HEADER:
                 self._send_start()  # the header was good; the bad frame came in the same read
             for event in getattr(exc, "events", ()):
                 if not self._handle_event(event):
@@ -284,7 +278,7 @@ class Session:
         except Exception as exc:  # a codec bug, not the client's fault: one line and 541
             self._internal_error(exc)
             return False
-        if self.state == _AWAIT_HEADER:
+        if self.handshake.state == AWAIT_HEADER:
             if self.reader.state == AWAITING_HEADER:
                 return False
             self._send_start()
@@ -318,7 +312,7 @@ class Session:
             self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0, log=False)
         except Exception as exc:
             self._internal_error(exc)
-        return self.state != _CLOSED
+        return not self.closed
 
     # --- errors -----------------------------------------------------------------------------------
     def _fail(self, exc: AMQPError) -> None:
@@ -330,7 +324,7 @@ class Session:
 
     def _internal_error(self, exc: Exception) -> None:
         """An unexpected exception on client input is a leveret bug: one ERROR line, then 541 (once)."""
-        if self.state < _CLOSING:
+        if self.handshake.state < CLOSING:
             self.errors.internal_error(getattr(self.writer, "peer", None), self.name, exc)
         self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0, log=False)
 
@@ -349,9 +343,9 @@ class Session:
         if ch is None or ch.closing:
             return
         self.errors.channel_error(getattr(self.writer, "peer", None), self.name, number, code, text)
-        ch.closing = True
+        frame = ch.close_frame(code, text, class_id, method_id)
         ch.release()
-        self.send_method(number, spec.ChannelClose(reply_code=code, reply_text=text, class_id=class_id, method_id=method_id))
+        self.writer.write_frame(frame)
 
     def close_connection(self, code: int, text: str, class_id: int = 0, method_id: int = 0, *,
                          detail: str = "", log: bool = True) -> None:
@@ -360,25 +354,28 @@ class Session:
         An error close is logged as one line (`log=False` when the caller already did); a shutdown's
         320 CONNECTION_FORCED is not an error of this connection.
         """
-        if self.state >= _CLOSING:
+        if self.handshake.state >= CLOSING:
             return
         if log and code != codes.CONNECTION_FORCED:
             self.errors.connection_error(getattr(self.writer, "peer", None), self.name, code, text, detail)
         self._release_channels()
-        self.state = _CLOSING
-        self.send_method(0, spec.ConnectionClose(reply_code=code, reply_text=text, class_id=class_id, method_id=method_id))
+        self.handshake.close(code, text, class_id, method_id)
+        self._send_handshake_frames()
         self.writer.close_soon()
 
     def connection_lost(self) -> None:
         """The socket is gone: return unacked messages, drop exclusive queues."""
         self._release_channels()
-        self.state = _CLOSED
+        self.handshake.closed()
+        self.closed = True
         if self.vhost is not None:
             self.vhost.connection_closed(self)
 
-    def _release_channels(self) -> None:
-        channels, self.channels = self.channels, {}
-        for ch in channels.values():
+    def _release_channels(self, drop_exclusive: bool = False) -> None:
+        """Every channel gives its deliveries back; while running (or as the client closes), exclusive queues go."""
+        channels = list(self.channels.values())
+        self.channels.clear()
+        for ch in channels:
             if not ch.closing:
                 try:
                     ch.release()
@@ -386,14 +383,15 @@ class Session:
                     # An auto-delete queue whose deletion the store could not write: every other channel
                     # of this connection must still give its deliveries back.
                     failures.note("write to the store (releasing a channel)", exc)
-        if self.vhost is not None and self.state == _OPEN:
+        if self.vhost is not None and (drop_exclusive or self.handshake.state == RUNNING):
             try:
                 self.vhost.connection_closed(self)
             except OSError as exc:
                 failures.note("write to the store (dropping exclusive queues)", exc)
 
     def _shutdown(self) -> None:
-        self.state = _CLOSED
+        self.handshake.closed()
+        self.closed = True
         self.writer.close_after_flush()
 
     # --- flow control -----------------------------------------------------------------------------
@@ -412,7 +410,7 @@ class Session:
         self.blocked_by.discard(resource)
         if not self.blocked_by and self.reading_paused:
             self.reading_paused = False
-            if self.state == _OPEN and self.client_capabilities.get("connection.blocked"):
+            if self.handshake.state == RUNNING and self.client_capabilities.get("connection.blocked"):
                 self.send_method(0, spec.ConnectionUnblocked())
             self.writer.set_reading(True)
 
@@ -420,7 +418,7 @@ class Session:
         if self.reading_paused:
             return
         self.reading_paused = True
-        if self.state == _OPEN and self.client_capabilities.get("connection.blocked"):
+        if self.handshake.state == RUNNING and self.client_capabilities.get("connection.blocked"):
             self.send_method(0, spec.ConnectionBlocked(reason=blocked_reason(self.blocked_by)))
         self.writer.set_reading(False)
 
@@ -440,99 +438,68 @@ class Session:
     def after_turn(self, callback: Callable[[], None]) -> None:
         self.server.loop.call_soon(callback)
 
-    # --- handshake --------------------------------------------------------------------------------
-    def _send_start(self) -> None:
-        self.state = _AWAIT_START_OK
-        self.send_method(0, spec.ConnectionStart(
-            version_major=0, version_minor=9,
-            server_properties={
-                "product": "leveret",
-                "version": __version__,
-                "platform": f"Python {platform.python_version()}",
-                "copyright": "the leveret authors",
-                "information": "Licensed under the Apache License 2.0",
-                "cluster_name": "leveret@localhost",
-                "capabilities": dict(CAPABILITIES),
-            },
-            mechanisms=b"PLAIN AMQPLAIN",
-            locales=b"en_US",
-        ))
+    def _send_handshake_frames(self) -> None:
+        frames = self.handshake.data_to_send()
+        if frames:
+            self.writer.write_frames(frames)
 
-    def _on_start_ok(self, m: Any) -> None:
-        self.client_properties = m.client_properties or {}
-        caps = self.client_properties.get("capabilities")
-        self.client_capabilities = caps if isinstance(caps, dict) else {}
-        self.name = str(self.client_properties.get("connection_name", ""))
-        mechanism = m.mechanism
-        if mechanism not in ("PLAIN", "AMQPLAIN"):
-            raise connection_error(
-                codes.COMMAND_INVALID, f"unknown authentication mechanism '{mechanism}'",
-                m.CLASS_ID, m.METHOD_ID,
-            )
-        creds = parse_sasl_response(mechanism, m.response, decode_table)
+    # --- handshake (amqp/handshake.py decides the protocol; here: credentials, vhosts, heartbeats) -------
+    def _send_start(self) -> None:
+        self.handshake.start()
+        self._send_handshake_frames()
+
+    def _on_connection_method(self, channel: int, method: Any) -> None:
+        handshake = self.handshake
+        try:
+            event = handshake.receive(channel, method)
+        finally:
+            self._send_handshake_frames()
+        kind = type(event)
+        if kind is LoginRequested:
+            self._on_login(event)
+        elif kind is Tuned:
+            self.channels.channel_max = event.channel_max
+            self.reader.frame_max = event.frame_max
+            if event.heartbeat:
+                self.writer.start_heartbeat(event.heartbeat)
+        elif kind is OpenRequested:
+            self._on_open(event, method)
+        elif kind is ClientClosed:
+            self._release_channels(drop_exclusive=True)
+            self._shutdown()
+        elif kind is CloseFinished:
+            self._shutdown()
+
+    def _on_login(self, event: LoginRequested) -> None:
         user = None
-        if creds is not None:
-            user = self.users.authenticate(creds[0], creds[1], from_loopback=self.writer.is_loopback())
+        if event.password is not None:
+            user = self.users.authenticate(event.username, event.password, from_loopback=self.writer.is_loopback())
         if user is None:
-            name = creds[0] if creds else ""
-            self.close_connection(
-                codes.ACCESS_REFUSED,
-                reply_text(codes.ACCESS_REFUSED, f"Login was refused using authentication mechanism {mechanism}. "
-                           "For details see the broker logfile."),
-                0, 0, detail=f"login refused for user {name!r} using {mechanism}",
-            )
+            mechanism = event.mechanism
+            self.close_connection(codes.ACCESS_REFUSED, self.handshake.refusal(mechanism), 0, 0,
+                                  detail=f"login refused for user {event.username!r} using {mechanism}")
             return
         self.username = user.name
-        self.state = _AWAIT_TUNE_OK
-        self.send_method(0, spec.ConnectionTune(
-            channel_max=self.settings.channel_max, frame_max=self.settings.frame_max, heartbeat=self.settings.heartbeat,
-        ))
+        self.handshake.accept_login()
+        self._send_handshake_frames()
 
-    def _on_tune_ok(self, m: Any) -> None:
-        server_frame_max = self.settings.frame_max
-        if m.frame_max and m.frame_max < spec.FRAME_MIN_SIZE:
-            raise connection_error(codes.NOT_ALLOWED, f"frame_max={m.frame_max} < {spec.FRAME_MIN_SIZE} min size", m.CLASS_ID, m.METHOD_ID)
-        if m.frame_max > server_frame_max:
-            raise connection_error(codes.NOT_ALLOWED, f"frame_max={m.frame_max} > {server_frame_max} max size", m.CLASS_ID, m.METHOD_ID)
-        if m.channel_max > self.settings.channel_max:
-            raise connection_error(codes.NOT_ALLOWED, f"channel_max={m.channel_max} > {self.settings.channel_max} max size",
-                m.CLASS_ID, m.METHOD_ID)
-        self.frame_max = m.frame_max or server_frame_max
-        self.reader.frame_max = self.frame_max
-        self.channel_max = m.channel_max or self.settings.channel_max
-        self.heartbeat = m.heartbeat
-        self.state = _AWAIT_OPEN
-        if self.heartbeat:
-            self.writer.start_heartbeat(self.heartbeat)
-
-    def _on_open(self, m: Any) -> None:
-        vhost = self.broker.vhost(m.virtual_host)
+    def _on_open(self, event: OpenRequested, m: Any) -> None:
+        vhost = self.broker.vhost(event.virtual_host)
         if vhost is None:
-            raise connection_error(codes.NOT_ALLOWED, f"vhost {m.virtual_host} not found", m.CLASS_ID, m.METHOD_ID)
+            raise connection_error(codes.NOT_ALLOWED, f"vhost {event.virtual_host} not found", m.CLASS_ID, m.METHOD_ID)
         self.vhost = vhost
-        self.state = _OPEN
         self.reader.channels_open = True
-        self.send_method(0, spec.ConnectionOpenOk())
+        self.handshake.open_ok()
+        self._send_handshake_frames()
         for resource in self.server.alarms.active:
             self.set_alarm(resource, True)
 
     # --- method dispatch --------------------------------------------------------------------------
     def _on_method(self, channel: int, method: Any) -> None:
-        state = self.state
-        if state == _OPEN and channel:
-            ch = self.channels.get(channel)
-            if ch is None:
-                if type(method) is spec.ChannelOpen:
-                    self._on_channel_open(channel, method)
-                    return
-                raise connection_error(codes.CHANNEL_ERROR, "expected 'channel.open'", method.CLASS_ID, method.METHOD_ID)
-            if ch.closing:
-                # After our channel.close only close-ok (or a crossing close) counts; RabbitMQ drops the rest.
-                if type(method) is spec.ChannelCloseOk or type(method) is spec.ChannelClose:
-                    del self.channels[channel]
-                    if type(method) is spec.ChannelClose:
-                        self.send_method(channel, spec.ChannelCloseOk())
-                return
+        # Channels exist only while the connection runs (closing releases them all), so an open channel
+        # found here is the whole check of the hot path; the rest is amqp/channels.py's and handshake.py's.
+        ch = self.channels.get(channel) if channel else None
+        if ch is not None and not ch.closing:
             handler = self._handlers.get(type(method))
             if handler is None:
                 raise connection_error(codes.COMMAND_INVALID, f"unexpected method {method.NAME}", method.CLASS_ID, method.METHOD_ID)
@@ -541,59 +508,23 @@ class Session:
             except BrokerError as exc:
                 self._fail_broker(channel, method, exc)
             return
+        if channel and self.handshake.state == RUNNING:
+            opens, reply = self.channels.receive_unrouted(channel, method)
+            if opens:
+                self._on_channel_open(channel)
+            elif reply is not None:
+                self.writer.write_frame(reply)
+            return
         self._on_connection_method(channel, method)
 
-    def _on_connection_method(self, channel: int, method: Any) -> None:
-        kind = type(method)
-        state = self.state
-        if state == _CLOSING:
-            if kind is spec.ConnectionCloseOk or kind is spec.ConnectionClose:
-                if kind is spec.ConnectionClose:
-                    self.send_method(0, spec.ConnectionCloseOk())
-                self._shutdown()
-            return
-        if channel != 0:
-            raise _frame_before_open(method)
-        if kind is spec.ConnectionClose:
-            self._release_channels()
-            self.state = _CLOSING
-            self.send_method(0, spec.ConnectionCloseOk())
-            self._shutdown()
-            return
-        expected = {
-            _AWAIT_START_OK: spec.ConnectionStartOk,
-            _AWAIT_SECURE_OK: spec.ConnectionSecureOk,
-            _AWAIT_TUNE_OK: spec.ConnectionTuneOk,
-            _AWAIT_OPEN: spec.ConnectionOpen,
-        }.get(state)
-        if kind is expected:
-            if kind is spec.ConnectionStartOk:
-                self._on_start_ok(method)
-            elif kind is spec.ConnectionTuneOk:
-                self._on_tune_ok(method)
-            elif kind is spec.ConnectionOpen:
-                self._on_open(method)
-            return
-        if state == _OPEN:
-            if kind is spec.ConnectionBlocked or kind is spec.ConnectionUnblocked:
-                return
-            if kind is spec.ConnectionUpdateSecret:
-                self.send_method(0, spec.ConnectionUpdateSecretOk())
-                return
-        raise connection_error(
-            codes.CHANNEL_ERROR, f"unexpected method in connection state {_STATE_NAMES.get(state, 'running')}",
-            method.CLASS_ID, method.METHOD_ID,
-        )
-
-    def _on_channel_open(self, number: int, m: Any) -> None:
-        # RabbitMQ limits how many channels are open, not their numbers, and names no method in the reply.
-        if len(self.channels) >= self.channel_max:
-            raise connection_error(codes.NOT_ALLOWED, f"number of channels opened ({len(self.channels)}) has "
-                                   f"reached the negotiated channel_max ({self.channel_max})")
-        ch = self.channels[number] = ChannelSession(self, number)
+    def _on_channel_open(self, number: int) -> None:
+        ch, reply = self.channels.open(number, self._new_channel)
         if self.write_paused:
             ch.broker_channel.pause_deliveries()
-        self.send_method(number, spec.ChannelOpenOk())
+        self.writer.write_frame(reply)
+
+    def _new_channel(self, number: int) -> ChannelSession:
+        return ChannelSession(self, number)
 
     def _method_handlers(self) -> dict[type, Callable[[ChannelSession, Any], None]]:
         return {
@@ -627,16 +558,15 @@ class Session:
 
     # --- channel class ----------------------------------------------------------------------------
     def _channel_reopen(self, ch: ChannelSession, m: Any) -> None:
-        raise connection_error(codes.CHANNEL_ERROR, "second 'channel.open' seen", m.CLASS_ID, m.METHOD_ID)
+        raise self.channels.reopen_error(m)
 
     def _channel_close(self, ch: ChannelSession, m: Any) -> None:
         ch.release()
-        del self.channels[ch.number]
-        self.send_method(ch.number, spec.ChannelCloseOk())
+        self.writer.write_frame(self.channels.close_requested(ch.number))
 
     def _channel_flow(self, ch: ChannelSession, m: Any) -> None:
         ch.broker_channel.flow(m.active)
-        self.send_method(ch.number, spec.ChannelFlowOk(active=m.active))
+        self.writer.write_frame(ch.flow_ok(m.active))
 
     # --- exchange class ---------------------------------------------------------------------------
     def _exchange_declare(self, ch: ChannelSession, m: Any) -> None:
@@ -755,16 +685,15 @@ class Session:
     def _on_content(self, event: ContentReceived) -> None:
         """basic.publish with its content: route now, or hold it for tx.commit."""
         number = event.channel
-        if self.state != _OPEN:
-            if self.state == _CLOSING:
-                return
-            raise _frame_before_open(event.method)
         ch = self.channels.get(number)
-        if ch is None:
-            raise connection_error(codes.CHANNEL_ERROR, "expected 'channel.open'",
-                                      60, 40)
-        if ch.closing:
-            return
+        if ch is None or ch.closing:
+            # Channels exist only while the connection runs: no open channel is the one check of the hot path.
+            state = self.handshake.state
+            if ch is not None or state == CLOSING:
+                return
+            if state != RUNNING:
+                raise frame_before_open(event.method)
+            raise self.channels.content_on_unopened()
         # Properties that do not decode are 541 now, as in RabbitMQ, not later in whatever rewrites them.
         event.properties.check()
         m = event.method
@@ -832,21 +761,15 @@ class Session:
 
     # --- confirm and tx ---------------------------------------------------------------------------
     def _confirm_select(self, ch: ChannelSession, m: Any) -> None:
-        if ch.tx:
-            raise channel_error(ch.number, codes.PRECONDITION_FAILED, "cannot switch from tx to confirm mode", m.CLASS_ID, m.METHOD_ID)
-        ch.confirm_mode = True
-        if not m.nowait:
-            self.send_method(ch.number, spec.ConfirmSelectOk())
+        reply = ch.select_confirm(m)
+        if reply is not None:
+            self.writer.write_frame(reply)
 
     def _tx_select(self, ch: ChannelSession, m: Any) -> None:
-        if ch.confirm_mode:
-            raise channel_error(ch.number, codes.PRECONDITION_FAILED, "cannot switch from confirm to tx mode", m.CLASS_ID, m.METHOD_ID)
-        ch.tx = True
-        self.send_method(ch.number, spec.TxSelectOk())
+        self.writer.write_frame(ch.select_tx(m))
 
     def _tx_commit(self, ch: ChannelSession, m: Any) -> None:
-        if not ch.tx:
-            raise channel_error(ch.number, codes.PRECONDITION_FAILED, "channel is not transactional", m.CLASS_ID, m.METHOD_ID)
+        ch.require_tx(m)
         actions, ch.tx_actions = ch.tx_actions, []
         taken, ch.tx_taken = ch.tx_taken, []
         # Publishes first: if the store refuses one, no ack of the commit has been applied either.
@@ -873,8 +796,7 @@ class Session:
         self.send_method(ch.number, spec.TxCommitOk())
 
     def _tx_rollback(self, ch: ChannelSession, m: Any) -> None:
-        if not ch.tx:
-            raise channel_error(ch.number, codes.PRECONDITION_FAILED, "channel is not transactional", m.CLASS_ID, m.METHOD_ID)
+        ch.require_tx(m)
         ch.tx_actions = []
         taken, ch.tx_taken = ch.tx_taken, []
         if taken:
