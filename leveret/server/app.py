@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+from functools import partial
 
 from leveret.amqp import errors as codes
 from leveret.amqp.properties import BasicProperties
@@ -17,7 +18,7 @@ from leveret.broker.vhost import Broker
 from leveret.clock import Clock, SystemClock
 from leveret.config import Settings
 from leveret.server import process
-from leveret.server.alarms import ResourceAlarms
+from leveret.server.alarms import DISK, MEMORY, ResourceAlarms
 from leveret.server.auth import UserStore
 from leveret.server.durability import Durability
 from leveret.server.errorlog import ErrorLog
@@ -149,11 +150,13 @@ class Server:
         self.durability = Durability(self.loop, self.message_store)
         self.timer_driver = TimerDriver(self.loop, self.broker.timers, self.clock)
         self.timer_driver.start()
-        self.disk_alarm = DiskAlarm(self, self.settings.disk_free_limit, self.settings.disk_check_interval)
+        self.disk_alarm = DiskAlarm(self.loop, self.data_dir, self.settings.disk_free_limit,
+                                    partial(self.alarms.set, DISK), self.settings.disk_check_interval)
         self.disk_alarm.start()
         allocator = self.allocator or process.glibc_allocator()
         self.memory_alarm = MemoryAlarm(
-            self, self.memory_limit, self.settings.memory_monitor_interval / 1000, budget=self.persistence.memory_budget,
+            self.loop, self.memory_limit, self.settings.memory_monitor_interval / 1000, partial(self.alarms.set, MEMORY),
+            budget=self.persistence.memory_budget,
             trim=allocator.trim if allocator is not None else None,
         )
         self.memory_alarm.start()

@@ -11,20 +11,18 @@ queues can drain.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from leveret.server.alarms import DISK
 from leveret.store.diskspace import STORE_WRITES, WriteMeter, check_every, free_bytes
-
-if TYPE_CHECKING:
-    from leveret.server.app import Server
 
 log = logging.getLogger("leveret.flow")
 
 
 class DiskAlarm:
-    """Measures free disk space and blocks or unblocks publishing connections.
+    """Measures free disk space under `path` and says when the alarm goes on or off (`on_change(True/False)`;
+    the server passes it to server/alarms.py, which blocks or unblocks publishing connections).
 
     It looks on a timer (`interval` seconds; more often while the alarm is on, so publishers resume
     promptly) and each time the store has written another quarter of the limit.
@@ -33,9 +31,12 @@ class DiskAlarm:
     # While the alarm is on nothing is written, so only the timer can see space come back: look often.
     ACTIVE_INTERVAL = 0.2
 
-    def __init__(self, server: "Server", limit: int, interval: float = 1.0,
-                 measure: Callable[[str], int] = free_bytes, meter: WriteMeter = STORE_WRITES) -> None:
-        self.server = server
+    def __init__(self, loop: asyncio.AbstractEventLoop, path: str, limit: int, on_change: Callable[[bool], None],
+                 interval: float = 1.0, measure: Callable[[str], int] = free_bytes,
+                 meter: WriteMeter = STORE_WRITES) -> None:
+        self.loop = loop
+        self.path = path
+        self.on_change = on_change
         self.limit = limit
         self.interval = interval
         self.measure = measure
@@ -65,7 +66,7 @@ class DiskAlarm:
             return
         self._check_queued = True
         try:
-            self.server.loop.call_soon_threadsafe(self._check_written)
+            self.loop.call_soon_threadsafe(self._check_written)
         except RuntimeError:  # the loop is closed: the broker is stopping
             self._check_queued = False
 
@@ -77,19 +78,19 @@ class DiskAlarm:
         if self.active and self._handle is not None:
             # Switched on between ticks: look again soon rather than at the next (possibly distant) tick.
             self._handle.cancel()
-            self._handle = self.server.loop.call_later(min(self.interval, self.ACTIVE_INTERVAL), self.check)
+            self._handle = self.loop.call_later(min(self.interval, self.ACTIVE_INTERVAL), self.check)
 
     def check(self) -> None:
         """Measure now, switch the alarm if needed, and schedule the next check."""
         self.measure_now()
-        self._handle = self.server.loop.call_later(
+        self._handle = self.loop.call_later(
             min(self.interval, self.ACTIVE_INTERVAL) if self.active else self.interval, self.check)
 
     def measure_now(self) -> None:
         """Measure free space and switch the alarm if it crossed the limit."""
         self.checks += 1
         try:
-            free = self.measure(self.server.data_dir)
+            free = self.measure(self.path)
         except OSError as exc:
             log.warning("cannot measure free disk space: %s", exc)
             return  # unknown: leave the alarm as it is
@@ -98,8 +99,8 @@ class DiskAlarm:
         if low and not self.active:
             log.warning("disk alarm: %d bytes free, under the limit of %d; blocking publishers", free, self.limit)
             self.active = True
-            self.server.alarms.set(DISK, True)
+            self.on_change(True)
         elif not low and self.active:
             log.warning("disk alarm cleared: %d bytes free", free)
             self.active = False
-            self.server.alarms.set(DISK, False)
+            self.on_change(False)

@@ -16,16 +16,12 @@ trimmed before the alarm is judged: the alarm then measures memory in use, not m
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import psutil
-
-from leveret.server.alarms import MEMORY
-
-if TYPE_CHECKING:
-    from leveret.server.app import Server
 
 log = logging.getLogger("leveret.flow")
 
@@ -72,9 +68,11 @@ def total_memory() -> int:
 class MemoryAlarm:
     """Measures the process's memory every `interval` seconds, squeezes the memory budget, switches the alarm."""
 
-    def __init__(self, server: "Server", limit: int, interval: float, budget: Any = None,
-                 trim: Callable[[], None] | None = None, measure: Callable[[], int] = process_rss) -> None:
-        self.server = server
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int, interval: float, on_change: Callable[[bool], None],
+                 budget: Any = None, trim: Callable[[], None] | None = None,
+                 measure: Callable[[], int] = process_rss) -> None:
+        self.loop = loop
+        self.on_change = on_change  # the alarm went on (True) or off (server/alarms.py tells connections)
         self.limit = limit
         self.interval = interval
         self.budget = budget  # broker/paging.py MemoryBudget, or None
@@ -110,14 +108,14 @@ class MemoryAlarm:
                 log.warning("memory alarm: %d bytes resident, over the high watermark of %d; blocking publishers",
                             used, self.limit)
                 self.active = True
-                self.server.alarms.set(MEMORY, True)
+                self.on_change(True)
             elif not over and self.active:
                 log.warning("memory alarm cleared: %d bytes resident", used)
                 self.active = False
-                self.server.alarms.set(MEMORY, False)
+                self.on_change(False)
         if self._handle is not None:
             self._handle.cancel()  # a check run out of turn (a test, a changed limit) replaces the pending one
-        self._handle = self.server.loop.call_later(self.interval, self.check)
+        self._handle = self.loop.call_later(self.interval, self.check)
 
     def _squeeze(self, used: int) -> None:
         """Let the budget grow only by the room left under half the watermark (RabbitMQ's paging ratio, 0.5).

@@ -46,7 +46,10 @@ class AMQPProtocol(asyncio.Protocol):
         self.server = server
         self.loop = server.loop
         self.transport: asyncio.Transport | None = None
-        self.session = Session(server, self)
+        self.session = Session(
+            self, settings=server.settings, broker=server.broker, users=server.users, errors=server.errorlog,
+            durability=server.durability, alarms=server.alarms, call_soon=server.loop.call_soon,
+        )
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._close_after_flush = False

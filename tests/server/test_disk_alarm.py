@@ -10,6 +10,7 @@ import pika
 import pytest
 
 from leveret.embedded import EmbeddedBroker
+from leveret.server.flow import DiskAlarm
 from leveret.store.diskspace import MIN_CHECK_BYTES, WriteMeter, check_every
 
 from tests.faults.diskfull import MiB, fill_until, free_bytes, small_tmpfs
@@ -91,3 +92,40 @@ def test_a_publisher_at_full_speed_is_blocked_before_the_disk_fills_and_resumes_
             assert ch.queue_declare("fill", passive=True).method.message_count - confirmed in (1, 2)
             assert not broker.server.disk_alarm.active
             conn.close()
+
+
+class _Loop:
+    """The two loop calls the alarm makes, recorded instead of scheduled."""
+
+    def __init__(self) -> None:
+        self.later: list[tuple[float, object]] = []
+
+    def call_later(self, delay: float, callback):
+        self.later.append((delay, callback))
+        return _Handle()
+
+    def call_soon_threadsafe(self, callback) -> None:
+        callback()
+
+
+class _Handle:
+    def cancel(self) -> None:
+        pass
+
+
+def test_the_alarm_says_on_and_off_to_its_callback_once_per_crossing() -> None:
+    free = {"bytes": 10 * MiB}
+    changes: list[bool] = []
+    loop = _Loop()
+    alarm = DiskAlarm(loop, "/data", MiB, changes.append, interval=5.0, measure=lambda path: free["bytes"],
+                      meter=WriteMeter())
+    alarm.start()
+    assert changes == [] and loop.later[-1][0] == 5.0
+    free["bytes"] = MiB - 1
+    alarm.check()
+    alarm.check()
+    assert changes == [True] and alarm.active and loop.later[-1][0] == DiskAlarm.ACTIVE_INTERVAL
+    free["bytes"] = 2 * MiB
+    alarm.check()
+    assert changes == [True, False] and not alarm.active and alarm.free == 2 * MiB
+    alarm.stop()
