@@ -9,6 +9,10 @@ does not bend for annotations.
 The rules are data (RULES, NO_EVENT_LOOP, NO_FILE_IO); `check_tree` applies them to any directory holding a
 `leveret` package, so the tests at the bottom can prove each rule reports a violation planted in a
 synthetic tree. There is no allowlist: code that breaks a rule is fixed, not excused.
+
+Import circles inside broker/ and server/ (NO_CYCLES) are found by `check_cycles`; the few natural domain
+ones are listed, each with its reason, in ACCEPTED_CYCLES. A circle that is not one of those (or grows
+beyond one) fails.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ RULES: tuple[Layer, ...] = (
     Layer("leveret.store", (), "storage is plain file IO under the broker and knows no model or protocol"),
     Layer("leveret.broker", ("leveret.store.api", "leveret.clock"),
           "the model sees storage only through store/api.py and time only through the clock"),
+    Layer("leveret.durable", ("leveret.broker", "leveret.store", "leveret.clock", "leveret.config"),
+          "the durable composition builds the model over the store; it knows no codec, server or HTTP"),
     Layer("leveret.clock", (), "the clock is a leaf"),
     Layer("leveret.config", (), "settings are a leaf"),
     Layer("leveret.http", ("leveret", "leveret.broker", "leveret.config", "leveret.clock", "leveret.amqp"),
@@ -160,8 +166,97 @@ def check_tree(root: Path) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True)
+class Cycle:
+    """An import circle accepted inside one package, and why it is natural there."""
+
+    modules: frozenset[str]
+    why: str
+
+
+# The packages checked for import circles (edges between modules of the same package, TYPE_CHECKING included).
+NO_CYCLES = ("leveret.broker", "leveret.server")
+ACCEPTED_CYCLES: tuple[Cycle, ...] = (
+    Cycle(frozenset({"leveret.broker.channel", "leveret.broker.consumer", "leveret.broker.queue"}),
+          "the domain: a consumer belongs to both a channel and a queue, and each of the three names the others"),
+    Cycle(frozenset({"leveret.server.session", "leveret.server.channel_session", "leveret.server.handlers"}),
+          "a connection's Session owns its ChannelSessions, which name it back (an annotation only); the method "
+          "handlers, which the Session calls, work on ChannelSessions"),
+    Cycle(frozenset({"leveret.server.app", "leveret.server.protocol"}),
+          "the Server makes each connection's protocol and hands it the Server (an annotation only) until the "
+          "listener abstraction of issue 10 point 1 gives it narrower collaborators"),
+)
+
+
+def import_cycles(root: Path) -> list[frozenset[str]]:
+    """Every set of modules of one NO_CYCLES package that import each other in a circle (Tarjan's strongly
+    connected components, iteratively: a component of two or more modules, or a module importing itself)."""
+    files = sorted((root / PACKAGE).rglob("*.py"))
+    known = frozenset(module_name(f, root) for f in files)
+    graph: dict[str, set[str]] = {}
+    for path in files:
+        me = module_name(path, root)
+        package = next((p for p in NO_CYCLES if within(me, p)), None)
+        if package is None:
+            continue
+        graph[me] = {imp.module for imp in imports_of(path, root, known)
+                     if imp.module in known and within(imp.module, package)}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[frozenset[str]] = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in graph:
+                    continue
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in graph[node]:
+                    found.append(frozenset(component))
+    return found
+
+
+def check_cycles(root: Path, accepted: tuple[Cycle, ...] = ACCEPTED_CYCLES) -> list[str]:
+    """One line per import circle that is not (inside) an accepted one."""
+    return [f"import circle: {' <-> '.join(sorted(cycle))}" for cycle in import_cycles(root)
+            if not any(cycle <= ok.modules for ok in accepted)]
+
+
 def test_the_code_keeps_every_rule() -> None:
     problems = check_tree(ROOT)
+    assert problems == [], "\n".join(problems)
+
+
+def test_no_import_circles_but_the_accepted_ones() -> None:
+    problems = check_cycles(ROOT)
     assert problems == [], "\n".join(problems)
 
 
@@ -181,11 +276,12 @@ CLEAN_TREE = {
         "from leveret import clock\nif TYPE_CHECKING:\n    from leveret.broker.channel import Channel\n"
         "def f(store):\n    store.append(b'x')\n"
     ),
-    "leveret/broker/queue.py": "from . import vhost\n",
+    "leveret/broker/queue.py": "from . import channel\n",
     "leveret/broker/channel.py": "",
     "leveret/store/__init__.py": "",
     "leveret/store/api.py": "import json\nimport threading\n",
     "leveret/store/log.py": "import os\nfrom .api import QueueStore\ndef f(p):\n    return open(p).read()\n",
+    "leveret/durable/__init__.py": "from leveret.broker.vhost import VHost\nfrom leveret.store import log\n",
     "leveret/server/__init__.py": "",
     "leveret/server/app.py": "import asyncio\nfrom leveret.broker.vhost import VHost\nfrom ..store import log\n",
     "leveret/http/__init__.py": "",
@@ -223,6 +319,9 @@ def test_a_tree_that_keeps_the_rules_reports_nothing(tmp_path: Path) -> None:
         ("leveret/broker/vhost.py", "from leveret import http\n", "imports leveret.http"),
         ("leveret/broker/vhost.py", "from ..amqp.wire import FRAME\n", "imports leveret.amqp.wire"),
         ("leveret/broker/vhost.py", "from ..store import log\n", "imports leveret.store.log"),
+        ("leveret/broker/vhost.py", "from leveret.durable import hooks\n", "imports leveret.durable"),
+        ("leveret/durable/__init__.py", "from leveret.amqp import wire\n", "imports leveret.amqp.wire"),
+        ("leveret/durable/__init__.py", "from ..server import app\n", "imports leveret.server.app"),
         ("leveret/broker/vhost.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
                                     "    from leveret.server import app\n", "imports leveret.server.app"),
         ("leveret/broker/vhost.py", "import os\n", "imports os (no file IO"),
@@ -257,3 +356,32 @@ def test_relative_imports_resolve_as_python_resolves_them() -> None:
     assert resolve_from("leveret.broker.vhost", False, 2, "store.api") == "leveret.store.api"
     with pytest.raises(ValueError):
         resolve_from("leveret.clock", False, 3, "x")
+
+
+def test_a_tree_without_import_circles_reports_none(tmp_path: Path) -> None:
+    assert check_cycles(plant(tmp_path, CLEAN_TREE), ()) == []
+
+
+@pytest.mark.parametrize(
+    ("where", "code", "circle"),
+    [
+        # two modules, through a relative import and through an import under TYPE_CHECKING
+        ("leveret/broker/channel.py", "from . import queue\n", {"channel", "queue"}),
+        ("leveret/broker/channel.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                      "    from leveret.broker.vhost import VHost\n", {"channel", "queue", "vhost"}),
+        # a module importing itself
+        ("leveret/broker/channel.py", "from leveret.broker import channel\n", {"channel"}),
+    ],
+)
+def test_a_planted_import_circle_is_reported(tmp_path: Path, where: str, code: str, circle: set[str]) -> None:
+    files = dict(CLEAN_TREE)
+    files[where] = files[where] + code
+    root = plant(tmp_path, files)
+    expected = frozenset(f"leveret.broker.{name}" for name in circle)
+    assert import_cycles(root) == [expected]
+    assert check_cycles(root, ()) == [f"import circle: {' <-> '.join(sorted(expected))}"]
+    # Accepted, it is not reported; a larger circle containing an accepted one still is.
+    assert check_cycles(root, (Cycle(expected, "planted"),)) == []
+    if len(expected) > 2:
+        smaller = Cycle(frozenset(sorted(expected)[:2]), "planted")
+        assert check_cycles(root, (smaller,)) != []

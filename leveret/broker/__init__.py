@@ -21,7 +21,8 @@ from leveret.broker.errors import (
 )
 from leveret.broker.message import Message, Properties
 from leveret.broker.queue import Queue
-from leveret.broker.vhost import Broker, RouteResult, VHost
+from leveret.broker.route_result import RouteResult
+from leveret.broker.vhost import Broker, VHost
 
 __all__ = [
     "AccessRefused",

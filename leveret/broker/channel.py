@@ -17,15 +17,20 @@ never calls back into the broker, so delivering inside a broker call is safe.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import Any, Hashable, Protocol
+from typing import TYPE_CHECKING, Any, Hashable, Protocol
 
 from leveret.broker.arguments import as_text, field_type_name
 from leveret.broker.consumer import Consumer
+from leveret.broker.entry import QueueEntry
 from leveret.broker.errors import NotAllowed, NotImplementedByBroker, PreconditionFailed
 from leveret.broker.message import Message
-from leveret.broker.queue import Queue, QueueEntry
+from leveret.broker.names import REPLY_TO, random_name
+from leveret.broker.queue import Queue
+from leveret.broker.route_result import RouteResult
 from leveret.broker.timers import Slot
-from leveret.broker.vhost import REPLY_TO, RouteResult, VHost, random_name
+
+if TYPE_CHECKING:
+    from leveret.clock import Clock
 
 
 class DeliveryTarget(Protocol):
@@ -48,6 +53,29 @@ CONSUMER_TIMEOUT_TEXT = (
 )
 
 
+class ChannelHost(Protocol):
+    """What a channel needs of its vhost (broker/vhost.py `VHost`; a Protocol so this module, part of the
+    channel <-> consumer <-> queue circle, does not pull the vhost into it)."""
+
+    clock: "Clock"
+
+    def queue_for(self, name: str, owner: Hashable | None = None) -> Queue:
+        """The queue `owner` may use (NotFound, ResourceLocked)."""
+
+    def publish(self, exchange: str, routing_key: str, message: Message, *, mandatory: bool = False,
+                channel: Any = None) -> RouteResult:
+        """Route and enqueue a message."""
+
+    def register_reply_channel(self, channel: Any) -> str:
+        """Make `channel` reachable by direct reply-to; returns its address."""
+
+    def unregister_reply_channel(self, address: str) -> None:
+        """The address no longer reaches a channel."""
+
+    def consumer_removed(self, queue: Any) -> None:
+        """A consumer left `queue` (auto-delete may remove it)."""
+
+
 # (delivery tag, queue, entry, consumer or None for basic.get)
 Unacked = tuple[int, Queue, QueueEntry, "Consumer | None"]
 
@@ -55,7 +83,7 @@ Unacked = tuple[int, Queue, QueueEntry, "Consumer | None"]
 class Channel:
     """Consumers, unacked deliveries and credit of one channel of one connection."""
 
-    def __init__(self, vhost: VHost, target: DeliveryTarget, owner: Hashable, *, user: str = "guest") -> None:
+    def __init__(self, vhost: ChannelHost, target: DeliveryTarget, owner: Hashable, *, user: str = "guest") -> None:
         self.vhost = vhost
         self.target = target
         self.owner = owner

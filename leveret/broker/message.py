@@ -7,7 +7,7 @@ copy when it must change one (BCC removal, direct reply-to rewriting).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 
 class Properties(Protocol):
@@ -61,3 +61,26 @@ class Message:
 
     def __repr__(self) -> str:
         return f"Message({self.exchange!r}, {self.routing_key!r}, {self.body_size} bytes)"
+
+
+class RawProperties:
+    """Properties known only as raw bytes: what an in-memory broker built without a codec revives."""
+
+    __slots__ = ("raw",)
+    headers = delivery_mode = priority = expiration = reply_to = user_id = None
+    routing_plain = True
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+    def replace(self, **changes: Any) -> "RawProperties":
+        raise TypeError("raw properties cannot be changed without the codec")
+
+
+class PropertiesCodec(NamedTuple):
+    """The codec's two ways from stored property bytes back to properties, given to the broker by whoever
+    builds it (the broker never imports the codec): `from_raw` for messages read back from a store,
+    `with_stream_offset` for a stream delivery (the stored bytes plus its x-stream-offset header)."""
+
+    from_raw: Callable[[bytes], Properties]
+    with_stream_offset: Callable[[bytes, int], Properties]

@@ -33,7 +33,7 @@ from leveret.broker.ready import ReadyList
 from leveret.store.api import QueueStore, SpilledMessage, Spill, StoredMessage
 
 if TYPE_CHECKING:
-    from leveret.broker.queue import QueueEntry
+    from leveret.broker.entry import QueueEntry
 
 WINDOW_COUNT = 2000
 WINDOW_BYTES = 8 * 1024 * 1024

@@ -26,10 +26,12 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Hashable, Iterable, Protocol
 
 from leveret.broker import deadletter
+from leveret.broker.entry import QueueEntry
 from leveret.broker.errors import AccessRefused
 from leveret.broker.message import Message
 from leveret.broker.queue_arguments import QueueSettings, parse_expiration, parse_queue_arguments
 from leveret.broker.ready import PriorityReady, ReadyList
+from leveret.broker.storage import IN_MEMORY, QueueStorage
 from leveret.broker.timers import Slot
 from leveret.store.api import QueueStore
 
@@ -50,25 +52,6 @@ class QueueHost(Protocol):
 
     def queue_expired(self, queue: "Queue") -> None:
         """x-expires elapsed with the queue unused: delete it."""
-
-
-class QueueEntry:
-    """A message inside one queue: its sequence number, delivery history and deadlines."""
-
-    __slots__ = ("seq", "message", "redelivered", "expires_at", "priority", "returns", "size", "offset")
-
-    def __init__(self, seq: int, message: Message, redelivered: bool = False, priority: int = 0) -> None:
-        self.seq = seq
-        self.message = message
-        self.redelivered = redelivered
-        self.expires_at: float | None = None  # monotonic seconds
-        self.priority = priority
-        self.returns = 0  # times requeued: x-delivery-count, delivery limit, requeue-delay attempt
-        self.size = len(message.body)
-        self.offset = -1  # position in the queue's durable store; -1 when not stored
-
-    def __repr__(self) -> str:
-        return f"<QueueEntry {self.seq}{' redelivered' if self.redelivered else ''}>"
 
 
 # After a dead-lettering on expiry the store refused, the next attempt (seconds).
@@ -95,6 +78,7 @@ class Queue:
         owner: Hashable | None = None,
         settings: QueueSettings | None = None,
         host: QueueHost | None = None,
+        storage: QueueStorage = IN_MEMORY,
     ) -> None:
         self.name = name
         self.vhost_name = vhost_name
@@ -109,13 +93,21 @@ class Queue:
             )
         self.settings = settings
         self.host = host
-        self.ready: ReadyList | PriorityReady = (
-            PriorityReady(settings.max_priority) if settings.max_priority else ReadyList()
-        )
+        self.ready: ReadyList | PriorityReady
+        make_ready = storage.ready
+        if make_ready is None:
+            self.ready = PriorityReady(settings.max_priority) if settings.max_priority else ReadyList()
+        elif settings.max_priority:
+            self.ready = PriorityReady(settings.max_priority, level_factory=lambda level: make_ready(self, level))
+        else:
+            self.ready = make_ready(self, 0)
         self.unacked_count = 0
         self.deleted = False
         # Durable storage of persistent messages (leveret.store.api.QueueStore), for durable queues only.
-        self.store: QueueStore | None = None
+        self.store: QueueStore | None = storage.store
+        if storage.store is not None:
+            # Records the store rolls back (a failed write or fsync) leave the queue (see forget_stored).
+            storage.store.on_lost = self.forget_stored
         # exchanges with at least one binding to this queue (so deletion drops them without a scan)
         self.sources: set[Any] = set()
         self._next_seq = 1
@@ -625,7 +617,10 @@ class Queue:
         for _, _, entry in self._parked:
             self.settle_removed(entry)
         self._parked.clear()
-        return self.purge()
+        dropped = self.purge()
+        # Its store is deleted next: acks from channels still holding deliveries have no record left.
+        self.store = None
+        return dropped
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} ready={len(self.ready)} unacked={self.unacked_count}>"

@@ -16,7 +16,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:
-    from leveret.broker.queue import QueueEntry
+    from leveret.broker.entry import QueueEntry
 
 
 def _seq(entry: "QueueEntry") -> int:
@@ -97,7 +97,7 @@ class PriorityReady:
 
     def __init__(self, max_priority: int, level_factory: Callable[[int], ReadyList] | None = None) -> None:
         self.max_priority = max_priority
-        # Makes the list of one level (a PagedReadyList when the queue pages its backlog; see persistence.py).
+        # Makes the list of one level (a PagedReadyList when the queue pages its backlog; see durable/ready.py).
         self.level_factory = level_factory
         self.levels: dict[int, ReadyList] = {}
         self._order: list[int] = []  # levels present, descending

@@ -38,218 +38,31 @@ is behind reads through a store iterator (bounded memory: one read chunk).
 from __future__ import annotations
 
 import datetime
-import re
-import struct
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Hashable, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from leveret.broker.arguments import as_text, field_type_name, first_inequivalent
+from leveret.broker.arguments import as_text, field_type_name
+from leveret.broker.entry import QueueEntry
 from leveret.broker.errors import AccessRefused, NotImplementedByBroker, PreconditionFailed
 from leveret.broker.message import Message, Properties
-from leveret.broker.queue import Queue, QueueEntry
+from leveret.broker.queue import Queue
 from leveret.broker.queue_arguments import QueueSettings
+from leveret.broker.stream_arguments import STREAM_MODULE, StreamSettings, parse_interval
 from leveret.broker.timers import Slot
-from leveret.store.api import StoredMessage, StreamStore, StreamStores
+from leveret.store.api import StoredMessage, StreamStore
 
 if TYPE_CHECKING:
     from leveret.broker.consumer import Consumer
-    from leveret.broker.vhost import VHost
+    from leveret.broker.timers import Timers
+    from leveret.clock import Clock
 
-STREAM_MODULE = "rabbit_stream_queue"
-# Queue arguments a stream refuses (RabbitMQ 3.10), in the order they are checked.
-REFUSED_ARGUMENTS = (
-    "x-expires",
-    "x-message-ttl",
-    "x-max-length",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-dead-letter-strategy",
-    "x-overflow",
-    "x-max-priority",
-    "x-queue-mode",
-    "x-single-active-consumer",
-    "x-delivery-limit",
-    "x-quorum-initial-group-size",
-)
-# Arguments compared when a stream is redeclared (others, even refused ones, are ignored then).
-EQUIVALENCE_ARGUMENTS = (
-    "x-max-length-bytes",
-    "x-queue-type",
-    "x-max-age",
-    "x-stream-max-segment-size-bytes",
-    "x-initial-cluster-size",
-    "x-queue-leader-locator",
-)
 TRACKING_ARGUMENT = "x-stream-automatic-offset-tracking"
 OFFSET_HEADER = "x-stream-offset"
 
-_UNIT_MS = {"Y": 365 * 86400_000, "M": 30 * 86400_000, "D": 86400_000, "h": 3600_000, "m": 60_000, "s": 1000}
-_INTERVAL = re.compile(r"([0-9]+)([YMDhms])")
 # How often x-max-age retention runs when no segment roll triggers it (seconds).
 RETENTION_INTERVAL = 30.0
 # The in-memory tail of recent messages that keeps live consumers off the disk.
 TAIL_BYTES = 4 * 1024 * 1024
-
-# The header entry appended to each delivery's properties: name, type tag 'l', then the offset.
-_HEADER_ENTRY = b"\x0f" + OFFSET_HEADER.encode() + b"l"
-_OFFSET = struct.Struct(">q")
-_U32 = struct.Struct(">I")
-_ENTRY_SIZE = len(_HEADER_ENTRY) + 8
-_CONTENT_TYPE, _CONTENT_ENCODING, _HEADERS = 0x8000, 0x4000, 0x2000
-
-
-def with_offset_header(props_raw: bytes, offset: int) -> bytes:
-    """The raw property bytes with `x-stream-offset = offset` appended to the headers table.
-
-    Done on bytes because the broker never decodes properties on the delivery path: flags, then
-    content-type and content-encoding (shortstrs) are skipped to reach the headers table, whose
-    length grows by one entry; without headers the flag is set and a one-entry table inserted.
-    """
-    if len(props_raw) < 2:
-        props_raw = b"\x00\x00"
-    flags = (props_raw[0] << 8) | props_raw[1]
-    pos = 2
-    if flags & _CONTENT_TYPE:
-        pos += 1 + props_raw[pos]
-    if flags & _CONTENT_ENCODING:
-        pos += 1 + props_raw[pos]
-    entry = _HEADER_ENTRY + _OFFSET.pack(offset)
-    if flags & _HEADERS:
-        (length,) = _U32.unpack_from(props_raw, pos)
-        end = pos + 4 + length
-        return b"".join(
-            (props_raw[:pos], _U32.pack(length + _ENTRY_SIZE), props_raw[pos + 4 : end], entry, props_raw[end:])
-        )
-    flags |= _HEADERS
-    return b"".join(
-        (bytes(((flags >> 8) & 0xFF, flags & 0xFF)), props_raw[2:pos], _U32.pack(_ENTRY_SIZE), entry, props_raw[pos:])
-    )
-
-
-class RawProperties:
-    """Properties known only as raw bytes: what a delivery needs when no codec factory was given."""
-
-    __slots__ = ("raw",)
-    headers = delivery_mode = priority = expiration = reply_to = user_id = None
-    routing_plain = True
-
-    def __init__(self, raw: bytes) -> None:
-        self.raw = raw
-
-    def replace(self, **changes: Any) -> "RawProperties":
-        raise TypeError("raw properties cannot be changed without the codec")
-
-
-# -- declaration ---------------------------------------------------------------------------------
-
-
-def is_stream_declaration(arguments: dict[str, Any] | None) -> bool:
-    """Whether a queue.declare asks for a stream."""
-    return bool(arguments) and as_text(arguments.get("x-queue-type")) == "stream"  # type: ignore[union-attr]
-
-
-def parse_interval(text: str) -> int | None:
-    """Milliseconds in "<n><Y|M|D|h|m|s>" with n > 0 (RabbitMQ's x-max-age form), None if malformed."""
-    match = _INTERVAL.fullmatch(text)
-    if match is None or int(match.group(1)) == 0:
-        return None
-    return int(match.group(1)) * _UNIT_MS[match.group(2)]
-
-
-class StreamSettings:
-    """A stream's validated retention and segment arguments (None: not set)."""
-
-    __slots__ = ("max_age_ms", "max_bytes", "segment_size")
-
-    def __init__(self, max_age_ms: int | None = None, max_bytes: int | None = None, segment_size: int | None = None):
-        self.max_age_ms = max_age_ms
-        self.max_bytes = max_bytes
-        self.segment_size = segment_size
-
-
-def parse_stream_arguments(queue_name: str, vhost_name: str, arguments: dict[str, Any]) -> StreamSettings:
-    """Validate a new stream's arguments with RabbitMQ 3.10's errors."""
-    where = f"for queue '{queue_name}' in vhost '{vhost_name}'"
-    for key in REFUSED_ARGUMENTS:
-        if key in arguments:
-            raise PreconditionFailed(f"invalid arg '{key}' {where} of queue type {STREAM_MODULE}")
-
-    def integer(key: str) -> int | None:
-        if key not in arguments:
-            return None
-        value = arguments[key]
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise PreconditionFailed(f'invalid arg \'{key}\' {where}: "expected integer, got {field_type_name(value)}"')
-        if value < 0:
-            raise PreconditionFailed(f"invalid arg '{key}' {where}: {{value_negative,{value}}}")
-        return value
-
-    settings = StreamSettings(
-        max_bytes=integer("x-max-length-bytes"), segment_size=integer("x-stream-max-segment-size-bytes")
-    )
-    if "x-max-age" in arguments:
-        value = arguments["x-max-age"]
-        if not isinstance(value, str):
-            kind = "binary" if isinstance(value, (bytes, bytearray, memoryview)) else field_type_name(value)
-            raise PreconditionFailed(f"invalid arg 'x-max-age' {where}: {{unacceptable_type,{kind}}}")
-        settings.max_age_ms = parse_interval(value)
-        if settings.max_age_ms is None:
-            raise PreconditionFailed(f"invalid arg 'x-max-age' {where}: invalid_max_age")
-    return settings
-
-
-def declare_stream(
-    vhost: "VHost",
-    name: str,
-    *,
-    durable: bool,
-    exclusive: bool,
-    auto_delete: bool,
-    arguments: dict[str, Any],
-    owner: Hashable | None,
-) -> tuple[Queue, int, int]:
-    """queue.declare (not passive) of a stream on `vhost`: redeclaration checks, or creation."""
-    if name == "":
-        raise PreconditionFailed(f"Cannot declare a server-named queue for type {STREAM_MODULE}")
-    if name.startswith("amq."):
-        raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
-    arguments = dict(arguments)
-    existing = vhost.queues.get(name)
-    if existing is not None:
-        if existing.exclusive != exclusive or (existing.exclusive and existing.owner != owner):
-            raise vhost._locked(existing)
-        what = existing.describe()
-        flags = (("durable", existing.durable, durable), ("auto_delete", existing.auto_delete, auto_delete))
-        for key, have, want in flags:
-            if have != want:
-                raise vhost._inequivalent(key, what, f"'{str(want).lower()}'", f"'{str(have).lower()}'")
-        diff = first_inequivalent(existing.arguments, arguments, EQUIVALENCE_ARGUMENTS)
-        if diff is not None:
-            raise vhost._inequivalent(diff[0], what, diff[1], diff[2])
-        return existing, existing.message_count, existing.consumer_count
-    for flag, bad in (("non-durable", not durable), ("exclusive-owner", exclusive), ("auto-delete", auto_delete)):
-        if bad:
-            raise PreconditionFailed(f"invalid property '{flag}' for queue '{name}' in vhost '{vhost.name}'")
-    settings = parse_stream_arguments(name, vhost.name, arguments)
-    if not hasattr(vhost.message_store, "open_stream"):
-        raise PreconditionFailed(f"stream queues need a message store; none for vhost '{vhost.name}'")
-    stores: StreamStores = vhost.message_store  # type: ignore[assignment]
-    store = stores.open_stream(
-        vhost.name, name, segment_size=settings.segment_size, max_age_ms=settings.max_age_ms,
-        max_bytes=settings.max_bytes,
-    )
-    persistence = getattr(vhost, "persistence", None)
-    make_properties = getattr(persistence, "make_properties", None)
-    queue = StreamQueue(
-        name, vhost.name, arguments=arguments, store=store, settings=settings, clock=vhost.clock,
-        timers=getattr(vhost, "timers", None), make_properties=make_properties,
-        delete_store=lambda: stores.delete_stream(vhost.name, name),
-    )
-    vhost.queues[name] = queue
-    if persistence is not None:
-        persistence.queue_added(vhost, queue)
-    return queue, 0, 0
-
 
 # -- consuming -----------------------------------------------------------------------------------
 
@@ -351,24 +164,26 @@ class StreamQueue(Queue):
         arguments: dict[str, Any] | None = None,
         store: StreamStore,
         settings: StreamSettings | None = None,
-        clock: Any = None,
-        timers: Any = None,
-        make_properties: Callable[[bytes], Properties] | None = None,
+        clock: "Clock",
+        timers: "Timers",
+        delivery_properties: Callable[[bytes, int], Properties],
         delete_store: Callable[[], None] | None = None,
     ) -> None:
+        """`delivery_properties` makes a delivery's properties from the stored bytes and the offset (the
+        codec's, with the x-stream-offset header: broker/message.py `PropertiesCodec`)."""
         # The classic machinery (TTL, limits, dead-lettering) stays switched off: default settings.
         super().__init__(name, vhost_name, durable=True, arguments=arguments, settings=QueueSettings())
         # Not `store`: persistence gives durable queues a QueueStore under that name.
         self.stream_store = store
         self.stream_settings = settings or StreamSettings()
         self.clock = clock
-        self.make_properties = make_properties
+        self.delivery_properties = delivery_properties
         self._delete_store = delete_store
         self._cursors: dict[Consumer, StreamCursor] = {}
         self._exclusive: Consumer | None = None
         self._tail = Tail(TAIL_BYTES)
         self._retention = Slot(timers, self._on_retention_due)
-        if self.stream_settings.max_age_ms is not None and clock is not None:
+        if self.stream_settings.max_age_ms is not None:
             self._retention.arm(clock.monotonic() + RETENTION_INTERVAL)
 
     # -- facts ----------------------------------------------------------------------------------
@@ -393,7 +208,7 @@ class StreamQueue(Queue):
         """Streams have no x-expires."""
 
     def _now_ms(self) -> int:
-        return int(self.clock.time() * 1000) if self.clock is not None else 0
+        return int(self.clock.time() * 1000)
 
     # -- messages in ----------------------------------------------------------------------------
     def enqueue(self, message: Message) -> QueueEntry:
@@ -406,7 +221,7 @@ class StreamQueue(Queue):
         body = message.body
         if type(body) is not bytes:
             body = bytes(body)  # the tail must not pin the codec's read buffer through a memoryview
-        now = int(self.clock.time() * 1000) if self.clock is not None else 0
+        now = int(self.clock.time() * 1000)
         exchange = message.exchange
         routing_key = message.routing_key
         offset = self.stream_store.append(exchange, routing_key, raw, body, now)
@@ -423,8 +238,7 @@ class StreamQueue(Queue):
         if self.deleted:
             return
         self.apply_retention()
-        if self.clock is not None:
-            self._retention.arm(self.clock.monotonic() + RETENTION_INTERVAL)
+        self._retention.arm(self.clock.monotonic() + RETENTION_INTERVAL)
 
     # -- refusals -------------------------------------------------------------------------------
     def fetch(self, no_ack: bool) -> QueueEntry | None:
@@ -555,7 +369,7 @@ class StreamQueue(Queue):
         delivered = 0
         store = self.stream_store
         tail = self._tail
-        make = self.make_properties or RawProperties
+        make = self.delivery_properties
         # Constant during the loop: deliveries never publish, and retention runs only on appends/timer.
         end = store.next_offset
         first = store.first_offset
@@ -577,7 +391,7 @@ class StreamQueue(Queue):
                 if stored.offset < offset:
                     continue
             cursor.offset = stored.offset + 1
-            properties = make(with_offset_header(bytes(stored.props_raw), stored.offset))
+            properties = make(bytes(stored.props_raw), stored.offset)
             message = Message(stored.exchange, stored.routing_key, properties, bytes(stored.body))
             consumer.channel.send_delivery(consumer, self, StreamEntry(stored.offset, message, cursor))
             delivered += 1

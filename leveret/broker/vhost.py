@@ -8,31 +8,27 @@ published on some other channel of some other connection.
 
 from __future__ import annotations
 
-import base64
-import secrets
 from collections import deque
-from typing import TYPE_CHECKING, Any, Hashable
+from typing import Any, Hashable, Protocol
 
-from leveret.store.api import DefinitionStore, MessageStore
 from leveret.broker import deadletter
 from leveret.broker.arguments import as_text, field_type_name, first_inequivalent
 from leveret.broker.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed, ResourceLocked
 from leveret.broker.exchanges import DefaultExchange, Exchange, exchange_class
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
-from leveret.broker.message import Message
-from leveret.broker.persistence import Persistence
+from leveret.broker.message import Message, PropertiesCodec
+from leveret.broker.names import REPLY_TO, REPLY_TO_PREFIX, random_name
 from leveret.broker.queue import Queue
 from leveret.broker.queue_arguments import parse_queue_arguments
-from leveret.broker.stream import StreamQueue, declare_stream, is_stream_declaration
+from leveret.broker.route_result import RouteResult
+from leveret.broker.storage import NO_HOOKS, DurabilityHooks
+from leveret.broker.stream import StreamQueue
+from leveret.broker.stream_arguments import (
+    EQUIVALENCE_ARGUMENTS as STREAM_EQUIVALENCE_ARGS, STREAM_MODULE, is_stream_declaration, parse_stream_arguments,
+)
 from leveret.broker.timers import Timers
-
 from leveret.clock import Clock, SystemClock
-
-if TYPE_CHECKING:
-    from leveret.broker.channel import Channel
-
-REPLY_TO = "amq.rabbitmq.reply-to"
-REPLY_TO_PREFIX = REPLY_TO + "."
+from leveret.store.api import StreamStores
 
 # Pre-declared exchanges of every vhost (name, type); all durable, none deletable.
 SYSTEM_EXCHANGES = (
@@ -71,43 +67,18 @@ EXCHANGE_EQUIVALENCE_ARGS = ("alternate-exchange",)
 DEFAULT_EXCHANGE_REFUSED = "operation not permitted on the default exchange"
 
 
-def random_name(prefix: str) -> str:
-    """prefix + 22 url-safe base64 characters (128 random bits), like RabbitMQ's amq.gen-/amq.ctag- names."""
-    return prefix + base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii")
+class ReplyChannel(Protocol):
+    """What direct reply-to needs of a channel (broker/channel.py `Channel`, which imports this module)."""
+
+    def rewrite_reply_to(self, message: Message) -> Message:
+        """reply_to "amq.rabbitmq.reply-to" made this channel's address (refused without a reply consumer)."""
+
+    def deliver_reply(self, message: Message) -> bool:
+        """Deliver a reply addressed to this channel; False when nobody listens."""
 
 
 def _flag(value: bool) -> str:
     return "true" if value else "false"
-
-
-class RouteResult:
-    """The outcome of one publish.
-
-    `routed`: some queue matched (or a delayed exchange took the message), so no basic.return.
-    `queues`: the queues that accepted it. `rejected`: how many matched queues refused it
-    (x-overflow reject-publish / reject-publish-dlx at their limit). RabbitMQ 3.10 nacks a publisher
-    confirm when ANY matched queue rejected, even if others accepted (checked against a live
-    broker), so the server sends basic.nack exactly when `rejected` is non-zero. `delayed`: held by
-    an x-delayed-message exchange (mandatory is not supported, as the plugin; a persistent message held
-    by a durable delayed exchange is stored, so its confirm waits for the fsync like a queue's).
-    """
-
-    __slots__ = ("routed", "queues", "rejected", "delayed")
-
-    def __init__(self, routed: bool, queues: list[Queue], rejected: int = 0, delayed: bool = False) -> None:
-        self.routed = routed
-        self.queues = queues
-        self.rejected = rejected
-        self.delayed = delayed
-
-    @property
-    def nack(self) -> bool:
-        """Whether a publisher confirm for this publish must be a basic.nack."""
-        return self.rejected > 0
-
-    def __repr__(self) -> str:
-        extra = f", rejected={self.rejected}" if self.rejected else ""
-        return f"RouteResult(routed={self.routed}, queues={[q.name for q in self.queues]}{extra})"
 
 
 MAX_DELAY_MS = 2**32 - 1
@@ -133,21 +104,26 @@ class VHost:
 
     def __init__(
         self,
-        name: str = "/",
-        clock: Clock | None = None,
+        name: str,
+        clock: Clock,
+        timers: Timers,
         *,
-        message_store: MessageStore | None = None,
-        timers: Timers | None = None,
+        hooks: DurabilityHooks = NO_HOOKS,
+        streams: StreamStores | None = None,
+        codec: PropertiesCodec | None = None,
         consumer_timeout: int | None = None,
     ) -> None:
+        """`hooks` record durable changes and give new queues their storage (broker/storage.py); `streams`
+        holds stream queues' logs (None: streams are refused); `codec` turns stored property bytes back
+        into properties (needed with `streams`)."""
         self.name = name
-        self.clock: Clock = clock if clock is not None else SystemClock()
-        self.timers = timers if timers is not None else Timers(self.clock)
+        self.clock = clock
+        self.timers = timers
         # broker-wide consumer timeout in ms (None: off); a queue's x-consumer-timeout overrides it
         self.consumer_timeout = consumer_timeout
-        self.message_store = message_store
-        # Set by the Broker when durable storage is in use (see persistence.py); None: memory only.
-        self.persistence: Persistence | None = None
+        self.hooks = hooks
+        self.streams = streams
+        self.codec = codec
         self.queues: dict[str, Queue] = {}
         self.default_exchange = DefaultExchange(self.queues, name)
         self.exchanges: dict[str, Exchange] = {"": self.default_exchange}
@@ -155,7 +131,7 @@ class VHost:
             cls = exchange_class(xtype)
             assert cls is not None
             self.exchanges[xname] = cls(xname, name, durable=True)
-        self._reply_channels: dict[str, Channel] = {}
+        self._reply_channels: dict[str, ReplyChannel] = {}
 
     # -- texts ------------------------------------------------------------------------------
     def _no_exchange(self, name: str) -> NotFound:
@@ -220,20 +196,19 @@ class VHost:
         # the reserved prefix only matters when creating: redeclaring amq.direct is fine
         if name.startswith("amq."):
             raise AccessRefused(f"exchange name '{name}' contains reserved prefix 'amq.*'")
-        exchange = cls(
-            name, self.name, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
-        )
-        if isinstance(exchange, DelayedMessageExchange):
-            exchange.attach(self.timers, self.clock, self._release_delayed)
+        # Recorded first: an OSError (a full disk) leaves it out of the model too; the server closes with 541.
+        held = self.hooks.exchange_added(self.name, name, cls.type_name, durable=durable, auto_delete=auto_delete,
+                                         internal=internal, arguments=arguments)
+        if cls is DelayedMessageExchange:
+            exchange: Exchange = DelayedMessageExchange(
+                name, self.name, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments,
+                timers=self.timers, clock=self.clock, release=self._release_delayed, held=held,
+            )
+        else:
+            exchange = cls(
+                name, self.name, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
+            )
         self.exchanges[name] = exchange
-        if self.persistence is not None:
-            try:
-                self.persistence.exchange_added(self, exchange)
-            except OSError:
-                # Not on disk (a full disk): not in the model either; the server closes with 541.
-                del self.exchanges[name]
-                exchange.close()
-                raise
         return exchange
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
@@ -253,8 +228,7 @@ class VHost:
             return
         del self.exchanges[exchange.name]
         exchange.close()
-        if self.persistence is not None:
-            self.persistence.exchange_removed(self, exchange)
+        self.hooks.exchange_removed(self.name, exchange)
         for destination in exchange.destinations():
             exchange.remove_destination(destination)
             destination.sources.discard(exchange)
@@ -303,23 +277,21 @@ class VHost:
         had_source = source in destination.sources
         added = source.bind(destination, routing_key, arguments)
         destination.sources.add(source)
-        if self.persistence is not None:
-            try:
-                self.persistence.bound(self, source, destination, routing_key, arguments)
-            except OSError:
-                # Not on disk (a full disk): not in the model either; the server closes with 541.
-                if added:
-                    source.unbind(destination, routing_key, arguments)
-                if not had_source:
-                    destination.sources.discard(source)
-                raise
+        try:
+            self.hooks.bound(self.name, source, destination, routing_key, arguments)
+        except OSError:
+            # Not on disk (a full disk): not in the model either; the server closes with 541.
+            if added:
+                source.unbind(destination, routing_key, arguments)
+            if not had_source:
+                destination.sources.discard(source)
+            raise
 
     def _unbind(self, source: Exchange, destination: Queue | Exchange, routing_key: str,
                 arguments: dict[str, Any] | None) -> None:
         """Remove one binding if it exists; an auto-delete source that lost its last binding goes too."""
         if source.unbind(destination, routing_key, arguments):
-            if self.persistence is not None:
-                self.persistence.unbound(self, source, destination, routing_key, arguments)
+            self.hooks.unbound(self.name, source, destination, routing_key, arguments)
             if not source.is_bound_to(destination):
                 destination.sources.discard(source)
             self._maybe_auto_delete_exchange(source)
@@ -353,8 +325,8 @@ class VHost:
             queue.touch()  # a passive declare renews x-expires too (RabbitMQ 3.10)
             return queue, queue.message_count, queue.consumer_count
         if is_stream_declaration(arguments) or isinstance(self.queues.get(name), StreamQueue):
-            return declare_stream(self, name, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
-                                  arguments=arguments or {}, owner=owner)
+            return self._declare_stream(name, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
+                                        arguments=dict(arguments or {}), owner=owner)
         if name == "":
             name = random_name("amq.gen-")
         elif name.startswith("amq."):
@@ -386,6 +358,9 @@ class VHost:
                 raise self._inequivalent(diff[0], what, diff[1], diff[2])
             queue.touch()
             return queue, queue.message_count, queue.consumer_count
+        # Recorded first: an OSError (a full disk) leaves it out of the model too; the server closes with 541.
+        storage = self.hooks.queue_added(self.name, name, durable=durable and not exclusive, auto_delete=auto_delete,
+                                         arguments=arguments, stream=False)
         queue = Queue(
             name,
             self.name,
@@ -396,15 +371,51 @@ class VHost:
             owner=owner,
             settings=settings,
             host=self,
+            storage=storage,
         )
         self.queues[name] = queue
-        if self.persistence is not None:
-            try:
-                self.persistence.queue_added(self, queue)
-            except OSError:
-                del self.queues[name]
-                queue.deleted = True
-                raise
+        return queue, 0, 0
+
+    def _declare_stream(self, name: str, *, durable: bool, exclusive: bool, auto_delete: bool,
+                        arguments: dict[str, Any], owner: Hashable | None) -> tuple[Queue, int, int]:
+        """queue.declare (not passive) of a stream: redeclaration checks, or creation (broker/stream.py)."""
+        if name == "":
+            raise PreconditionFailed(f"Cannot declare a server-named queue for type {STREAM_MODULE}")
+        if name.startswith("amq."):
+            raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        existing = self.queues.get(name)
+        if existing is not None:
+            if existing.exclusive != exclusive or (existing.exclusive and existing.owner != owner):
+                raise self._locked(existing)
+            what = existing.describe()
+            flags = (("durable", existing.durable, durable), ("auto_delete", existing.auto_delete, auto_delete))
+            for key, have, want in flags:
+                if have != want:
+                    raise self._inequivalent(key, what, f"'{_flag(want)}'", f"'{_flag(have)}'")
+            diff = first_inequivalent(existing.arguments, arguments, STREAM_EQUIVALENCE_ARGS)
+            if diff is not None:
+                raise self._inequivalent(diff[0], what, diff[1], diff[2])
+            return existing, existing.message_count, existing.consumer_count
+        for flag, bad in (("non-durable", not durable), ("exclusive-owner", exclusive), ("auto-delete", auto_delete)):
+            if bad:
+                raise PreconditionFailed(f"invalid property '{flag}' for queue '{name}' in vhost '{self.name}'")
+        settings = parse_stream_arguments(name, self.name, arguments)
+        streams = self.streams
+        if streams is None or self.codec is None:
+            raise PreconditionFailed(f"stream queues need a message store; none for vhost '{self.name}'")
+        store = streams.open_stream(
+            self.name, name, segment_size=settings.segment_size, max_age_ms=settings.max_age_ms,
+            max_bytes=settings.max_bytes,
+        )
+        # A stream is its own log: the hooks only record its definition (an OSError: not in the model).
+        self.hooks.queue_added(self.name, name, durable=True, auto_delete=False, arguments=arguments, stream=True)
+        vhost_name = self.name
+        queue = StreamQueue(
+            name, vhost_name, arguments=arguments, store=store, settings=settings, clock=self.clock,
+            timers=self.timers, delivery_properties=self.codec.with_stream_offset,
+            delete_store=lambda: streams.delete_stream(vhost_name, name),
+        )
+        self.queues[name] = queue
         return queue, 0, 0
 
     def bind_queue(
@@ -465,8 +476,8 @@ class VHost:
         for consumer in queue.detach_consumers():
             consumer.channel.consumer_cancelled_by_broker(consumer)
         dropped = queue.close()
-        if self.persistence is not None:
-            self.persistence.queue_removed(self, queue)
+        self.hooks.queue_removed(self.name, queue.name, durable=queue.durable and not queue.exclusive,
+                                 stream=isinstance(queue, StreamQueue))
         return dropped
 
     def queue_expired(self, queue: Queue) -> None:
@@ -511,7 +522,7 @@ class VHost:
             self.remove_queue(queue)
 
     # -- direct reply-to --------------------------------------------------------------------
-    def register_reply_channel(self, channel: "Channel") -> str:
+    def register_reply_channel(self, channel: ReplyChannel) -> str:
         """Make `channel` reachable by direct reply-to; returns the reply_to address for it."""
         address = random_name(REPLY_TO_PREFIX)
         self._reply_channels[address] = channel
@@ -537,7 +548,7 @@ class VHost:
         message: Message,
         *,
         mandatory: bool = False,
-        channel: "Channel | None" = None,
+        channel: ReplyChannel | None = None,
     ) -> RouteResult:
         """Route `message` to queues and enqueue it; `mandatory` is for the caller's basic.return.
 
@@ -657,26 +668,29 @@ class VHost:
 
 
 class Broker:
-    """All virtual hosts of one node, sharing one clock; "/" exists from the start."""
+    """All virtual hosts of one node, sharing one clock and one heap of timers; "/" exists from the start.
+
+    Built bare (`Broker(clock)`) it keeps everything in memory; leveret/durable/ builds it with the hooks,
+    stream stores and codec of durable storage (see broker/storage.py).
+    """
 
     def __init__(
         self,
         clock: Clock | None = None,
         *,
-        message_store: MessageStore | None = None,
-        definition_store: DefinitionStore | None = None,
-        persistence: Persistence | None = None,
+        hooks: DurabilityHooks = NO_HOOKS,
+        streams: StreamStores | None = None,
+        codec: PropertiesCodec | None = None,
         consumer_timeout: int | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
         # every deadline of every vhost: the server drives them all with ONE event-loop timer
         self.timers = Timers(self.clock)
-        # RabbitMQ's consumer_timeout in ms (None or 0: off); set before vhosts are added
+        # RabbitMQ's consumer_timeout in ms (None or 0: off)
         self.consumer_timeout: int | None = consumer_timeout or None
-        # Durable storage (leveret.store); None keeps everything in memory (unit tests).
-        self.message_store = message_store
-        self.definition_store = definition_store
-        self.persistence = persistence
+        self.hooks = hooks
+        self.streams = streams
+        self.codec = codec
         self.vhosts: dict[str, VHost] = {}
         self.add_vhost("/")
 
@@ -688,11 +702,7 @@ class Broker:
         vhost = self.vhosts.get(name)
         if vhost is None:
             vhost = self.vhosts[name] = VHost(
-                name,
-                self.clock,
-                message_store=self.message_store,
-                timers=self.timers,
+                name, self.clock, self.timers, hooks=self.hooks, streams=self.streams, codec=self.codec,
                 consumer_timeout=self.consumer_timeout,
             )
-            vhost.persistence = self.persistence
         return vhost

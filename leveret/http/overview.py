@@ -64,11 +64,8 @@ def overview_info(target: ManagementTarget) -> dict:
 
 
 def memory_budget(target: ManagementTarget) -> dict:
-    """{"limit": bytes, "used": bytes} of the broker-wide memory budget (zeros without persistence)."""
-    persistence = target.broker.persistence
-    budget = getattr(persistence, "memory_budget", None)
-    if budget is None:
-        return {"limit": 0, "used": 0}
+    """{"limit": bytes, "used": bytes} of the broker-wide memory budget."""
+    budget = target.memory_budget
     return {"limit": budget.limit, "used": budget.used}
 
 

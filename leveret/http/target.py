@@ -26,6 +26,7 @@ class ManagementTarget(Protocol):
     memory_alarm: Any  # .used, .limit, .active (server/memory_alarm.py); None before start
     disk_alarm: Any  # .free, .limit, .active (server/flow.py); None before start
     output_pauses: int  # times a connection stopped being read for its unsent output
+    memory_budget: Any  # .limit, .used: the paged queues' shared budget (broker/paging.py MemoryBudget)
 
 
 TARGET = web.AppKey("target", ManagementTarget)

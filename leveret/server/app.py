@@ -13,8 +13,9 @@ from functools import partial
 
 from leveret.amqp import errors as codes
 from leveret.amqp.properties import BasicProperties
-from leveret.broker.persistence import Persistence
-from leveret.broker.vhost import Broker
+from leveret.amqp.stream_offset import delivery_properties
+from leveret.broker.message import PropertiesCodec
+from leveret.durable import DurableBroker
 from leveret.clock import Clock, SystemClock
 from leveret.config import Settings
 from leveret.server import process
@@ -113,13 +114,14 @@ class Server:
         file_io = self.file_io = file_io or REAL
         self.message_store = FileMessageStore(os.path.join(self.data_dir, "messages"), file_io=file_io)
         self.definition_store = FileDefinitionStore(os.path.join(self.data_dir, "definitions"), file_io=file_io)
-        self.persistence = Persistence(self.definition_store, self.message_store, BasicProperties.from_raw,
-                                       memory_budget=settings.memory_budget)
-        self.broker = Broker(
-            clock=self.clock, message_store=self.message_store, definition_store=self.definition_store,
-            persistence=self.persistence, consumer_timeout=settings.consumer_timeout,
+        # The broker over those stores (leveret/durable/), its durable model rebuilt before anyone connects.
+        self.node = DurableBroker(
+            self.definition_store, self.message_store, PropertiesCodec(BasicProperties.from_raw, delivery_properties),
+            clock=self.clock, consumer_timeout=settings.consumer_timeout, memory_budget=settings.memory_budget,
         )
-        self.recovery = self.persistence.recover(self.broker, delivered=self._read_clean_shutdown())
+        self.broker = self.node.broker
+        self.memory_budget = self.node.memory_budget
+        self.recovery = self.node.recover(delivered=self._read_clean_shutdown())
         self._log_recovery()
         self.durability: Durability | None = None
         self.disk_alarm: DiskAlarm | None = None
@@ -156,7 +158,7 @@ class Server:
         allocator = self.allocator or process.glibc_allocator()
         self.memory_alarm = MemoryAlarm(
             self.loop, self.memory_limit, self.settings.memory_monitor_interval / 1000, partial(self.alarms.set, MEMORY),
-            budget=self.persistence.memory_budget,
+            budget=self.memory_budget,
             trim=allocator.trim if allocator is not None else None,
         )
         self.memory_alarm.start()

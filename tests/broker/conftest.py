@@ -10,8 +10,13 @@ from typing import Any
 import pytest
 
 from leveret.amqp.properties import BasicProperties
+from leveret.amqp.stream_offset import delivery_properties
 from leveret.broker import Broker, Channel, Message, VHost
+from leveret.broker.message import PropertiesCodec
 from leveret.clock import ManualClock
+
+# The codec's ways back from stored property bytes, as the server hands them to the broker.
+CODEC = PropertiesCodec(BasicProperties.from_raw, delivery_properties)
 
 
 def make_message(body: bytes | str = b"", routing_key: str = "", exchange: str = "", **props: Any) -> Message:

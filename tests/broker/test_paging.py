@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 from leveret.amqp.properties import BasicProperties
-from leveret.broker import Broker, Channel, Message
+from leveret.broker import Channel, Message
 from leveret.broker.paging import SPILL_BATCH_BYTES, PagedReadyList
-from leveret.broker.persistence import Persistence
+from leveret.durable import DurableBroker
 from leveret.clock import ManualClock
 from leveret.store.memory import MemoryDefinitionStore, MemoryMessageStore
 
-from tests.broker.conftest import RecordingTarget
+from tests.broker.conftest import CODEC, RecordingTarget
 
 PERSISTENT = BasicProperties(delivery_mode=2)
 TRANSIENT = BasicProperties(delivery_mode=1)
@@ -20,11 +20,10 @@ TRANSIENT = BasicProperties(delivery_mode=1)
 def _broker(messages=None, definitions=None, window=10, scratch_window=None, spill_batch=5):
     messages = messages if messages is not None else MemoryMessageStore()
     definitions = definitions if definitions is not None else MemoryDefinitionStore()
-    persistence = Persistence(definitions, messages, BasicProperties.from_raw, window_count=window,
-                              scratch_window_count=scratch_window if scratch_window is not None else window,
-                              spill_batch=spill_batch)
-    broker = Broker(ManualClock(), message_store=messages, definition_store=definitions, persistence=persistence)
-    return broker, persistence
+    node = DurableBroker(definitions, messages, CODEC, clock=ManualClock(), window_count=window,
+                         scratch_window_count=scratch_window if scratch_window is not None else window,
+                         spill_batch=spill_batch)
+    return node.broker, node
 
 
 def _publish(vhost, queue, bodies, props=PERSISTENT):
@@ -121,7 +120,7 @@ def test_recovery_puts_a_deep_backlog_on_the_tail_without_loading_bodies() -> No
 
     again, persistence = _broker(messages, definitions, window=5)
     again.vhosts["/"].queues.clear()
-    result = persistence.recover(again, delivered={("/", "r"): set()})
+    result = persistence.recover(delivered={("/", "r"): set()})
     assert result.messages == 40
     queue = again.vhost("/").queues["r"]
     assert len(queue.ready.entries) == 5 and queue.ready.tail_length == 35
@@ -272,9 +271,9 @@ def test_a_spilled_batch_that_cannot_be_read_back_is_dropped_and_the_rest_keeps_
 def test_the_broker_wide_budget_makes_every_transient_backlog_spill_past_the_small_window() -> None:
     messages = MemoryMessageStore()
     definitions = MemoryDefinitionStore()
-    persistence = Persistence(definitions, messages, BasicProperties.from_raw, window_count=2,
-                              scratch_window_count=100, spill_batch=2, memory_budget=50)
-    broker = Broker(ManualClock(), message_store=messages, definition_store=definitions, persistence=persistence)
+    persistence = DurableBroker(definitions, messages, CODEC, clock=ManualClock(), window_count=2,
+                                scratch_window_count=100, spill_batch=2, memory_budget=50)
+    broker = persistence.broker
     vhost = broker.vhost("/")
     first, _, _ = vhost.declare_queue("first")
     second, _, _ = vhost.declare_queue("second")
@@ -300,7 +299,7 @@ def test_the_broker_wide_budget_makes_every_transient_backlog_spill_past_the_sma
 def test_a_reload_finds_every_stored_entry_even_with_a_pinned_one_in_between() -> None:
     # The tail reads stored bodies in one sequential batch; a pinned entry's own record (unacked, in the
     # same store) sits between them and must not push a wanted record out of the batch.
-    from leveret.broker.queue import QueueEntry
+    from leveret.broker.entry import QueueEntry
     from leveret.store.memory import MemoryQueueStore
 
     store = MemoryQueueStore()
@@ -358,7 +357,7 @@ def test_a_durable_priority_queue_pages_each_level_and_serves_highest_first() ->
     # A restart brings it back paged the same way, and in the same order.
     again, persistence = _broker(messages, definitions, window=3)
     again.vhosts["/"].queues.clear()
-    assert persistence.recover(again, delivered={("/", "prio"): set()}).messages == 30
+    assert persistence.recover(delivered={("/", "prio"): set()}).messages == 30
     restored = again.vhost("/").queues["prio"]
     assert all(len(level.entries) <= 3 for level in restored.ready.levels.values())
     channel = Channel(again.vhost("/"), RecordingTarget(), owner="conn")

@@ -12,14 +12,16 @@ from typing import Any
 import pytest
 
 from leveret.amqp.properties import BasicProperties
+from leveret.amqp.stream_offset import with_offset_header
 from leveret.amqp.table import Timestamp
 from leveret.broker import Broker, Channel, Message
 from leveret.broker.errors import AccessRefused, NotImplementedByBroker, PreconditionFailed
-from leveret.broker.stream import StreamQueue, parse_interval, with_offset_header
+from leveret.broker.stream import StreamQueue
+from leveret.broker.stream_arguments import parse_interval
 from leveret.clock import ManualClock
 from leveret.store.memory import MemoryMessageStore
 
-from .conftest import RecordingTarget
+from .conftest import CODEC, RecordingTarget
 
 STREAM = {"x-queue-type": "stream"}
 
@@ -36,7 +38,7 @@ def store() -> MemoryMessageStore:
 
 @pytest.fixture
 def broker(clock: ManualClock, store: MemoryMessageStore) -> Broker:
-    return Broker(clock, message_store=store)
+    return Broker(clock, streams=store, codec=CODEC)
 
 
 @pytest.fixture

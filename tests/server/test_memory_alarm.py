@@ -167,7 +167,7 @@ def test_memory_that_really_grows_past_the_watermark_blocks_and_draining_it_unbl
             sent += 1
             publisher.conn.process_data_events(0)
         assert publisher.wait_events(1) == ["low on memory"], f"not blocked after {sent} x 64 KiB"
-        budget = broker.server.persistence.memory_budget
+        budget = broker.server.memory_budget
         assert budget.limit < broker.settings.memory_budget  # squeezed: past half the watermark
 
         consumer = pika.BlockingConnection(pika.URLParameters(broker.url))

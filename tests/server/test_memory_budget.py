@@ -44,7 +44,7 @@ def test_transient_backlogs_past_the_memory_budget_spill_and_come_back_in_order(
             for i in range(3000):
                 ch.basic_publish("", name, b"%05d" % i + body)
         vhost = broker.server.broker.vhost("/")
-        budget = broker.server.persistence.memory_budget
+        budget = broker.server.memory_budget
         first, second = vhost.queues["first"], vhost.queues["second"]
         # Each queue keeps its small window (2,000 entries) in memory, the rest is on disk in its spill.
         assert first.ready.tail_length == 1000 and second.ready.tail_length == 1000

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from leveret.amqp.properties import BasicProperties
-from leveret.broker import Broker, Channel, Message
-from leveret.broker.persistence import Persistence
+from leveret.broker import Channel, Message
 from leveret.clock import ManualClock
+from leveret.durable import DurableBroker
 from leveret.store.filestore import FileMessageStore, FileQueueStore
 from leveret.store.format import CLEAN_INDEX_NAME
 from leveret.store.memory import MemoryDefinitionStore, MemoryQueueStore
 
-from tests.broker.conftest import RecordingTarget
+from tests.broker.conftest import CODEC, RecordingTarget
 
 SEGMENT = 4096  # a few dozen records per segment, so every test spans several segments
 
@@ -225,9 +225,8 @@ def test_a_broker_restores_a_deep_backlog_from_the_index_in_order_with_bodies(tm
     definitions = MemoryDefinitionStore()
 
     def start(store):
-        persistence = Persistence(definitions, store, BasicProperties.from_raw, window_count=7)
-        broker = Broker(ManualClock(), message_store=store, definition_store=definitions, persistence=persistence)
-        return broker, persistence
+        node = DurableBroker(definitions, store, CODEC, clock=ManualClock(), window_count=7)
+        return node.broker, node
 
     store = FileMessageStore(str(tmp_path), segment_size=SEGMENT)
     broker, _ = start(store)
@@ -243,7 +242,7 @@ def test_a_broker_restores_a_deep_backlog_from_the_index_in_order_with_bodies(tm
         crash(store.open_queue("/", "deep"))
     store = FileMessageStore(str(tmp_path), segment_size=SEGMENT)
     broker, persistence = start(store)
-    result = persistence.recover(broker, delivered={} if clean else None)
+    result = persistence.recover(delivered={} if clean else None)
     assert result.messages == 120
     assert store.report.trusted_clean_indexes == (1 if clean else 0)
     channel = Channel(broker.vhost("/"), RecordingTarget(), owner="conn")

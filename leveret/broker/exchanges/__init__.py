@@ -1,7 +1,8 @@
 """Exchange types, one module each, and the registry that maps a type name to its class.
 
 Adding a type (x-consistent-hash, x-delayed-message) is a new module with an `Exchange` subclass plus
-one `register_exchange_type` call here.
+one `register_exchange_type` call here. The registry itself is registry.py, which the delayed-message
+exchange reads to route as its x-delayed-type.
 """
 
 from __future__ import annotations
@@ -12,19 +13,8 @@ from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.broker.exchanges.direct import DefaultExchange, DirectExchange
 from leveret.broker.exchanges.fanout import FanoutExchange
 from leveret.broker.exchanges.headers import HeadersExchange
+from leveret.broker.exchanges.registry import EXCHANGE_TYPES, exchange_class, register_exchange_type
 from leveret.broker.exchanges.topic import TopicExchange
-
-EXCHANGE_TYPES: dict[str, type[Exchange]] = {}
-
-
-def register_exchange_type(cls: type[Exchange]) -> None:
-    """Make `cls` declarable under its `type_name`."""
-    EXCHANGE_TYPES[cls.type_name] = cls
-
-
-def exchange_class(type_name: str) -> type[Exchange] | None:
-    """The class for a declared type name, or None when the type is unknown."""
-    return EXCHANGE_TYPES.get(type_name)
 
 
 for _cls in (

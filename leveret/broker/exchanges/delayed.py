@@ -18,8 +18,8 @@ O(1). Where messages enter and leave the index: `hold` and `_release_due` (and `
 them with the exchange).
 
 Durability: the plugin keeps held messages in a Mnesia table (a disc copy on the node, the whole table
-also held in RAM). Here a durable exchange gets a store of its own (see
-broker/persistence.py): a persistent message it holds is appended there with its due time (wall clock,
+also held in RAM). Here a durable exchange is built with a store of its own (see
+durable/hooks.py): a persistent message it holds is appended there with its due time (wall clock,
 ms) as the record's timestamp, the publisher's confirm waits for the fsync like any durable queue's,
 and the heap keeps only (due, sequence, offset); the body stays on disk until it is due.
 A million pending delayed messages are a million small heap entries, not a million bodies in memory.
@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 from leveret.broker.arguments import as_text
 from leveret.broker.errors import PreconditionFailed
 from leveret.broker.exchanges.base import Arguments, Exchange
+from leveret.broker.exchanges.registry import exchange_class
+from leveret.broker.storage import HeldMessages
 from leveret.broker.timers import Slot
 
 from leveret.store.api import QueueStore, StoredMessage
@@ -49,8 +51,6 @@ INVALID_TYPE = "Invalid argument, 'x-delayed-type' must be an existing exchange 
 
 
 def _inner_class(arguments: Arguments) -> type[Exchange] | None:
-    from leveret.broker.exchanges import exchange_class  # the registry imports this module
-
     name = as_text(arguments.get("x-delayed-type"))
     if not isinstance(name, str) or name == DelayedMessageExchange.type_name:
         return None
@@ -66,8 +66,20 @@ class DelayedMessageExchange(Exchange):
 
     type_name = "x-delayed-message"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        name: str,
+        vhost_name: str = "/",
+        *,
+        timers: "Timers | None",
+        clock: "Clock | None",
+        release: Callable[["DelayedMessageExchange", "Message"], None] | None,
+        held: HeldMessages | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """`timers` and `clock` are the vhost's, `release` routes a due message, `held` is the store of a
+        durable exchange's persistent held messages (see broker/storage.py)."""
+        super().__init__(name, vhost_name, **kwargs)
         cls = _inner_class(self.arguments)
         if cls is None:
             raise PreconditionFailed(INVALID_TYPE)
@@ -76,12 +88,12 @@ class DelayedMessageExchange(Exchange):
         self.needs_message = cls.needs_message  # type: ignore[misc]
         # (due, seq, message) or, for a stored message, (due, seq, store offset)
         self._pending: list[tuple[float, int, Any]] = []
-        self.store: QueueStore | None = None
-        self.make_message: Callable[[StoredMessage], Message] | None = None
+        self.store: QueueStore | None = held.store if held is not None else None
+        self.make_message: Callable[[StoredMessage], Message] | None = held.revive if held is not None else None
         self._seq = 0
-        self._clock: Clock | None = None
-        self._slot = Slot(None, self._release_due)
-        self._release: Callable[[DelayedMessageExchange, Message], None] | None = None
+        self._clock = clock
+        self._slot = Slot(timers, self._release_due)
+        self._release = release
 
     @classmethod
     def validate_arguments(cls, arguments: Arguments) -> None:
@@ -89,14 +101,6 @@ class DelayedMessageExchange(Exchange):
         if inner is None:
             raise PreconditionFailed(INVALID_TYPE)
         inner.validate_arguments(arguments)
-
-    def attach(
-        self, timers: "Timers", clock: "Clock", release: Callable[["DelayedMessageExchange", "Message"], None]
-    ) -> None:
-        """Give the exchange its vhost's timers and the callback that routes a due message."""
-        self._clock = clock
-        self._slot = Slot(timers, self._release_due)
-        self._release = release
 
     @property
     def pending_count(self) -> int:
@@ -176,8 +180,10 @@ class DelayedMessageExchange(Exchange):
         store.ack(offset)  # after routing: a crash in between means twice, never zero times
 
     def close(self) -> None:
+        """The exchange is deleted: nothing more is released, and its store is deleted next."""
         self._slot.cancel()
         self._pending.clear()
+        self.store = None
 
     # -- routing as the inner type -------------------------------------------------------------
     def validate_binding(self, routing_key: str, arguments: Arguments) -> None:

@@ -1,0 +1,103 @@
+"""What the model needs from durable storage: small Protocols handed to it at construction.
+
+The broker never opens, finds or wires storage itself. leveret/durable/ implements these over the store
+(store/api.py) and builds the broker with them; a broker built without them (`Broker(clock)`, as the broker
+unit tests do) gets `NO_HOOKS` and keeps everything in memory.
+
+- `DurabilityHooks`: called by the vhost where durable things change. Declaring a queue or an exchange asks
+  first (`queue_added`, `exchange_added`) and gets what the new object is built with: a queue's
+  `QueueStorage` (its message store and ready-list factory), a delayed exchange's `HeldMessages`. An
+  `OSError` from a hook means "not on disk": the vhost leaves the model unchanged and re-raises.
+- `ReadyFactory`: makes one priority level's ready list for a queue (a paged one for queues that page
+  their backlog out of memory, see paging.py).
+- `StreamStores` (store/api.py): where stream queues keep their logs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Protocol
+
+from leveret.store.api import QueueStore, StoredMessage
+
+if TYPE_CHECKING:
+    from leveret.broker.exchanges.base import Exchange
+    from leveret.broker.message import Message
+    from leveret.broker.ready import ReadyList
+
+
+class ReadyFactory(Protocol):
+    def __call__(self, queue: Any, priority: int) -> "ReadyList":
+        """The ready list of `queue`'s priority level `priority` (0 for a queue without priorities)."""
+
+
+class QueueStorage(NamedTuple):
+    """What a new queue is built with: where its persistent messages go, and how its ready lists are made."""
+
+    store: QueueStore | None  # None: no durable copies (transient queues, in-memory brokers)
+    ready: ReadyFactory | None  # None: plain in-memory ready lists
+
+
+IN_MEMORY = QueueStorage(None, None)
+
+
+class HeldMessages(NamedTuple):
+    """A durable delayed-message exchange's store of held persistent messages, and how one comes back."""
+
+    store: QueueStore
+    revive: Callable[[StoredMessage], "Message"]
+
+
+class DurabilityHooks(Protocol):
+    """The vhost's calls into durable storage (RabbitMQ's rules of what persists live behind them)."""
+
+    def exchange_added(self, vhost: str, name: str, type_name: str, *, durable: bool, auto_delete: bool,
+                       internal: bool, arguments: dict[str, Any]) -> HeldMessages | None:
+        """An exchange is about to be created: record it; a durable delayed exchange gets its store."""
+
+    def exchange_removed(self, vhost: str, exchange: "Exchange") -> None:
+        """An exchange was deleted (and closed)."""
+
+    def queue_added(self, vhost: str, name: str, *, durable: bool, auto_delete: bool, arguments: dict[str, Any],
+                    stream: bool) -> QueueStorage:
+        """A queue is about to be created (`durable` already false for exclusive ones): record it, and say
+        what it is built with (a stream keeps its own log and ignores the answer)."""
+
+    def queue_removed(self, vhost: str, name: str, *, durable: bool, stream: bool) -> None:
+        """A queue was deleted (and closed): forget it and its messages."""
+
+    def bound(self, vhost: str, source: "Exchange", destination: Any, routing_key: str,
+              arguments: dict[str, Any] | None) -> None:
+        """A binding was added."""
+
+    def unbound(self, vhost: str, source: "Exchange", destination: Any, routing_key: str,
+                arguments: dict[str, Any] | None) -> None:
+        """A binding was removed."""
+
+
+class NoHooks:
+    """The hooks of an in-memory broker: nothing is recorded, queues keep their messages in memory."""
+
+    def exchange_added(self, vhost: str, name: str, type_name: str, *, durable: bool, auto_delete: bool,
+                       internal: bool, arguments: dict[str, Any]) -> HeldMessages | None:
+        return None
+
+    def exchange_removed(self, vhost: str, exchange: "Exchange") -> None:
+        pass
+
+    def queue_added(self, vhost: str, name: str, *, durable: bool, auto_delete: bool, arguments: dict[str, Any],
+                    stream: bool) -> QueueStorage:
+        return IN_MEMORY
+
+    def queue_removed(self, vhost: str, name: str, *, durable: bool, stream: bool) -> None:
+        pass
+
+    def bound(self, vhost: str, source: "Exchange", destination: Any, routing_key: str,
+              arguments: dict[str, Any] | None) -> None:
+        pass
+
+    def unbound(self, vhost: str, source: "Exchange", destination: Any, routing_key: str,
+                arguments: dict[str, Any] | None) -> None:
+        pass
+
+
+NO_HOOKS: DurabilityHooks = NoHooks()
