@@ -24,6 +24,7 @@ from leveret.server.auth import UserStore
 from leveret.server.durability import Durability
 from leveret.server.errorlog import ErrorLog
 from leveret.server.flow import DiskAlarm
+from leveret.server.listeners import AMQPListener, Listener
 from leveret.server.memory_alarm import MemoryAlarm, total_memory, watermark_bytes
 from leveret.server.protocol import AMQPProtocol
 from leveret.store.definitions import FileDefinitionStore
@@ -141,11 +142,12 @@ class Server:
         self.output_pauses = 0
         self.peak_output = 0
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
-        self._listener: asyncio.AbstractServer | None = None
+        # What listens, in start order (server/listeners.py): AMQP, then the management HTTP API unless
+        # settings.http_port < 0. Stopped in the same order.
+        self.listeners: list[Listener] = []
+        self.amqp_listener: AMQPListener | None = None
         self.port = 0
-        # The management HTTP API (leveret.http); None until started, or when settings.http_port < 0.
-        self._http = None
-        self.http_port: int | None = None
+        self.http_port: int | None = None  # None until the HTTP API listens (or when it is off)
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -162,41 +164,33 @@ class Server:
             trim=allocator.trim if allocator is not None else None,
         )
         self.memory_alarm.start()
-        try:
-            self._listener = await self.loop.create_server(
-                lambda: AMQPProtocol(self), self.settings.host, self.settings.port, reuse_address=True, backlog=1024,
-            )
-        except OSError as exc:
-            raise _listen_failure(self.settings.host, self.settings.port, exc) from None
-        self.port = self._listener.sockets[0].getsockname()[1]
+        self.amqp_listener = AMQPListener(self.loop, lambda: AMQPProtocol(self))
+        self.port = await self._listen(self.amqp_listener, self.settings.host, self.settings.port)
         if self.settings.http_port >= 0:
-            await self._start_http()
+            # Imported here so aiohttp is only loaded by brokers that serve HTTP.
+            from leveret.http.app import ManagementListener
+
+            host = self.settings.http_host
+            self.http_port = await self._listen(ManagementListener(self), host, self.settings.http_port)
+            log.info("management API at http://%s:%d", host, self.http_port)
         # Logged once everything listens, so a failed start prints only its one-line error.
         log.info("leveret listening on %s:%d", self.settings.host, self.port)
 
-    async def _start_http(self) -> None:
-        # Imported here so aiohttp is only loaded by brokers that serve HTTP.
-        from leveret.http.app import ManagementListener
-
-        http = ManagementListener(self)
-        host, port = self.settings.http_host, self.settings.http_port
+    async def _listen(self, listener: Listener, host: str, port: int) -> int:
+        """Start one listener; if it cannot listen, undo the whole start (nothing stays listening) and say why."""
         try:
-            self.http_port = await http.start(host, port)
+            bound = await listener.start(host, port)
         except OSError as exc:
-            # Undo the AMQP side too, so a failed start leaves nothing listening and a clean data dir.
             await self.stop()
             raise _listen_failure(host, port, exc) from None
-        self._http = http
-        log.info("management API at http://%s:%d", host, self.http_port)
+        self.listeners.append(listener)
+        return bound
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection with 320 CONNECTION_FORCED, wait (bounded) until they are gone."""
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
-        if self._http is not None:
-            http, self._http = self._http, None
-            await http.stop()
+        listeners, self.listeners = self.listeners, []
+        for listener in listeners:
+            await listener.stop()
         if self.disk_alarm is not None:
             self.disk_alarm.stop()
         if self.memory_alarm is not None:

@@ -65,8 +65,8 @@ class InProcessBroker:
                 for conn in list(server.connections):
                     if conn.transport is not None:
                         conn.transport.abort()
-                if server._listener is not None:
-                    server._listener.close()
+                if server.amqp_listener is not None:
+                    server.amqp_listener.close()
                 for stopper in (server.disk_alarm, server.timer_driver, getattr(server, "memory_alarm", None)):
                     if stopper is not None:
                         stopper.stop()

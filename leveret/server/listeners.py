@@ -1,0 +1,45 @@
+"""Protocol listeners: what `Server` starts and stops, one per protocol it speaks.
+
+A listener owns its listening socket(s) and the connections' adapters; the server only says where to
+listen and when to stop. The AMQP listener is here; the management HTTP listener is http/app.py's
+`ManagementListener` (same shape); a future protocol (Kafka, say) adds one more and a setting for its
+port, without touching AMQP code (docs/architecture.md, "Adding a protocol listener").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable, Protocol
+
+
+class Listener(Protocol):
+    """One protocol's listening side."""
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on host:port (0: any free port) and return the bound port; OSError when that fails."""
+
+    async def stop(self) -> None:
+        """Stop accepting (open connections are the server's to close)."""
+
+
+class AMQPListener:
+    """AMQP 0-9-1 over TCP: one `asyncio.Protocol` per connection, from `protocol_factory`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, protocol_factory: Callable[[], asyncio.Protocol]) -> None:
+        self.loop = loop
+        self.protocol_factory = protocol_factory
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await self.loop.create_server(self.protocol_factory, host, port, reuse_address=True,
+                                                     backlog=1024)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop accepting now (also what a simulated crash does: tests/faults/inprocess.py)."""
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.close()
