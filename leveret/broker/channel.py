@@ -16,18 +16,18 @@ never calls back into the broker, so delivering inside a broker call is safe.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Hashable, Protocol
 
+from leveret.broker.ack_deadlines import AckDeadlines
 from leveret.broker.arguments import as_text, field_type_name
 from leveret.broker.consumer import Consumer
 from leveret.broker.entry import QueueEntry
 from leveret.broker.errors import NotAllowed, NotImplementedByBroker, PreconditionFailed
 from leveret.broker.message import Message
 from leveret.broker.names import REPLY_TO, random_name
-from leveret.broker.queue import Queue
+from leveret.broker.queue_type import QueueType
 from leveret.broker.route_result import RouteResult
-from leveret.broker.timers import Slot
 
 if TYPE_CHECKING:
     from leveret.clock import Clock
@@ -59,7 +59,7 @@ class ChannelHost(Protocol):
 
     clock: "Clock"
 
-    def queue_for(self, name: str, owner: Hashable | None = None) -> Queue:
+    def queue_for(self, name: str, owner: Hashable | None = None) -> QueueType:
         """The queue `owner` may use (NotFound, ResourceLocked)."""
 
     def publish(self, exchange: str, routing_key: str, message: Message, *, mandatory: bool = False,
@@ -77,7 +77,7 @@ class ChannelHost(Protocol):
 
 
 # (delivery tag, queue, entry, consumer or None for basic.get)
-Unacked = tuple[int, Queue, QueueEntry, "Consumer | None"]
+Unacked = tuple[int, QueueType, QueueEntry, "Consumer | None"]
 
 
 class Channel:
@@ -98,10 +98,10 @@ class Channel:
         self._paused = False
         self._reply_tag: str | None = None
         self._reply_address: str | None = None
-        # consumer timeout: per timeout value (ms), (deadline, delivery tag) in delivery order - so each
-        # deque is sorted by deadline - pruned from the left as deliveries settle; one timer in all
-        self._ack_deadlines: dict[int, deque[tuple[float, int]]] = {}
-        self._ack_timer = Slot(getattr(vhost, "timers", None), self._check_ack_deadlines)
+        # consumer timeout (ack_deadlines.py); the vhost's clock is read only once a timed delivery is made
+        self._ack_deadlines = AckDeadlines(getattr(vhost, "timers", None), lambda: vhost.clock.monotonic(),
+                                           self._check_ack_deadlines)
+        self._ack_pending = self._ack_deadlines.pending  # read on every settle
 
     # -- facts ------------------------------------------------------------------------------
     @property
@@ -227,7 +227,7 @@ class Channel:
                 self.target.consumer_cancelled(consumer.tag)
 
     # -- deliveries -------------------------------------------------------------------------
-    def send_delivery(self, consumer: Consumer, queue: Queue, entry: QueueEntry) -> None:
+    def send_delivery(self, consumer: Consumer, queue: QueueType, entry: QueueEntry) -> None:
         """Called by a queue's dispatch for a consumer with credit."""
         tag = self._next_tag
         self._next_tag = tag + 1
@@ -236,7 +236,7 @@ class Channel:
             consumer.unacked += 1
             self._global_unacked += 1
             if queue.ack_timeout:
-                self._start_ack_timeout(tag, queue.ack_timeout)
+                self._ack_deadlines.start(tag, queue.ack_timeout)
         message = queue.message_for_delivery(entry) if queue.adds_delivery_count else entry.message
         self.target.deliver(consumer.tag, tag, entry.redelivered, message)
 
@@ -282,7 +282,7 @@ class Channel:
         if not no_ack:
             self._unacked[tag] = (tag, q, entry, None)
             if q.ack_timeout:
-                self._start_ack_timeout(tag, q.ack_timeout)
+                self._ack_deadlines.start(tag, q.ack_timeout)
         message = q.message_for_delivery(entry, get=True) if q.adds_delivery_count else entry.message
         return tag, entry.redelivered, message, q.message_count
 
@@ -328,8 +328,8 @@ class Channel:
         `delay`: a requeue asked for by nack/reject, which honours the queue's x-requeue-delay (a
         requeue because the channel closed or basic.recover is immediate).
         """
-        if self._ack_deadlines:
-            self._prune_ack_deadlines()
+        if self._ack_pending:
+            self._ack_deadlines.prune(self._unacked)
         if ack and len(records) == 1:
             # hot path: a single ack
             _, queue, entry, consumer = records[0]
@@ -339,7 +339,7 @@ class Channel:
                 self._global_unacked -= 1
                 self._refill()
             return
-        by_queue: dict[Queue, list[QueueEntry]] = {}
+        by_queue: dict[QueueType, list[QueueEntry]] = {}
         for _, queue, entry, consumer in records:
             if consumer is not None:
                 consumer.unacked -= 1
@@ -383,41 +383,13 @@ class Channel:
             consumer.queue.unblock(consumer)
 
     # -- consumer timeout -------------------------------------------------------------------
-    def _start_ack_timeout(self, tag: int, timeout: int) -> None:
-        if self._ack_timer.timers is None:
-            return
-        deadline = self.vhost.clock.monotonic() + timeout / 1000.0
-        pending = self._ack_deadlines.get(timeout)
-        if pending is None:
-            pending = self._ack_deadlines[timeout] = deque()
-        pending.append((deadline, tag))
-        self._ack_timer.arm(deadline)
-
-    def _prune_ack_deadlines(self) -> None:
-        """Drop settled deliveries from the front of each deque (acks mostly come oldest first)."""
-        unacked = self._unacked
-        for timeout, pending in list(self._ack_deadlines.items()):
-            while pending and pending[0][1] not in unacked:
-                pending.popleft()
-            if not pending:
-                del self._ack_deadlines[timeout]
-
     def _check_ack_deadlines(self) -> None:
         """The oldest timed delivery's deadline passed: close the channel if it is still unacked."""
         if self.closed:
             return
-        self._prune_ack_deadlines()
-        now = self.vhost.clock.monotonic()
-        earliest: tuple[float, int] | None = None
-        for timeout, pending in self._ack_deadlines.items():
-            deadline = pending[0][0]
-            if deadline <= now:
-                self.time_out(timeout)
-                return
-            if earliest is None or deadline < earliest[0]:
-                earliest = (deadline, timeout)
-        if earliest is not None:
-            self._ack_timer.arm(earliest[0])
+        timeout = self._ack_deadlines.expired(self._unacked)
+        if timeout is not None:
+            self.time_out(timeout)
 
     def time_out(self, timeout_ms: int) -> None:
         """A delivery stayed unacked past the consumer timeout: close the channel (406) and requeue."""
@@ -438,7 +410,6 @@ class Channel:
         for consumer_tag in list(self.consumers):
             self.cancel(consumer_tag)
         self._reply_tag = None
-        self._ack_timer.cancel()
         self._ack_deadlines.clear()
         if self._reply_address is not None:
             self.vhost.unregister_reply_channel(self._reply_address)

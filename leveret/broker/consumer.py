@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from leveret.broker.channel import Channel
-    from leveret.broker.queue import Queue
+    from leveret.broker.queue_type import QueueType
 
 
 class Consumer:
@@ -34,7 +34,7 @@ class Consumer:
         self,
         tag: str,
         channel: "Channel",
-        queue: "Queue",
+        queue: "QueueType",
         *,
         no_ack: bool = False,
         exclusive: bool = False,

@@ -29,3 +29,8 @@ class QueueEntry:
 
     def __repr__(self) -> str:
         return f"<QueueEntry {self.seq}{' redelivered' if self.redelivered else ''}>"
+
+
+def by_seq(entry: QueueEntry) -> int:
+    """Sort key: entries in queue order."""
+    return entry.seq

@@ -1,16 +1,10 @@
 """A queue: ready messages in order, unacknowledged ones held by channels, dispatch, and the
-behaviour its arguments ask for (TTL, x-expires, length limits, dead-lettering, priorities, single
-active consumer, quorum delivery limits, requeue delays).
+behaviour its arguments ask for (length limits, dead-lettering, priorities, quorum delivery limits).
 
-Dispatch takes consumers from per-priority round-robin deques, highest priority first; a consumer
-without credit leaves its deque and returns through `unblock`, so each delivery costs O(1) amortised.
-With x-single-active-consumer only the first registered consumer is ever put into rotation; when it
-goes the next one in registration order takes over.
-
-Timers: a queue holds at most three deadlines on the broker's `Timers` (its heads' expiry, x-expires,
-its earliest parked retry), never one per message. Queue TTL puts entries in expiry order, so the head
-is always the first to expire; a per-message `expiration` is honoured when the entry reaches the head
-(RabbitMQ semantics).
+Which consumer takes the next message (priorities, round robin, exclusive, single active consumer) is
+rotation.py's `ConsumerRotation`; a consumer without credit leaves the rotation and returns through
+`unblock`, so each delivery costs O(1) amortised. Its deadlines (TTL, x-expires, x-requeue-delay) are
+queue_deadlines.py's `QueueDeadlines`, which `Queue` extends.
 
 Where messages enter and leave (the hooks the durable store will use):
 - `_admit(entry)`: a published message entered (from `enqueue` only);
@@ -21,49 +15,23 @@ Where messages enter and leave (the hooks the durable store will use):
 
 from __future__ import annotations
 
-import heapq
-from collections import deque
-from typing import TYPE_CHECKING, Any, Hashable, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Hashable, Iterable
 
 from leveret.broker import deadletter
-from leveret.broker.entry import QueueEntry
-from leveret.broker.errors import AccessRefused
+from leveret.broker.entry import QueueEntry, by_seq
 from leveret.broker.message import Message
-from leveret.broker.queue_arguments import QueueSettings, parse_expiration, parse_queue_arguments
+from leveret.broker.queue_arguments import QueueSettings, parse_queue_arguments
+from leveret.broker.queue_deadlines import NO_OFFSETS, QueueDeadlines, QueueHost
 from leveret.broker.ready import PriorityReady, ReadyList
+from leveret.broker.rotation import ConsumerRotation
 from leveret.broker.storage import IN_MEMORY, QueueStorage
-from leveret.broker.timers import Slot
 from leveret.store.api import QueueStore
 
 if TYPE_CHECKING:
     from leveret.broker.consumer import Consumer
-    from leveret.broker.timers import Timers
-    from leveret.clock import Clock
 
 
-class QueueHost(Protocol):
-    """What a queue needs from its vhost: time, timers, and somewhere to dead-letter and expire."""
-
-    clock: "Clock"
-    timers: "Timers"
-
-    def dead_letter(self, queue: "Queue", message: Message, reason: str) -> None:
-        """Route the dead-lettered copy of `message` (the queue has a dead-letter exchange)."""
-
-    def queue_expired(self, queue: "Queue") -> None:
-        """x-expires elapsed with the queue unused: delete it."""
-
-
-# After a dead-lettering on expiry the store refused, the next attempt (seconds).
-EXPIRY_RETRY_S = 1.0
-_NOTHING: frozenset[int] = frozenset()
-
-
-def _seq(entry: QueueEntry) -> int:
-    return entry.seq
-
-
-class Queue:
+class Queue(QueueDeadlines):
     """One queue and its consumers."""
 
     def __init__(
@@ -111,11 +79,13 @@ class Queue:
         # exchanges with at least one binding to this queue (so deletion drops them without a scan)
         self.sources: set[Any] = set()
         self._next_seq = 1
-        self._consumers: dict[Consumer, None] = {}
-        self._levels: dict[int, deque[Consumer]] = {}
-        self._priorities: list[int] = []  # descending
-        self._exclusive_consumer: Consumer | None = None
-        self._active: Consumer | None = None  # single active consumer
+        self._rotation = ConsumerRotation(settings.single_active_consumer, self.dispatch)
+        # Read on every enqueue, delivery and credit refill: the rotation's own dict, list and methods, taken
+        # once. `unblock(consumer)`: put a consumer (back) into rotation if it has credit, and dispatch to it.
+        self._consumers = self._rotation.consumers
+        self._priorities = self._rotation.priorities
+        self._next_consumer = self._rotation.next
+        self.unblock = self._rotation.admit
         self.had_consumers = False
         self._limited = settings.max_length is not None or settings.max_length_bytes is not None
         # no length limit, priorities or queue TTL: enqueue takes its hot path (per-message TTL aside)
@@ -124,17 +94,8 @@ class Queue:
         self.ack_timeout: int | None = settings.consumer_timeout or getattr(host, "consumer_timeout", None)
         # quorum queues rewrite headers on delivery (x-delivery-count); read per delivery by channels
         self.adds_delivery_count = settings.quorum
-        # True once any entry may expire, so queues without TTLs never read the clock on dispatch
-        self._may_expire = settings.message_ttl is not None
-        timers = host.timers if host is not None else None
-        self._expiry = Slot(timers, self._on_expiry_due)
-        self._rolled_back = _NOTHING  # offsets the store just rolled back (see forget_stored)
-        self._idle = Slot(timers, self._on_idle_due)
-        self._retry = Slot(timers, self._on_retry_due)
-        self._parked: list[tuple[float, int, QueueEntry]] = []
-        self._last_used = 0.0
-        if settings.expires is not None:
-            self.touch()
+        self._rolled_back = NO_OFFSETS  # offsets the store just rolled back (see forget_stored)
+        self._init_deadlines(host.timers if host is not None else None)
 
     # -- facts ------------------------------------------------------------------------------
     def describe(self) -> str:
@@ -150,11 +111,6 @@ class Queue:
         return self.ready.bytes
 
     @property
-    def parked_count(self) -> int:
-        """Messages waiting out their x-requeue-delay (neither ready nor unacked)."""
-        return len(self._parked)
-
-    @property
     def consumer_count(self) -> int:
         return len(self._consumers)
 
@@ -165,7 +121,7 @@ class Queue:
     @property
     def active_consumer(self) -> Consumer | None:
         """With x-single-active-consumer, the consumer receiving messages."""
-        return self._active
+        return self._rotation.active
 
     @property
     def quorum(self) -> bool:
@@ -175,10 +131,6 @@ class Queue:
     def unused_for_auto_delete(self) -> bool:
         """An auto-delete queue goes when its last consumer goes (never if it had none)."""
         return self.auto_delete and self.had_consumers and not self._consumers
-
-    def _now(self) -> float:
-        host = self.host
-        return host.clock.monotonic() if host is not None else 0.0
 
     # -- messages in ------------------------------------------------------------------------
     def enqueue(self, message: Message) -> QueueEntry | None:
@@ -220,16 +172,6 @@ class Queue:
             self._drop_over_limit()
         return entry
 
-    def _ttl_ms(self, message: Message) -> int | None:
-        """The message's time to live: the queue's x-message-ttl or its own expiration, whichever is shorter."""
-        ttl = self.settings.message_ttl
-        expiration = message.properties.expiration
-        if expiration is not None:
-            per_message = parse_expiration(expiration)
-            if per_message is not None and (ttl is None or per_message < ttl):
-                ttl = per_message
-        return ttl
-
     def _admit(self, entry: QueueEntry) -> None:
         """A message entered this queue: a persistent one in a durable queue is appended to the store."""
         store = self.store
@@ -245,31 +187,6 @@ class Queue:
         seq = self._next_seq
         self._next_seq = seq + 1
         return seq
-
-    def restarted(self) -> None:
-        """Recovery put stored messages back: arm the deadlines they carry (TTL, x-expires)."""
-        if self._may_expire:
-            self._expire_heads()
-        if self.settings.expires is not None:
-            self.touch()
-
-    def restored_entry(self, seq: int, offset: int, message: Message, redelivered: bool,
-                       timestamp_ms: int) -> QueueEntry:
-        """An entry for a message read back from the store (at recovery, or paged in from the disk tail).
-
-        A TTL counts from the original publish (the stored timestamp), so time spent down counts too."""
-        settings = self.settings
-        priority = 0
-        if settings.max_priority:
-            priority = min(message.properties.priority or 0, settings.max_priority)
-        entry = QueueEntry(seq, message, redelivered, priority)
-        entry.offset = offset
-        ttl = self._ttl_ms(message)
-        if ttl is not None and self.host is not None:
-            elapsed = max(0.0, self.host.clock.time() - timestamp_ms / 1000.0)
-            entry.expires_at = self._now() + max(0.0, ttl / 1000.0 - elapsed)
-            self._may_expire = True
-        return entry
 
     def _would_overflow(self, size: int) -> bool:
         settings = self.settings
@@ -295,7 +212,7 @@ class Queue:
         Each return counts towards a quorum queue's x-delivery-limit. With `delay` (nack/reject, not a
         channel closing) and x-requeue-delay set, entries are parked and come back after their delay.
         """
-        batch = sorted(entries, key=_seq)
+        batch = sorted(entries, key=by_seq)
         if not batch:
             return
         self.unacked_count -= len(batch)
@@ -336,32 +253,6 @@ class Queue:
                 ready.append(entry)
         else:
             self.ready.merge(entries)
-
-    # -- requeue delay (x-requeue-delay) ----------------------------------------------------
-    def _park(self, entry: QueueEntry, delay_ms: int) -> None:
-        due = self._now() + delay_ms / 1000.0
-        heapq.heappush(self._parked, (due, entry.seq, entry))
-        self._retry.arm(due)
-
-    def _on_retry_due(self) -> None:
-        if self.deleted:
-            return
-        now = self._now()
-        parked = self._parked
-        back: list[QueueEntry] = []
-        while parked and parked[0][0] <= now:
-            back.append(heapq.heappop(parked)[2])
-        if parked:
-            self._retry.arm(parked[0][0])
-        if back:
-            self._unpark(sorted(back, key=_seq))
-
-    def _unpark(self, entries: list[QueueEntry]) -> None:
-        """Parked entries are visible again, where a plain requeue would have put them."""
-        self._return_to_ready(entries)
-        if self._may_expire:
-            self._expire_heads()
-        self.dispatch()
 
     # -- messages out -----------------------------------------------------------------------
     def _pop_ready(self) -> QueueEntry | None:
@@ -424,8 +315,8 @@ class Queue:
             except OSError:
                 # The store refused the dead-lettered copy: these messages go back to the queue (still
                 # unacked on disk) instead of vanishing; the caller hears the error.
-                back = sorted((e for e in entries[i:] if e.offset not in self._rolled_back), key=_seq)
-                self._rolled_back = _NOTHING
+                back = sorted((e for e in entries[i:] if e.offset not in self._rolled_back), key=by_seq)
+                self._rolled_back = NO_OFFSETS
                 for item in back:
                     item.redelivered = True
                 self.ready.merge(back)
@@ -463,105 +354,20 @@ class Queue:
         if self.settings.dead_letter_exchange is not None and self.host is not None:
             self.host.dead_letter(self, message, reason)
 
-    # -- TTL --------------------------------------------------------------------------------
-    def _expire_heads(self) -> None:
-        """Dead-letter (reason expired) every head whose deadline has passed, then re-arm."""
-        now = self._now()
-        ready = self.ready
-        while True:
-            expired = [e for e in ready.heads() if e.expires_at is not None and e.expires_at <= now]
-            if not expired:
-                break
-            for entry in expired:
-                ready.pop_head_of(entry)
-                try:
-                    self._dead_letter(entry, deadletter.EXPIRED)
-                except OSError:
-                    # The store refused the dead-lettered copy (a full disk; it rolled it back and logged
-                    # it): the message stays here, unacked on disk, and expires again shortly (unless the
-                    # rollback took its own record too: a publish the publisher hears was nacked).
-                    if entry.offset not in self._rolled_back:
-                        ready.merge([entry])
-                    self._rolled_back = _NOTHING
-                    self._expiry.arm(now + EXPIRY_RETRY_S)
-                    return
-        self._arm_expiry()
-
-    def _arm_expiry(self) -> None:
-        deadlines = [e.expires_at for e in self.ready.heads() if e.expires_at is not None]
-        if deadlines:
-            self._expiry.arm(min(deadlines))
-
-    def _on_expiry_due(self) -> None:
-        if not self.deleted:
-            self._expire_heads()
-
-    # -- x-expires --------------------------------------------------------------------------
-    def touch(self) -> None:
-        """The queue was used (declared, basic.get, lost its last consumer): restart x-expires."""
-        expires = self.settings.expires
-        if expires is None or self.host is None:
-            return
-        self._last_used = self._now()
-        self._idle.arm(self._last_used + expires / 1000.0)
-
-    def _on_idle_due(self) -> None:
-        if self.deleted or self._consumers:
-            return  # in use: removing the last consumer touches the queue again
-        deadline = self._last_used + (self.settings.expires or 0) / 1000.0
-        if self._now() < deadline:
-            self._idle.arm(deadline)
-            return
-        if self.host is not None:
-            self.host.queue_expired(self)
-
     # -- consumers --------------------------------------------------------------------------
     def add_consumer(self, consumer: Consumer) -> None:
         """Register a consumer (not yet receiving: see `unblock`). Checks exclusivity."""
-        if self._exclusive_consumer is not None or (consumer.exclusive and self._consumers):
-            raise AccessRefused(f"{self.describe()} in exclusive use")
-        self._consumers[consumer] = None
+        self._rotation.add(consumer, self.describe())
         self.had_consumers = True
-        if consumer.exclusive:
-            self._exclusive_consumer = consumer
-        if self.settings.single_active_consumer and self._active is None:
-            self._active = consumer
-        consumer.blocked = True
 
     def remove_consumer(self, consumer: Consumer) -> None:
         if consumer not in self._consumers:
             return
-        del self._consumers[consumer]
-        if self._exclusive_consumer is consumer:
-            self._exclusive_consumer = None
-        level = self._levels.get(consumer.priority)
-        if level is not None and not consumer.blocked:
-            level.remove(consumer)
-        consumer.blocked = True
-        if not any(c.priority == consumer.priority for c in self._consumers):
-            self._levels.pop(consumer.priority, None)
-            self._priorities = sorted(self._levels, reverse=True)
-        if self._active is consumer:
-            # the next consumer in registration order takes over
-            self._active = next(iter(self._consumers), None)
-            if self._active is not None:
-                self.unblock(self._active)
+        successor = self._rotation.remove(consumer)
+        if successor is not None:
+            self.unblock(successor)  # single active consumer: the next one takes over
         if not self._consumers and self.settings.expires is not None:
             self.touch()
-
-    def unblock(self, consumer: Consumer) -> None:
-        """Put a consumer (back) into rotation if it has credit, and dispatch to it."""
-        if not consumer.blocked or consumer not in self._consumers or not consumer.has_credit():
-            return
-        if self._active is not None and consumer is not self._active:
-            return  # single active consumer: the others wait their turn
-        consumer.blocked = False
-        level = self._levels.get(consumer.priority)
-        if level is None:
-            level = self._levels[consumer.priority] = deque()
-            self._priorities = sorted(self._levels, reverse=True)
-        level.append(consumer)
-        self.dispatch()
 
     def dispatch(self) -> int:
         """Deliver ready messages to consumers with credit; returns how many were delivered."""
@@ -585,29 +391,9 @@ class Queue:
             self._arm_expiry()
         return delivered
 
-    def _next_consumer(self) -> Consumer | None:
-        for priority in self._priorities:
-            level = self._levels[priority]
-            while level:
-                consumer = level[0]
-                if consumer.has_credit():
-                    level.rotate(-1)
-                    return consumer
-                level.popleft()
-                consumer.blocked = True
-        return None
-
     def detach_consumers(self) -> list[Consumer]:
         """Remove and return every consumer (the queue is being deleted)."""
-        consumers = list(self._consumers)
-        for consumer in consumers:
-            consumer.blocked = True
-        self._consumers.clear()
-        self._levels.clear()
-        self._priorities = []
-        self._exclusive_consumer = None
-        self._active = None
-        return consumers
+        return self._rotation.clear()
 
     def close(self) -> int:
         """The queue is deleted: stop its timers, drop ready and parked messages; returns ready dropped."""

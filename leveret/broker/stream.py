@@ -29,10 +29,14 @@ never tracked), the highest offset the consumer acked, durably (fsynced by the n
 a later consumer with that tag and tracking on resumes right after it, whatever its x-stream-offset.
 Without either argument nothing is tracked and the default start stays "next".
 
-The log lives in an `api.StreamStore` opened through the vhost's message store (`open_stream`), so a
-publish is confirmed after the same group commit as queue messages. Recently appended messages are
-also kept in a small in-memory tail, so consumers that keep up never touch the disk; a consumer that
-is behind reads through a store iterator (bounded memory: one read chunk).
+The vhost declares streams (registry.py, arguments checked by stream_arguments.py) and opens the log, an
+`api.StreamStore`, from the `StreamStores` the broker was built with, so a publish is confirmed after the
+same group commit as queue messages. Recently appended messages are also kept in a small in-memory tail
+(stream_tail.py), so consumers that keep up never touch the disk; a consumer that is behind reads through a
+store iterator (bounded memory: one read chunk). A delivery's x-stream-offset header is added to the stored
+property bytes by the codec (amqp/stream_offset.py, handed over as `PropertiesCodec.with_stream_offset`).
+
+`StreamQueue` is a `QueueType` (queue_type.py), not a `Queue`: it shares the interface, not the machinery.
 """
 
 from __future__ import annotations
@@ -45,9 +49,8 @@ from leveret.broker.arguments import as_text, field_type_name
 from leveret.broker.entry import QueueEntry
 from leveret.broker.errors import AccessRefused, NotImplementedByBroker, PreconditionFailed
 from leveret.broker.message import Message, Properties
-from leveret.broker.queue import Queue
-from leveret.broker.queue_arguments import QueueSettings
 from leveret.broker.stream_arguments import STREAM_MODULE, StreamSettings, parse_interval
+from leveret.broker.stream_tail import TAIL_BYTES, Tail
 from leveret.broker.timers import Slot
 from leveret.store.api import StoredMessage, StreamStore
 
@@ -61,8 +64,6 @@ OFFSET_HEADER = "x-stream-offset"
 
 # How often x-max-age retention runs when no segment roll triggers it (seconds).
 RETENTION_INTERVAL = 30.0
-# The in-memory tail of recent messages that keeps live consumers off the disk.
-TAIL_BYTES = 4 * 1024 * 1024
 
 # -- consuming -----------------------------------------------------------------------------------
 
@@ -94,66 +95,7 @@ class StreamEntry(QueueEntry):
         self.cursor = cursor
 
 
-class Tail:
-    """The newest messages of a stream, in memory up to a byte budget: live consumers read them here.
-
-    Lists with a moving head rather than a deque: lookup by offset is an index (a deque's middle
-    is O(n)), and the dropped front is cut off in one `del` once it is half the list. Sizes are
-    kept beside the messages so trimming never recomputes them (this runs on every publish).
-    """
-
-    __slots__ = ("items", "sizes", "head", "bytes", "limit", "next")
-
-    def __init__(self, limit: int) -> None:
-        self.items: list[StoredMessage] = []
-        self.sizes: list[int] = []
-        self.head = 0
-        self.bytes = 0
-        self.limit = limit
-        self.next = -1
-
-    def append(self, stored: StoredMessage, size: int) -> None:
-        """Add the message just appended at `stored.offset`, counting `size` bytes against the budget."""
-        if stored.offset != self.next:
-            self.clear()  # offsets must stay contiguous for index lookup
-        self.next = stored.offset + 1
-        self.items.append(stored)
-        self.sizes.append(size)
-        self.bytes += size
-        if self.bytes > self.limit:
-            self._trim()
-
-    def _trim(self) -> None:
-        items, sizes = self.items, self.sizes
-        head = self.head
-        last = len(items) - 1
-        total = self.bytes
-        while total > self.limit and head < last:
-            total -= sizes[head]
-            head += 1
-        if head > 1024 and head * 2 > len(items):
-            del items[:head]
-            del sizes[:head]
-            head = 0
-        self.head = head
-        self.bytes = total
-
-    def get(self, offset: int) -> StoredMessage | None:
-        items = self.items
-        head = self.head
-        if len(items) <= head:
-            return None
-        i = head + offset - items[head].offset
-        return items[i] if head <= i < len(items) else None
-
-    def clear(self) -> None:
-        self.items = []
-        self.sizes = []
-        self.head = 0
-        self.bytes = 0
-
-
-class StreamQueue(Queue):
+class StreamQueue:
     """A stream queue: the store is the log, consumers are cursors over it; see the module docstring."""
 
     def __init__(
@@ -171,9 +113,12 @@ class StreamQueue(Queue):
     ) -> None:
         """`delivery_properties` makes a delivery's properties from the stored bytes and the offset (the
         codec's, with the x-stream-offset header: broker/message.py `PropertiesCodec`)."""
-        # The classic machinery (TTL, limits, dead-lettering) stays switched off: default settings.
-        super().__init__(name, vhost_name, durable=True, arguments=arguments, settings=QueueSettings())
-        # Not `store`: persistence gives durable queues a QueueStore under that name.
+        self.name = name
+        self.vhost_name = vhost_name
+        self.arguments: dict[str, Any] = dict(arguments or {})
+        self.sources: set[Any] = set()
+        self.deleted = False
+        self.had_consumers = False
         self.stream_store = store
         self.stream_settings = settings or StreamSettings()
         self.clock = clock
@@ -187,6 +132,19 @@ class StreamQueue(Queue):
             self._retention.arm(clock.monotonic() + RETENTION_INTERVAL)
 
     # -- facts ----------------------------------------------------------------------------------
+    # A stream is always durable, never exclusive or auto-delete (declaring refuses the others).
+    durable = True
+    exclusive = False
+    auto_delete = False
+    owner = None
+    unacked_count = 0  # deliveries are counted by the channels' credit, never here
+    ack_timeout = None
+    adds_delivery_count = False
+    store = None  # no QueueStore: the stream is its own log (stream_store)
+
+    def describe(self) -> str:
+        return f"queue '{self.name}' in vhost '{self.vhost_name}'"
+
     @property
     def message_count(self) -> int:
         """RabbitMQ reports 0 ready messages for a stream in declare-ok."""

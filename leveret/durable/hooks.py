@@ -19,6 +19,7 @@ from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.broker.message import PropertiesCodec
 from leveret.broker.queue import Queue
 from leveret.broker.storage import HeldMessages, QueueStorage
+from leveret.broker.stream import StreamQueue
 from leveret.durable.messages import message_from_stored
 from leveret.durable.ready import PagedReadyFactory
 from leveret.store.api import BindingDef, DefinitionStore, ExchangeDef, MessageStore, QueueDef, StoredMessage
@@ -106,7 +107,7 @@ class StoreHooks:
                  arguments: dict[str, Any] | None) -> BindingDef | None:
         if not source.durable or source.name == "":
             return None
-        if isinstance(destination, Queue):
+        if isinstance(destination, (Queue, StreamQueue)):
             if not destination.durable or destination.exclusive:
                 return None
             kind = "queue"

@@ -10,20 +10,20 @@ from typing import Any
 
 from aiohttp import web
 
-from leveret.broker.queue import Queue
+from leveret.broker.queue_type import QueueType
 from leveret.broker.stream import StreamQueue
 from leveret.http.encoding import dumps, jsonable
 from leveret.http.vhosts import not_found, selected_vhosts
 
 
-def queue_type(queue: Queue) -> str:
+def queue_type(queue: QueueType) -> str:
     """classic, quorum or stream, as RabbitMQ's `type` field."""
     if isinstance(queue, StreamQueue):
         return "stream"
     return queue.settings.queue_type
 
 
-def queue_info(queue: Queue) -> dict[str, Any]:
+def queue_info(queue: QueueType) -> dict[str, Any]:
     """One queue as a management API object."""
     ready = queue.message_count
     unacked = queue.unacked_count
