@@ -11,8 +11,10 @@ import pika
 import psutil
 import pytest
 
+from leveret.config import Settings
 from leveret.embedded import EmbeddedBroker
 from leveret.server.memory_alarm import watermark_bytes
+from tests.crash.broker_process import BrokerProcess
 
 
 def run_on_loop(broker: EmbeddedBroker, fn) -> None:
@@ -64,7 +66,11 @@ def message_count(url: str, queue: str) -> int:
 
 
 def http_get(broker: EmbeddedBroker, path: str) -> bytes:
-    request = urllib.request.Request(f"http://127.0.0.1:{broker.server.http_port}{path}",
+    return http_get_port(broker.server.http_port, path)
+
+
+def http_get_port(port: int, path: str) -> bytes:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
                                      headers={"Authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="})
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.read()
@@ -149,26 +155,38 @@ def test_with_disk_and_memory_alarms_on_the_reason_names_both_and_unblocked_wait
         publisher.conn.close()
 
 
-def test_memory_that_really_grows_past_the_watermark_blocks_and_draining_it_unblocks() -> None:
+def test_memory_that_really_grows_past_the_watermark_blocks_and_draining_it_unblocks(tmp_path) -> None:
     """Real resident memory: in-memory queue windows (which no squeeze of the budget can page out) grow the
-    process past the watermark; consuming frees them, the allocator is trimmed, the publisher goes on."""
-    margin = 48 * 2**20
-    watermark = psutil.Process().memory_info().rss + margin
-    body = b"x" * 65536
+    process past the watermark; consuming frees them, the allocator is trimmed, the publisher goes on.
+
+    The broker runs in its own process (as `leveret serve`), so what is measured is the broker's memory
+    alone, not a test process whose heap earlier tests have grown and fragmented."""
     queues = [f"window{i}" for i in range(8)]
-    with EmbeddedBroker(memory_high_watermark=str(watermark), memory_monitor_interval=50) as broker:
+    # What a fresh broker process holds once these clients and queues exist; the watermark is that plus a
+    # margin the windows (8 queues x up to 8 MiB of bodies) overrun.
+    with BrokerProcess(str(tmp_path / "measure")) as probe:
+        baseline_client = pika.BlockingConnection(pika.URLParameters(probe.url))
+        for name in queues:
+            baseline_client.channel().queue_declare(name)
+        baseline = psutil.Process(probe.proc.pid).memory_info().rss
+        baseline_client.close()
+    watermark = baseline + 48 * 2**20
+    settings = {"memory_high_watermark": watermark, "memory_monitor_interval": 50, "http_port": 0}
+    with BrokerProcess(str(tmp_path / "data"), settings=settings) as broker:
         publisher = Watched(broker.url)
         for name in queues:
             publisher.channel.queue_declare(name)
+        body = b"x" * 65536
         sent = 0
-        # Each queue keeps up to 8 MiB of bodies in memory: 8 queues hold more than the margin.
         while not publisher.events and sent < 2000:
             publisher.channel.basic_publish("", queues[sent % len(queues)], body)
             sent += 1
             publisher.conn.process_data_events(0)
         assert publisher.wait_events(1) == ["low on memory"], f"not blocked after {sent} x 64 KiB"
-        budget = broker.server.memory_budget
-        assert budget.limit < broker.settings.memory_budget  # squeezed: past half the watermark
+        overview = json.loads(http_get_port(broker.http_port, "/api/overview"))
+        assert overview["mem_alarm"] is True and overview["mem_used"] > watermark
+        budget = overview["memory_budget"]
+        assert budget["limit"] < Settings().memory_budget  # squeezed: past half the watermark
 
         consumer = pika.BlockingConnection(pika.URLParameters(broker.url))
         cch = consumer.channel()
