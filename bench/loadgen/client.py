@@ -155,7 +155,7 @@ class Connection:
         self.send(method_frame(0, wire.CONNECTION_START_OK,
                                table(props) + shortstr("PLAIN") + wire.longstr(response) + shortstr("en_US")))
         _, r = self.wait_method(0, wire.CONNECTION_TUNE)
-        channel_max, frame_max, _heartbeat = r.u16(), r.u32(), r.u16()
+        channel_max, frame_max = r.u16(), r.u32()  # the proposed heartbeat is ignored: see below
         self.frame_max = min(frame_max or 131072, 131072)
         # Heartbeats off by default: runs are bounded in time and a blocked generator
         # must not be disconnected in the middle of a measurement.

@@ -13,8 +13,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# RabbitMQ's default disk_free_limit.
-DEFAULT_FREE_LIMIT = 50 * 1000 * 1000
 # Never check more often than once per this many bytes written (a statvfs is cheap, not free).
 MIN_CHECK_BYTES = 64 * 1024
 

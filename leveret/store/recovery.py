@@ -358,9 +358,6 @@ def truncate_torn_tail(path: str, position: int, report: RecoveryReport, reason:
         report.torn_copies.append(torn_path)
 
 
-# The old name, for callers that still say what it used to do.
-copy_aside_and_truncate = truncate_torn_tail
-
 
 def rewrite_in_place(path: str, data: bytes) -> None:
     """Overwrite `path` with `data` from its start and cut it there: needs no free space.

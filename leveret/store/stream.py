@@ -35,7 +35,6 @@ from leveret.store.format import (
     MESSAGE_HEAD,
     RECORD_HEADER,
     RECORD_TRAILER,
-    TMP_SUFFIX,
     encode_message,
     encode_record,
 )

@@ -15,7 +15,6 @@ import os
 from dataclasses import dataclass, field
 
 import pika
-import pytest
 
 from tests.crash.broker_process import BrokerProcess
 from tests.faults.diskfull import MiB, fill_until, free_bytes, small_tmpfs

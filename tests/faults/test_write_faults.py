@@ -29,7 +29,6 @@ from tests.faults.workload import (
     QUEUE,
     STREAM,
     Ledger,
-    drain_queue,
     read_stream,
     run_phase,
 )

@@ -24,7 +24,6 @@ from leveret.store.format import (
     ACK_RECORD,
     RECORD_HEADER,
     RECORD_MAGIC,
-    RECORD_OVERHEAD,
     SEGMENT_HEADER,
     decode_header,
     encode_record,
