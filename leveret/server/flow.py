@@ -83,6 +83,8 @@ class DiskAlarm:
     def check(self) -> None:
         """Measure now, switch the alarm if needed, and schedule the next check."""
         self.measure_now()
+        if self._handle is not None:
+            self._handle.cancel()  # a check run out of turn (a test, a changed limit) replaces the pending one
         self._handle = self.loop.call_later(
             min(self.interval, self.ACTIVE_INTERVAL) if self.active else self.interval, self.check)
 

@@ -129,3 +129,25 @@ def test_the_alarm_says_on_and_off_to_its_callback_once_per_crossing() -> None:
     alarm.check()
     assert changes == [True, False] and not alarm.active and alarm.free == 2 * MiB
     alarm.stop()
+
+
+def test_a_check_run_out_of_turn_replaces_the_pending_timer_instead_of_starting_a_second_chain() -> None:
+    interval = 0.1
+    with EmbeddedBroker(disk_check_interval=interval) as broker:
+        alarm = broker.server.disk_alarm
+        done = threading.Event()
+
+        def five_checks() -> None:
+            for _ in range(5):
+                alarm.check()
+            done.set()
+
+        broker._loop.call_soon_threadsafe(five_checks)
+        assert done.wait(5)
+        before = alarm.checks
+        window = threading.Event()
+        window.wait(1.0)  # a measured window, not synchronisation: count the timer's checks in it
+        taken = alarm.checks - before
+        # One chain: about 10 checks a second. Six chains (each out-of-turn check starting its own): about
+        # 60. A loaded machine only makes fewer.
+        assert 1 <= taken <= 20, f"{taken} checks in one second at a {interval} s interval"
