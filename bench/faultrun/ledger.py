@@ -10,8 +10,9 @@ The verdict compares it with what a final drain finds:
   write failed (deliveries do not wait for the fsync, as in RabbitMQ): informational;
 - duplicates: delivered again after a consumer had acked it (at-least-once allows it when flagged redelivered);
 - unflagged: delivered again (after a requeue or a crash) without the redelivered flag, which RabbitMQ always sets;
-  a dead-lettered or delayed message is re-published inside the broker, so a second copy of it carries no flag
-  by design (counted as `by_design`, not as a fault); a stream never flags (its readers are not settling).
+  a dead-lettered or delayed message is re-published inside the broker, so a second copy of it (after a crash,
+  or after a failed commit rolled its first move back) carries no flag by design (counted as `by_design`, not
+  as a fault); a stream never flags (its readers are not settling).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class Ledger:
         self.queues: dict[str, QueueRecord] = {}
         self.dests_of_path: dict[str, list[str]] = {}
         self.epoch = 0  # the broker incarnation deliveries are made in (advanced at every start)
+        # Set where commits fail (the disk phase): a dead-lettering or delayed release whose commit failed is
+        # done again a second later, inside the same incarnation, so its second copy is unflagged by design
+        # there too (as after a crash).
+        self.failed_commits_expected = False
 
     def add_path(self, path: str, dests: list[str]) -> None:
         self.dests_of_path[path] = dests
@@ -104,8 +109,8 @@ class Ledger:
                         # A requeued message must come back flagged on every path; but when a restart came
                         # between its publish and now, a dead-lettered or delayed message can have been
                         # re-published inside the broker (its move not yet durable): a second, unflagged copy.
-                        key = ("by_design" if by_design_path and self.published_in.get(ident, epoch) != epoch
-                               else "unflagged")
+                        moved_again = self.failed_commits_expected or self.published_in.get(ident, epoch) != epoch
+                        key = "by_design" if by_design_path and moved_again else "unflagged"
                         d[key] += 1
                         if key == "unflagged":
                             examples.setdefault(f"unflagged:{dest}", []).append(ident)

@@ -21,7 +21,7 @@ from leveret.broker import deadletter
 from leveret.broker.entry import QueueEntry, by_seq
 from leveret.broker.message import Message
 from leveret.broker.queue_arguments import QueueSettings, parse_queue_arguments
-from leveret.broker.queue_deadlines import NO_OFFSETS, QueueDeadlines, QueueHost
+from leveret.broker.queue_deadlines import EXPIRY_RETRY_S, NO_OFFSETS, QueueDeadlines, QueueHost
 from leveret.broker.ready import PriorityReady, ReadyList
 from leveret.broker.rotation import ConsumerRotation
 from leveret.broker.storage import IN_MEMORY, QueueStorage
@@ -73,9 +73,12 @@ class Queue(QueueDeadlines):
         self.deleted = False
         # Durable storage of persistent messages (leveret.store.api.QueueStore), for durable queues only.
         self.store: QueueStore | None = storage.store
+        self._revive = storage.revive
         if storage.store is not None:
-            # Records the store rolls back (a failed write or fsync) leave the queue (see forget_stored).
+            # Records the store rolls back (a failed write or fsync) leave the queue (see forget_stored);
+            # records whose acks it rolls back are in it again (see put_back).
             storage.store.on_lost = self.forget_stored
+            storage.store.on_unacked = self.put_back
         # exchanges with at least one binding to this queue (so deletion drops them without a scan)
         self.sources: set[Any] = set()
         self._next_seq = 1
@@ -253,6 +256,23 @@ class Queue(QueueDeadlines):
                 ready.append(entry)
         else:
             self.ready.merge(entries)
+
+    def put_back(self, offsets: list[int]) -> None:
+        """Stored messages whose ack records a failed commit took (store/api.py `on_unacked`: a consumer's
+        ack, or a dead-lettering whose copy went with the batch) are in this queue on disk again, so here
+        too: at the tail, flagged redelivered, a second from now (as a refused dead-lettering is retried).
+        Not at once: the store calls this from inside a failed write, which may be in the middle of this
+        very queue dead-lettering its heads, and on a disk that stays full the retries would spin."""
+        store, revive = self.store, self._revive
+        if self.deleted or store is None or revive is None:
+            return  # without revive (no codec), the next start brings them back from the store
+        for offset in offsets:
+            try:
+                stored = store.read(offset)
+            except (KeyError, OSError):
+                continue  # unreadable now: unacked on disk, so the next start brings it back
+            entry = self.restored_entry(self.next_seq(), offset, revive(stored), True, stored.timestamp)
+            self._park(entry, int(EXPIRY_RETRY_S * 1000))
 
     # -- messages out -----------------------------------------------------------------------
     def _pop_ready(self) -> QueueEntry | None:

@@ -31,10 +31,12 @@ class ReadyFactory(Protocol):
 
 
 class QueueStorage(NamedTuple):
-    """What a new queue is built with: where its persistent messages go, and how its ready lists are made."""
+    """What a new queue is built with: where its persistent messages go, how its ready lists are made, and
+    how a stored message comes back (for messages a failed commit makes unacked again)."""
 
     store: QueueStore | None  # None: no durable copies (transient queues, in-memory brokers)
     ready: ReadyFactory | None  # None: plain in-memory ready lists
+    revive: Callable[[StoredMessage], "Message"] | None = None
 
 
 IN_MEMORY = QueueStorage(None, None)

@@ -65,12 +65,10 @@ class StoreHooks:
             if not self.recovering:
                 _forget(self.definitions.delete_exchange, vhost, name)
             raise
-        from_raw = self.codec.from_raw
+        return HeldMessages(store, self._revive)
 
-        def revive(stored: StoredMessage):
-            return message_from_stored(stored, from_raw)
-
-        return HeldMessages(store, revive)
+    def _revive(self, stored: StoredMessage):
+        return message_from_stored(stored, self.codec.from_raw)
 
     def exchange_removed(self, vhost: str, exchange: Exchange) -> None:
         if exchange.durable and not self.recovering:
@@ -93,7 +91,7 @@ class StoreHooks:
             if not self.recovering:
                 _forget(self.definitions.delete_queue, vhost, name)
             raise
-        return QueueStorage(store, self.ready.for_store(store))
+        return QueueStorage(store, self.ready.for_store(store), self._revive)
 
     def queue_removed(self, vhost: str, name: str, *, durable: bool, stream: bool) -> None:
         if durable and not self.recovering:

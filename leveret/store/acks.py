@@ -14,8 +14,9 @@ Acks follow the data's fate: if the batch they were written with is rolled back 
 fsync failed, see log.py), its ack records are dropped too (buffered ones forgotten, written ones cut
 off) and the offsets count as unacked again. An ack may stand for a move inside the broker (a message
 dead-lettered or a delayed message released into a queue) whose new copy was just rolled back; keeping
-the ack would lose that message. The message then stays where it was on disk, and a restart brings it
-back (to a consumer it is a redelivery, which at-least-once allows).
+the ack would lose that message. The message then stays where it was on disk, and the queue's store tells
+its owner (``on_unacked``), which puts it back in memory too (to a consumer it is a redelivery, which
+at-least-once allows).
 
 A failed write (a full disk) cuts the file back to its length before the write, keeps the records
 buffered for the next commit, and raises; if even the cut fails, the file is rewritten whole (write then
@@ -118,26 +119,28 @@ class AckFiles:
         """The commit in flight is durable: its ack records stay."""
         self._flight.clear()
 
-    def _unack(self, base: int, records: bytearray) -> int:
+    def _unack(self, base: int, records: bytearray) -> set[int]:
         acked = self._acked.get(base)
         if not acked:
-            return 0
+            return set()
         offsets = {decode_ack(records, pos) for pos in range(0, len(records), ACK_RECORD.size)}
         both = acked & offsets
         acked.difference_update(both)
-        return len(both)
+        return both
 
-    def rollback_open(self) -> int:
-        """Forget the buffered acks (their batch was rolled back); return how many offsets are unacked again."""
-        unacked = sum(self._unack(base, records) for base, records in self._pending.items())
+    def rollback_open(self) -> set[int]:
+        """Forget the buffered acks (their batch was rolled back); return the offsets unacked again."""
+        unacked: set[int] = set()
+        for base, records in self._pending.items():
+            unacked |= self._unack(base, records)
         self._pending.clear()
         return unacked
 
-    def rollback_all(self) -> int:
+    def rollback_all(self) -> set[int]:
         """Also cut off the acks written with the commit in flight (its fsync failed); see rollback_open."""
         unacked = self.rollback_open()
         for base, (before, records) in self._flight.items():
-            unacked += self._unack(base, records)
+            unacked |= self._unack(base, records)
             try:
                 self.io.truncate(self.path(base), before)
             except FileNotFoundError:

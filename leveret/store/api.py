@@ -19,6 +19,9 @@ Durability contract
 * A write or fsync that fails (a full disk, an I/O error) raises OSError from ``append`` or from the
   commit; the store then rolls back every record no commit has made durable yet, in every queue, and
   tells each queue's ``on_lost`` the offsets it dropped (their publishes are nacked, never confirmed).
+  Ack records go with their batch: ``on_unacked`` names the offsets whose acks were rolled back (a
+  consumer's ack, or a dead-lettering or delayed release whose new copy was dropped), which the owner
+  must hold again, or the message would be on disk but nowhere in the running broker until a restart.
   ``MessageStore.end_commit(handle)`` must follow every ``run()`` of a commit handle.
 """
 
@@ -67,6 +70,9 @@ class QueueStore(Protocol):
 
     # Set by the owner: called with the offsets of records a failed write or fsync rolled back.
     on_lost: Callable[[list[int]], None] | None
+    # Set by the owner: called with the offsets whose ack records such a rollback took (their records stay):
+    # on disk these messages are unacked again, so the owner holds them again (at the tail, redelivered).
+    on_unacked: Callable[[list[int]], None] | None
 
     def append(
         self, exchange: str, routing_key: str, props_raw: bytes, body: bytes, timestamp: int, flags: int = 0

@@ -63,6 +63,7 @@ class FileQueueStore:
         self.io = io
         # Told the offsets of records a failed write or fsync rolled back (the broker drops those messages).
         self.on_lost: Callable[[list[int]], None] | None = None
+        self.on_unacked: Callable[[list[int]], None] | None = None
         self._deletable: set[int] = set()  # fully acked segments, deleted when their acks are durable
         started = time.perf_counter()
         # A clean close left an index that spares the scan (cleanindex.py); a crash left none.
@@ -226,20 +227,22 @@ class FileQueueStore:
                     self._delete_segment(segment.base)
 
     def rollback_open(self) -> None:
-        self._count += self._acks.rollback_open()
-        self._lost(self._log.rollback_open())
+        self._rolled_back(self._acks.rollback_open(), self._log.rollback_open())
 
     def rollback_all(self) -> None:
-        self._count += self._acks.rollback_all()
-        self._lost(self._log.rollback_all())
+        self._rolled_back(self._acks.rollback_all(), self._log.rollback_all())
 
-    def _lost(self, offsets: list[int]) -> None:
-        if not offsets:
-            return
-        acked = self._acks.forget(set(offsets), {s.base for s in self._log.segments})
-        self._count -= len(offsets) - acked
-        if self.on_lost is not None:
-            self.on_lost(offsets)
+    def _rolled_back(self, unacked: set[int], lost: list[int]) -> None:
+        """Records `lost` are gone; the acks of `unacked` are, so those messages are in the queue again."""
+        self._count += len(unacked)
+        if lost:
+            acked = self._acks.forget(set(lost), {s.base for s in self._log.segments})
+            self._count -= len(lost) - acked
+            if self.on_lost is not None:
+                self.on_lost(lost)
+            unacked.difference_update(lost)
+        if unacked and self.on_unacked is not None:
+            self.on_unacked(sorted(unacked))
 
     # -- the rest ---------------------------------------------------------------------------------
 

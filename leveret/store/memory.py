@@ -45,6 +45,7 @@ class MemoryQueueStore:
         self._on_dirty = on_dirty
         self.deleted = False
         self.on_lost = None  # a memory store never fails a write
+        self.on_unacked = None  # ... nor rolls an ack back
 
     @property
     def next_offset(self) -> int:

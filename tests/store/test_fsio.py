@@ -109,6 +109,33 @@ def test_a_failed_commit_rolls_back_its_records_and_the_next_commit_works_withou
     again.close()
 
 
+@pytest.mark.parametrize("stage", ["open batch", "batch in flight"])
+def test_acks_rolled_back_with_their_batch_are_reported_unacked_again_and_lost_records_are_not(tmp_path, stage):
+    io = FaultyIO()
+    store = FileMessageStore(str(tmp_path), segment_size=1 << 20, file_io=io)
+    queue = store.open_queue("/", "q")
+    lost: list[int] = []
+    unacked: list[int] = []
+    queue.on_lost = lost.extend
+    queue.on_unacked = unacked.extend
+    old = publish(queue, 4, "a")
+    store.sync()
+    assert queue.ack(old[1]) and queue.ack(old[3])
+    new = publish(queue, 2, "b")
+    assert queue.ack(new[0])  # appended and acked in the same batch: lost, not unacked again
+    if stage == "open batch":
+        io.arm("write")
+    else:
+        io.arm("fsync")
+    with pytest.raises(OSError):
+        store.sync()
+    assert sorted(lost) == new
+    assert unacked == [old[1], old[3]]
+    assert len(queue) == 4
+    assert [m.offset for _o, m in queue.recover()] == old
+    store.close()
+
+
 def test_a_failed_write_while_appending_rolls_back_the_open_batch_of_every_queue(tmp_path):
     io = FaultyIO()
     store = FileMessageStore(str(tmp_path), segment_size=1 << 20, file_io=io)

@@ -90,6 +90,8 @@ class DelayedMessageExchange(Exchange):
         self._pending: list[tuple[float, int, Any]] = []
         self.store: QueueStore | None = held.store if held is not None else None
         self.make_message: Callable[[StoredMessage], Message] | None = held.revive if held is not None else None
+        if held is not None:
+            held.store.on_unacked = self.release_again  # releases a failed commit undid
         self._seq = 0
         self._clock = clock
         self._slot = Slot(timers, self._release_due)
@@ -145,6 +147,18 @@ class DelayedMessageExchange(Exchange):
         self._seq += 1
         heapq.heappush(self._pending, (due, self._seq, offset))
         self._slot.arm(self._pending[0][0])
+
+    def release_again(self, offsets: list[int]) -> None:
+        """Stored messages whose release a failed commit undid (their routed copies and the acks here were
+        rolled back, see store/api.py `on_unacked`): released again a second from now, as a refused release
+        is (not at once: on a disk that stays full that would be one endless timer pass)."""
+        clock = self._clock
+        due = (clock.monotonic() if clock is not None else 0.0) + RELEASE_RETRY_S
+        for offset in offsets:
+            self._seq += 1
+            heapq.heappush(self._pending, (due, self._seq, offset))
+        if self._pending:
+            self._slot.arm(self._pending[0][0])
 
     def _release_due(self) -> None:
         """Route every message whose time has come, earliest first (index entries out)."""
