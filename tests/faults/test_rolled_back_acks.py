@@ -33,13 +33,28 @@ def broker(tmp_path):
     running.stop()
 
 
-def fail_next_commit(io: FaultyIO, ch, kick_queue: str) -> None:
-    """Arm one fsync failure and make a commit happen (dead-lettering and releases do not start one of
-    their own): the kick publish is nacked, and the batch it joined is rolled back."""
-    io.arm("fsync", COMMIT_FSYNC, errno.EIO)
-    with pytest.raises(pika.exceptions.NackError):
-        ch.basic_publish("", kick_queue, b"kick", PERSISTENT)
-    assert io.fired == [("fsync", COMMIT_FSYNC)]
+def fail_next_commit(broker: InProcessBroker, conn, ch) -> None:
+    """Arm one fsync failure and make the broker read something (dead-lettering and releases do not start a
+    commit of their own; every read does): the commit of what is pending fails and is rolled back."""
+    broker.io.arm("fsync", COMMIT_FSYNC, errno.EIO)
+    ch.queue_declare("other", durable=True, passive=True)
+    deadline = time.monotonic() + 10.0
+    while not broker.io.fired and time.monotonic() < deadline:
+        conn.process_data_events(0.02)
+    assert broker.io.fired == [("fsync", COMMIT_FSYNC)]
+
+
+def wait_for_ready(broker: InProcessBroker, conn, counts: dict[str, int], timeout: float = 10.0) -> None:
+    """Wait until the named queues hold these many ready messages, looked at inside the broker: a passive
+    declare would be a read on the connection, and every read starts a commit of what is pending."""
+    def ready() -> dict[str, int]:
+        queues = broker.server.broker.vhosts["/"].queues
+        return {name: queues[name].message_count for name in counts}
+
+    deadline = time.monotonic() + timeout
+    while broker.call(ready) != counts and time.monotonic() < deadline:
+        conn.process_data_events(0.02)
+    assert broker.call(ready) == counts
 
 
 def get_within(conn, ch, queues: list[str], timeout: float) -> dict[str, bytes]:
@@ -63,9 +78,9 @@ def test_a_dead_lettering_whose_commit_fails_leaves_the_message_in_the_running_b
         "x-message-ttl": 200, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"})
     ch.queue_declare("other", durable=True)
     ch.basic_publish("", "src", b"m1", PERSISTENT)
-    conn.process_data_events(0.5)  # past the TTL: dead-lettered in memory, its copy and ack not yet written
+    wait_for_ready(broker, conn, {"src": 0, "dlq": 1})  # dead-lettered; its copy and ack not yet committed
 
-    fail_next_commit(broker.io, ch, "other")
+    fail_next_commit(broker, conn, ch)
     # Back in src (where the rolled-back batch left it on disk), it expires again: dead-lettered for good.
     assert get_within(conn, ch, ["src", "dlq"], 10.0) == {"dlq": b"m1"}
     conn.close()
@@ -80,9 +95,9 @@ def test_a_delayed_release_whose_commit_fails_is_released_again(broker) -> None:
     ch.queue_bind("due", "later", "k")
     ch.queue_declare("other", durable=True)
     ch.basic_publish("later", "k", b"d1", pika.BasicProperties(delivery_mode=2, headers={"x-delay": 200}))
-    conn.process_data_events(0.5)  # released into "due" in memory; the copy and the delayed ack not yet written
+    wait_for_ready(broker, conn, {"due": 1})  # released; the copy and the delayed ack not yet committed
 
-    fail_next_commit(broker.io, ch, "other")
+    fail_next_commit(broker, conn, ch)
     assert get_within(conn, ch, ["due"], 10.0) == {"due": b"d1"}
     conn.close()
 
@@ -90,9 +105,9 @@ def test_a_delayed_release_whose_commit_fails_is_released_again(broker) -> None:
 
 def test_on_a_disk_that_stays_full_put_back_messages_wait_their_turn_and_the_broker_keeps_serving(broker) -> None:
     """Expired messages are dead-lettered one after another: the copies fill the DLQ's 64 KiB write buffer,
-    its write is refused, and that rolls back the acks of the copies before it, so those are put back. Due
-    again at once, they would be dead-lettered until the buffer fills, refused and put back, without end
-    inside one timer pass, and the broker would serve nobody."""
+    its write is refused, and that rolls back the acks of the copies before it, so those are put back and
+    dead-lettered again later. The broker keeps serving, and every message reaches the DLQ once space
+    returns."""
     conn = pika.BlockingConnection(pika.URLParameters(broker.url))
     ch = conn.channel()
     ch.confirm_delivery()
@@ -128,10 +143,9 @@ def test_on_a_disk_that_stays_full_put_back_messages_wait_their_turn_and_the_bro
 
 
 def test_restarted_on_a_full_disk_with_delayed_messages_all_due_the_broker_comes_up_and_serves(tmp_path) -> None:
-    """Recovered past their due time, the delayed messages are all released in one timer pass: their routed
-    copies fill the queue's 64 KiB write buffer, its write is refused, and that rolls back the releases before
-    it. Released again at their original due time (already past), they would be routed until the buffer
-    fills, refused and released again without end inside that one pass: the broker would never listen."""
+    """Recovered past their due time onto a full disk, the delayed messages are released at once: their copies
+    fill the queue's write buffer, the write is refused and the releases before it are rolled back and done
+    again later. The broker must come up, serve, and deliver every message once space returns."""
     data_dir = str(tmp_path / "data")
     first = InProcessBroker(data_dir).start()
     try:
