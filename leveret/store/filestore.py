@@ -64,7 +64,12 @@ class FileQueueStore:
         # Told the offsets of records a failed write or fsync rolled back (the broker drops those messages).
         self.on_lost: Callable[[list[int]], None] | None = None
         self.on_unacked: Callable[[list[int]], None] | None = None
-        self._deletable: set[int] = set()  # fully acked segments, deleted when their acks are durable
+        # Fully acked segments, deleted once the acks that emptied them are durable: first those whose acks
+        # are not written yet, then (from the commit that writes them) those whose acks ride that commit.
+        # A commit that completes deletes only its own: a segment emptied by acks of the batch still open
+        # must wait for that batch, whose dead-lettered copies may yet be rolled back.
+        self._deletable: set[int] = set()
+        self._deletable_in_flight: set[int] = set()
         started = time.perf_counter()
         # A clean close left an index that spares the scan (cleanindex.py); a crash left none.
         clean, rejected = take_clean_index(directory)
@@ -213,14 +218,18 @@ class FileQueueStore:
         return self._log.dup_data_fds()
 
     def dup_derived_fds(self) -> list[int]:
-        return self._acks.dup_for_sync()
+        fds = self._acks.dup_for_sync()
+        # Every ack so far is written now (a failed write raised above, keeping them for the next commit).
+        self._deletable_in_flight |= self._deletable
+        self._deletable = set()
+        return fds
 
     def commit_done(self) -> None:
         self._log.commit_done()
         self._acks.commit_done()
-        if self._deletable:
+        if self._deletable_in_flight:
             # Segments fully acked by acks now durable (not before: a rolled-back ack must find its record).
-            bases, self._deletable = self._deletable, set()
+            bases, self._deletable_in_flight = self._deletable_in_flight, set()
             segments = self._log.segments
             for segment in list(segments[:-1]):
                 if segment.base in bases and segment.count == self._acks.count(segment.base):
@@ -230,6 +239,9 @@ class FileQueueStore:
         self._rolled_back(self._acks.rollback_open(), self._log.rollback_open())
 
     def rollback_all(self) -> None:
+        # The acks that emptied these segments may be cut off now; ack() finds them again if they are redone.
+        self._deletable |= self._deletable_in_flight
+        self._deletable_in_flight = set()
         self._rolled_back(self._acks.rollback_all(), self._log.rollback_all())
 
     def _rolled_back(self, unacked: set[int], lost: list[int]) -> None:

@@ -136,6 +136,36 @@ def test_acks_rolled_back_with_their_batch_are_reported_unacked_again_and_lost_r
     store.close()
 
 
+def test_a_segment_emptied_by_acks_of_the_open_batch_outlives_the_commit_in_flight(tmp_path):
+    """Acks that arrive while a commit is in flight ride the next one. If they empty a segment, it may only go
+    once *their* commit is durable: the commit in flight completing is not enough, or a failure of the next
+    one (which rolls those acks back, e.g. with dead-lettered copies) would find the records deleted."""
+    io = FaultyIO()
+    store = FileMessageStore(str(tmp_path), segment_size=4096, file_io=io)
+    queue, dlq = store.open_queue("/", "q"), store.open_queue("/", "dlq")
+    first: list[int] = []
+    while len(queue.log.segments) < 2:
+        first += publish(queue, 8, "a")
+    store.sync()
+    emptied = [o for o in first if queue.log.segment_for(o) is queue.log.segments[0]]
+    publish(queue, 1, "b")
+    ticket = store.begin_commit()  # a commit in flight, with this queue in it
+    for offset in emptied:
+        publish(dlq, 1, "copy")  # as dead-lettering does: the copy, then the ack, in the open batch
+        assert queue.ack(offset)  # ... which empties segment 0
+    ticket.run()
+    store.end_commit(ticket)
+    io.arm("fsync")
+    with pytest.raises(OSError):
+        store.sync()  # the acks' own commit fails: they are rolled back
+    assert [queue.read(o).offset for o in emptied] == emptied
+    store.sync()
+    store.close()
+    again = FileMessageStore(str(tmp_path), segment_size=4096)
+    assert set(emptied) <= {o for o, _m in again.open_queue("/", "q").recover()}
+    again.close()
+
+
 def test_a_failed_write_while_appending_rolls_back_the_open_batch_of_every_queue(tmp_path):
     io = FaultyIO()
     store = FileMessageStore(str(tmp_path), segment_size=1 << 20, file_io=io)
