@@ -1,9 +1,9 @@
 """Channel states of one connection, sans IO: open, closing, confirm and tx modes, confirm numbering.
 
 `ChannelState` is one open channel's protocol state; the server's per-channel object extends it (so the
-hot path reads plain attributes, no second object). `ChannelTable` is the connection's channels by number
-(a dict: `table.get(n)` is the hot path's one lookup) plus the rules for the methods that do not reach an
-open channel's handler: channel.open and RabbitMQ's channel_max limit, a method on a channel never
+hot path reads plain attributes, no second object). `ChannelTable` holds the connection's channels by
+number (`by_number`, a plain dict: the hot path's one lookup, which a dict subclass would make slower) and
+the rules for the methods that do not reach an open channel's handler: channel.open and RabbitMQ's channel_max limit, a method on a channel never
 opened, what is still heard on a channel we are closing.
 
 Every move that owes the peer a frame returns it as bytes; the caller writes them.
@@ -101,22 +101,23 @@ class ChannelState:
 State = TypeVar("State", bound=ChannelState)
 
 
-class ChannelTable(dict):
+class ChannelTable:
     """The open (and closing) channels of one connection by number, and the rules around them."""
 
     def __init__(self, channel_max: int) -> None:
-        super().__init__()
+        self.by_number: dict[int, Any] = {}
         self.channel_max = channel_max  # negotiated by tune-ok (0 from the client means the server's)
 
     def open(self, number: int, make: Callable[[int], State]) -> tuple[State, bytes]:
         """channel.open on a free number: the new channel (from `make`) and its open-ok.
 
         RabbitMQ limits how many channels are open, not their numbers, and names no method in the reply."""
-        if len(self) >= self.channel_max:
+        by_number = self.by_number
+        if len(by_number) >= self.channel_max:
             raise AMQPConnectionError(
-                f"number of channels opened ({len(self)}) has reached the negotiated channel_max "
+                f"number of channels opened ({len(by_number)}) has reached the negotiated channel_max "
                 f"({self.channel_max})", 0, 0, reply_code=codes.NOT_ALLOWED)
-        ch = self[number] = make(number)
+        ch = by_number[number] = make(number)
         return ch, method_frame(number, ChannelOpenOk())
 
     def receive_unrouted(self, number: int, method: Any) -> tuple[bool, bytes | None]:
@@ -125,7 +126,7 @@ class ChannelTable(dict):
         Returns (open it, reply): (True, None) for a channel.open the caller then makes with `open`;
         (False, close-ok or None) for what a closing channel still hears. Raises 504 for anything else on
         a channel never opened."""
-        ch = self.get(number)
+        ch = self.by_number.get(number)
         kind = type(method)
         if ch is None:
             if kind is ChannelOpen:
@@ -134,15 +135,15 @@ class ChannelTable(dict):
                                       reply_code=codes.CHANNEL_ERROR)
         # After our channel.close only close-ok (or a crossing close) counts; RabbitMQ drops the rest.
         if kind is ChannelCloseOk:
-            del self[number]
+            del self.by_number[number]
         elif kind is ChannelClose:
-            del self[number]
+            del self.by_number[number]
             return False, method_frame(number, ChannelCloseOk())
         return False, None
 
     def close_requested(self, number: int) -> bytes:
         """The client's channel.close on an open channel (the caller released it first): close-ok."""
-        del self[number]
+        del self.by_number[number]
         return method_frame(number, ChannelCloseOk())
 
     @staticmethod

@@ -83,7 +83,8 @@ class Session:
             frame_max=self.settings.frame_max, channel_max=self.settings.channel_max,
             heartbeat=self.settings.heartbeat, server_properties=server_properties(),
         )
-        self.channels: ChannelTable = ChannelTable(self.settings.channel_max)
+        self.channel_table = ChannelTable(self.settings.channel_max)
+        self.channels: dict[int, ChannelSession] = self.channel_table.by_number  # (http/ counts them too)
         # The one piece of connection state read per event (the hot path): the handshake's CLOSED, mirrored.
         self.closed = False
         self.username = ""
@@ -319,7 +320,7 @@ class Session:
         if kind is LoginRequested:
             self._on_login(event)
         elif kind is Tuned:
-            self.channels.channel_max = event.channel_max
+            self.channel_table.channel_max = event.channel_max
             self.reader.frame_max = event.frame_max
             if event.heartbeat:
                 self.writer.start_heartbeat(event.heartbeat)
@@ -350,7 +351,7 @@ class Session:
             raise connection_error(codes.NOT_ALLOWED, f"vhost {event.virtual_host} not found", m.CLASS_ID, m.METHOD_ID)
         self.vhost = vhost
         methods = ChannelMethods(
-            vhost=vhost, owner=self, channels=self.channels, write_frame=self.writer.write_frame,
+            vhost=vhost, owner=self, channels=self.channel_table, write_frame=self.writer.write_frame,
             write_frames=self.writer.write_frames, frame_max=self.handshake.frame_max, durability=self.durability,
             close_connection=self.close_connection,
         )
@@ -377,7 +378,7 @@ class Session:
                 self._fail_broker(channel, method, exc)
             return
         if channel and self.handshake.state == RUNNING:
-            opens, reply = self.channels.receive_unrouted(channel, method)
+            opens, reply = self.channel_table.receive_unrouted(channel, method)
             if opens:
                 self._on_channel_open(channel)
             elif reply is not None:
@@ -386,7 +387,7 @@ class Session:
         self._on_connection_method(channel, method)
 
     def _on_channel_open(self, number: int) -> None:
-        ch, reply = self.channels.open(number, lambda n: ChannelSession(self, n))
+        ch, reply = self.channel_table.open(number, lambda n: ChannelSession(self, n))
         if self.write_paused:
             ch.broker_channel.pause_deliveries()
         self.writer.write_frame(reply)
@@ -402,7 +403,7 @@ class Session:
                 return
             if state != RUNNING:
                 raise frame_before_open(event.method)
-            raise self.channels.content_on_unopened()
+            raise self.channel_table.content_on_unopened()
         # Properties that do not decode are 541 now, as in RabbitMQ, not later in whatever rewrites them.
         event.properties.check()
         m = event.method

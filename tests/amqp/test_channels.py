@@ -13,7 +13,7 @@ from leveret.amqp.serializer import basic_ack_frame, basic_nack_frame, method_fr
 def test_open_makes_the_channel_and_owes_open_ok():
     table = ChannelTable(channel_max=2)
     ch, reply = table.open(5, ChannelState)
-    assert table[5] is ch and ch.number == 5 and not ch.closing
+    assert table.by_number[5] is ch and ch.number == 5 and not ch.closing
     assert reply == method_frame(5, spec.ChannelOpenOk())
 
 
@@ -55,21 +55,21 @@ def test_a_closing_channel_hears_only_close_ok_or_a_crossing_close():
     assert frame == method_frame(1, spec.ChannelClose(reply_code=406, reply_text="PRECONDITION_FAILED - x",
                                                       class_id=50, method_id=10))
     assert table.receive_unrouted(1, spec.BasicAck(delivery_tag=1)) == (False, None)  # dropped
-    assert 1 in table
+    assert 1 in table.by_number
     assert table.receive_unrouted(1, spec.ChannelCloseOk()) == (False, None)
-    assert 1 not in table
+    assert 1 not in table.by_number
     ch, _ = table.open(1, ChannelState)
     ch.close_frame(406, "x", 0, 0)
     crossing = spec.ChannelClose(reply_code=200, reply_text="", class_id=0, method_id=0)
     assert table.receive_unrouted(1, crossing) == (False, method_frame(1, spec.ChannelCloseOk()))
-    assert 1 not in table
+    assert 1 not in table.by_number
 
 
 def test_the_clients_close_frees_the_number_and_owes_close_ok():
     table = ChannelTable(channel_max=10)
     table.open(4, ChannelState)
     assert table.close_requested(4) == method_frame(4, spec.ChannelCloseOk())
-    assert 4 not in table
+    assert 4 not in table.by_number
 
 
 def test_flow_ok_echoes_active():
