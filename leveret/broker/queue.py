@@ -61,6 +61,8 @@ class Queue(QueueDeadlines):
             )
         self.settings = settings
         self.host = host
+        # Durable storage of persistent messages (leveret.store.api.QueueStore), for durable queues only.
+        self.store: QueueStore | None = storage.store
         self.ready: ReadyList | PriorityReady
         make_ready = storage.ready
         if make_ready is None:
@@ -71,9 +73,7 @@ class Queue(QueueDeadlines):
             self.ready = make_ready(self, 0)
         self.unacked_count = 0
         self.deleted = False
-        # Durable storage of persistent messages (leveret.store.api.QueueStore), for durable queues only.
-        self.store: QueueStore | None = storage.store
-        self._revive = storage.revive
+        self._revive = storage.revive  # a stored message back (see put_back)
         if storage.store is not None:
             # Records the store rolls back (a failed write or fsync) leave the queue (see forget_stored);
             # records whose acks it rolls back are in it again (see put_back).
@@ -83,11 +83,10 @@ class Queue(QueueDeadlines):
         self.sources: set[Any] = set()
         self._next_seq = 1
         self._rotation = ConsumerRotation(settings.single_active_consumer, self.dispatch)
-        # Read on every enqueue, delivery and credit refill: the rotation's own dict, list and methods, taken
-        # once. `unblock(consumer)`: put a consumer (back) into rotation if it has credit, and dispatch to it.
+        # Read on every enqueue and credit refill: the rotation's own dict, list and method, taken once.
+        # `unblock(consumer)`: put a consumer (back) into rotation if it has credit, and dispatch to it.
         self._consumers = self._rotation.consumers
         self._priorities = self._rotation.priorities
-        self._next_consumer = self._rotation.next
         self.unblock = self._rotation.admit
         self.had_consumers = False
         self._limited = settings.max_length is not None or settings.max_length_bytes is not None
@@ -393,8 +392,9 @@ class Queue(QueueDeadlines):
         """Deliver ready messages to consumers with credit; returns how many were delivered."""
         delivered = 0
         ready = self.ready
+        next_consumer = self._rotation.next
         while ready:
-            consumer = self._next_consumer()
+            consumer = next_consumer()
             if consumer is None:
                 break
             # inline fast path: without TTLs there is nothing to skip at the head

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 class ReadyFactory(Protocol):
     def __call__(self, queue: Any, priority: int) -> "ReadyList":
-        """The ready list of `queue`'s priority level `priority` (0 for a queue without priorities)."""
+        """The ready list of `queue`'s priority level `priority` (0 for a queue without priorities); the
+        queue's `store` is set already."""
 
 
 class QueueStorage(NamedTuple):

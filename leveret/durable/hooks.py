@@ -84,14 +84,14 @@ class StoreHooks:
         if stream:
             return QueueStorage(None, None)
         if not durable:
-            return QueueStorage(None, self.ready.for_store(None))  # its backlog pages to a scratch spill
+            return QueueStorage(None, self.ready)  # its backlog pages to a scratch spill
         try:
             store = self.messages.open_queue(vhost, name)
         except OSError:
             if not self.recovering:
                 _forget(self.definitions.delete_queue, vhost, name)
             raise
-        return QueueStorage(store, self.ready.for_store(store), self._revive)
+        return QueueStorage(store, self.ready, self._revive)
 
     def queue_removed(self, vhost: str, name: str, *, durable: bool, stream: bool) -> None:
         if durable and not self.recovering:

@@ -2,20 +2,27 @@
 
 The one place that composes the model with the store: it makes the hooks (hooks.py) and the paged
 ready-list factory (ready.py) over a definition store and a message store, builds the broker with them
-and the message store's streams, and rebuilds the durable model at startup (recovery.py). The server
-builds one (server/app.py); tests build one over the stores' memory twins.
+and the message store's streams, and rebuilds the durable model at startup (recovery.py). The server opens
+one over a data directory (`DurableBroker.open`: the file stores, and the clean-shutdown marker read at
+start and written at `close`); tests build one over the stores' memory twins.
 """
 
 from __future__ import annotations
+
+import os
 
 from leveret.broker.message import PropertiesCodec
 from leveret.broker.paging import MemoryBudget
 from leveret.broker.vhost import Broker
 from leveret.clock import Clock
+from leveret.durable.clean_shutdown import take_marker, write_marker
 from leveret.durable.hooks import StoreHooks
 from leveret.durable.ready import PagedReadyFactory
 from leveret.durable.recovery import Delivered, RecoverableStore, RecoveryResult, recover
 from leveret.store.api import DefinitionStore
+from leveret.store.definitions import FileDefinitionStore
+from leveret.store.filestore import FileMessageStore
+from leveret.store.fsio import REAL, FileIO
 
 
 class DurableBroker:
@@ -35,6 +42,9 @@ class DurableBroker:
         memory_budget: see `PagedReadyFactory` and broker/paging.py)."""
         self.definitions = definitions
         self.messages = messages
+        # Set by `open`: where the clean-shutdown marker lives, and what writes it.
+        self.data_dir: str | None = None
+        self.file_io: FileIO = REAL
         self.ready = PagedReadyFactory(messages, codec.from_raw, **paging)
         self.hooks = StoreHooks(definitions, messages, codec, self.ready)
         self.broker = Broker(clock, hooks=self.hooks, streams=messages, codec=codec,
@@ -48,3 +58,30 @@ class DurableBroker:
     def recover(self, delivered: Delivered = None) -> RecoveryResult:
         """Rebuild the durable model from the stores (see recovery.py); call once, before any client."""
         return recover(self.broker, self.hooks, self.messages, delivered)
+
+    # -- over a data directory ------------------------------------------------------------------
+    @classmethod
+    def open(cls, data_dir: str, codec: PropertiesCodec, *, file_io: FileIO = REAL, clock: Clock | None = None,
+             consumer_timeout: int | None = None, **paging: int) -> "DurableBroker":
+        """The file stores under `data_dir` (messages/, definitions/), a broker over them, not yet recovered.
+        `file_io` does every file write (tests pass one that fails on demand; store/fsio.py)."""
+        node = cls(
+            FileDefinitionStore(os.path.join(data_dir, "definitions"), file_io=file_io),
+            FileMessageStore(os.path.join(data_dir, "messages"), file_io=file_io),
+            codec, clock=clock, consumer_timeout=consumer_timeout, **paging,
+        )
+        node.data_dir = data_dir
+        node.file_io = file_io
+        return node
+
+    def recover_at_start(self) -> RecoveryResult:
+        """`recover`, told by the clean-shutdown marker (taken) which messages had been delivered."""
+        assert self.data_dir is not None, "only a DurableBroker.open() has a marker"
+        return self.recover(take_marker(self.data_dir))
+
+    def close(self) -> None:
+        """A clean stop, after the last commit: write the clean-shutdown marker, close both stores."""
+        if self.data_dir is not None:
+            write_marker(self.data_dir, self.broker, self.file_io)
+        self.messages.close()
+        self.definitions.close()

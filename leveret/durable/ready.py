@@ -13,9 +13,8 @@ from leveret.broker.paging import (
     MEMORY_BUDGET_BYTES, SCRATCH_WINDOW_COUNT, SPILL_BATCH, WINDOW_BYTES, WINDOW_COUNT, MemoryBudget, PagedReadyList,
 )
 from leveret.broker.queue import Queue
-from leveret.broker.storage import ReadyFactory
 from leveret.durable.messages import message_from_stored, spill_reviver
-from leveret.store.api import MessageStore, QueueStore, StoredMessage
+from leveret.store.api import MessageStore, StoredMessage
 
 
 class PagedReadyFactory:
@@ -41,16 +40,10 @@ class PagedReadyFactory:
         # Shared by every paged queue: transient backlogs together stay under it (see broker/paging.py).
         self.memory_budget = MemoryBudget(memory_budget)
 
-    def for_store(self, store: QueueStore | None) -> ReadyFactory:
-        """The factory a queue paging to `store` (None: a transient queue, paging to a spill) is built with."""
-
-        def make(queue: Queue, priority: int) -> PagedReadyList:
-            return self.paged(queue, store, priority)
-
-        return make
-
-    def paged(self, queue: Queue, store: QueueStore | None, priority: int) -> PagedReadyList:
-        """The paged ready list of `queue` (of one of its priority levels)."""
+    def __call__(self, queue: Queue, priority: int) -> PagedReadyList:
+        """The paged ready list of `queue` (of one of its priority levels): to the queue's store, or to a spill
+        for a queue without one (a transient queue)."""
+        store = queue.store
         from_raw = self.from_raw
 
         def make_entry(seq: int, stored: StoredMessage, redelivered: bool) -> QueueEntry:

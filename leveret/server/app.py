@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import logging
 import os
 import signal
@@ -15,9 +14,9 @@ from leveret.amqp import errors as codes
 from leveret.amqp.properties import BasicProperties
 from leveret.amqp.stream_offset import delivery_properties
 from leveret.broker.message import PropertiesCodec
-from leveret.durable import DurableBroker
 from leveret.clock import Clock, SystemClock
 from leveret.config import Settings
+from leveret.durable import DurableBroker
 from leveret.server import process
 from leveret.server.alarms import DISK, MEMORY, ResourceAlarms
 from leveret.server.auth import UserStore
@@ -34,9 +33,6 @@ from leveret.store.fsio import REAL, FileIO, failures
 log = logging.getLogger("leveret")
 
 SHUTDOWN_TEXT = "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
-# Written last by a clean shutdown, removed at start: its presence tells the next start there was no crash,
-# and which recovered messages had been delivered before (so only those come back redelivered=true).
-CLEAN_SHUTDOWN_FILE = "clean-shutdown.json"
 
 
 class TimerDriver:
@@ -112,17 +108,18 @@ class Server:
         self.errorlog = ErrorLog(self.clock.monotonic)
         self.data_dir = os.path.abspath(settings.data_dir)
         os.makedirs(self.data_dir, exist_ok=True)
-        file_io = self.file_io = file_io or REAL
-        self.message_store = FileMessageStore(os.path.join(self.data_dir, "messages"), file_io=file_io)
-        self.definition_store = FileDefinitionStore(os.path.join(self.data_dir, "definitions"), file_io=file_io)
-        # The broker over those stores (leveret/durable/), its durable model rebuilt before anyone connects.
-        self.node = DurableBroker(
-            self.definition_store, self.message_store, PropertiesCodec(BasicProperties.from_raw, delivery_properties),
+        self.file_io = file_io or REAL
+        # The file stores under data_dir and the broker over them (leveret/durable/), its durable model rebuilt
+        # before anyone connects.
+        self.node = DurableBroker.open(
+            self.data_dir, PropertiesCodec(BasicProperties.from_raw, delivery_properties), file_io=self.file_io,
             clock=self.clock, consumer_timeout=settings.consumer_timeout, memory_budget=settings.memory_budget,
         )
+        self.message_store: FileMessageStore = self.node.messages  # type: ignore[assignment]
+        self.definition_store: FileDefinitionStore = self.node.definitions  # type: ignore[assignment]
         self.broker = self.node.broker
         self.memory_budget = self.node.memory_budget
-        self.recovery = self.node.recover(delivered=self._read_clean_shutdown())
+        self.recovery = self.node.recover_at_start()
         self._log_recovery()
         self.durability: Durability | None = None
         self.disk_alarm: DiskAlarm | None = None
@@ -209,39 +206,7 @@ class Server:
         if self.durability is not None:
             await self.durability.drain()
             self.durability.close()
-        self._write_clean_shutdown()
-        self.message_store.close()
-        self.definition_store.close()
-
-    # --- clean shutdown marker ------------------------------------------------------------------
-    def _read_clean_shutdown(self) -> dict[tuple[str, str], set[int]] | None:
-        path = os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE)
-        try:
-            with open(path, "rb") as f:
-                data = json.loads(f.read())
-            os.unlink(path)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable %s: %s", path, exc)
-            return None
-        return {(entry["vhost"], entry["queue"]): set(entry["delivered"]) for entry in data.get("queues", [])}
-
-    def _write_clean_shutdown(self) -> None:
-        queues = []
-        for vhost in self.broker.vhosts.values():
-            for queue in vhost.queues.values():
-                if queue.store is None:
-                    continue
-                delivered = [e.offset for e in queue.ready if e.redelivered and e.offset >= 0]
-                queues.append({"vhost": vhost.name, "queue": queue.name, "delivered": delivered})
-        path = os.path.join(self.data_dir, CLEAN_SHUTDOWN_FILE)
-        try:
-            self.file_io.write_atomically(path, json.dumps({"queues": queues}).encode())
-        except OSError as exc:
-            # A full disk must not stop the stop: without the marker the next start only loses the
-            # redelivered flags of messages delivered before the stop.
-            failures.note("write of the clean-shutdown marker", exc)
+        self.node.close()  # the clean-shutdown marker, then the stores
 
     def _log_recovery(self) -> None:
         r = self.recovery
