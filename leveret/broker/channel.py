@@ -30,6 +30,7 @@ from leveret.broker.queue_type import QueueType
 from leveret.broker.route_result import RouteResult
 
 if TYPE_CHECKING:
+    from leveret.broker.timers import Timers
     from leveret.clock import Clock
 
 
@@ -58,6 +59,7 @@ class ChannelHost(Protocol):
     channel <-> consumer <-> queue circle, does not pull the vhost into it)."""
 
     clock: "Clock"
+    timers: "Timers"
 
     def queue_for(self, name: str, owner: Hashable | None = None) -> QueueType:
         """The queue `owner` may use (NotFound, ResourceLocked)."""
@@ -99,7 +101,7 @@ class Channel:
         self._reply_tag: str | None = None
         self._reply_address: str | None = None
         # consumer timeout (ack_deadlines.py); the vhost's clock is read only once a timed delivery is made
-        self._ack_deadlines = AckDeadlines(getattr(vhost, "timers", None), lambda: vhost.clock.monotonic(),
+        self._ack_deadlines = AckDeadlines(vhost.timers, lambda: vhost.clock.monotonic(),
                                            self._check_ack_deadlines)
         self._ack_pending = self._ack_deadlines.pending  # read on every settle
 

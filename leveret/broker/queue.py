@@ -3,14 +3,9 @@ behaviour its arguments ask for (length limits, dead-lettering, priorities, quor
 
 Which consumer takes the next message (priorities, round robin, exclusive, single active consumer) is
 rotation.py's `ConsumerRotation`; a consumer without credit leaves the rotation and returns through
-`unblock`, so each delivery costs O(1) amortised. Its deadlines (TTL, x-expires, x-requeue-delay) are
-queue_deadlines.py's `QueueDeadlines`, which `Queue` extends.
-
-Where messages enter and leave (the hooks the durable store will use):
-- `_admit(entry)`: a published message entered (from `enqueue` only);
-- `settle_removed(entry)`: a message left for good - acked, delivered no-ack, purged, expired, dropped
-  by a length limit or delivery limit, dead-lettered (after its copy was routed), queue deleted;
-- `_park` / `_unpark`: an entry waits out its x-requeue-delay (it stays in the queue meanwhile).
+`unblock`, so each delivery costs O(1) amortised. `Queue` extends two parts of its own: its deadlines
+(queue_deadlines.py: TTL, x-expires, x-requeue-delay) and its messages on the store (queue_stored.py:
+`_admit` as one enters, `settle_removed` as one leaves for good, and the store's rollbacks).
 """
 
 from __future__ import annotations
@@ -21,7 +16,8 @@ from leveret.broker import deadletter
 from leveret.broker.entry import QueueEntry, by_seq
 from leveret.broker.message import Message
 from leveret.broker.queue_arguments import QueueSettings, parse_queue_arguments
-from leveret.broker.queue_deadlines import EXPIRY_RETRY_S, NO_OFFSETS, QueueDeadlines, QueueHost
+from leveret.broker.queue_deadlines import NO_OFFSETS, QueueDeadlines, QueueHost
+from leveret.broker.queue_stored import StoredMessages
 from leveret.broker.ready import PriorityReady, ReadyList
 from leveret.broker.rotation import ConsumerRotation
 from leveret.broker.storage import IN_MEMORY, QueueStorage
@@ -31,7 +27,7 @@ if TYPE_CHECKING:
     from leveret.broker.consumer import Consumer
 
 
-class Queue(QueueDeadlines):
+class Queue(QueueDeadlines, StoredMessages):
     """One queue and its consumers."""
 
     def __init__(
@@ -93,7 +89,7 @@ class Queue(QueueDeadlines):
         # no length limit, priorities or queue TTL: enqueue takes its hot path (per-message TTL aside)
         self._plain = not self._limited and not settings.max_priority and settings.message_ttl is None
         # consumer timeout (ms) for deliveries from this queue: x-consumer-timeout, else the broker's
-        self.ack_timeout: int | None = settings.consumer_timeout or getattr(host, "consumer_timeout", None)
+        self.ack_timeout: int | None = settings.consumer_timeout or (host.consumer_timeout if host else None)
         # quorum queues rewrite headers on delivery (x-delivery-count); read per delivery by channels
         self.adds_delivery_count = settings.quorum
         self._rolled_back = NO_OFFSETS  # offsets the store just rolled back (see forget_stored)
@@ -174,16 +170,6 @@ class Queue(QueueDeadlines):
             self._drop_over_limit()
         return entry
 
-    def _admit(self, entry: QueueEntry) -> None:
-        """A message entered this queue: a persistent one in a durable queue is appended to the store."""
-        store = self.store
-        if store is not None and entry.message.persistent:
-            message = entry.message
-            host = self.host
-            stamp = int(host.clock.time() * 1000) if host is not None else 0
-            entry.offset = store.append(message.exchange, message.routing_key, message.properties.raw, message.body,
-                                        stamp)
-
     def next_seq(self) -> int:
         """Take the next sequence number (recovery and paging place entries themselves)."""
         seq = self._next_seq
@@ -256,23 +242,6 @@ class Queue(QueueDeadlines):
         else:
             self.ready.merge(entries)
 
-    def put_back(self, offsets: list[int]) -> None:
-        """Stored messages whose ack records a failed commit took (store/api.py `on_unacked`: a consumer's
-        ack, or a dead-lettering whose copy went with the batch) are in this queue on disk again, so here
-        too: at the tail, flagged redelivered, a second from now (as a refused dead-lettering is retried).
-        Not at once: the store calls this from inside a failed write, which may be in the middle of this
-        very queue dead-lettering its heads, and on a disk that stays full the retries would spin."""
-        store, revive = self.store, self._revive
-        if self.deleted or store is None or revive is None:
-            return  # without revive (no codec), the next start brings them back from the store
-        for offset in offsets:
-            try:
-                stored = store.read(offset)
-            except (KeyError, OSError):
-                continue  # unreadable now: unacked on disk, so the next start brings it back
-            entry = self.restored_entry(self.next_seq(), offset, revive(stored), True, stored.timestamp)
-            self._park(entry, int(EXPIRY_RETRY_S * 1000))
-
     # -- messages out -----------------------------------------------------------------------
     def _pop_ready(self) -> QueueEntry | None:
         """The next deliverable entry; expired heads met on the way are dead-lettered."""
@@ -341,20 +310,6 @@ class Queue(QueueDeadlines):
                 self.ready.merge(back)
                 self.unacked_count -= len(entries) - i - 1
                 raise
-
-    def settle_removed(self, entry: QueueEntry) -> None:
-        """A message left the queue for good: a stored one gets its ack record."""
-        if entry.offset >= 0 and self.store is not None:
-            self.store.ack(entry.offset)
-
-    def forget_stored(self, offsets: list[int]) -> None:
-        """The store rolled back these records (a write or fsync failed; their publishes were nacked): the
-        messages leave the queue without an ack record or dead-lettering, as if never published. Deliveries
-        already made stay with their consumers (their ack finds no record, which is harmless)."""
-        lost = set(offsets)
-        self.ready.drop_offsets(lost)
-        # An entry out of the ready list while this happened (being dead-lettered) must not come back.
-        self._rolled_back = lost
 
     def purge(self) -> int:
         """Drop every ready message (unacknowledged and parked ones stay)."""

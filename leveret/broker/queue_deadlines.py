@@ -28,6 +28,7 @@ class QueueHost(Protocol):
 
     clock: "Clock"
     timers: "Timers"
+    consumer_timeout: int | None  # the broker-wide consumer timeout (ms), unless the queue sets its own
 
     def dead_letter(self, queue: Any, message: Message, reason: str) -> None:
         """Route the dead-lettered copy of `message` (the queue has a dead-letter exchange)."""
