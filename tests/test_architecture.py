@@ -184,8 +184,8 @@ ACCEPTED_CYCLES: tuple[Cycle, ...] = (
           "a connection's Session owns its ChannelSessions, which name it back (an annotation only); the method "
           "handlers, which the Session calls, work on ChannelSessions"),
     Cycle(frozenset({"leveret.server.app", "leveret.server.protocol"}),
-          "the Server makes each connection's protocol and hands it the Server (an annotation only) until the "
-          "listener abstraction of issue 10 point 1 gives it narrower collaborators"),
+          "each connection's AMQPProtocol is handed the Server (an annotation only) and reads its settings, "
+          "counters and connection set"),
 )
 
 
