@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import psutil
 import pytest
 
 from leveret.config import Settings
@@ -21,6 +22,14 @@ def _connect(port: int) -> bool:
     return True
 
 
+def _listening_here(port: int) -> bool:
+    """True while this process has a socket listening on `port`. (Connecting to a stopped listener's port
+    would not tell: another test's broker may have been given that free port meanwhile.)"""
+    own = psutil.Process()
+    listing = own.net_connections(kind="tcp") if hasattr(own, "net_connections") else own.connections(kind="tcp")
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in listing)
+
+
 def test_the_amqp_listener_reports_its_port_and_stops_accepting() -> None:
     async def scenario() -> tuple[int, bool, bool]:
         accepted: list[asyncio.Protocol] = []
@@ -31,9 +40,9 @@ def test_the_amqp_listener_reports_its_port_and_stops_accepting() -> None:
 
         listener = AMQPListener(asyncio.get_running_loop(), factory)
         port = await listener.start("127.0.0.1", 0)
-        before = await asyncio.to_thread(_connect, port)
+        before = await asyncio.to_thread(_connect, port) and _listening_here(port)
         await listener.stop()
-        after = await asyncio.to_thread(_connect, port)
+        after = _listening_here(port)
         return port, before and len(accepted) == 1, after
 
     port, served, after_stop = asyncio.run(scenario())
@@ -59,4 +68,4 @@ def test_a_taken_http_port_leaves_no_listener_behind(tmp_path) -> None:
     finally:
         taken.close()
     assert amqp_port > 0 and listeners == []
-    assert not _connect(amqp_port)  # the AMQP listener that had started was stopped again
+    assert not _listening_here(amqp_port)  # the AMQP listener that had started was stopped again

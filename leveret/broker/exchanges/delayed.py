@@ -30,6 +30,7 @@ rather than never (at-least-once), and the publisher's confirm waits for the fsy
 from __future__ import annotations
 
 import heapq
+import math
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from leveret.broker.arguments import as_text
@@ -132,7 +133,8 @@ class DelayedMessageExchange(Exchange):
         item: Any = message
         store = self.store
         if store is not None and message.persistent and clock is not None:
-            due_ms = int(clock.time() * 1000 + delay_ms)
+            # Rounded up: restored from whole milliseconds after a restart, it must not come out early.
+            due_ms = math.ceil(clock.time() * 1000 + delay_ms)
             item = store.append(message.exchange, message.routing_key, message.properties.raw, message.body, due_ms)
         heapq.heappush(self._pending, (due, self._seq, item))
         self._slot.arm(due)
