@@ -179,3 +179,65 @@ def test_the_clients_close_releases_channels_and_hangs_up():
     assert kinds(got) == [(0, "ConnectionCloseOk")]
     assert client.session.channels == {} and client.writer.closed_after_flush
     assert len(vhost.queues) == 0  # the exclusive queue went with the connection
+
+
+# A conversation through every state the session keeps: the handshake, two channels, confirms over a
+# multi-frame publish, a transaction, a heartbeat, a channel closed by each side. Small frames (tune-ok's
+# frame_max 4096) keep it short enough to split at every offset.
+def small_publish(body: bytes, channel: int = 1) -> bytes:
+    method = spec.BasicPublish(exchange="", routing_key="q")
+    return b"".join(content_frames(channel, method, BasicProperties().raw, body, 4096))
+
+
+CONVERSATION = b"".join([
+    PROTOCOL_HEADER, start_ok(),
+    method_frame(0, spec.ConnectionTuneOk(channel_max=0, frame_max=4096, heartbeat=0)),
+    method_frame(0, spec.ConnectionOpen(virtual_host="/")),
+    method_frame(1, spec.ChannelOpen()),
+    method_frame(1, spec.QueueDeclare(queue="q")),
+    method_frame(1, spec.ConfirmSelect()),
+    small_publish(b"a" * 10_000),  # three body frames
+    small_publish(b"b"),
+    b"\x08\x00\x00\x00\x00\x00\x00\xce",  # a heartbeat
+    method_frame(2, spec.ChannelOpen()),
+    method_frame(2, spec.TxSelect()),
+    small_publish(b"t", channel=2),
+    method_frame(2, spec.TxCommit()),
+    method_frame(2, spec.QueueDeclare(queue="missing", passive=True)),  # 404 closes channel 2
+    small_publish(b"dropped", channel=2),  # after our close: dropped unseen
+    method_frame(2, spec.ChannelCloseOk()),
+    method_frame(3, spec.ChannelOpen()),
+    method_frame(3, spec.ChannelClose(reply_code=200, reply_text="", class_id=0, method_id=0)),
+])
+
+
+def converse(chunks: list[bytes]) -> tuple[list, int]:
+    client = Client()
+    got = []
+    for chunk in chunks:
+        got += client.send(chunk)
+    got += client.end_turn()  # one turn for the whole conversation: its confirms leave as one ack
+    return [(channel, type(m).__name__, getattr(m, "reply_code", None), getattr(m, "delivery_tag", None))
+            for channel, m in got], client.broker.vhost("/").queues["q"].message_count
+
+
+EXPECTED_CONVERSATION = ([
+    (0, "ConnectionStart", None, None), (0, "ConnectionTune", None, None), (0, "ConnectionOpenOk", None, None),
+    (1, "ChannelOpenOk", None, None), (1, "QueueDeclareOk", None, None), (1, "ConfirmSelectOk", None, None),
+    (2, "ChannelOpenOk", None, None), (2, "TxSelectOk", None, None), (2, "TxCommitOk", None, None),
+    (2, "ChannelClose", 404, None), (3, "ChannelOpenOk", None, None), (3, "ChannelCloseOk", None, None),
+    (1, "BasicAck", None, 2),
+], 3)
+
+
+def test_the_conversation_whole():
+    assert converse([CONVERSATION]) == EXPECTED_CONVERSATION
+
+
+def test_the_conversation_split_at_every_offset_gives_the_same_frames():
+    for cut in range(1, len(CONVERSATION)):
+        assert converse([CONVERSATION[:cut], CONVERSATION[cut:]]) == EXPECTED_CONVERSATION, cut
+
+
+def test_the_conversation_one_byte_at_a_time_gives_the_same_frames():
+    assert converse([CONVERSATION[i:i + 1] for i in range(len(CONVERSATION))]) == EXPECTED_CONVERSATION
