@@ -60,14 +60,8 @@ from leveret.store.format import (
     encode_segment_header,
 )
 from leveret.store.fsio import APPEND_FLAGS, REAL, FileIO, failures
-from leveret.store.recovery import (
-    BufferWindow,
-    Damage,
-    RecoveryReport,
-    note_damage,
-    scan_records,
-    truncate_torn_tail,
-)
+from leveret.store.recovery import Damage, RecoveryReport, note_damage, truncate_torn_tail
+from leveret.store.resync import BufferWindow, scan_records
 from leveret.store.values import deeper_than, flatten, unflatten
 
 LOG_FILE = "definitions.log"

@@ -40,14 +40,8 @@ from leveret.store.format import (
 )
 from leveret.store.fsio import REAL, FileIO, failures
 from leveret.store.log import DEFAULT_SEGMENT_SIZE, Log
-from leveret.store.recovery import (
-    BufferWindow,
-    Damage,
-    RecoveryReport,
-    note_damage,
-    scan_records,
-    truncate_torn_tail,
-)
+from leveret.store.recovery import Damage, RecoveryReport, note_damage, truncate_torn_tail
+from leveret.store.resync import BufferWindow, scan_records
 
 # Set on the first record of each chunk (records made durable by one group commit).
 FLAG_CHUNK_START = 0x02

@@ -11,7 +11,8 @@ from leveret.amqp.properties import BasicProperties
 from leveret.broker import Channel, Message
 from leveret.clock import ManualClock
 from leveret.durable import DurableBroker
-from leveret.store.filestore import FileMessageStore, FileQueueStore
+from leveret.store.filestore import FileMessageStore
+from leveret.store.queue_store import FileQueueStore
 from leveret.store.format import CLEAN_INDEX_NAME
 from leveret.store.memory import MemoryDefinitionStore, MemoryQueueStore
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leveret.store.format import ACK_RECORD, RECORD_HEADER, RECORD_OVERHEAD, SEGMENT_HEADER, encode_ack
-from leveret.store.filestore import FileQueueStore
+from leveret.store.queue_store import FileQueueStore
 from leveret.store.log import Log
 
 PAYLOAD = 100

@@ -28,7 +28,7 @@ from leveret.store.format import (
     decode_header,
     encode_record,
 )
-from leveret.store.recovery import BufferWindow, scan_records
+from leveret.store.resync import BufferWindow, scan_records
 from leveret.store.stream import OFFSETS_FILE, FileStreamStore
 
 N = 6
