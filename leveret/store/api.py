@@ -269,6 +269,17 @@ class PermissionDef:
 
 
 @dataclass(frozen=True)
+class TopicPermissionDef:
+    """A user's write / read regular expressions on the routing keys of one topic exchange in one vhost."""
+
+    user: str
+    vhost: str
+    exchange: str
+    write: str = ".*"
+    read: str = ".*"
+
+
+@dataclass(frozen=True)
 class ExchangeDef:
     """A durable exchange."""
 
@@ -331,6 +342,7 @@ class Definitions:
     vhosts: dict[str, VHostDef] = field(default_factory=dict)
     users: dict[str, UserDef] = field(default_factory=dict)
     permissions: dict[tuple[str, str], PermissionDef] = field(default_factory=dict)
+    topic_permissions: dict[tuple[str, str, str], TopicPermissionDef] = field(default_factory=dict)
     exchanges: dict[tuple[str, str], ExchangeDef] = field(default_factory=dict)
     queues: dict[tuple[str, str], QueueDef] = field(default_factory=dict)
     bindings: dict[tuple[str, ...], BindingDef] = field(default_factory=dict)
@@ -354,6 +366,8 @@ class Definitions:
             self.users[value.name] = value
         elif isinstance(value, PermissionDef):
             self.permissions[(value.user, value.vhost)] = value
+        elif isinstance(value, TopicPermissionDef):
+            self.topic_permissions[(value.user, value.vhost, value.exchange)] = value
         elif isinstance(value, ExchangeDef):
             self.exchanges[(value.vhost, value.name)] = value
         elif isinstance(value, QueueDef):
@@ -375,6 +389,8 @@ class Definitions:
                     del table[k]
             for k in [k for k in self.permissions if k[1] == name]:
                 del self.permissions[k]
+            for k in [k for k in self.topic_permissions if k[1] == name]:
+                del self.topic_permissions[k]
             for k in [k for k in self.bindings if k[0] == name]:
                 del self.bindings[k]
         elif kind == "user":
@@ -382,8 +398,12 @@ class Definitions:
             self.users.pop(name, None)
             for k in [k for k in self.permissions if k[0] == name]:
                 del self.permissions[k]
+            for k in [k for k in self.topic_permissions if k[0] == name]:
+                del self.topic_permissions[k]
         elif kind == "permission":
             self.permissions.pop(key, None)  # type: ignore[arg-type]
+        elif kind == "topic_permission":
+            self.topic_permissions.pop(key, None)  # type: ignore[arg-type]
         elif kind == "exchange":
             vhost, name = key
             self.exchanges.pop((vhost, name), None)
@@ -416,6 +436,8 @@ class DefinitionStore(Protocol):
     def delete_user(self, name: str) -> None: ...
     def put_permission(self, permission: PermissionDef) -> None: ...
     def delete_permission(self, user: str, vhost: str) -> None: ...
+    def put_topic_permission(self, permission: TopicPermissionDef) -> None: ...
+    def delete_topic_permission(self, user: str, vhost: str, exchange: str) -> None: ...
     def put_exchange(self, exchange: ExchangeDef) -> None: ...
     def delete_exchange(self, vhost: str, name: str) -> None: ...
     def put_queue(self, queue: QueueDef) -> None: ...

@@ -44,6 +44,7 @@ from leveret.store.api import (
     PermissionDef,
     PolicyDef,
     QueueDef,
+    TopicPermissionDef,
     UserDef,
     VHostDef,
 )
@@ -72,6 +73,7 @@ _TYPES: dict[str, type] = {
     "vhost": VHostDef,
     "user": UserDef,
     "permission": PermissionDef,
+    "topic_permission": TopicPermissionDef,
     "exchange": ExchangeDef,
     "queue": QueueDef,
     "binding": BindingDef,
@@ -299,7 +301,7 @@ class FileDefinitionStore:
         parts = [encode_segment_header(generation)]
         d = self._defs
         now = int(time.time() * 1000)
-        tables = (d.vhosts, d.users, d.permissions, d.exchanges, d.queues, d.bindings, d.policies)
+        tables = (d.vhosts, d.users, d.permissions, d.topic_permissions, d.exchanges, d.queues, d.bindings, d.policies)
         for seq, value in enumerate(v for table in tables for v in table.values()):
             parts.append(encode_record(KIND_DEFINITION, 0, seq, now, json.dumps(_encode_definition(value)).encode()))
         data = b"".join(parts)
@@ -348,6 +350,12 @@ class FileDefinitionStore:
 
     def delete_permission(self, user: str, vhost: str) -> None:
         self._delete("permission", (user, vhost))
+
+    def put_topic_permission(self, permission: TopicPermissionDef) -> None:
+        self._put(permission)
+
+    def delete_topic_permission(self, user: str, vhost: str, exchange: str) -> None:
+        self._delete("topic_permission", (user, vhost, exchange))
 
     def put_exchange(self, exchange: ExchangeDef) -> None:
         self._put(exchange)

@@ -18,6 +18,7 @@ from leveret.store.api import (
     PolicyDef,
     QueueDef,
     StoredMessage,
+    TopicPermissionDef,
     UserDef,
     VHostDef,
 )
@@ -332,6 +333,12 @@ class MemoryDefinitionStore:
 
     def delete_permission(self, user: str, vhost: str) -> None:
         self._defs.apply_delete("permission", (user, vhost))
+
+    def put_topic_permission(self, permission: TopicPermissionDef) -> None:
+        self._defs.apply_put(permission)
+
+    def delete_topic_permission(self, user: str, vhost: str, exchange: str) -> None:
+        self._defs.apply_delete("topic_permission", (user, vhost, exchange))
 
     def put_exchange(self, exchange: ExchangeDef) -> None:
         self._defs.apply_put(exchange)

@@ -1,0 +1,172 @@
+"""Users, virtual hosts, permissions and topic permissions: the access model, written through to a store.
+
+Every change goes to the store first (which fsyncs it) and only then into memory, so a change the store
+refused (a full disk: OSError) leaves the registry as the disk has it. Authentication and the rights of a
+connection are read from memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from leveret.access.grants import Grants, Permission, TopicPermission
+from leveret.access.passwords import SHA256, check_password, hash_password, valid_hash
+from leveret.access.patterns import check_pattern
+from leveret.store.api import DefinitionStore, Definitions, PermissionDef, TopicPermissionDef, UserDef, VHostDef
+
+
+class AccessError(ValueError):
+    """A change the registry refuses (unknown user or vhost, bad pattern or hash)."""
+
+
+class AccessRegistry:
+    """The users, vhosts and permissions of one broker."""
+
+    def __init__(self, store: DefinitionStore, *, loopback_users: Iterable[str] = ("guest",)) -> None:
+        """`store` is written before memory changes (store/memory.py's MemoryDefinitionStore keeps nothing
+        on disk)."""
+        self.store = store
+        self.loopback_users = frozenset(loopback_users)
+        self.users: dict[str, UserDef] = {}
+        self.vhosts: dict[str, VHostDef] = {}
+        self.permissions: dict[tuple[str, str], PermissionDef] = {}
+        self.topic_permissions: dict[tuple[str, str, str], TopicPermissionDef] = {}
+
+    def load(self, defs: Definitions) -> None:
+        """Take the users, vhosts and permissions of stored definitions (nothing is written)."""
+        self.users = dict(defs.users)
+        self.vhosts = dict(defs.vhosts)
+        self.permissions = dict(defs.permissions)
+        self.topic_permissions = dict(defs.topic_permissions)
+
+    # -- users ------------------------------------------------------------------------------------
+
+    def add_user(self, name: str, password: str | None, tags: Iterable[str] = ()) -> UserDef:
+        """Create or replace a user; password None: a user without a password."""
+        stored = "" if password is None else hash_password(password)
+        return self.put_user(UserDef(name, stored, SHA256, tuple(tags)))
+
+    def put_user(self, user: UserDef) -> UserDef:
+        """Create or replace a user given its stored hash (an import)."""
+        if not user.name:
+            raise AccessError("a user needs a name")
+        if not valid_hash(user.password_hash, user.hashing_algorithm):
+            raise AccessError(f"bad password hash for user '{user.name}' ({user.hashing_algorithm})")
+        self.store.put_user(user)
+        self.users[user.name] = user
+        return user
+
+    def change_password(self, name: str, password: str | None) -> UserDef:
+        user = self._user(name)
+        stored = "" if password is None else hash_password(password)
+        return self.put_user(UserDef(user.name, stored, SHA256, user.tags))
+
+    def set_tags(self, name: str, tags: Iterable[str]) -> UserDef:
+        user = self._user(name)
+        return self.put_user(UserDef(user.name, user.password_hash, user.hashing_algorithm, tuple(tags)))
+
+    def delete_user(self, name: str) -> None:
+        self._user(name)
+        self.store.delete_user(name)
+        del self.users[name]
+        self._drop(lambda key: key[0] == name)
+
+    def _user(self, name: str) -> UserDef:
+        user = self.users.get(name)
+        if user is None:
+            raise AccessError(f"no such user '{name}'")
+        return user
+
+    # -- vhosts -----------------------------------------------------------------------------------
+
+    def add_vhost(self, name: str, description: str = "", tags: Iterable[str] = ()) -> VHostDef:
+        if not name:
+            raise AccessError("a vhost needs a name")
+        vhost = VHostDef(name, description, tuple(tags))
+        self.store.put_vhost(vhost)
+        self.vhosts[name] = vhost
+        return vhost
+
+    def delete_vhost(self, name: str) -> None:
+        if name not in self.vhosts:
+            raise AccessError(f"no such vhost '{name}'")
+        self.store.delete_vhost(name)
+        del self.vhosts[name]
+        self._drop(lambda key: key[1] == name)
+
+    def _drop(self, doomed) -> None:
+        """Forget the permissions a deleted user or vhost took with it (the store's cascade did the same)."""
+        for table in (self.permissions, self.topic_permissions):
+            for key in [key for key in table if doomed(key)]:
+                del table[key]
+
+    # -- permissions ------------------------------------------------------------------------------
+
+    def set_permissions(self, user: str, vhost: str, configure: str, write: str, read: str) -> PermissionDef:
+        self._user(user)
+        self._vhost(vhost)
+        self._patterns(configure, write, read)
+        permission = PermissionDef(user, vhost, configure, write, read)
+        self.store.put_permission(permission)
+        self.permissions[(user, vhost)] = permission
+        return permission
+
+    def clear_permissions(self, user: str, vhost: str) -> None:
+        if (user, vhost) not in self.permissions:
+            raise AccessError(f"no permissions for user '{user}' in vhost '{vhost}'")
+        self.store.delete_permission(user, vhost)
+        del self.permissions[(user, vhost)]
+
+    def set_topic_permissions(self, user: str, vhost: str, exchange: str, write: str, read: str) -> TopicPermissionDef:
+        self._user(user)
+        self._vhost(vhost)
+        self._patterns(write, read)
+        permission = TopicPermissionDef(user, vhost, exchange, write, read)
+        self.store.put_topic_permission(permission)
+        self.topic_permissions[(user, vhost, exchange)] = permission
+        return permission
+
+    def clear_topic_permissions(self, user: str, vhost: str, exchange: str | None = None) -> None:
+        """Clear one exchange's topic permissions, or (exchange None) all of the user's in the vhost."""
+        keys = [k for k in self.topic_permissions if k[:2] == (user, vhost) and exchange in (None, k[2])]
+        if not keys:
+            raise AccessError(f"no topic permissions for user '{user}' in vhost '{vhost}'")
+        for key in keys:
+            self.store.delete_topic_permission(*key)
+            del self.topic_permissions[key]
+
+    def _vhost(self, name: str) -> VHostDef:
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            raise AccessError(f"no such vhost '{name}'")
+        return vhost
+
+    @staticmethod
+    def _patterns(*patterns: str) -> None:
+        for pattern in patterns:
+            problem = check_pattern(pattern)
+            if problem is not None:
+                raise AccessError(problem)
+
+    # -- what connections ask ---------------------------------------------------------------------
+
+    def authenticate(self, name: str, password: str, *, from_loopback: bool) -> UserDef | None:
+        """The user if the password is right and the user may connect from where it does, else None."""
+        user = self.users.get(name)
+        if user is None or not check_password(user.password_hash, user.hashing_algorithm, password):
+            return None
+        if name in self.loopback_users and not from_loopback:
+            return None
+        return user
+
+    def grants(self, user: str, vhost: str) -> Grants | None:
+        """The user's rights in the vhost, or None when it may not enter it (no such vhost or no permission
+        row: RabbitMQ refuses both at connection.open)."""
+        if vhost not in self.vhosts:
+            return None
+        row = self.permissions.get((user, vhost))
+        if row is None:
+            return None
+        topics = {key[2]: TopicPermission(tp.write, tp.read)
+                  for key, tp in self.topic_permissions.items() if key[:2] == (user, vhost)}
+        return Grants(user, vhost, Permission(row.configure, row.write, row.read), topics)
