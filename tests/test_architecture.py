@@ -44,7 +44,7 @@ RULES: tuple[Layer, ...] = (
     Layer("leveret.store", (), "storage is plain file IO under the broker and knows no model or protocol"),
     Layer("leveret.broker", ("leveret.store.api", "leveret.clock"),
           "the model sees storage only through store/api.py and time only through the clock"),
-    Layer("leveret.durable", ("leveret.broker", "leveret.store", "leveret.clock", "leveret.config"),
+    Layer("leveret.durable", ("leveret.broker", "leveret.store", "leveret.clock", "leveret.config", "leveret.access"),
           "the durable composition builds the model over the store; it knows no codec, server or HTTP"),
     Layer("leveret.access", ("leveret.store.api",),
           "users, vhosts and permissions are sans-IO; they see the store only through store/api.py's values"),

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 
+from leveret.access import AccessRegistry
 from leveret.broker.message import PropertiesCodec
 from leveret.broker.paging import MemoryBudget
 from leveret.broker.vhost import Broker
 from leveret.clock import Clock
+from leveret.durable.access import load_access, seed_once
 from leveret.durable.clean_shutdown import take_marker, write_marker
 from leveret.durable.hooks import StoreHooks
 from leveret.durable.ready import PagedReadyFactory
@@ -36,10 +38,12 @@ class DurableBroker:
         *,
         clock: Clock | None = None,
         consumer_timeout: int | None = None,
+        loopback_users: tuple[str, ...] = ("guest",),
         **paging: int,
     ) -> None:
         """`paging` sizes the paged ready lists (window_count, window_bytes, scratch_window_count, spill_batch,
-        memory_budget: see `PagedReadyFactory` and broker/paging.py)."""
+        memory_budget: see `PagedReadyFactory` and broker/paging.py). `loopback_users` may only connect from
+        loopback (RabbitMQ's setting of that name)."""
         self.definitions = definitions
         self.messages = messages
         # Set by `open`: where the clean-shutdown marker lives, and what writes it.
@@ -49,6 +53,8 @@ class DurableBroker:
         self.hooks = StoreHooks(definitions, messages, codec, self.ready)
         self.broker = Broker(clock, hooks=self.hooks, streams=messages, codec=codec,
                              consumer_timeout=consumer_timeout)
+        # Users, vhosts and permissions (leveret/access/), written through to the same definition store.
+        self.access = AccessRegistry(definitions, loopback_users=loopback_users)
 
     @property
     def memory_budget(self) -> MemoryBudget:
@@ -56,19 +62,23 @@ class DurableBroker:
         return self.ready.memory_budget
 
     def recover(self, delivered: Delivered = None) -> RecoveryResult:
-        """Rebuild the durable model from the stores (see recovery.py); call once, before any client."""
-        return recover(self.broker, self.hooks, self.messages, delivered)
+        """Rebuild the durable model from the stores (see recovery.py) and load the access registry; call
+        once, before any client."""
+        result = recover(self.broker, self.hooks, self.messages, delivered)
+        load_access(self.access, self.broker)
+        return result
 
     # -- over a data directory ------------------------------------------------------------------
     @classmethod
     def open(cls, data_dir: str, codec: PropertiesCodec, *, file_io: FileIO = REAL, clock: Clock | None = None,
-             consumer_timeout: int | None = None, **paging: int) -> "DurableBroker":
+             consumer_timeout: int | None = None, loopback_users: tuple[str, ...] = ("guest",),
+             **paging: int) -> "DurableBroker":
         """The file stores under `data_dir` (messages/, definitions/), a broker over them, not yet recovered.
         `file_io` does every file write (tests pass one that fails on demand; store/fsio.py)."""
         node = cls(
             FileDefinitionStore(os.path.join(data_dir, "definitions"), file_io=file_io),
             FileMessageStore(os.path.join(data_dir, "messages"), file_io=file_io),
-            codec, clock=clock, consumer_timeout=consumer_timeout, **paging,
+            codec, clock=clock, consumer_timeout=consumer_timeout, loopback_users=loopback_users, **paging,
         )
         node.data_dir = data_dir
         node.file_io = file_io
@@ -78,6 +88,12 @@ class DurableBroker:
         """`recover`, told by the clean-shutdown marker (taken) which messages had been delivered."""
         assert self.data_dir is not None, "only a DurableBroker.open() has a marker"
         return self.recover(take_marker(self.data_dir))
+
+    def seed_access(self, *, user: str, password: str, vhost: str) -> bool:
+        """The default user and vhost, on the first start of this data directory only (durable/access.py)."""
+        assert self.data_dir is not None, "only a DurableBroker.open() has a data directory"
+        return seed_once(self.access, self.broker, self.data_dir, self.file_io, user=user, password=password,
+                         vhost=vhost)
 
     def close(self) -> None:
         """A clean stop, after the last commit: write the clean-shutdown marker, close both stores."""

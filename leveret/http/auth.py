@@ -37,7 +37,7 @@ def unauthorized() -> web.Response:
 
 
 def basic_auth_middleware(users, exempt: frozenset[str]) -> Callable:
-    """A middleware checking basic auth on every path except `exempt` ones, against `users` (a UserStore)."""
+    """A middleware checking basic auth on every path except `exempt` ones, against `users` (leveret.access's AccessRegistry)."""
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:

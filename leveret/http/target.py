@@ -19,7 +19,7 @@ class ManagementTarget(Protocol):
 
     settings: Settings
     broker: Broker
-    users: Any  # leveret.server.auth.UserStore: authenticate(name, password, from_loopback=...)
+    users: Any  # leveret.access.AccessRegistry: authenticate(name, password, from_loopback=...)
     connections: Collection[Any]  # open AMQP connections; each has .session.channels
     port: int  # the bound AMQP port
     http_port: int | None  # the bound HTTP port (None: not listening)

@@ -19,7 +19,6 @@ from leveret.config import Settings
 from leveret.durable import DurableBroker
 from leveret.server import process
 from leveret.server.alarms import DISK, MEMORY, ResourceAlarms
-from leveret.server.auth import UserStore
 from leveret.server.durability import Durability
 from leveret.server.errorlog import ErrorLog
 from leveret.server.flow import DiskAlarm
@@ -114,12 +113,16 @@ class Server:
         self.node = DurableBroker.open(
             self.data_dir, PropertiesCodec(BasicProperties.from_raw, delivery_properties), file_io=self.file_io,
             clock=self.clock, consumer_timeout=settings.consumer_timeout, memory_budget=settings.memory_budget,
+            loopback_users=tuple(settings.loopback_users),
         )
         self.message_store: FileMessageStore = self.node.messages  # type: ignore[assignment]
         self.definition_store: FileDefinitionStore = self.node.definitions  # type: ignore[assignment]
         self.broker = self.node.broker
         self.memory_budget = self.node.memory_budget
         self.recovery = self.node.recover_at_start()
+        self.node.seed_access(user=settings.default_user, password=settings.default_pass, vhost=settings.default_vhost)
+        # Users, vhosts and permissions (leveret/access/, durable with the definitions).
+        self.users = self.node.access
         self._log_recovery()
         self.durability: Durability | None = None
         self.disk_alarm: DiskAlarm | None = None
@@ -127,11 +130,6 @@ class Server:
         # glibc's tuned allocator when `leveret serve` set one up (the memory alarm trims it).
         self.allocator: process.Allocator | None = None
         self.timer_driver: TimerDriver | None = None
-        self.users = UserStore()
-        self.users.add(
-            settings.default_user, settings.default_pass,
-            loopback_only=settings.default_user in settings.loopback_users,
-        )
         self.connections: set[AMQPProtocol] = set()
         self.alarms = ResourceAlarms(self.connections)
         # Output bounding (server/protocol.py): times a connection stopped being read because it owed its

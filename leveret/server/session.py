@@ -2,7 +2,7 @@
 
 The protocol is amqp/'s: `ConnectionReader` turns bytes into events, `ServerHandshake` runs the
 connection's own states, `ChannelTable` the channels'. A `Session` feeds the one into the others and
-answers what they leave to the server: credentials (server/auth.py), virtual hosts (the broker), resource
+answers what they leave to the server: credentials (leveret/access/), virtual hosts (the broker), resource
 alarms, and the channel methods (server/handlers.py, over server/channel_session.py's channels). It is
 given narrow collaborators (settings, broker, users, error log, durability, alarms, `call_soon`), never
 a socket: bytes come from server/protocol.py and frames leave through the `Writer` it is given.
@@ -36,10 +36,10 @@ from leveret.server.replies import reply_for
 from leveret.store.fsio import failures
 
 if TYPE_CHECKING:
+    from leveret.access import AccessRegistry, Grants
     from leveret.broker.vhost import Broker
     from leveret.config import Settings
     from leveret.server.alarms import ResourceAlarms
-    from leveret.server.auth import UserStore
     from leveret.server.durability import Durability
     from leveret.server.errorlog import ErrorLog
 
@@ -64,7 +64,7 @@ def _not_open(*args: Any) -> None:
 class Session:
     """The server side of one AMQP connection."""
 
-    def __init__(self, writer: Writer, *, settings: Settings, broker: Broker, users: UserStore, errors: ErrorLog,
+    def __init__(self, writer: Writer, *, settings: Settings, broker: Broker, users: AccessRegistry, errors: ErrorLog,
                  durability: Durability | None, alarms: ResourceAlarms,
                  call_soon: Callable[[Callable[[], None]], Any]) -> None:
         self.settings = settings
@@ -89,6 +89,7 @@ class Session:
         self.closed = False
         self.username = ""
         self.vhost: Any = None
+        self.grants: Grants | None = None  # what the user may do in the vhost (leveret/access/), once open
         self.blocked_by: set[str] = set()  # resource alarms that are on ("disk", "memory")
         self.reading_paused = False  # we stopped reading because of it
         self.write_paused = False  # the socket's write buffer is over its high-water mark
@@ -346,9 +347,16 @@ class Session:
         self._send_handshake_frames()
 
     def _on_open(self, event: OpenRequested, m: Any) -> None:
-        vhost = self.broker.vhost(event.virtual_host)
-        if vhost is None:
-            raise connection_error(codes.NOT_ALLOWED, f"vhost {event.virtual_host} not found", m.CLASS_ID, m.METHOD_ID)
+        name = event.virtual_host
+        vhost = self.broker.vhost(name)
+        if vhost is None or name not in self.users.vhosts:
+            raise connection_error(codes.NOT_ALLOWED, f"vhost {name} not found", m.CLASS_ID, m.METHOD_ID)
+        # The user's rights here, fixed for the connection's life (RabbitMQ's: changes apply to new ones).
+        grants = self.users.grants(self.username, name)
+        if grants is None:
+            raise connection_error(codes.NOT_ALLOWED, f"access to vhost '{name}' refused for user '{self.username}'",
+                                   m.CLASS_ID, m.METHOD_ID)
+        self.grants = grants
         self.vhost = vhost
         methods = ChannelMethods(
             vhost=vhost, owner=self, channels=self.channel_table, write_frame=self.writer.write_frame,

@@ -141,7 +141,7 @@ def test_api_refuses_missing_or_wrong_credentials_with_401(broker: EmbeddedBroke
 
 
 def test_user_without_management_tag_is_refused(broker: EmbeddedBroker) -> None:
-    broker.server.users.add("app", "secret", tags=())
+    broker.server.users.add_user("app", "secret", ())
     assert get(broker, "/api/queues", auth=("app", "secret"))[0] == 401
 
 

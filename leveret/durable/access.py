@@ -1,0 +1,48 @@
+"""The access registry over the definition store: loaded at start, seeded once in a new data directory.
+
+The first start of a data directory creates the default user (settings `default_user`, `default_pass`,
+tagged administrator), the default vhost and the user's full permissions there, then writes the
+`access-seeded` marker. A later start finds the marker and seeds nothing, so a deleted guest stays deleted
+(RabbitMQ seeds only a fresh database too). A crash between the seeding and the marker seeds again at the
+next start: the same user, vhost and permissions, written over themselves.
+"""
+
+from __future__ import annotations
+
+import os
+
+from leveret.access import AccessRegistry
+from leveret.broker.vhost import Broker
+from leveret.store.fsio import FileIO
+
+SEEDED_FILE = "access-seeded"
+DEFAULT_USER_TAGS = ("administrator",)
+
+
+def load_access(registry: AccessRegistry, broker: Broker) -> None:
+    """Fill `registry` from its store and give the broker a model of every stored vhost."""
+    registry.load(registry.store.load())
+    for name in registry.vhosts:
+        if broker.vhost(name) is None:
+            broker.add_vhost(name)
+
+
+def seed_defaults(registry: AccessRegistry, broker: Broker, *, user: str, password: str, vhost: str) -> None:
+    """The default vhost, user and permissions (what a first start creates)."""
+    if vhost not in registry.vhosts:
+        registry.add_vhost(vhost, "Default virtual host")
+    if broker.vhost(vhost) is None:
+        broker.add_vhost(vhost)
+    registry.add_user(user, password, DEFAULT_USER_TAGS)
+    registry.set_permissions(user, vhost, ".*", ".*", ".*")
+
+
+def seed_once(registry: AccessRegistry, broker: Broker, data_dir: str, file_io: FileIO, *, user: str,
+              password: str, vhost: str) -> bool:
+    """`seed_defaults` unless this data directory was seeded before; True if it seeded now."""
+    marker = os.path.join(data_dir, SEEDED_FILE)
+    if os.path.exists(marker):
+        return False
+    seed_defaults(registry, broker, user=user, password=password, vhost=vhost)
+    file_io.write_atomically(marker, b"the default user and vhost were created once; see durable/access.py\n")
+    return True
