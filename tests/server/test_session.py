@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from leveret.access import AccessRegistry
 from leveret.amqp import spec
 from leveret.amqp.parser import FrameParser
 from leveret.amqp.properties import BasicProperties
@@ -12,10 +13,11 @@ from leveret.amqp.serializer import PROTOCOL_HEADER, content_frames, method_fram
 from leveret.broker.vhost import Broker
 from leveret.clock import ManualClock
 from leveret.config import Settings
+from leveret.durable.access import seed_defaults
 from leveret.server.alarms import DISK, ResourceAlarms
-from leveret.server.auth import UserStore
 from leveret.server.errorlog import ErrorLog
 from leveret.server.session import Session
+from leveret.store.memory import MemoryDefinitionStore
 
 
 class Writer:
@@ -54,9 +56,9 @@ class Client:
     """A session and what it wrote, as decoded methods (content frames skipped)."""
 
     def __init__(self, alarms: set[str] = frozenset()) -> None:
-        users = UserStore()
-        users.add("guest", "guest")
         self.broker = Broker(ManualClock())
+        users = AccessRegistry(MemoryDefinitionStore())
+        seed_defaults(users, self.broker, user="guest", password="guest", vhost="/")
         self.alarms = ResourceAlarms([])
         self.alarms.active = set(alarms)
         self.soon: list = []
