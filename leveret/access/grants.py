@@ -107,11 +107,14 @@ class ChannelGuard:
     """One channel's permission checks, each decision that allowed remembered (refusals close the channel,
     so there is nothing to remember of them)."""
 
-    __slots__ = ("grants", "_allowed")
+    __slots__ = ("grants", "_allowed", "publishable")
 
     def __init__(self, grants: Grants) -> None:
         self.grants = grants
         self._allowed: set[tuple[str, str, str]] = set()
+        # Exchanges this channel may publish to whatever the routing key: write allowed, and no topic
+        # permission for them (so their type does not matter). The publish path's one lookup.
+        self.publishable: set[str] = set()
 
     def _remember(self, key: tuple[str, str, str]) -> None:
         if len(self._allowed) >= GUARD_CACHE_LIMIT:
@@ -132,3 +135,14 @@ class ChannelGuard:
         if key not in self._allowed:
             self.grants.check_topic(exchange, routing_key, permission)
             self._remember(key)
+
+    def check_publish(self, exchange: str, routing_key: str, topic: bool) -> None:
+        """Write on `exchange`, then (`topic`: it is an existing topic exchange) the routing key's topic
+        permission; remembers an exchange that needs no per-key check in `publishable`."""
+        self.check(EXCHANGE, exchange, WRITE)
+        if exchange not in self.grants.topics:
+            if len(self.publishable) >= GUARD_CACHE_LIMIT:
+                self.publishable.clear()
+            self.publishable.add(exchange)
+        elif topic:
+            self.check_topic(exchange, routing_key, WRITE)

@@ -9,7 +9,7 @@ broker. Owners are opaque hashable identities of connections; they decide who ma
 
 from __future__ import annotations
 
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable
 
 from leveret.broker import equivalence
 from leveret.broker.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed
@@ -213,7 +213,11 @@ class Registry:
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
         owner: Hashable | None = None,
+        authorize: Callable[[str], None] | None = None,
     ) -> tuple[QueueType, int, int]:
+        """`authorize(name)` (a passive declare never calls it) is handed the final name, a server-named queue's
+        drawn one, after the reserved-name rules and before anything else: it raises to refuse (the AMQP
+        server's permission checks, server/permissions.py)."""
         if passive:
             if name == REPLY_TO:
                 # RabbitMQ answers a passive declare of the pseudo-queue with (0 messages, 1 consumer)
@@ -223,11 +227,13 @@ class Registry:
             return queue, queue.message_count, queue.consumer_count
         if is_stream_declaration(arguments) or isinstance(self.queues.get(name), StreamQueue):
             return self._declare_stream(name, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
-                                        arguments=dict(arguments or {}), owner=owner)
+                                        arguments=dict(arguments or {}), owner=owner, authorize=authorize)
         if name == "":
             name = random_name("amq.gen-")
         elif name.startswith("amq."):
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        if authorize is not None:
+            authorize(name)
         arguments = dict(arguments or {})
         queue = self.queues.get(name)
         # arguments are validated before anything else, redeclarations included (as RabbitMQ)
@@ -264,12 +270,15 @@ class Registry:
         return queue, 0, 0
 
     def _declare_stream(self, name: str, *, durable: bool, exclusive: bool, auto_delete: bool,
-                        arguments: dict[str, Any], owner: Hashable | None) -> tuple[QueueType, int, int]:
+                        arguments: dict[str, Any], owner: Hashable | None,
+                        authorize: Callable[[str], None] | None) -> tuple[QueueType, int, int]:
         """queue.declare (not passive) of a stream: redeclaration checks, or creation (broker/stream.py)."""
         if name == "":
             raise PreconditionFailed(f"Cannot declare a server-named queue for type {STREAM_MODULE}")
         if name.startswith("amq."):
             raise AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        if authorize is not None:
+            authorize(name)
         existing = self.queues.get(name)
         if existing is not None:
             equivalence.check_queue(existing, durable=durable, exclusive=exclusive, auto_delete=auto_delete,

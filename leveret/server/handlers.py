@@ -32,8 +32,12 @@ class ChannelMethods:
 
     def __init__(self, *, vhost: Any, owner: Any, channels: ChannelTable, write_frame: Callable[[bytes], None],
                  write_frames: Callable[[list[bytes]], None], frame_max: int, durability: Any,
-                 close_connection: Callable[..., None]) -> None:
+                 close_connection: Callable[..., None],
+                 authorize_queue: Callable[[ChannelSession, Any], Callable[[str], None] | None] = lambda ch, m: None,
+                 ) -> None:
         self.vhost = vhost
+        # The permission check of a queue.declare's final name (server/permissions.py; None: nothing to check).
+        self.authorize_queue = authorize_queue
         self.owner = owner  # the connection, as exclusive queues know it
         self.channels = channels
         self.write_frame = write_frame
@@ -116,7 +120,7 @@ class ChannelMethods:
     def _queue_declare(self, ch: ChannelSession, m: Any) -> None:
         queue, messages, consumers = self.vhost.declare_queue(
             m.queue, passive=m.passive, durable=m.durable, exclusive=m.exclusive, auto_delete=m.auto_delete,
-            arguments=m.arguments or {}, owner=self.owner,
+            arguments=m.arguments or {}, owner=self.owner, authorize=self.authorize_queue(ch, m),
         )
         if not m.no_wait:
             self.send_method(ch.number, spec.QueueDeclareOk(queue=queue.name, message_count=messages,

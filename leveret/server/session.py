@@ -32,6 +32,7 @@ from leveret.server.announce import server_properties
 from leveret.server.channel_session import ChannelSession
 from leveret.server.errorlog import peer_name
 from leveret.server.handlers import ChannelMethods
+from leveret.server.permissions import PermissionChecks
 from leveret.server.replies import reply_for
 from leveret.store.fsio import failures
 
@@ -358,13 +359,13 @@ class Session:
                                    m.CLASS_ID, m.METHOD_ID)
         self.grants = grants
         self.vhost = vhost
+        checks = PermissionChecks(grants, vhost)
         methods = ChannelMethods(
             vhost=vhost, owner=self, channels=self.channel_table, write_frame=self.writer.write_frame,
             write_frames=self.writer.write_frames, frame_max=self.handshake.frame_max, durability=self.durability,
-            close_connection=self.close_connection,
+            close_connection=self.close_connection, authorize_queue=checks.queue_authorizer,
         )
-        self._handlers = methods.table()
-        self._publish = methods.publish
+        self._handlers, self._publish = checks.wrap(methods.table(), methods.publish)
         self.reader.channels_open = True
         self.handshake.open_ok()
         self._send_handshake_frames()

@@ -121,3 +121,16 @@ def test_the_guard_skips_topic_checks_for_exchanges_without_rules_and_stays_boun
     for i in range(GUARD_CACHE_LIMIT + 10):
         guard.check_topic("t", f"k{i}", WRITE)
     assert len(guard._allowed) <= GUARD_CACHE_LIMIT
+
+
+def test_publish_checks_remember_exchanges_without_topic_rules_only():
+    guard = ChannelGuard(grants(write="^(x|t)$", topics={"t": TopicPermission(write="^ok$")}))
+    guard.check_publish("x", "any", topic=True)
+    assert guard.publishable == {"x"}
+    guard.check_publish("t", "ok", topic=True)
+    with pytest.raises(AccessDenied):
+        guard.check_publish("t", "no", topic=True)
+    guard.check_publish("t", "no", topic=False)  # not (or no longer) a topic exchange: no key check
+    assert guard.publishable == {"x"}
+    with pytest.raises(AccessDenied):
+        guard.check_publish("y", "any", topic=False)

@@ -69,3 +69,39 @@ def test_a_vhost_known_to_the_registry_and_the_model_admits_its_users(leveret_br
     server.users.delete_vhost("team")
     with pytest.raises(pika.exceptions.ProbableAccessDeniedError):
         _connect("127.0.0.1", leveret_broker.port, "member", "pw", "team")
+
+
+def test_permission_changes_apply_to_new_connections_only(leveret_broker):
+    users = leveret_broker.server.users
+    users.add_user("svc", "pw")
+    users.set_permissions("svc", "/", ".*", ".*", ".*")
+    before = _connect("127.0.0.1", leveret_broker.port, "svc", "pw")
+    users.set_permissions("svc", "/", "", "", "")
+    # The open connection keeps the rights it opened with (RabbitMQ's semantics).
+    before.channel().queue_declare("still-allowed", exclusive=True)
+    before.close()
+    after = _connect("127.0.0.1", leveret_broker.port, "svc", "pw")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+        after.channel().queue_declare("now-refused", exclusive=True)
+    assert refused.value.reply_code == 403
+    after.close()
+
+
+def test_an_unrestricted_user_gets_the_handlers_unwrapped_and_a_restricted_one_a_guard():
+    from leveret.access import Grants, Permission
+    from leveret.server.permissions import PermissionChecks
+
+    table = {object: lambda ch, m: None}
+
+    def publish(*args):
+        return None
+
+    free = PermissionChecks(Grants("u", "/", Permission()), vhost=None)
+    assert free.wrap(table, publish) == (table, publish)
+    limited = PermissionChecks(Grants("u", "/", Permission(write="^x$")), vhost=None)
+    from leveret.amqp import spec
+
+    wrapped, checked_publish = limited.wrap({method: publish for method in (
+        spec.ExchangeDeclare, spec.ExchangeDelete, spec.ExchangeBind, spec.ExchangeUnbind, spec.QueueBind,
+        spec.QueueUnbind, spec.QueuePurge, spec.QueueDelete, spec.BasicConsume, spec.BasicGet)}, publish)
+    assert checked_publish is not publish and wrapped[spec.BasicGet] is not publish
