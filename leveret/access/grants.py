@@ -112,9 +112,11 @@ class ChannelGuard:
     def __init__(self, grants: Grants) -> None:
         self.grants = grants
         self._allowed: set[tuple[str, str, str]] = set()
-        # Exchanges this channel may publish to whatever the routing key: write allowed, and no topic
-        # permission for them (so their type does not matter). The publish path's one lookup.
-        self.publishable: set[str] = set()
+        # What this channel may publish to without asking again, the publish path's lookups: exchange names
+        # (write allowed, and no topic permission for them, so their type does not matter) and, for an
+        # exchange with topic permissions, (exchange, routing key) pairs found allowed while it was a topic
+        # exchange (allowed as a topic key, allowed whatever the exchange becomes).
+        self.publishable: set[str | tuple[str, str]] = set()
 
     def _remember(self, key: tuple[str, str, str]) -> None:
         if len(self._allowed) >= GUARD_CACHE_LIMIT:
@@ -141,8 +143,12 @@ class ChannelGuard:
         permission; remembers an exchange that needs no per-key check in `publishable`."""
         self.check(EXCHANGE, exchange, WRITE)
         if exchange not in self.grants.topics:
-            if len(self.publishable) >= GUARD_CACHE_LIMIT:
-                self.publishable.clear()
-            self.publishable.add(exchange)
+            self._publishable(exchange)
         elif topic:
             self.check_topic(exchange, routing_key, WRITE)
+            self._publishable((exchange, routing_key))
+
+    def _publishable(self, what: str | tuple[str, str]) -> None:
+        if len(self.publishable) >= GUARD_CACHE_LIMIT:
+            self.publishable.clear()
+        self.publishable.add(what)

@@ -123,14 +123,14 @@ def test_the_guard_skips_topic_checks_for_exchanges_without_rules_and_stays_boun
     assert len(guard._allowed) <= GUARD_CACHE_LIMIT
 
 
-def test_publish_checks_remember_exchanges_without_topic_rules_only():
+def test_publish_checks_remember_exchanges_without_topic_rules_and_allowed_topic_keys():
     guard = ChannelGuard(grants(write="^(x|t)$", topics={"t": TopicPermission(write="^ok$")}))
     guard.check_publish("x", "any", topic=True)
     assert guard.publishable == {"x"}
     guard.check_publish("t", "ok", topic=True)
     with pytest.raises(AccessDenied):
         guard.check_publish("t", "no", topic=True)
-    guard.check_publish("t", "no", topic=False)  # not (or no longer) a topic exchange: no key check
-    assert guard.publishable == {"x"}
+    guard.check_publish("t", "no", topic=False)  # not (or no longer) a topic exchange: no key check ...
+    assert guard.publishable == {"x", ("t", "ok")}  # ... and nothing remembered for when it is one again
     with pytest.raises(AccessDenied):
         guard.check_publish("y", "any", topic=False)
