@@ -1,7 +1,8 @@
 """Users, virtual hosts and permissions, sans-IO: RabbitMQ's internal access control.
 
 `passwords.py` hashes as RabbitMQ stores them; `patterns.py` permission regexes as RabbitMQ matches them;
-`grants.py` one user's rights in one vhost, each channel's cache of decisions and RabbitMQ's refusal texts;
+`grants.py` one user's rights in one vhost (read live), each channel's cache of allowed decisions and
+RabbitMQ's refusal texts;
 `registry.py` the users, vhosts and permissions, written through to a definition store.
 """
 
@@ -14,12 +15,10 @@ from leveret.access.grants import (
     AccessDenied,
     ChannelGuard,
     Grants,
-    Permission,
-    TopicPermission,
 )
 from leveret.access.registry import AccessError, AccessRegistry
 
 __all__ = [
     "CONFIGURE", "EXCHANGE", "QUEUE", "READ", "WRITE", "AccessDenied", "AccessError", "AccessRegistry",
-    "ChannelGuard", "Grants", "Permission", "TopicPermission",
+    "ChannelGuard", "Grants",
 ]

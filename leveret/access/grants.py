@@ -1,13 +1,14 @@
 """What one user may do in one vhost, and RabbitMQ's texts for what it may not.
 
-`Grants` is fixed when a connection opens (RabbitMQ's semantics: a later change of permissions applies to
-new connections, the channels already open keep theirs); `ChannelGuard` is one channel's cache of the
-decisions already made, so that a publish to an exchange checked once costs one set lookup.
+`Grants` reads the registry's permission tables at each check, as RabbitMQ reads its own: a changed
+permission applies to the next operation that is not already decided. `ChannelGuard` is one channel's
+cache of the decisions that allowed (RabbitMQ's semantics: an open channel keeps what it was allowed).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import Any
 
 from leveret.access.patterns import compiled, expand
 
@@ -44,58 +45,42 @@ def topic_refusal(routing_key: str, exchange: str, vhost: str, user: str) -> str
             f"refused for user '{user}'")
 
 
-@dataclass(frozen=True)
-class Permission:
-    """The configure / write / read patterns of one (user, vhost) permission row."""
-
-    configure: str = ".*"
-    write: str = ".*"
-    read: str = ".*"
-
-    def pattern(self, permission: str) -> str:
-        return getattr(self, permission)
-
-
-@dataclass(frozen=True)
-class TopicPermission:
-    """The write / read patterns on routing keys of one topic exchange."""
-
-    write: str = ".*"
-    read: str = ".*"
-
-
-@dataclass
 class Grants:
-    """One user's rights in one vhost: its permission row and its topic permissions there."""
+    """One user's rights in one vhost: its permission row and topic permissions, looked up live in the
+    registry's tables (rows with `configure`/`write`/`read`, store/api.py's PermissionDef and
+    TopicPermissionDef)."""
 
-    user: str
-    vhost: str
-    permission: Permission
-    topics: dict[str, TopicPermission] = field(default_factory=dict)
-    # The values of {username}, {vhost}, ... in topic patterns.
-    variables: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.variables = {"username": self.user, "vhost": self.vhost, **self.variables}
+    def __init__(self, user: str, vhost: str, permissions: Mapping[tuple[str, str], Any],
+                 topic_permissions: Mapping[tuple[str, str, str], Any], variables: Mapping[str, str] | None = None) -> None:
+        self.user = user
+        self.vhost = vhost
+        self._key = (user, vhost)
+        self.permissions = permissions
+        self.topic_permissions = topic_permissions
+        # The values of {username}, {vhost}, ... in topic patterns.
+        self.variables = {"username": user, "vhost": vhost, **(variables or {})}
 
     def allows(self, kind: str, name: str, permission: str) -> bool:
+        row = self.permissions.get(self._key)
+        if row is None:  # the row was cleared since the connection opened: nothing is allowed
+            return False
         target = resource_name(kind, name).encode("utf-8")
-        return compiled(self.permission.pattern(permission)).search(target) is not None
+        return compiled(getattr(row, permission)).search(target) is not None
 
     def check(self, kind: str, name: str, permission: str) -> None:
         if not self.allows(kind, name, permission):
             raise AccessDenied(resource_refusal(kind, name, self.vhost, self.user))
 
-    def has_topic_rules(self, exchange: str) -> bool:
-        return exchange in self.topics
+    def topic_rule(self, exchange: str) -> Any:
+        """The topic permission row for `exchange`, or None (then every routing key is allowed)."""
+        return self.topic_permissions.get((self.user, self.vhost, exchange))
 
     def allows_topic(self, exchange: str, routing_key: str, permission: str) -> bool:
-        """Whether `routing_key` may be written to (or bound from) topic exchange `exchange`; no topic
-        permission for that exchange allows everything."""
-        rules = self.topics.get(exchange)
-        if rules is None:
+        """Whether `routing_key` may be written to (or bound from) topic exchange `exchange`."""
+        rule = self.topic_rule(exchange)
+        if rule is None:
             return True
-        pattern = expand(rules.write if permission == WRITE else rules.read, self.variables)
+        pattern = expand(rule.write if permission == WRITE else rule.read, self.variables)
         return compiled(pattern).search(routing_key.encode("utf-8")) is not None
 
     def check_topic(self, exchange: str, routing_key: str, permission: str) -> None:
@@ -105,18 +90,15 @@ class Grants:
 
 class ChannelGuard:
     """One channel's permission checks, each decision that allowed remembered (refusals close the channel,
-    so there is nothing to remember of them)."""
+    so there is nothing to remember of them). `publishable` is the server's publish fast path: opaque keys
+    it found allowed, cleared with the rest when the cache is full."""
 
     __slots__ = ("grants", "_allowed", "publishable")
 
     def __init__(self, grants: Grants) -> None:
         self.grants = grants
         self._allowed: set[tuple[str, str, str]] = set()
-        # What this channel may publish to without asking again, the publish path's lookups: exchange names
-        # (write allowed, and no topic permission for them, so their type does not matter) and, for an
-        # exchange with topic permissions, (exchange, routing key) pairs found allowed while it was a topic
-        # exchange (allowed as a topic key, allowed whatever the exchange becomes).
-        self.publishable: set[str | tuple[str, str]] = set()
+        self.publishable: set[Any] = set()
 
     def _remember(self, key: tuple[str, str, str]) -> None:
         if len(self._allowed) >= GUARD_CACHE_LIMIT:
@@ -130,25 +112,18 @@ class ChannelGuard:
             self._remember(key)
 
     def check_topic(self, exchange: str, routing_key: str, permission: str) -> None:
-        """The topic permission check of a topic exchange (the caller knows the exchange is one)."""
-        if exchange not in self.grants.topics:
-            return
+        """The topic permission check of a routing key on a topic exchange (the caller knows it is one).
+        Without a topic permission for the exchange every key is allowed, and nothing is remembered: a
+        topic permission set later applies to the next key."""
         key = ("topic:" + permission, exchange, routing_key)
-        if key not in self._allowed:
-            self.grants.check_topic(exchange, routing_key, permission)
-            self._remember(key)
+        if key in self._allowed:
+            return
+        if self.grants.topic_rule(exchange) is None:
+            return
+        self.grants.check_topic(exchange, routing_key, permission)
+        self._remember(key)
 
-    def check_publish(self, exchange: str, routing_key: str, topic: bool) -> None:
-        """Write on `exchange`, then (`topic`: it is an existing topic exchange) the routing key's topic
-        permission; remembers an exchange that needs no per-key check in `publishable`."""
-        self.check(EXCHANGE, exchange, WRITE)
-        if exchange not in self.grants.topics:
-            self._publishable(exchange)
-        elif topic:
-            self.check_topic(exchange, routing_key, WRITE)
-            self._publishable((exchange, routing_key))
-
-    def _publishable(self, what: str | tuple[str, str]) -> None:
+    def remember_publishable(self, key: Any) -> None:
         if len(self.publishable) >= GUARD_CACHE_LIMIT:
             self.publishable.clear()
-        self.publishable.add(what)
+        self.publishable.add(key)

@@ -7,9 +7,9 @@ connection are read from memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from leveret.access.grants import Grants, Permission, TopicPermission
+from leveret.access.grants import Grants
 from leveret.access.passwords import SHA256, check_password, hash_password, valid_hash
 from leveret.access.patterns import check_pattern
 from leveret.store.api import DefinitionStore, Definitions, PermissionDef, TopicPermissionDef, UserDef, VHostDef
@@ -31,13 +31,22 @@ class AccessRegistry:
         self.vhosts: dict[str, VHostDef] = {}
         self.permissions: dict[tuple[str, str], PermissionDef] = {}
         self.topic_permissions: dict[tuple[str, str, str], TopicPermissionDef] = {}
+        # Told after a change: `on_change(user, vhost)` when permissions changed (None: every user, or
+        # every vhost), `on_user_deleted(user)` when a user is gone (the server closes its connections).
+        self.on_change: list[Callable[[str | None, str | None], None]] = []
+        self.on_user_deleted: list[Callable[[str], None]] = []
+
+    def _changed(self, user: str | None, vhost: str | None) -> None:
+        for watcher in self.on_change:
+            watcher(user, vhost)
 
     def load(self, defs: Definitions) -> None:
-        """Take the users, vhosts and permissions of stored definitions (nothing is written)."""
-        self.users = dict(defs.users)
-        self.vhosts = dict(defs.vhosts)
-        self.permissions = dict(defs.permissions)
-        self.topic_permissions = dict(defs.topic_permissions)
+        """Take the users, vhosts and permissions of stored definitions (nothing is written). The tables are
+        refilled in place: open connections' `Grants` read them."""
+        for table, stored in ((self.users, defs.users), (self.vhosts, defs.vhosts),
+                              (self.permissions, defs.permissions), (self.topic_permissions, defs.topic_permissions)):
+            table.clear()
+            table.update(stored)
 
     # -- users ------------------------------------------------------------------------------------
 
@@ -70,6 +79,8 @@ class AccessRegistry:
         self.store.delete_user(name)
         del self.users[name]
         self._drop(lambda key: key[0] == name)
+        for watcher in self.on_user_deleted:
+            watcher(name)
 
     def _user(self, name: str) -> UserDef:
         user = self.users.get(name)
@@ -93,6 +104,7 @@ class AccessRegistry:
         self.store.delete_vhost(name)
         del self.vhosts[name]
         self._drop(lambda key: key[1] == name)
+        self._changed(None, name)
 
     def _drop(self, doomed) -> None:
         """Forget the permissions a deleted user or vhost took with it (the store's cascade did the same)."""
@@ -109,6 +121,7 @@ class AccessRegistry:
         permission = PermissionDef(user, vhost, configure, write, read)
         self.store.put_permission(permission)
         self.permissions[(user, vhost)] = permission
+        self._changed(user, vhost)
         return permission
 
     def clear_permissions(self, user: str, vhost: str) -> None:
@@ -116,6 +129,7 @@ class AccessRegistry:
             raise AccessError(f"no permissions for user '{user}' in vhost '{vhost}'")
         self.store.delete_permission(user, vhost)
         del self.permissions[(user, vhost)]
+        self._changed(user, vhost)
 
     def set_topic_permissions(self, user: str, vhost: str, exchange: str, write: str, read: str) -> TopicPermissionDef:
         self._user(user)
@@ -124,6 +138,7 @@ class AccessRegistry:
         permission = TopicPermissionDef(user, vhost, exchange, write, read)
         self.store.put_topic_permission(permission)
         self.topic_permissions[(user, vhost, exchange)] = permission
+        self._changed(user, vhost)
         return permission
 
     def clear_topic_permissions(self, user: str, vhost: str, exchange: str | None = None) -> None:
@@ -134,6 +149,7 @@ class AccessRegistry:
         for key in keys:
             self.store.delete_topic_permission(*key)
             del self.topic_permissions[key]
+        self._changed(user, vhost)
 
     def _vhost(self, name: str) -> VHostDef:
         vhost = self.vhosts.get(name)
@@ -160,13 +176,8 @@ class AccessRegistry:
         return user
 
     def grants(self, user: str, vhost: str) -> Grants | None:
-        """The user's rights in the vhost, or None when it may not enter it (no such vhost or no permission
-        row: RabbitMQ refuses both at connection.open)."""
-        if vhost not in self.vhosts:
+        """The user's rights in the vhost, read live from this registry at each check, or None when it may not
+        enter it (no such vhost or no permission row: RabbitMQ refuses both at connection.open)."""
+        if vhost not in self.vhosts or (user, vhost) not in self.permissions:
             return None
-        row = self.permissions.get((user, vhost))
-        if row is None:
-            return None
-        topics = {key[2]: TopicPermission(tp.write, tp.read)
-                  for key, tp in self.topic_permissions.items() if key[:2] == (user, vhost)}
-        return Grants(user, vhost, Permission(row.configure, row.write, row.read), topics)
+        return Grants(user, vhost, self.permissions, self.topic_permissions)

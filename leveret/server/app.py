@@ -146,6 +146,11 @@ class Server:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        # Changes to users and permissions reach the open connections on the loop (the registry may be
+        # changed from another thread, as the embedded broker's tests do).
+        self.users.on_change.append(lambda user, vhost: self.loop.call_soon_threadsafe(
+            self._permissions_changed, user, vhost))
+        self.users.on_user_deleted.append(lambda user: self.loop.call_soon_threadsafe(self._user_deleted, user))
         self.durability = Durability(self.loop, self.message_store)
         self.timer_driver = TimerDriver(self.loop, self.broker.timers, self.clock)
         self.timer_driver.start()
@@ -180,6 +185,16 @@ class Server:
             raise _listen_failure(host, port, exc) from None
         self.listeners.append(listener)
         return bound
+
+    def _permissions_changed(self, user: str | None, vhost: str | None) -> None:
+        for conn in list(self.connections):
+            conn.session.permissions_changed(user, vhost)
+
+    def _user_deleted(self, user: str) -> None:
+        """RabbitMQ closes a deleted user's connections."""
+        for conn in list(self.connections):
+            if conn.session.username == user:
+                conn.force_close(codes.CONNECTION_FORCED, f"CONNECTION_FORCED - user '{user}' is deleted")
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection with 320 CONNECTION_FORCED, wait (bounded) until they are gone."""

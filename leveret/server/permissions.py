@@ -14,11 +14,13 @@ The rules (each checked against the local RabbitMQ by tests/diff/test_access_ops
   exchange) the topic write permission of the routing key;
 - basic.consume, basic.get, queue.purge: read on the queue.
 
-A refusal is `AccessRefused` with RabbitMQ's text: 403, the channel closed, nothing changed. A user whose
-permissions are ".*" three times with no topic permissions can do all of it, so its connection gets the
-handlers unwrapped and pays nothing; the others check through a per-channel `ChannelGuard` that remembers
-what it allowed, so a publish to an exchange already checked costs a dict and a set lookup (to an
-exchange with topic permissions, with a routing key already allowed: one more set lookup).
+A refusal is `AccessRefused` with RabbitMQ's text: 403, the channel closed, nothing changed. Permissions
+are read live (access/grants.py) and each channel remembers what it was allowed (`ChannelGuard`), as
+RabbitMQ does: a change applies to the next decision not already made. A user with ".*" three times and
+no topic permission gets its connection's handlers unwrapped (nothing to check) until its permissions
+change. Otherwise the publish path's fast case is a dict lookup (the channel's guard), the exchange's
+(which routing does anyway) and a set lookup: an exchange object found writable and not a topic exchange,
+or (exchange, routing key) allowed on a topic exchange. Every other check goes through the guard.
 """
 
 from __future__ import annotations
@@ -37,19 +39,38 @@ ALL = ".*"
 
 
 def unrestricted(grants: Grants) -> bool:
-    """Whether every check would pass: nothing to check at all."""
-    p = grants.permission
-    return p.configure == p.write == p.read == ALL and not grants.topics
+    """Whether every check would pass now: ".*" three times and no topic permission in the vhost."""
+    row = grants.permissions.get((grants.user, grants.vhost))
+    if row is None or not row.configure == row.write == row.read == ALL:
+        return False
+    return not any(key[0] == grants.user and key[1] == grants.vhost for key in grants.topic_permissions)
 
 
 class PermissionChecks:
-    """One connection's checks: its user's `Grants` in its vhost, and a `ChannelGuard` per open channel."""
+    """One connection's checks: its user's `Grants` in its vhost, and a `ChannelGuard` per open channel.
 
-    def __init__(self, grants: Grants, vhost: Any) -> None:
+    While the user is unrestricted (`unrestricted`), `handlers` gives the connection its handlers as they
+    are, so the common case pays nothing; the registry tells the server of each change, which asks again
+    (server/session.py `permissions_changed`)."""
+
+    def __init__(self, grants: Grants, vhost: Any, table: dict[type, Handler], publish: Callable[..., None]) -> None:
         self.grants = grants
         self.vhost = vhost
+        self.table = table
+        self.publish = publish
+        self.unrestricted = True
+        self._wrapped: tuple[dict[type, Handler], Callable[..., None]] | None = None
         # By channel number, with the channel it was made for: a reopened number gets a fresh guard.
         self._guards: dict[int, tuple[Any, ChannelGuard]] = {}
+
+    def handlers(self) -> tuple[dict[type, Handler], Callable[..., None]]:
+        """The handler table and publish path for the permissions as they are now."""
+        self.unrestricted = unrestricted(self.grants)
+        if self.unrestricted:
+            return self.table, self.publish
+        if self._wrapped is None:
+            self._wrapped = self._wrap(self.table, self.publish)
+        return self._wrapped
 
     def guard(self, ch: Any) -> ChannelGuard:
         entry = self._guards.get(ch.number)
@@ -59,11 +80,9 @@ class PermissionChecks:
 
     # -- wrapping the handlers ----------------------------------------------------------------------
 
-    def wrap(self, table: dict[type, Handler], publish: Callable[..., None]) -> tuple[dict[type, Handler],
-                                                                                     Callable[..., None]]:
-        """The handler table and publish path with the checks in front (unchanged for an unrestricted user)."""
-        if unrestricted(self.grants):
-            return table, publish
+    def _wrap(self, table: dict[type, Handler], publish: Callable[..., None]) -> tuple[dict[type, Handler],
+                                                                                      Callable[..., None]]:
+        """The handler table and publish path with the checks in front."""
         checks: dict[type, Callable[[ChannelGuard, Any], None]] = {
             spec.ExchangeDeclare: self._exchange_declare,
             spec.ExchangeDelete: self._exchange_delete,
@@ -80,18 +99,15 @@ class PermissionChecks:
         for method, check in checks.items():
             wrapped[method] = partial(self._checked, check, table[method])
         guards = self._guards
+        exchanges = self.vhost.exchanges
         check_publish = self._check_publish
 
         def checked_publish(ch: Any, m: Any, properties: Any, body: bytes) -> None:
-            # The hot path: a dict and a set lookup once the channel has published there (one more set
-            # lookup for an exchange with topic permissions and a routing key already allowed).
             entry = guards.get(ch.number)
-            if entry is None or entry[0] is not ch:
-                check_publish(ch, m)
-            else:
-                publishable = entry[1].publishable
-                if m.exchange not in publishable and (m.exchange, m.routing_key) not in publishable:
-                    check_publish(ch, m)
+            exchange = exchanges.get(m.exchange)
+            if entry is None or entry[0] is not ch or (exchange not in entry[1].publishable
+                                                       and (exchange, m.routing_key) not in entry[1].publishable):
+                check_publish(ch, m, exchange)
             publish(ch, m, properties, body)
 
         return wrapped, checked_publish
@@ -103,18 +119,26 @@ class PermissionChecks:
             raise AccessRefused(denied.text) from None
         handler(ch, m)
 
-    def _check_publish(self, ch: Any, m: Any) -> None:
-        exchange = self.vhost.exchanges.get(m.exchange)
-        # Topic permissions apply to an existing topic exchange; an internal one is refused first (the vhost).
-        topic = exchange is not None and exchange.type_name == "topic" and not exchange.internal
+    def _check_publish(self, ch: Any, m: Any, exchange: Any) -> None:
+        guard = self.guard(ch)
         try:
-            self.guard(ch).check_publish(m.exchange, m.routing_key, topic)
+            guard.check(EXCHANGE, m.exchange, WRITE)
+            if exchange is None or exchange.internal:
+                return  # the vhost refuses these next (404, or an internal exchange): nothing to remember
+            if exchange.type_name == "topic":
+                guard.check_topic(m.exchange, m.routing_key, WRITE)
+                # Allowed now, remembered as RabbitMQ's channel does (a topic permission set later applies
+                # to keys not yet used).
+                guard.remember_publishable((exchange, m.routing_key))
+            else:
+                # An exchange's type never changes (a redeclared one is a new object): write is all it needs.
+                guard.remember_publishable(exchange)
         except AccessDenied as denied:
             raise AccessRefused(denied.text) from None
 
     def queue_authorizer(self, ch: Any, m: Any) -> Callable[[str], None] | None:
         """What the vhost calls with a declared queue's final name (broker/registry.py `authorize`)."""
-        if unrestricted(self.grants) or m.passive:
+        if m.passive or self.unrestricted:
             return None
         return partial(self._queue_declare, self.guard(ch), m.arguments or {})
 

@@ -91,6 +91,7 @@ class Session:
         self.username = ""
         self.vhost: Any = None
         self.grants: Grants | None = None  # what the user may do in the vhost (leveret/access/), once open
+        self.permissions: PermissionChecks | None = None  # their checks on the channel methods, once open
         self.blocked_by: set[str] = set()  # resource alarms that are on ("disk", "memory")
         self.reading_paused = False  # we stopped reading because of it
         self.write_paused = False  # the socket's write buffer is over its high-water mark
@@ -352,25 +353,33 @@ class Session:
         vhost = self.broker.vhost(name)
         if vhost is None or name not in self.users.vhosts:
             raise connection_error(codes.NOT_ALLOWED, f"vhost {name} not found", m.CLASS_ID, m.METHOD_ID)
-        # The user's rights here, fixed for the connection's life (RabbitMQ's: changes apply to new ones).
+        # The user's rights here, read live at each check (a changed permission applies to the next decision).
         grants = self.users.grants(self.username, name)
         if grants is None:
             raise connection_error(codes.NOT_ALLOWED, f"access to vhost '{name}' refused for user '{self.username}'",
                                    m.CLASS_ID, m.METHOD_ID)
         self.grants = grants
         self.vhost = vhost
-        checks = PermissionChecks(grants, vhost)
         methods = ChannelMethods(
             vhost=vhost, owner=self, channels=self.channel_table, write_frame=self.writer.write_frame,
             write_frames=self.writer.write_frames, frame_max=self.handshake.frame_max, durability=self.durability,
-            close_connection=self.close_connection, authorize_queue=checks.queue_authorizer,
+            close_connection=self.close_connection,
         )
-        self._handlers, self._publish = checks.wrap(methods.table(), methods.publish)
+        checks = self.permissions = PermissionChecks(grants, vhost, methods.table(), methods.publish)
+        methods.authorize_queue = checks.queue_authorizer
+        self._handlers, self._publish = checks.handlers()
         self.reader.channels_open = True
         self.handshake.open_ok()
         self._send_handshake_frames()
         for resource in self.alarms.active:
             self.set_alarm(resource, True)
+
+    def permissions_changed(self, user: str | None, vhost: str | None) -> None:
+        """The access registry changed `user`'s permissions in `vhost` (None: any): take the handlers that
+        fit them now (server/permissions.py)."""
+        checks = self.permissions
+        if checks is not None and user in (None, self.username) and vhost in (None, checks.grants.vhost):
+            self._handlers, self._publish = checks.handlers()
 
     # --- method dispatch --------------------------------------------------------------------------
     def _on_method(self, channel: int, method: Any) -> None:

@@ -8,13 +8,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leveret.access import CONFIGURE, EXCHANGE, QUEUE, READ, WRITE, AccessDenied, ChannelGuard, Grants, Permission
-from leveret.access.grants import GUARD_CACHE_LIMIT, TopicPermission
+from leveret.access import CONFIGURE, EXCHANGE, QUEUE, READ, WRITE, AccessDenied, ChannelGuard, Grants
+from leveret.access.grants import GUARD_CACHE_LIMIT
 from leveret.access.patterns import check_pattern, compiled, expand, matches
+from leveret.store.api import PermissionDef, TopicPermissionDef
 
 
 def grants(configure=".*", write=".*", read=".*", topics=None) -> Grants:
-    return Grants("alice", "/", Permission(configure, write, read), topics or {})
+    """alice's rights in "/" over tables of her own (`topics`: exchange -> (write, read))."""
+    permissions = {("alice", "/"): PermissionDef("alice", "/", configure, write, read)}
+    topic_permissions = {("alice", "/", x): TopicPermissionDef("alice", "/", x, w, r)
+                         for x, (w, r) in (topics or {}).items()}
+    return Grants("alice", "/", permissions, topic_permissions)
 
 
 def test_patterns_search_unanchored_as_rabbitmq():
@@ -35,7 +40,8 @@ def test_the_empty_pattern_grants_nothing():
 @given(st.text(min_size=1, max_size=20))
 def test_every_name_matches_dot_star_and_none_matches_empty(name):
     assert matches(".*", name)
-    assert not matches("", name)
+    # "^$" also matches a lone newline: `$` matches before a final newline, in PCRE (RabbitMQ) as in Python.
+    assert matches("", name) == (name == "\n")
 
 
 @given(st.text(alphabet="abc.", min_size=1, max_size=8), st.text(alphabet="abc.", max_size=12))
@@ -77,7 +83,7 @@ def test_each_permission_uses_its_own_pattern():
 
 
 def test_topic_permissions_expand_username_and_vhost_and_leave_unknown_variables():
-    g = grants(topics={"amq.topic": TopicPermission(write="^{username}\\.{vhost}$", read="^{client_id}$")})
+    g = grants(topics={"amq.topic": ("^{username}\\.{vhost}$", "^{client_id}$")})
     assert g.allows_topic("amq.topic", "alice./", WRITE)
     assert not g.allows_topic("amq.topic", "bob./", WRITE)
     # AMQP 0-9-1 supplies no client_id: RabbitMQ 3.10 keeps "{client_id}" literal (a literal in a regex too).
@@ -102,7 +108,8 @@ class CountingGrants(Grants):
 
 
 def test_the_guard_asks_once_per_decision_and_never_caches_a_refusal():
-    g = CountingGrants("alice", "/", Permission(write="^ok$"))
+    plain = grants(write="^ok$")
+    g = CountingGrants("alice", "/", plain.permissions, plain.topic_permissions)
     guard = ChannelGuard(g)
     for _ in range(5):
         guard.check(EXCHANGE, "ok", WRITE)
@@ -114,7 +121,7 @@ def test_the_guard_asks_once_per_decision_and_never_caches_a_refusal():
 
 
 def test_the_guard_skips_topic_checks_for_exchanges_without_rules_and_stays_bounded():
-    guard = ChannelGuard(grants(topics={"t": TopicPermission(write="^k")}))
+    guard = ChannelGuard(grants(topics={"t": ("^k", ".*")}))
     guard.check_topic("amq.topic", "whatever", WRITE)
     with pytest.raises(AccessDenied):
         guard.check_topic("t", "x", WRITE)
@@ -123,14 +130,38 @@ def test_the_guard_skips_topic_checks_for_exchanges_without_rules_and_stays_boun
     assert len(guard._allowed) <= GUARD_CACHE_LIMIT
 
 
-def test_publish_checks_remember_exchanges_without_topic_rules_and_allowed_topic_keys():
-    guard = ChannelGuard(grants(write="^(x|t)$", topics={"t": TopicPermission(write="^ok$")}))
-    guard.check_publish("x", "any", topic=True)
-    assert guard.publishable == {"x"}
-    guard.check_publish("t", "ok", topic=True)
+def test_changes_apply_to_the_next_decision_and_allowed_ones_are_kept():
+    """RabbitMQ's semantics: permissions are read at each check; a channel keeps what it was allowed."""
+    g = grants(configure="^a", topics={"t": ("^k1$", ".*")})
+    guard = ChannelGuard(g)
+    guard.check(QUEUE, "a1", CONFIGURE)
+    guard.check_topic("t", "k1", WRITE)
+    g.permissions[("alice", "/")] = PermissionDef("alice", "/", "^b", "", "")
+    g.topic_permissions[("alice", "/", "t")] = TopicPermissionDef("alice", "/", "t", "^k2$", ".*")
+    guard.check(QUEUE, "a1", CONFIGURE)  # decided before the change
+    guard.check_topic("t", "k1", WRITE)
     with pytest.raises(AccessDenied):
-        guard.check_publish("t", "no", topic=True)
-    guard.check_publish("t", "no", topic=False)  # not (or no longer) a topic exchange: no key check ...
-    assert guard.publishable == {"x", ("t", "ok")}  # ... and nothing remembered for when it is one again
+        guard.check(QUEUE, "a2", CONFIGURE)
+    guard.check(QUEUE, "b1", CONFIGURE)
+    ChannelGuard(g).check_topic("t", "k2", WRITE)
     with pytest.raises(AccessDenied):
-        guard.check_publish("y", "any", topic=False)
+        ChannelGuard(g).check_topic("t", "k1", WRITE)
+    del g.permissions[("alice", "/")]  # the row cleared: nothing new is allowed
+    with pytest.raises(AccessDenied):
+        ChannelGuard(g).check(QUEUE, "b1", CONFIGURE)
+
+
+def test_a_topic_exchange_without_topic_permission_allows_every_key_and_remembers_none():
+    g = grants()
+    guard = ChannelGuard(g)
+    guard.check_topic("amq.topic", "any.key", WRITE)
+    g.topic_permissions[("alice", "/", "amq.topic")] = TopicPermissionDef("alice", "/", "amq.topic", "^ok", "")
+    with pytest.raises(AccessDenied):
+        guard.check_topic("amq.topic", "any.key", WRITE)  # set later: applies to this channel's next check
+
+
+def test_the_publish_cache_is_bounded():
+    guard = ChannelGuard(grants())
+    for i in range(GUARD_CACHE_LIMIT + 5):
+        guard.remember_publishable(i)
+    assert len(guard.publishable) <= GUARD_CACHE_LIMIT

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -48,7 +49,12 @@ class RabbitMQUsers:
                       {"exchange": exchange, "write": t_write, "read": t_read})
 
     def delete(self, user: str) -> None:
-        _rabbitmq("DELETE", f"/users/{urllib.parse.quote(user, safe='')}")
+        """Delete the user; already gone is fine (a scenario may have deleted it)."""
+        try:
+            _rabbitmq("DELETE", f"/users/{urllib.parse.quote(user, safe='')}")
+        except urllib.error.HTTPError as error:
+            if error.code != 404:
+                raise
 
 
 class LeveretUsers:
@@ -64,7 +70,8 @@ class LeveretUsers:
             self.registry.set_topic_permissions(user, vhost, exchange, t_write, t_read)
 
     def delete(self, user: str) -> None:
-        self.registry.delete_user(user)
+        if user in self.registry.users:
+            self.registry.delete_user(user)
 
 
 def user_url(admin_url: str, user: str) -> str:
@@ -89,14 +96,16 @@ def access_differential(request: pytest.FixtureRequest, rabbitmq_url: str) -> Ca
     brokers.insert(0, ("rabbitmq", rabbitmq_url, RabbitMQUsers()))
 
     def run(permissions: tuple[str, str, str] | None, scenario: Scenario,
-            topics: dict[str, tuple[str, str]] | None = None, vhost: str = "/") -> Any:
+            topics: dict[str, tuple[str, str]] | None = None, vhost: str = "/", pass_users: bool = False) -> Any:
+        """`pass_users`: the scenario takes a fourth argument, the broker's users (`delete(user)`)."""
         user = f"diff-user-{uuid.uuid4().hex[:8]}"
         results = {}
         for label, admin_url, users in brokers:
             users.create(user, vhost, permissions, topics or {})
             try:
                 names = Names()
-                results[label] = names.normalise(scenario(user_url(admin_url, user), admin_url, names))
+                extra = (users,) if pass_users else ()
+                results[label] = names.normalise(scenario(user_url(admin_url, user), admin_url, names, *extra))
             finally:
                 users.delete(user)
         assert results["broker under test"] == results["rabbitmq"]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+import urllib.parse
+
 import pytest
+from pika.spec import Connection
 
 from access_users import access_differential  # noqa: F401 (a fixture)
 from differential import close_of
@@ -55,3 +59,20 @@ def test_empty_permissions_still_let_the_user_in(access_differential):
         return _open(url)
 
     assert access_differential(("", "", ""), scenario) == "Connection.OpenOk"
+
+
+def test_deleting_a_user_closes_its_connections_with_320(access_differential):
+    def scenario(url, _admin, _names, users):
+        with WireClient(url) as client:
+            client.open()
+            client.channel(1)
+            users.delete(urllib.parse.unquote(urllib.parse.urlsplit(url).username))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                frame = client.next_frame()
+                if isinstance(getattr(frame, "method", None), Connection.Close):
+                    return close_of(frame.method)
+        return None
+
+    code, text = access_differential((".*", ".*", ".*"), scenario, pass_users=True)[1:3]
+    assert code == 320 and text.startswith("CONNECTION_FORCED - user 'diff-user-") and text.endswith("' is deleted")
