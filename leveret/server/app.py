@@ -123,6 +123,7 @@ class Server:
         self.node.seed_access(user=settings.default_user, password=settings.default_pass, vhost=settings.default_vhost)
         # Users, vhosts and permissions (leveret/access/, durable with the definitions).
         self.users = self.node.access
+        self._access_watchers: tuple = ()  # what start() registers with the registry, stop() removes
         self._log_recovery()
         self.durability: Durability | None = None
         self.disk_alarm: DiskAlarm | None = None
@@ -148,9 +149,12 @@ class Server:
         self.loop = asyncio.get_running_loop()
         # Changes to users and permissions reach the open connections on the loop (the registry may be
         # changed from another thread, as the embedded broker's tests do).
-        self.users.on_change.append(lambda user, vhost: self.loop.call_soon_threadsafe(
-            self._permissions_changed, user, vhost))
-        self.users.on_user_deleted.append(lambda user: self.loop.call_soon_threadsafe(self._user_deleted, user))
+        self._access_watchers = (
+            lambda user, vhost: self.loop.call_soon_threadsafe(self._permissions_changed, user, vhost),
+            lambda user: self.loop.call_soon_threadsafe(self._user_deleted, user),
+        )
+        self.users.on_change.append(self._access_watchers[0])
+        self.users.on_user_deleted.append(self._access_watchers[1])
         self.durability = Durability(self.loop, self.message_store)
         self.timer_driver = TimerDriver(self.loop, self.broker.timers, self.clock)
         self.timer_driver.start()
@@ -199,6 +203,10 @@ class Server:
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection with 320 CONNECTION_FORCED, wait (bounded) until they are gone."""
         listeners, self.listeners = self.listeners, []
+        if self._access_watchers:  # the loop is about to go: changes after the stop reach no connection
+            self.users.on_change.remove(self._access_watchers[0])
+            self.users.on_user_deleted.remove(self._access_watchers[1])
+            self._access_watchers = ()
         for listener in listeners:
             await listener.stop()
         if self.disk_alarm is not None:

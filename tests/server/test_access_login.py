@@ -122,3 +122,10 @@ def test_an_unrestricted_user_whose_permissions_shrink_decides_everything_again(
     _changes_applied(leveret_broker)
     connection.channel().queue_declare("q3", exclusive=True)
     connection.close()
+
+
+def test_a_stopped_server_no_longer_watches_the_registry():
+    with EmbeddedBroker() as broker:
+        users = broker.server.users
+        assert len(users.on_change) == len(users.on_user_deleted) == 1
+    assert users.on_change == users.on_user_deleted == []  # its loop is gone: nothing may call into it
