@@ -308,3 +308,21 @@ def test_topic_permissions_on_publish_and_bind(access_differential):
     assert result[1][2].startswith("ACCESS_REFUSED - access to topic 'someone.else' in exchange 'amq.topic' "
                                    "in vhost '/' refused for user 'diff-user-")
     assert result[5] == "Queue.BindOk" and result[6][1] == 403 and result[7][1] == 403
+
+
+def test_a_publish_in_a_transaction_is_checked_when_published_not_at_commit(access_differential):
+    def scenario(url, admin_url, names):
+        ok_q, no_x = names("ok.q"), names("no.x")
+        with admin(admin_url, queues=[ok_q], exchanges=[(no_x, "fanout")]) as ch:
+            ch.queue_bind(ok_q, no_x)
+            with WireClient(url) as client:
+                client.open()
+                client.channel(1)
+                client.call(1, pika.spec.Tx.Select())
+                client.send(1, Basic.Publish(exchange="amq.fanout", routing_key=""), body=b"fine")
+                client.send(1, Basic.Publish(exchange=no_x, routing_key=""), body=b"refused")
+                reply = client.call(1, pika.spec.Tx.Commit())
+            return close_of(reply) or type(reply).NAME, ch.basic_get(ok_q, auto_ack=True)[2]
+
+    refused, routed = access_differential((".*", "^amq\\.fanout$", ".*"), scenario)
+    assert refused[1] == 403 and "exchange '<no.x>'" in refused[2] and routed is None
