@@ -33,14 +33,17 @@ def _listening_here(port: int) -> bool:
 def test_the_amqp_listener_reports_its_port_and_stops_accepting() -> None:
     async def scenario() -> tuple[int, bool, bool]:
         accepted: list[asyncio.Protocol] = []
+        accepting = asyncio.Event()
 
         def factory() -> asyncio.Protocol:
             accepted.append(asyncio.Protocol())
+            accepting.set()
             return accepted[-1]
 
         listener = AMQPListener(asyncio.get_running_loop(), factory)
         port = await listener.start("127.0.0.1", 0)
         before = await asyncio.to_thread(_connect, port) and _listening_here(port)
+        await asyncio.wait_for(accepting.wait(), 5)  # the loop takes the connection in its own time
         await listener.stop()
         after = _listening_here(port)
         return port, before and len(accepted) == 1, after
