@@ -19,6 +19,7 @@ class Settings:
     """Everything a broker needs to know at start. Field names double as TOML keys and LEVERET_<NAME> variables."""
 
     host: str = "127.0.0.1"
+    # The plain AMQP listener; negative disables it (with ssl_port set: amqps only).
     port: int = 5672
     data_dir: str = "./leveret-data"
     # Negotiated limits offered in connection.tune (RabbitMQ's defaults).
@@ -60,6 +61,19 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 15672
     log_level: str = "INFO"
+    # The amqps listener (RabbitMQ's listeners.ssl, default 5671 once enabled): on `host`; negative (the
+    # default) disables it, 0 picks a free port. It needs a certificate and its key (PEM files).
+    ssl_port: int = -1
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    # CA certificates (PEM) that client certificates are verified against; needed by verify_peer.
+    ssl_cacertfile: str = ""
+    # verify_peer asks the client for a certificate and refuses one the CA bundle does not vouch for (and
+    # offers the EXTERNAL mechanism to a client that presented one); verify_none asks for none.
+    ssl_verify: str = "verify_none"
+    # With verify_peer: refuse a client that presents no certificate at all.
+    ssl_fail_if_no_peer_cert: bool = False
+    ssl_min_version: str = "tlsv1.2"
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (unknown names are an error)."""
@@ -88,7 +102,7 @@ class Bounds:
 # ports and the 16-bit channel_max/heartbeat of connection.tune; frame_max at least the spec's 4096 (0 would mean
 # "no limit", which leveret does not offer); a body at most RabbitMQ's 512 MiB ceiling.
 BOUNDS: dict[str, Bounds] = {
-    "port": Bounds(0, 65535),
+    "port": Bounds(None, 65535),  # negative: no plain AMQP listener (amqps only)
     "frame_max": Bounds(4096, 2**32 - 1),
     "channel_max": Bounds(1, 65535),
     "heartbeat": Bounds(0, 65535),
@@ -102,6 +116,7 @@ BOUNDS: dict[str, Bounds] = {
     "send_timeout": Bounds(0, None),
     "handshake_timeout": Bounds(0.001, None),
     "http_port": Bounds(None, 65535),  # negative disables the listener
+    "ssl_port": Bounds(None, 65535),  # negative disables the listener
 }
 
 # Integer settings counted in bytes: they also take a unit, as RabbitMQ's configuration does ("50MB", "1GiB").
@@ -112,8 +127,11 @@ SIZE_UNITS = {
     "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2, "g": 1024**3, "gib": 1024**3, "t": 1024**4, "tib": 1024**4,
 }
 
+# Words a setting may take, matched in any case and kept as written here.
 CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "ssl_verify": ("verify_peer", "verify_none"),
+    "ssl_min_version": ("tlsv1.2", "tlsv1.3"),
 }
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
@@ -229,9 +247,10 @@ def parse_setting(name: str, value: Any) -> Any:
     else:
         result = parse_str(value)
     if name in CHOICES:
-        if result.upper() not in CHOICES[name]:
+        canonical = {choice.lower(): choice for choice in CHOICES[name]}.get(result.strip().lower())
+        if canonical is None:
             raise _Invalid(f"{value!r} is not one of {', '.join(CHOICES[name])}")
-        result = result.upper()
+        result = canonical
     bounds = BOUNDS.get(name)
     if bounds is not None:
         if bounds.minimum is not None and result < bounds.minimum:
@@ -288,4 +307,23 @@ def load_settings(
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = check_setting(name, value, "flag --" + name.replace("_", "-"))
-    return Settings(**values)
+    settings = Settings(**values)
+    check_tls_settings(settings)
+    return settings
+
+
+def check_tls_settings(settings: Settings) -> None:
+    """The ssl_* settings that only make sense together: a SettingsError for the first that is missing.
+
+    Whether the files exist and hold a certificate and its key is checked when the listener is built
+    (server/tls.py), with the same one-line error."""
+    if settings.ssl_port < 0:
+        if settings.port < 0:
+            raise SettingsError("port", "ssl_port is off", "negative turns off the only AMQP listener")
+        return
+    for name in ("ssl_certfile", "ssl_keyfile"):
+        if not getattr(settings, name):
+            raise SettingsError(name, "ssl_port is set", "the amqps listener needs it (a PEM file)")
+    if settings.ssl_verify == "verify_peer" and not settings.ssl_cacertfile:
+        raise SettingsError("ssl_cacertfile", "ssl_verify is verify_peer",
+                            "client certificates are verified against it (a PEM file of CA certificates)")

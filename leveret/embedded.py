@@ -41,12 +41,20 @@ class _Base:
         self.settings = Settings(data_dir=self.data_dir, **checked)
         self.server: Any = None
         self.port: int = 0
+        self.ssl_port: int | None = None  # the amqps listener's port, with ssl_port=0 (or another) given
         self.host = host
 
     @property
     def url(self) -> str:
         """The AMQP URL of the running broker, for the default user and vhost."""
         return _url(self.host, self.port, self.settings)
+
+    @property
+    def ssl_url(self) -> str:
+        """The amqps URL of the running broker's TLS listener, for the default user and vhost."""
+        if self.ssl_port is None:
+            raise RuntimeError("this broker has no amqps listener (pass ssl_port=0 and the ssl_* settings)")
+        return "amqps" + _url(self.host, self.ssl_port, self.settings)[4:]
 
     def _cleanup(self) -> None:
         if self._own_dir:
@@ -82,6 +90,7 @@ class EmbeddedBroker(_Base):
             self.server = Server(self.settings, file_io=self.file_io)
             loop.run_until_complete(self.server.start())
             self.port = self.server.port
+            self.ssl_port = self.server.ssl_port
         except BaseException as exc:  # reported to the starting thread, which raises it
             self._error = exc
             self._ready.set()
@@ -120,6 +129,7 @@ class AsyncEmbeddedBroker(_Base):
         self.server = Server(self.settings, file_io=self.file_io)
         await self.server.start()
         self.port = self.server.port
+        self.ssl_port = self.server.ssl_port
         return self
 
     async def stop(self) -> None:

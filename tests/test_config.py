@@ -72,8 +72,8 @@ def test_layers_in_order_file_then_environment_then_flags(tmp_path: Path) -> Non
      "Invalid value for port (environment variable LEVERET_PORT): 'abc' is not an integer"),
     ({"LEVERET_PORT": "70000"},
      "Invalid value for port (environment variable LEVERET_PORT): '70000' is above the maximum 65535"),
-    ({"LEVERET_PORT": "-1"},
-     "Invalid value for port (environment variable LEVERET_PORT): '-1' is below the minimum 0"),
+    ({"LEVERET_PORT": "-1"},  # negative is amqps only, and the amqps listener is off
+     "Invalid value for port (ssl_port is off): negative turns off the only AMQP listener"),
     ({"LEVERET_FRAME_MAX": "100"},
      "Invalid value for frame_max (environment variable LEVERET_FRAME_MAX): '100' is below the minimum 4096"),
     ({"LEVERET_CHANNEL_MAX": "0"},

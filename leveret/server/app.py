@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import signal
+import ssl
 import sys
 from functools import partial
 
@@ -25,6 +26,7 @@ from leveret.server.flow import DiskAlarm
 from leveret.server.listeners import AMQPListener, Listener
 from leveret.server.memory_alarm import MemoryAlarm, total_memory, watermark_bytes
 from leveret.server.protocol import AMQPProtocol
+from leveret.server.tls import server_context
 from leveret.store.definitions import FileDefinitionStore
 from leveret.store.filestore import FileMessageStore
 from leveret.store.fsio import REAL, FileIO, failures
@@ -103,6 +105,11 @@ class Server:
         self.clock = clock or SystemClock()
         # Parsed first: a malformed watermark fails the start before anything is opened.
         self.memory_limit = watermark_bytes(settings.memory_high_watermark, total_memory())
+        # The amqps listener's context, built here so a missing or wrong certificate fails the start before
+        # anything is opened (server/tls.py).
+        self.tls_context: ssl.SSLContext | None = None
+        if settings.ssl_port >= 0:
+            self.tls_context = server_context(settings)
         # Client errors are logged one line each, rate-limited across all connections.
         self.errorlog = ErrorLog(self.clock.monotonic)
         self.data_dir = os.path.abspath(settings.data_dir)
@@ -138,11 +145,13 @@ class Server:
         self.output_pauses = 0
         self.peak_output = 0
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
-        # What listens, in start order (server/listeners.py): AMQP, then the management HTTP API unless
-        # settings.http_port < 0. Stopped in the same order.
+        # What listens, in start order (server/listeners.py): AMQP unless settings.port < 0, amqps when
+        # settings.ssl_port >= 0, then the management HTTP API unless settings.http_port < 0. Stopped in the
+        # same order.
         self.listeners: list[Listener] = []
         self.amqp_listener: AMQPListener | None = None
         self.port = 0
+        self.ssl_port: int | None = None  # None until the amqps listener listens (or when it is off)
         self.http_port: int | None = None  # None until the HTTP API listens (or when it is off)
 
     async def start(self) -> None:
@@ -168,8 +177,14 @@ class Server:
             trim=allocator.trim if allocator is not None else None,
         )
         self.memory_alarm.start()
-        self.amqp_listener = AMQPListener(self.loop, lambda: AMQPProtocol(self))
-        self.port = await self._listen(self.amqp_listener, self.settings.host, self.settings.port)
+        if self.settings.port >= 0:
+            self.amqp_listener = AMQPListener(self.loop, lambda: AMQPProtocol(self))
+            self.port = await self._listen(self.amqp_listener, self.settings.host, self.settings.port)
+        if self.tls_context is not None:
+            tls_listener = AMQPListener(self.loop, lambda: AMQPProtocol(self), tls=self.tls_context,
+                                        handshake_timeout=self.settings.handshake_timeout)
+            self.ssl_port = await self._listen(tls_listener, self.settings.host, self.settings.ssl_port)
+            log.info("leveret listening for amqps on %s:%d", self.settings.host, self.ssl_port)
         if self.settings.http_port >= 0:
             # Imported here so aiohttp is only loaded by brokers that serve HTTP.
             from leveret.http.app import ManagementListener
@@ -178,7 +193,8 @@ class Server:
             self.http_port = await self._listen(ManagementListener(self), host, self.settings.http_port)
             log.info("management API at http://%s:%d", host, self.http_port)
         # Logged once everything listens, so a failed start prints only its one-line error.
-        log.info("leveret listening on %s:%d", self.settings.host, self.port)
+        if self.amqp_listener is not None:
+            log.info("leveret listening on %s:%d", self.settings.host, self.port)
 
     async def _listen(self, listener: Listener, host: str, port: int) -> int:
         """Start one listener; if it cannot listen, undo the whole start (nothing stays listening) and say why."""

@@ -9,7 +9,10 @@ port, without touching AMQP code (docs/architecture.md, "Adding a protocol liste
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
+
+if TYPE_CHECKING:
+    import ssl
 
 
 class Listener(Protocol):
@@ -23,16 +26,23 @@ class Listener(Protocol):
 
 
 class AMQPListener:
-    """AMQP 0-9-1 over TCP: one `asyncio.Protocol` per connection, from `protocol_factory`."""
+    """AMQP 0-9-1 over TCP: one `asyncio.Protocol` per connection, from `protocol_factory`.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, protocol_factory: Callable[[], asyncio.Protocol]) -> None:
+    With `tls` (server/tls.py's context) it is the amqps listener: asyncio completes the TLS handshake,
+    within `handshake_timeout` seconds, before the protocol hears of the connection."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, protocol_factory: Callable[[], asyncio.Protocol], *,
+                 tls: ssl.SSLContext | None = None, handshake_timeout: float | None = None) -> None:
         self.loop = loop
         self.protocol_factory = protocol_factory
+        self.tls = tls
+        self.handshake_timeout = handshake_timeout if tls is not None else None
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self, host: str, port: int) -> int:
         self._server = await self.loop.create_server(self.protocol_factory, host, port, reuse_address=True,
-                                                     backlog=1024)
+                                                     backlog=1024, ssl=self.tls,
+                                                     ssl_handshake_timeout=self.handshake_timeout)
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
