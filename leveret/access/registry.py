@@ -175,6 +175,15 @@ class AccessRegistry:
             return None
         return user
 
+    def authenticate_certificate(self, name: str, *, from_loopback: bool) -> UserDef | None:
+        """The user a verified client certificate names (the EXTERNAL mechanism), if it exists and may
+        connect from where it does, else None. No password is asked: users without one are for this, and
+        RabbitMQ lets a user with a password in by certificate too."""
+        user = self.users.get(name)
+        if user is None or (name in self.loopback_users and not from_loopback):
+            return None
+        return user
+
     def grants(self, user: str, vhost: str) -> Grants | None:
         """The user's rights in the vhost, read live from this registry at each check, or None when it may not
         enter it (no such vhost or no permission row: RabbitMQ refuses both at connection.open)."""

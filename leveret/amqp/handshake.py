@@ -36,6 +36,9 @@ AWAIT_HEADER, AWAIT_START_OK, AWAIT_SECURE_OK, AWAIT_TUNE_OK, AWAIT_OPEN, RUNNIN
 STATE_NAMES = {AWAIT_START_OK: "starting", AWAIT_SECURE_OK: "securing", AWAIT_TUNE_OK: "tuning",
                AWAIT_OPEN: "opening", RUNNING: "running"}
 MECHANISMS = ("PLAIN", "AMQPLAIN")
+# SASL EXTERNAL: the identity is the transport's (a verified TLS client certificate), not the response's. The
+# server offers it only to connections that have one (`ServerHandshake.offer`).
+EXTERNAL = "EXTERNAL"
 
 _EXPECTED = {
     AWAIT_START_OK: ConnectionStartOk,
@@ -49,7 +52,9 @@ _EXPECTED = {
 class LoginRequested:
     """start-ok arrived: check these credentials, then `accept_login()` or close with `refusal(...)`.
 
-    `password` is None when the response did not parse as the mechanism's framing (always refused)."""
+    `password` is None when the response did not parse as the mechanism's framing (always refused), and for
+    EXTERNAL, whose user the server takes from the client certificate (the response is ignored, as
+    RabbitMQ ignores it)."""
 
     mechanism: str
     username: str
@@ -146,6 +151,12 @@ class ServerHandshake:
         return out
 
     # --- server's moves -------------------------------------------------------------------------
+    def offer(self, mechanism: str) -> None:
+        """Offer one more mechanism in connection.start (before `start`): EXTERNAL on a connection with a
+        verified client certificate."""
+        if mechanism not in self.mechanisms:
+            self.mechanisms = (*self.mechanisms, mechanism)
+
     def start(self) -> None:
         """The protocol header was accepted: offer connection.start."""
         self.state = AWAIT_START_OK

@@ -25,7 +25,7 @@ from leveret.server.errorlog import ErrorLog
 from leveret.server.flow import DiskAlarm
 from leveret.server.listeners import AMQPListener, Listener
 from leveret.server.memory_alarm import MemoryAlarm, total_memory, watermark_bytes
-from leveret.server.protocol import AMQPProtocol
+from leveret.server.protocol import AMQPProtocol, TLSProtocol
 from leveret.server.tls import server_context
 from leveret.store.definitions import FileDefinitionStore
 from leveret.store.filestore import FileMessageStore
@@ -181,7 +181,7 @@ class Server:
             self.amqp_listener = AMQPListener(self.loop, lambda: AMQPProtocol(self))
             self.port = await self._listen(self.amqp_listener, self.settings.host, self.settings.port)
         if self.tls_context is not None:
-            tls_listener = AMQPListener(self.loop, lambda: AMQPProtocol(self), tls=self.tls_context,
+            tls_listener = AMQPListener(self.loop, lambda: TLSProtocol(self), tls=self.tls_context,
                                         handshake_timeout=self.settings.handshake_timeout)
             self.ssl_port = await self._listen(tls_listener, self.settings.host, self.settings.ssl_port)
             log.info("leveret listening for amqps on %s:%d", self.settings.host, self.ssl_port)

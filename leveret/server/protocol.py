@@ -29,6 +29,7 @@ from leveret.amqp.heartbeat import OVERDUE, SEND, Heartbeats
 from leveret.server.errorlog import peer_name
 from leveret.server.reading import BLOCKED, OUTPUT, ReadingGate
 from leveret.server.session import Session
+from leveret.server.tls import certificate_common_name
 
 if TYPE_CHECKING:
     from leveret.server.app import Server
@@ -249,3 +250,17 @@ class AMQPProtocol(asyncio.Protocol):
         """Server-initiated close of an open connection (shutdown): connection.close then drop."""
         self.session.close_connection(code, text)
         self.close_after_flush()
+
+
+class TLSProtocol(AMQPProtocol):
+    """An AMQP connection over TLS (the amqps listener): as any other, plus the EXTERNAL mechanism when the
+    client's certificate verified (server/tls.py). Plain connections never run this.
+
+    asyncio calls `connection_made` once the TLS handshake is complete, so the certificate is known before
+    the client can send its protocol header."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        user = certificate_common_name(transport.get_extra_info("peercert"))
+        if user is not None:
+            self.session.offer_external(user)

@@ -23,8 +23,8 @@ from leveret.amqp.connection import AWAITING_HEADER, ConnectionReader
 from leveret.amqp.errors import AMQPChannelError, AMQPError, BadProtocolHeader, MalformedProperties
 from leveret.amqp.events import ChannelFailed, ContentReceived, HeartbeatReceived, MethodReceived
 from leveret.amqp.handshake import (
-    AWAIT_HEADER, CLOSING, RUNNING, ClientClosed, CloseFinished, LoginRequested, OpenRequested, ServerHandshake,
-    Tuned, connection_error, frame_before_open,
+    AWAIT_HEADER, CLOSING, EXTERNAL, RUNNING, ClientClosed, CloseFinished, LoginRequested, OpenRequested,
+    ServerHandshake, Tuned, connection_error, frame_before_open,
 )
 from leveret.broker.errors import BrokerError
 from leveret.server.alarms import blocked_reason
@@ -89,6 +89,8 @@ class Session:
         # The one piece of connection state read per event (the hot path): the handshake's CLOSED, mirrored.
         self.closed = False
         self.username = ""
+        # The user a verified TLS client certificate names (server/tls.py): who EXTERNAL logs in.
+        self.certificate_user: str | None = None
         self.vhost: Any = None
         self.grants: Grants | None = None  # what the user may do in the vhost (leveret/access/), once open
         self.permissions: PermissionChecks | None = None  # their checks on the channel methods, once open
@@ -335,14 +337,24 @@ class Session:
         elif kind is CloseFinished:
             self._shutdown()
 
+    def offer_external(self, certificate_user: str) -> None:
+        """The client presented a verified certificate naming this user: offer the EXTERNAL mechanism."""
+        self.certificate_user = certificate_user
+        self.handshake.offer(EXTERNAL)
+
     def _on_login(self, event: LoginRequested) -> None:
         user = None
-        if event.password is not None:
-            user = self.users.authenticate(event.username, event.password, from_loopback=self.writer.is_loopback())
+        username = event.username
+        if event.mechanism == EXTERNAL:
+            # Offered only with a certificate_user (the handshake refuses a mechanism it did not offer).
+            username = self.certificate_user or ""
+            user = self.users.authenticate_certificate(username, from_loopback=self.writer.is_loopback())
+        elif event.password is not None:
+            user = self.users.authenticate(username, event.password, from_loopback=self.writer.is_loopback())
         if user is None:
             mechanism = event.mechanism
             self.close_connection(codes.ACCESS_REFUSED, self.handshake.refusal(mechanism), 0, 0,
-                                  detail=f"login refused for user {event.username!r} using {mechanism}")
+                                  detail=f"login refused for user {username!r} using {mechanism}")
             return
         self.username = user.name
         self.handshake.accept_login()

@@ -189,6 +189,17 @@ def test_an_unknown_mechanism_is_503():
     assert info.value.reply_text == "COMMAND_INVALID - unknown authentication mechanism 'EXTERNAL'"
 
 
+def test_an_offered_external_is_announced_and_its_response_ignored():
+    server = Server()
+    server.handshake.offer("EXTERNAL")
+    server.handshake.offer("EXTERNAL")  # offered once however often it is asked for
+    server.feed(PROTOCOL_HEADER + start_ok(b"whatever the client says", "EXTERNAL"))
+    start = server.out[0]
+    assert b"PLAIN AMQPLAIN EXTERNAL" in start and b"EXTERNAL EXTERNAL" not in start
+    # The server takes the user from the certificate: the event carries no credentials of the client's.
+    assert server.events == [LoginRequested("EXTERNAL", "", None)]
+
+
 @pytest.mark.parametrize("frame_max,channel_max,text", [
     (4095, 0, "NOT_ALLOWED - frame_max=4095 < 4096 min size"),
     (131073, 0, "NOT_ALLOWED - frame_max=131073 > 131072 max size"),
