@@ -50,7 +50,8 @@ RULES: tuple[Layer, ...] = (
           "users, vhosts and permissions are sans-IO; they see the store only through store/api.py's values"),
     Layer("leveret.clock", (), "the clock is a leaf"),
     Layer("leveret.config", (), "settings are a leaf"),
-    Layer("leveret.http", ("leveret", "leveret.broker", "leveret.config", "leveret.clock", "leveret.amqp"),
+    Layer("leveret.http", ("leveret", "leveret.broker", "leveret.config", "leveret.clock", "leveret.amqp",
+                           "leveret.access", "leveret.store.api"),
           "the management API reads the model; it reaches the server only through http/target.py's Protocol"),
 )
 

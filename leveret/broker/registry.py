@@ -368,6 +368,17 @@ class Registry:
                                  stream=isinstance(queue, StreamQueue))
         return dropped
 
+    def remove_all(self) -> None:
+        """Delete every queue and exchange, the vhost being deleted: the hooks remove the durable ones and
+        their messages from storage as queue.delete and exchange.delete would, consumers are cancelled."""
+        for queue in list(self.queues.values()):
+            self.remove_queue(queue)
+        for exchange in list(self.exchanges.values()):
+            if exchange.name and not exchange.name.startswith("amq."):
+                self._remove_exchange(exchange)
+            else:
+                exchange.close()  # the default and system exchanges are never stored
+
     def queue_expired(self, queue: QueueType) -> None:
         """x-expires: the queue was unused for its whole expiry period."""
         self.remove_queue(queue)

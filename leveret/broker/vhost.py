@@ -105,3 +105,12 @@ class Broker:
                 consumer_timeout=self.consumer_timeout,
             )
         return vhost
+
+    def delete_vhost(self, name: str) -> bool:
+        """Delete vhost `name` with its queues, exchanges and messages (`Registry.remove_all`); False when
+        there is no such vhost. The caller closes the vhost's connections."""
+        vhost = self.vhosts.pop(name, None)
+        if vhost is None:
+            return False
+        vhost.remove_all()
+        return True

@@ -46,3 +46,22 @@ def seed_once(registry: AccessRegistry, broker: Broker, data_dir: str, file_io: 
     seed_defaults(registry, broker, user=user, password=password, vhost=vhost)
     file_io.write_atomically(marker, b"the default user and vhost were created once; see durable/access.py\n")
     return True
+
+
+def put_vhost(registry: AccessRegistry, broker: Broker, name: str, description: str = "",
+              tags: tuple[str, ...] = ()) -> bool:
+    """Create or update a vhost in the registry (durable first) and the model; True when it is new."""
+    created = name not in registry.vhosts
+    registry.add_vhost(name, description, tags)
+    broker.add_vhost(name)
+    return created
+
+
+def delete_vhost(registry: AccessRegistry, broker: Broker, name: str) -> bool:
+    """Delete a vhost: its record and permissions, then its queues, exchanges and their messages, from disk
+    too (False when there is no such vhost). Its connections are the server's to close."""
+    if name not in registry.vhosts:
+        return False
+    registry.delete_vhost(name)
+    broker.delete_vhost(name)
+    return True

@@ -16,7 +16,7 @@ from leveret.broker.message import PropertiesCodec
 from leveret.broker.paging import MemoryBudget
 from leveret.broker.vhost import Broker
 from leveret.clock import Clock
-from leveret.durable.access import load_access, seed_once
+from leveret.durable.access import delete_vhost, load_access, put_vhost, seed_once
 from leveret.durable.clean_shutdown import take_marker, write_marker
 from leveret.durable.hooks import StoreHooks
 from leveret.durable.ready import PagedReadyFactory
@@ -94,6 +94,14 @@ class DurableBroker:
         assert self.data_dir is not None, "only a DurableBroker.open() has a data directory"
         return seed_once(self.access, self.broker, self.data_dir, self.file_io, user=user, password=password,
                          vhost=vhost)
+
+    def put_vhost(self, name: str, description: str = "", tags: tuple[str, ...] = ()) -> bool:
+        """Create or update a vhost, in the access registry and the model; True when it is new."""
+        return put_vhost(self.access, self.broker, name, description, tags)
+
+    def delete_vhost(self, name: str) -> bool:
+        """Delete a vhost with its permissions, queues, exchanges and messages; False when it does not exist."""
+        return delete_vhost(self.access, self.broker, name)
 
     def close(self) -> None:
         """A clean stop, after the last commit: write the clean-shutdown marker, close both stores."""

@@ -13,22 +13,72 @@ from leveret.http.exchanges import list_exchanges
 from leveret.http.metrics import get_metrics
 from leveret.http.nodes import get_node, list_nodes
 from leveret.http.overview import get_overview
+from leveret.http.permissions import (
+    delete_permission,
+    delete_topic_permissions,
+    get_permission,
+    get_topic_permissions,
+    list_permissions,
+    list_topic_permissions,
+    put_permission,
+    put_topic_permission,
+)
 from leveret.http.queues import list_queues
+from leveret.http.responses import BadRequest, bad_request
 from leveret.http.target import TARGET, ManagementTarget
-from leveret.http.vhosts import list_vhosts
+from leveret.http.users import (
+    delete_user,
+    get_user,
+    list_users,
+    put_user,
+    user_permissions,
+    user_topic_permissions,
+    whoami,
+)
+from leveret.http.vhosts import delete_vhost, get_vhost, list_vhosts, put_vhost
 
 # Seconds to let in-flight requests finish on shutdown; every handler answers from memory at once.
 SHUTDOWN_TIMEOUT = 2.0
 
 
+@web.middleware
+async def bad_requests(request: web.Request, handler) -> web.StreamResponse:
+    """A handler's `BadRequest` as RabbitMQ's 400 body."""
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return bad_request(exc.reason)
+
+
 def build_app(target: ManagementTarget) -> web.Application:
     """The management API for `target` (the running Server)."""
-    app = web.Application(middlewares=[basic_auth_middleware(target.users, exempt=frozenset({"/metrics"}))])
+    app = web.Application(middlewares=[
+        basic_auth_middleware(target.users, exempt=frozenset({"/metrics"})), bad_requests,
+    ])
     app[TARGET] = target
     app.router.add_get("/api/overview", get_overview)
     app.router.add_get("/api/nodes", list_nodes)
     app.router.add_get("/api/nodes/{name}", get_node)
+    app.router.add_get("/api/whoami", whoami)
+    app.router.add_get("/api/users", list_users)
+    app.router.add_get("/api/users/{name}", get_user)
+    app.router.add_put("/api/users/{name}", put_user)
+    app.router.add_delete("/api/users/{name}", delete_user)
+    app.router.add_get("/api/users/{name}/permissions", user_permissions)
+    app.router.add_get("/api/users/{name}/topic-permissions", user_topic_permissions)
     app.router.add_get("/api/vhosts", list_vhosts)
+    app.router.add_get("/api/vhosts/{vhost}", get_vhost)
+    app.router.add_put("/api/vhosts/{vhost}", put_vhost)
+    app.router.add_delete("/api/vhosts/{vhost}", delete_vhost)
+    app.router.add_get("/api/vhosts/{vhost}/permissions", list_permissions)
+    app.router.add_get("/api/permissions", list_permissions)
+    app.router.add_get("/api/permissions/{vhost}/{user}", get_permission)
+    app.router.add_put("/api/permissions/{vhost}/{user}", put_permission)
+    app.router.add_delete("/api/permissions/{vhost}/{user}", delete_permission)
+    app.router.add_get("/api/topic-permissions", list_topic_permissions)
+    app.router.add_get("/api/topic-permissions/{vhost}/{user}", get_topic_permissions)
+    app.router.add_put("/api/topic-permissions/{vhost}/{user}", put_topic_permission)
+    app.router.add_delete("/api/topic-permissions/{vhost}/{user}", delete_topic_permissions)
     app.router.add_get("/api/queues", list_queues)
     app.router.add_get("/api/queues/{vhost}", list_queues)
     app.router.add_get("/api/exchanges", list_exchanges)

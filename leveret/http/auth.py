@@ -1,7 +1,10 @@
 """HTTP basic authentication against the broker's user store, as RabbitMQ's management plugin does it.
 
-Every /api request needs the credentials of a user with a management tag; anything else is answered
-401 with RabbitMQ's body. The loopback restriction (guest only from localhost) applies here as on AMQP.
+Every /api request needs the credentials of a user with a management tag: missing or wrong credentials
+are answered 401 with a `WWW-Authenticate` challenge, a user without a management tag 401 "Not management
+user" (no challenge: the credentials were right), as RabbitMQ does. The loopback restriction (guest only
+from localhost) applies here as on AMQP. The user is left in the request (`responses.USER`) for the
+handlers' own tag checks.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import ipaddress
 from typing import Awaitable, Callable
 
 from aiohttp import BasicAuth, web
+
+from leveret.http.responses import USER, not_authorised
 
 # Tags that grant management access in RabbitMQ; a user with none of them may still use AMQP.
 MANAGEMENT_TAGS = frozenset({"administrator", "monitoring", "policymaker", "management"})
@@ -27,10 +32,10 @@ def _from_loopback(request: web.Request) -> bool:
         return False
 
 
-def unauthorized() -> web.Response:
+def unauthorized(reason: str = "Not_Authorized") -> web.Response:
     """RabbitMQ's 401: a JSON error body and a challenge so browsers and curl prompt for credentials."""
     return web.json_response(
-        {"error": "not_authorized", "reason": "Not_Authorized"},
+        {"error": "not_authorized", "reason": reason},
         status=401,
         headers={"WWW-Authenticate": 'Basic realm="leveret management"'},
     )
@@ -51,8 +56,11 @@ def basic_auth_middleware(users, exempt: frozenset[str]) -> Callable:
         except ValueError:
             return unauthorized()
         user = users.authenticate(creds.login, creds.password, from_loopback=_from_loopback(request))
-        if user is None or not MANAGEMENT_TAGS.intersection(user.tags):
-            return unauthorized()
+        if user is None:
+            return unauthorized("Login failed")
+        if not MANAGEMENT_TAGS.intersection(user.tags):
+            return not_authorised("Not management user")
+        request[USER] = user
         return await handler(request)
 
     return check

@@ -13,7 +13,8 @@ from aiohttp import web
 from leveret.broker.exchanges import Exchange
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.http.encoding import dumps, jsonable
-from leveret.http.vhosts import not_found, selected_vhosts
+from leveret.http.responses import not_found
+from leveret.http.vhosts import selected_vhosts
 
 
 def exchange_info(exchange: Exchange) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from aiohttp import web
 from leveret.broker.queue_type import QueueType
 from leveret.broker.stream import StreamQueue
 from leveret.http.encoding import dumps, jsonable
-from leveret.http.vhosts import not_found, selected_vhosts
+from leveret.http.responses import not_found
+from leveret.http.vhosts import selected_vhosts
 
 
 def queue_type(queue: QueueType) -> str:

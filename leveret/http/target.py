@@ -19,7 +19,7 @@ class ManagementTarget(Protocol):
 
     settings: Settings
     broker: Broker
-    users: Any  # leveret.access.AccessRegistry: authenticate(name, password, from_loopback=...)
+    users: Any  # leveret.access.AccessRegistry: authenticate(...), users, vhosts, permissions and their changes
     connections: Collection[Any]  # open AMQP connections; each has .session.channels
     port: int  # the bound AMQP port
     http_port: int | None  # the bound HTTP port (None: not listening)
@@ -27,6 +27,12 @@ class ManagementTarget(Protocol):
     disk_alarm: Any  # .free, .limit, .active (server/flow.py); None before start
     output_pauses: int  # times a connection stopped being read for its unsent output
     memory_budget: Any  # .limit, .used: the paged queues' shared budget (broker/paging.py MemoryBudget)
+
+    def put_vhost(self, name: str, description: str = "", tags: tuple[str, ...] = ()) -> bool:
+        """Create (True) or update (False) a vhost, in the access registry and the broker."""
+
+    def delete_vhost(self, name: str) -> bool:
+        """Delete a vhost, close its connections, delete everything in it; False when it does not exist."""
 
 
 TARGET = web.AppKey("target", ManagementTarget)

@@ -216,6 +216,21 @@ class Server:
             if conn.session.username == user:
                 conn.force_close(codes.CONNECTION_FORCED, f"CONNECTION_FORCED - user '{user}' is deleted")
 
+    def put_vhost(self, name: str, description: str = "", tags: tuple[str, ...] = ()) -> bool:
+        """Create or update a vhost (the management API's PUT); True when it is new."""
+        return self.node.put_vhost(name, description, tags)
+
+    def delete_vhost(self, name: str) -> bool:
+        """Delete a vhost and everything in it; its connections are closed as RabbitMQ 3.10 closes them.
+        False when there is no such vhost."""
+        if not self.node.delete_vhost(name):
+            return False
+        for conn in list(self.connections):
+            vhost = conn.session.vhost
+            if vhost is not None and vhost.name == name:
+                conn.force_close(codes.CONNECTION_FORCED, f"CONNECTION_FORCED - vhost '{name}' is down")
+        return True
+
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection with 320 CONNECTION_FORCED, wait (bounded) until they are gone."""
         listeners, self.listeners = self.listeners, []
