@@ -60,6 +60,8 @@ class Settings:
     # Management HTTP API and /metrics (RabbitMQ's management port); 0 picks a free port, negative disables it.
     http_host: str = "127.0.0.1"
     http_port: int = 15672
+    # Serve the management API over HTTPS, with the ssl_* certificate settings of the amqps listener.
+    http_ssl: bool = False
     log_level: str = "INFO"
     # The amqps listener (RabbitMQ's listeners.ssl, default 5671 once enabled): on `host`; negative (the
     # default) disables it, 0 picks a free port. It needs a certificate and its key (PEM files).
@@ -317,13 +319,15 @@ def check_tls_settings(settings: Settings) -> None:
 
     Whether the files exist and hold a certificate and its key is checked when the listener is built
     (server/tls.py), with the same one-line error."""
-    if settings.ssl_port < 0:
-        if settings.port < 0:
-            raise SettingsError("port", "ssl_port is off", "negative turns off the only AMQP listener")
+    if settings.ssl_port < 0 and settings.port < 0:
+        raise SettingsError("port", "ssl_port is off", "negative turns off the only AMQP listener")
+    if settings.ssl_port < 0 and not settings.http_ssl:
         return
     for name in ("ssl_certfile", "ssl_keyfile"):
         if not getattr(settings, name):
-            raise SettingsError(name, "ssl_port is set", "the amqps listener needs it (a PEM file)")
+            if settings.ssl_port >= 0:
+                raise SettingsError(name, "ssl_port is set", "the amqps listener needs it (a PEM file)")
+            raise SettingsError(name, "http_ssl is on", "the management API's HTTPS needs it (a PEM file)")
     if settings.ssl_verify == "verify_peer" and not settings.ssl_cacertfile:
         raise SettingsError("ssl_cacertfile", "ssl_verify is verify_peer",
                             "client certificates are verified against it (a PEM file of CA certificates)")

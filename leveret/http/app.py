@@ -6,6 +6,8 @@ Usage from the server: `listener = ManagementListener(server)`, `port = await li
 
 from __future__ import annotations
 
+import ssl
+
 from aiohttp import web
 
 from leveret.http.auth import basic_auth_middleware
@@ -90,8 +92,10 @@ def build_app(target: ManagementTarget) -> web.Application:
 class ManagementListener:
     """The HTTP listener serving `build_app(target)` on the caller's running event loop."""
 
-    def __init__(self, target: ManagementTarget) -> None:
+    def __init__(self, target: ManagementTarget, tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: an `ssl.SSLContext` to serve HTTPS with (the server's, from the ssl_* settings), or None."""
         self.app = build_app(target)
+        self.tls = tls
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -100,7 +104,7 @@ class ManagementListener:
         runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port, reuse_address=True)
+            site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=self.tls)
             await site.start()
         except BaseException:
             await runner.cleanup()

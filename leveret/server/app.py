@@ -108,7 +108,7 @@ class Server:
         # The amqps listener's context, built here so a missing or wrong certificate fails the start before
         # anything is opened (server/tls.py).
         self.tls_context: ssl.SSLContext | None = None
-        if settings.ssl_port >= 0:
+        if settings.ssl_port >= 0 or settings.http_ssl:
             self.tls_context = server_context(settings)
         # Client errors are logged one line each, rate-limited across all connections.
         self.errorlog = ErrorLog(self.clock.monotonic)
@@ -180,7 +180,7 @@ class Server:
         if self.settings.port >= 0:
             self.amqp_listener = AMQPListener(self.loop, lambda: AMQPProtocol(self))
             self.port = await self._listen(self.amqp_listener, self.settings.host, self.settings.port)
-        if self.tls_context is not None:
+        if self.tls_context is not None and self.settings.ssl_port >= 0:
             tls_listener = AMQPListener(self.loop, lambda: TLSProtocol(self), tls=self.tls_context,
                                         handshake_timeout=self.settings.handshake_timeout)
             self.ssl_port = await self._listen(tls_listener, self.settings.host, self.settings.ssl_port)
@@ -190,8 +190,9 @@ class Server:
             from leveret.http.app import ManagementListener
 
             host = self.settings.http_host
-            self.http_port = await self._listen(ManagementListener(self), host, self.settings.http_port)
-            log.info("management API at http://%s:%d", host, self.http_port)
+            tls = self.tls_context if self.settings.http_ssl else None
+            self.http_port = await self._listen(ManagementListener(self, tls), host, self.settings.http_port)
+            log.info("management API at %s://%s:%d", "https" if tls else "http", host, self.http_port)
         # Logged once everything listens, so a failed start prints only its one-line error.
         if self.amqp_listener is not None:
             log.info("leveret listening on %s:%d", self.settings.host, self.port)
