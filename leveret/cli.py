@@ -1,18 +1,19 @@
-"""The `leveret` command line. No broker logic lives here."""
+"""The `leveret` command line: `serve`, `list`, and (cli_admin.py) the administration of users, vhosts and
+permissions. No broker logic lives here; commands that act on a running broker go through its management
+API (cli_client.py)."""
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import sys
-import urllib.error
-import urllib.request
 from typing import Any
 from urllib.parse import quote
 
 import click
 
+from leveret.cli_admin import COMMANDS, DEFAULT_URL
+from leveret.cli_client import ManagementClient
+from leveret.cli_table import aligned
 from leveret.config import Settings, SettingsError, load_settings
 
 
@@ -83,41 +84,21 @@ def format_table(kind: str, rows: list[dict[str, Any]]) -> str:
     """An aligned text table of management API objects; numbers right-aligned."""
     columns = LIST_COLUMNS[kind]
     body = [[_cell(kind, field, row) for _, field in columns] for row in rows]
-    headings = [heading for heading, _ in columns]
-    widths = [max(len(r[i]) for r in [headings, *body]) for i in range(len(columns))]
-    numeric = [all(r[i].isdigit() or r[i] == "" for r in body) and bool(body) for i in range(len(columns))]
-    lines = []
-    for r in [headings, *body]:
-        cells = [c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric)]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
-
-
-def fetch_json(url: str, user: str, password: str, timeout: float = 10.0) -> Any:
-    """GET a management API URL with basic auth; a click error with one line of reason on failure."""
-    token = base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
-    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}", "Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        reason = {401: "access refused (check --user and --password)", 404: "not found"}.get(exc.code, exc.reason)
-        raise click.ClickException(f"{url}: HTTP {exc.code} {reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise click.ClickException(f"cannot reach {url}: {reason}") from None
-    except ValueError:
-        raise click.ClickException(f"{url}: the answer is not JSON") from None
+    return aligned([heading for heading, _ in columns], body)
 
 
 @main.command("list")
 @click.argument("kind", type=click.Choice(sorted(LIST_COLUMNS)))
-@click.option("--url", default="http://127.0.0.1:15672", show_default=True, help="The broker's management API.")
+@click.option("--url", default=DEFAULT_URL, show_default=True, help="The broker's management API.")
 @click.option("--user", default="guest", show_default=True)
 @click.option("--password", default="guest", show_default=True)
 @click.option("--vhost", default=None, help="Only this vhost (default: all).")
 def list_command(kind: str, url: str, user: str, password: str, vhost: str | None) -> None:
     """List queues or exchanges of a running broker, with message counts (and delayed messages)."""
     path = f"/api/{kind}" + (f"/{quote(vhost, safe='')}" if vhost is not None else "")
-    rows = fetch_json(url.rstrip("/") + path, user, password)
+    rows = ManagementClient(url, user, password).get(path)
     click.echo(format_table(kind, rows))
+
+
+for _command in COMMANDS:  # users, vhosts, permissions, topic-permissions (cli_admin.py)
+    main.add_command(_command)
