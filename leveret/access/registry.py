@@ -35,6 +35,8 @@ class AccessRegistry:
         # every vhost), `on_user_deleted(user)` when a user is gone (the server closes its connections).
         self.on_change: list[Callable[[str | None, str | None], None]] = []
         self.on_user_deleted: list[Callable[[str], None]] = []
+        # Authentication attempts by (protocol, succeeded), as rabbitmq_prometheus counts them (/metrics).
+        self.auth_attempts: dict[tuple[str, bool], int] = {}
 
     def _changed(self, user: str | None, vhost: str | None) -> None:
         for watcher in self.on_change:
@@ -166,22 +168,32 @@ class AccessRegistry:
 
     # -- what connections ask ---------------------------------------------------------------------
 
-    def authenticate(self, name: str, password: str, *, from_loopback: bool) -> UserDef | None:
-        """The user if the password is right and the user may connect from where it does, else None."""
+    def authenticate(self, name: str, password: str, *, from_loopback: bool,
+                     protocol: str = "amqp091") -> UserDef | None:
+        """The user if the password is right and the user may connect from where it does, else None; the
+        attempt is counted under `protocol` (RabbitMQ's labels: amqp091, http)."""
         user = self.users.get(name)
-        if user is None or not check_password(user.password_hash, user.hashing_algorithm, password):
-            return None
-        if name in self.loopback_users and not from_loopback:
-            return None
+        if user is not None and not check_password(user.password_hash, user.hashing_algorithm, password):
+            user = None
+        if user is not None and name in self.loopback_users and not from_loopback:
+            user = None
+        self.count_attempt(protocol, user is not None)
         return user
+
+    def count_attempt(self, protocol: str, succeeded: bool) -> None:
+        """One authentication attempt (`authenticate` counts its own; a login refused before it, such as
+        one without a password, is counted by the caller)."""
+        key = (protocol, succeeded)
+        self.auth_attempts[key] = self.auth_attempts.get(key, 0) + 1
 
     def authenticate_certificate(self, name: str, *, from_loopback: bool) -> UserDef | None:
         """The user a verified client certificate names (the EXTERNAL mechanism), if it exists and may
         connect from where it does, else None. No password is asked: users without one are for this, and
         RabbitMQ lets a user with a password in by certificate too."""
         user = self.users.get(name)
-        if user is None or (name in self.loopback_users and not from_loopback):
-            return None
+        if user is not None and name in self.loopback_users and not from_loopback:
+            user = None
+        self.count_attempt("amqp091", user is not None)
         return user
 
     def grants(self, user: str, vhost: str) -> Grants | None:

@@ -55,7 +55,7 @@ def basic_auth_middleware(users, exempt: frozenset[str]) -> Callable:
             creds = BasicAuth.decode(header)
         except ValueError:
             return unauthorized()
-        user = users.authenticate(creds.login, creds.password, from_loopback=_from_loopback(request))
+        user = users.authenticate(creds.login, creds.password, from_loopback=_from_loopback(request), protocol="http")
         if user is None:
             return unauthorized("Login failed")
         if not MANAGEMENT_TAGS.intersection(user.tags):

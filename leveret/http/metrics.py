@@ -3,7 +3,9 @@
 Written by hand rather than through prometheus-client: every value is read from the live model at
 scrape time, so there is no registry to keep in step. Like RabbitMQ's rabbitmq_prometheus endpoint it
 needs no credentials (scrapers rarely carry them); the listener binds to loopback unless told otherwise.
-Node resources appear twice: under rabbitmq_prometheus's names (`rabbitmq_alarms_memory_used_watermark`,
+Authentication attempts are counted as rabbitmq_prometheus counts them (`rabbitmq_auth_attempts_total`,
+`..._succeeded_total`, `..._failed_total`, labelled `protocol="amqp091"` or `"http"`). Node resources
+appear twice: under rabbitmq_prometheus's names (`rabbitmq_alarms_memory_used_watermark`,
 `rabbitmq_process_resident_memory_bytes`, ...) for RabbitMQ's dashboards and alert rules, and as leveret's
 own `leveret_memory_*` gauges beside the other `leveret_` ones.
 """
@@ -38,6 +40,28 @@ class _Family:
             self.lines.append(f"{self.name}{{{body}}} {value}")
         else:
             self.lines.append(f"{self.name} {value}")
+
+
+# rabbitmq_prometheus's authentication counters: (name, help, which outcomes each counts).
+AUTH_COUNTERS = (
+    ("rabbitmq_auth_attempts_total", "Total number of authorization attempts", (True, False)),
+    ("rabbitmq_auth_attempts_succeeded_total", "Total number of successful authentication attempts", (True,)),
+    ("rabbitmq_auth_attempts_failed_total", "Total number of failed authentication attempts", (False,)),
+)
+# Both protocols always appear, so a rate of failures is defined before the first one.
+AUTH_PROTOCOLS = ("amqp091", "http")
+
+
+def auth_families(attempts: dict[tuple[str, bool], int]) -> list[_Family]:
+    """The authentication attempts (the access registry's counts) under rabbitmq_prometheus's names."""
+    protocols = sorted(set(AUTH_PROTOCOLS).union(protocol for protocol, _ in attempts))
+    families = []
+    for name, help_text, outcomes in AUTH_COUNTERS:
+        family = _Family(name, help_text, "counter")
+        for protocol in protocols:
+            family.sample(sum(attempts.get((protocol, ok), 0) for ok in outcomes), protocol=protocol)
+        families.append(family)
+    return families
 
 
 def render_metrics(target: ManagementTarget) -> str:
@@ -80,6 +104,7 @@ def render_metrics(target: ManagementTarget) -> str:
                             "Times a connection stopped being read because of its unsent output.", "counter")
     output_pauses.sample(getattr(target, "output_pauses", 0))
     node_families.append(output_pauses)
+    node_families.extend(auth_families(target.users.auth_attempts))
     for vname in sorted(target.broker.vhosts):
         vhost = target.broker.vhosts[vname]
         for qname in sorted(vhost.queues):

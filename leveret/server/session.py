@@ -351,6 +351,8 @@ class Session:
             user = self.users.authenticate_certificate(username, from_loopback=self.writer.is_loopback())
         elif event.password is not None:
             user = self.users.authenticate(username, event.password, from_loopback=self.writer.is_loopback())
+        else:
+            self.users.count_attempt("amqp091", False)  # a mechanism without a password: no authenticate
         if user is None:
             mechanism = event.mechanism
             self.close_connection(codes.ACCESS_REFUSED, self.handshake.refusal(mechanism), 0, 0,
