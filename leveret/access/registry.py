@@ -15,6 +15,10 @@ from leveret.access.patterns import check_pattern
 from leveret.store.api import DefinitionStore, Definitions, PermissionDef, TopicPermissionDef, UserDef, VHostDef
 
 
+# The vhost limits RabbitMQ 3.10 knows.
+VHOST_LIMITS = ("max-connections", "max-queues")
+
+
 class AccessError(ValueError):
     """A change the registry refuses (unknown user or vhost, bad pattern or hash)."""
 
@@ -95,10 +99,24 @@ class AccessRegistry:
     def add_vhost(self, name: str, description: str = "", tags: Iterable[str] = ()) -> VHostDef:
         if not name:
             raise AccessError("a vhost needs a name")
-        vhost = VHostDef(name, description, tuple(tags))
+        existing = self.vhosts.get(name)
+        vhost = VHostDef(name, description, tuple(tags), dict(existing.limits) if existing else {})
         self.store.put_vhost(vhost)
         self.vhosts[name] = vhost
         return vhost
+
+    def set_vhost_limit(self, name: str, limit: str, value: int | None) -> VHostDef:
+        """Set (value None: clear) one of the vhost's `VHOST_LIMITS`; a negative value means no limit."""
+        vhost = self._vhost(name)
+        if limit not in VHOST_LIMITS:
+            raise AccessError(f"unknown vhost limit '{limit}'")
+        limits = {key: v for key, v in vhost.limits.items() if key != limit}
+        if value is not None:
+            limits[limit] = value
+        changed = VHostDef(vhost.name, vhost.description, vhost.tags, limits)
+        self.store.put_vhost(changed)
+        self.vhosts[name] = changed
+        return changed
 
     def delete_vhost(self, name: str) -> None:
         if name not in self.vhosts:

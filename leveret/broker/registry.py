@@ -251,6 +251,7 @@ class Registry:
                                     defaults={"x-queue-type": "classic"})
             queue.touch()
             return queue, queue.message_count, queue.consumer_count
+        self._check_queue_limit(name)
         # Recorded first: an OSError (a full disk) leaves it out of the model too; the server closes with 541.
         storage = self.hooks.queue_added(self.name, name, durable=durable and not exclusive, auto_delete=auto_delete,
                                          arguments=arguments, stream=False)
@@ -291,6 +292,7 @@ class Registry:
         streams = self.streams
         if streams is None or self.codec is None:
             raise PreconditionFailed(f"stream queues need a message store; none for vhost '{self.name}'")
+        self._check_queue_limit(name)
         store = streams.open_stream(
             self.name, name, segment_size=settings.segment_size, max_age_ms=settings.max_age_ms,
             max_bytes=settings.max_bytes,
@@ -388,7 +390,23 @@ class Registry:
         if queue.unused_for_auto_delete:
             self.remove_queue(queue)
 
+    def _check_queue_limit(self, name: str) -> None:
+        """RabbitMQ's refusal of a new queue beyond the vhost's max-queues (redeclarations are not counted)."""
+        limit = self.max_queues
+        if limit is not None and len(self.queues) >= limit:
+            raise PreconditionFailed(f"cannot declare queue '{name}': queue limit in vhost '{self.name}' ({limit}) "
+                                     "is reached")
+
+    def connection_opened(self, owner: Hashable) -> int | None:
+        """Count a connection opening to this vhost; the limit it would exceed (refused, not counted) or None."""
+        limit = self.max_connections
+        if limit is not None and len(self.connections) >= limit:
+            return limit
+        self.connections.add(owner)
+        return None
+
     def connection_closed(self, owner: Hashable) -> None:
         """Delete the exclusive queues of a closed connection (close its channels first)."""
+        self.connections.discard(owner)
         for queue in [q for q in self.queues.values() if q.exclusive and q.owner == owner]:
             self.remove_queue(queue)

@@ -8,6 +8,8 @@ clock and one heap of timers, and the durable storage it was built with (broker/
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from leveret.broker.exchanges import DefaultExchange, Exchange, exchange_class
 from leveret.broker.message import PropertiesCodec
 from leveret.broker.queue_type import QueueType
@@ -61,6 +63,11 @@ class VHost(Registry, Routing):
             assert cls is not None
             self.exchanges[xname] = cls(xname, name, durable=True)
         self._reply_channels: dict[str, ReplyChannel] = {}
+        # RabbitMQ's vhost limits (None: none), set from the access registry's vhost (durable/access.py).
+        self.max_queues: int | None = None
+        self.max_connections: int | None = None
+        # The open connections (their owners, as in declare_queue) that max_connections counts.
+        self.connections: set[Hashable] = set()
 
     def __repr__(self) -> str:
         return f"<VHost {self.name!r} exchanges={len(self.exchanges)} queues={len(self.queues)}>"

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 
 from leveret.access import AccessRegistry
-from leveret.broker.vhost import Broker
+from leveret.broker.vhost import Broker, VHost
+from leveret.store.api import VHostDef
 from leveret.store.fsio import FileIO
 
 SEEDED_FILE = "access-seeded"
@@ -22,9 +23,18 @@ DEFAULT_USER_TAGS = ("administrator",)
 def load_access(registry: AccessRegistry, broker: Broker) -> None:
     """Fill `registry` from its store and give the broker a model of every stored vhost."""
     registry.load(registry.store.load())
-    for name in registry.vhosts:
-        if broker.vhost(name) is None:
-            broker.add_vhost(name)
+    for name, stored in registry.vhosts.items():
+        apply_limits(stored, broker.add_vhost(name))
+
+
+def apply_limits(stored: VHostDef, model: VHost) -> None:
+    """The stored vhost's limits onto its model, which enforces them (negative or absent: no limit)."""
+    def limit(key: str) -> int | None:
+        value = stored.limits.get(key)
+        return None if value is None or value < 0 else value
+
+    model.max_queues = limit("max-queues")
+    model.max_connections = limit("max-connections")
 
 
 def seed_defaults(registry: AccessRegistry, broker: Broker, *, user: str, password: str, vhost: str) -> None:
@@ -52,9 +62,15 @@ def put_vhost(registry: AccessRegistry, broker: Broker, name: str, description: 
               tags: tuple[str, ...] = ()) -> bool:
     """Create or update a vhost in the registry (durable first) and the model; True when it is new."""
     created = name not in registry.vhosts
-    registry.add_vhost(name, description, tags)
-    broker.add_vhost(name)
+    stored = registry.add_vhost(name, description, tags)
+    apply_limits(stored, broker.add_vhost(name))
     return created
+
+
+def set_vhost_limit(registry: AccessRegistry, broker: Broker, name: str, limit: str, value: int | None) -> None:
+    """Set (None: clear) one vhost limit, durable first; the model enforces it from the next open or declare."""
+    stored = registry.set_vhost_limit(name, limit, value)
+    apply_limits(stored, broker.add_vhost(name))
 
 
 def delete_vhost(registry: AccessRegistry, broker: Broker, name: str) -> bool:

@@ -16,7 +16,7 @@ from leveret.broker.message import PropertiesCodec
 from leveret.broker.paging import MemoryBudget
 from leveret.broker.vhost import Broker
 from leveret.clock import Clock
-from leveret.durable.access import delete_vhost, load_access, put_vhost, seed_once
+from leveret.durable.access import delete_vhost, load_access, put_vhost, seed_once, set_vhost_limit
 from leveret.durable.clean_shutdown import take_marker, write_marker
 from leveret.durable.hooks import StoreHooks
 from leveret.durable.ready import PagedReadyFactory
@@ -98,6 +98,10 @@ class DurableBroker:
     def put_vhost(self, name: str, description: str = "", tags: tuple[str, ...] = ()) -> bool:
         """Create or update a vhost, in the access registry and the model; True when it is new."""
         return put_vhost(self.access, self.broker, name, description, tags)
+
+    def set_vhost_limit(self, name: str, limit: str, value: int | None) -> None:
+        """Set (None: clear) a vhost's max-connections or max-queues, in the registry and the model."""
+        set_vhost_limit(self.access, self.broker, name, limit, value)
 
     def delete_vhost(self, name: str) -> bool:
         """Delete a vhost with its permissions, queues, exchanges and messages; False when it does not exist."""

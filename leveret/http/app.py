@@ -12,6 +12,7 @@ from aiohttp import web
 
 from leveret.http.auth import basic_auth_middleware
 from leveret.http.exchanges import list_exchanges
+from leveret.http.limits import delete_vhost_limit, list_vhost_limits, put_vhost_limit
 from leveret.http.metrics import get_metrics
 from leveret.http.nodes import get_node, list_nodes
 from leveret.http.overview import get_overview
@@ -73,6 +74,10 @@ def build_app(target: ManagementTarget) -> web.Application:
     app.router.add_put("/api/vhosts/{vhost}", put_vhost)
     app.router.add_delete("/api/vhosts/{vhost}", delete_vhost)
     app.router.add_get("/api/vhosts/{vhost}/permissions", list_permissions)
+    app.router.add_get("/api/vhost-limits", list_vhost_limits)
+    app.router.add_get("/api/vhost-limits/{vhost}", list_vhost_limits)
+    app.router.add_put("/api/vhost-limits/{vhost}/{name}", put_vhost_limit)
+    app.router.add_delete("/api/vhost-limits/{vhost}/{name}", delete_vhost_limit)
     app.router.add_get("/api/permissions", list_permissions)
     app.router.add_get("/api/permissions/{vhost}/{user}", get_permission)
     app.router.add_put("/api/permissions/{vhost}/{user}", put_permission)

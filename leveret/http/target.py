@@ -31,6 +31,9 @@ class ManagementTarget(Protocol):
     def put_vhost(self, name: str, description: str = "", tags: tuple[str, ...] = ()) -> bool:
         """Create (True) or update (False) a vhost, in the access registry and the broker."""
 
+    def set_vhost_limit(self, name: str, limit: str, value: int | None) -> None:
+        """Set (None: clear) a vhost's max-connections or max-queues."""
+
     def delete_vhost(self, name: str) -> bool:
         """Delete a vhost, close its connections, delete everything in it; False when it does not exist."""
 

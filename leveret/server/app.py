@@ -221,6 +221,10 @@ class Server:
         """Create or update a vhost (the management API's PUT); True when it is new."""
         return self.node.put_vhost(name, description, tags)
 
+    def set_vhost_limit(self, name: str, limit: str, value: int | None) -> None:
+        """Set (None: clear) a vhost limit (the management API's vhost-limits)."""
+        self.node.set_vhost_limit(name, limit, value)
+
     def delete_vhost(self, name: str) -> bool:
         """Delete a vhost and everything in it; its connections are closed as RabbitMQ 3.10 closes them.
         False when there is no such vhost."""

@@ -372,6 +372,10 @@ class Session:
         if grants is None:
             raise connection_error(codes.NOT_ALLOWED, f"access to vhost '{name}' refused for user '{self.username}'",
                                    m.CLASS_ID, m.METHOD_ID)
+        reached = vhost.connection_opened(self)
+        if reached is not None:
+            raise connection_error(codes.NOT_ALLOWED, f"access to vhost '{name}' refused for user '{self.username}': "
+                                   f"connection limit ({reached}) is reached", m.CLASS_ID, m.METHOD_ID)
         self.grants = grants
         self.vhost = vhost
         methods = ChannelMethods(

@@ -245,6 +245,8 @@ class VHostDef:
     name: str
     description: str = ""
     tags: tuple[str, ...] = ()
+    # RabbitMQ's vhost limits ("max-connections", "max-queues"); a negative value means no limit.
+    limits: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -143,3 +143,25 @@ def test_vhost_and_permission_lifecycle_matches(leveret_api: str) -> None:
 
     results = differential(leveret_api, steps)
     assert results[1][0] == 201 and results[-1][1] == {"error": "bad_request", "reason": "vhost_or_user_not_found"}
+
+
+def test_vhost_limits_match(leveret_api: str) -> None:
+    def steps(user: str, vhost: str) -> list[Step]:
+        v = urllib.parse.quote(vhost, safe="")
+        return [
+            ("PUT", f"/vhost-limits/{v}/max-queues", {"value": 1}, None),
+            ("PUT", f"/vhosts/{v}", {}, None),
+            ("GET", f"/vhost-limits/{v}", None, None),
+            ("PUT", f"/vhost-limits/{v}/max-queues", {"value": 1}, None),
+            ("PUT", f"/vhost-limits/{v}/max-connections", {"value": -1}, None),
+            ("PUT", f"/vhost-limits/{v}/max-queues", {}, None),
+            ("PUT", f"/vhost-limits/{v}/max-queues", {"value": "x"}, None),
+            ("PUT", f"/vhost-limits/{v}/bogus", {"value": 1}, None),
+            ("GET", f"/vhost-limits/{v}", None, None),
+            ("DELETE", f"/vhost-limits/{v}/max-queues", None, None),
+            ("DELETE", f"/vhost-limits/{v}/max-queues", None, None),
+            ("GET", f"/vhost-limits/{v}", None, None),
+        ]
+
+    results = differential(leveret_api, steps)
+    assert results[0] == (404, {"error": "not_found", "reason": "vhost_not_found"}, False)

@@ -29,3 +29,8 @@ def call(base: str, method: str, path: str, body: Any = None,
     except urllib.error.HTTPError as exc:
         status, headers, raw = exc.code, exc.headers, exc.read()
     return Answer(status, headers, json.loads(raw) if raw.strip() else None)
+
+
+def api(broker: Any) -> str:
+    """The /api base URL of an embedded broker."""
+    return f"http://127.0.0.1:{broker.server.http_port}/api"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator
-
 import pika
 import pytest
 
@@ -12,17 +10,7 @@ from leveret.access.passwords import hash_password
 from leveret.embedded import EmbeddedBroker
 from leveret.store.filestore import QUEUES_DIR, queue_dir_name
 
-from .api_client import call
-
-
-@pytest.fixture
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as b:
-        yield b
-
-
-def api(broker: EmbeddedBroker) -> str:
-    return f"http://127.0.0.1:{broker.server.http_port}/api"
+from .api_client import api, call
 
 
 def amqp_url(broker: EmbeddedBroker, user: str, password: str, vhost: str = "%2F") -> str:

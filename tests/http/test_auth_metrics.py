@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import re
 import urllib.request
-from typing import Iterator
-
 import pika
 import pytest
 
 from leveret.embedded import EmbeddedBroker
 
-from .api_client import call
-
-
-@pytest.fixture
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as b:
-        yield b
+from .api_client import api, call
 
 
 def counters(broker: EmbeddedBroker) -> dict[str, int]:
