@@ -27,6 +27,7 @@ class PKI:
     server: Identity
     clients: dict[str, Identity]  # by common name, signed by the trusted CA
     untrusted: Identity  # CN "alice", signed by a CA the broker does not know
+    expired: Identity  # CN "alice", signed by the trusted CA, valid until a day ago
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -40,11 +41,12 @@ def _ca(directory: Path, name: str) -> tuple[str, str]:
     return str(directory / f"{name}.pem"), str(directory / f"{name}.key")
 
 
-def _signed(directory: Path, name: str, subject: str, ca: tuple[str, str], extensions: str) -> Identity:
+def _signed(directory: Path, name: str, subject: str, ca: tuple[str, str], extensions: str,
+            days: int = 2) -> Identity:
     _openssl("req", *_KEY, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=directory)
     (directory / f"{name}.ext").write_text(extensions)
     _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", ca[0], "-CAkey", ca[1], "-set_serial",
-             str(secrets.randbits(63)), "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
+             str(secrets.randbits(63)), "-out", f"{name}.pem", "-days", str(days), "-extfile", f"{name}.ext",
              cwd=directory)
     return Identity(str(directory / f"{name}.pem"), str(directory / f"{name}.key"))
 
@@ -58,4 +60,6 @@ def make_pki(directory: Path, client_names: tuple[str, ...]) -> PKI:
                for name in client_names}
     stranger_ca = _ca(directory, "stranger-ca")
     untrusted = _signed(directory, "untrusted", "/CN=alice", stranger_ca, client_ext)
-    return PKI(ca[0], server, clients, untrusted)
+    # -days -1: its notAfter is a day before now (and before its notBefore): expired however it is read.
+    expired = _signed(directory, "expired", "/CN=alice", ca, client_ext, days=-1)
+    return PKI(ca[0], server, clients, untrusted, expired)

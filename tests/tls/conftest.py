@@ -34,10 +34,13 @@ def tls_broker(pki: PKI) -> Iterator[EmbeddedBroker]:
         yield broker
 
 
-def client_context(pki: PKI, identity: str | None = None, *, untrusted: bool = False) -> ssl.SSLContext:
-    """A client's context trusting the test CA, presenting the named client certificate (or the untrusted one)."""
+def client_context(pki: PKI, identity: str | None = None, *, untrusted: bool = False,
+                   expired: bool = False) -> ssl.SSLContext:
+    """A client's context trusting the test CA, presenting the named client certificate (or the untrusted or
+    the expired one)."""
     context = ssl.create_default_context(cafile=pki.ca)
-    chosen = pki.untrusted if untrusted else pki.clients[identity] if identity else None
+    chosen = (pki.untrusted if untrusted else pki.expired if expired else pki.clients[identity] if identity
+              else None)
     if chosen is not None:
         context.load_cert_chain(chosen.cert, chosen.key)
     return context

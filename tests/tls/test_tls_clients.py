@@ -113,6 +113,11 @@ def test_an_untrusted_client_certificate_is_refused(pki, tls_broker, bystander):
         _pika(tls_broker.ssl_port, client_context(pki, untrusted=True))
 
 
+def test_an_expired_client_certificate_is_refused(pki, tls_broker, bystander):
+    with pytest.raises(FAILED_CONNECTION):
+        _pika(tls_broker.ssl_port, client_context(pki, expired=True))
+
+
 def test_a_wrong_hostname_fails_on_the_client(pki, tls_broker, bystander):
     with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
         _pika(tls_broker.ssl_port, client_context(pki), hostname="not-the-broker.example")
