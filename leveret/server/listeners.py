@@ -25,6 +25,12 @@ class Listener(Protocol):
         """Stop accepting (open connections are the server's to close)."""
 
 
+# Seconds a TLS connection we close waits for the client's close_notify before the socket goes (asyncio
+# waits 30 s by default). A plain connection we close is gone at once, and so is one of RabbitMQ's (Erlang's
+# ssl:close does not wait); a client that is not reading would otherwise hold its connection half a minute.
+TLS_SHUTDOWN_TIMEOUT = 1.0
+
+
 class AMQPListener:
     """AMQP 0-9-1 over TCP: one `asyncio.Protocol` per connection, from `protocol_factory`.
 
@@ -37,12 +43,14 @@ class AMQPListener:
         self.protocol_factory = protocol_factory
         self.tls = tls
         self.handshake_timeout = handshake_timeout if tls is not None else None
+        self.shutdown_timeout = TLS_SHUTDOWN_TIMEOUT if tls is not None else None
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self, host: str, port: int) -> int:
         self._server = await self.loop.create_server(self.protocol_factory, host, port, reuse_address=True,
                                                      backlog=1024, ssl=self.tls,
-                                                     ssl_handshake_timeout=self.handshake_timeout)
+                                                     ssl_handshake_timeout=self.handshake_timeout,
+                                                     ssl_shutdown_timeout=self.shutdown_timeout)
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

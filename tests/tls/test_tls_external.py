@@ -126,3 +126,13 @@ def test_guest_by_certificate_is_still_a_loopback_user(pki, broker):
     _external(broker.ssl_port, client_context(pki, "guest")).close()
     assert broker.server.users.authenticate_certificate("guest", from_loopback=False) is None
     assert broker.server.users.authenticate_certificate("guest", from_loopback=True) is not None
+
+
+def test_a_connection_we_close_goes_even_when_its_client_is_not_reading(pki, broker):
+    # pika's blocking connection reads only when called: it will not answer the broker's TLS close_notify.
+    idle = _external(broker.ssl_port, client_context(pki, "alice"))
+    assert logged_in_users(broker, ["alice"]) == ["alice"]
+    broker.server.users.delete_user("alice")  # RabbitMQ closes a deleted user's connections (320)
+    assert logged_in_users(broker, [], timeout=10) == []  # asyncio's own wait for close_notify is 30 s
+    with pytest.raises(pika.exceptions.ConnectionClosed):
+        idle.channel()
