@@ -184,7 +184,6 @@ class Server:
             tls_listener = AMQPListener(self.loop, lambda: TLSProtocol(self), tls=self.tls_context,
                                         handshake_timeout=self.settings.handshake_timeout)
             self.ssl_port = await self._listen(tls_listener, self.settings.host, self.settings.ssl_port)
-            log.info("leveret listening for amqps on %s:%d", self.settings.host, self.ssl_port)
         if self.settings.http_port >= 0:
             # Imported here so aiohttp is only loaded by brokers that serve HTTP.
             from leveret.http.app import ManagementListener
@@ -196,6 +195,8 @@ class Server:
         # Logged once everything listens, so a failed start prints only its one-line error.
         if self.amqp_listener is not None:
             log.info("leveret listening on %s:%d", self.settings.host, self.port)
+        if self.ssl_port is not None:
+            log.info("leveret listening for amqps on %s:%d", self.settings.host, self.ssl_port)
 
     async def _listen(self, listener: Listener, host: str, port: int) -> int:
         """Start one listener; if it cannot listen, undo the whole start (nothing stays listening) and say why."""
