@@ -27,7 +27,7 @@ from leveret.http.permissions import (
     put_topic_permission,
 )
 from leveret.http.queues import list_queues
-from leveret.http.responses import BadRequest, bad_request
+from leveret.http.responses import Refusal
 from leveret.http.target import TARGET, ManagementTarget
 from leveret.http.users import (
     delete_user,
@@ -45,18 +45,18 @@ SHUTDOWN_TIMEOUT = 2.0
 
 
 @web.middleware
-async def bad_requests(request: web.Request, handler) -> web.StreamResponse:
-    """A handler's `BadRequest` as RabbitMQ's 400 body."""
+async def refusals(request: web.Request, handler) -> web.StreamResponse:
+    """A handler's `Refusal` (a bad body: 400; a vhost the user may not see: 401) as RabbitMQ answers it."""
     try:
         return await handler(request)
-    except BadRequest as exc:
-        return bad_request(exc.reason)
+    except Refusal as exc:
+        return exc.response()
 
 
 def build_app(target: ManagementTarget) -> web.Application:
     """The management API for `target` (the running Server)."""
     app = web.Application(middlewares=[
-        basic_auth_middleware(target.users, exempt=frozenset({"/metrics"})), bad_requests,
+        basic_auth_middleware(target.users, exempt=frozenset({"/metrics"}), errorlog=target.errorlog), refusals,
     ])
     app[TARGET] = target
     app.router.add_get("/api/overview", get_overview)

@@ -41,8 +41,10 @@ def unauthorized(reason: str = "Not_Authorized") -> web.Response:
     )
 
 
-def basic_auth_middleware(users, exempt: frozenset[str]) -> Callable:
-    """A middleware checking basic auth on every path except `exempt` ones, against `users` (leveret.access's AccessRegistry)."""
+def basic_auth_middleware(users, exempt: frozenset[str], errorlog=None) -> Callable:
+    """A middleware checking basic auth on every path except `exempt` ones, against `users` (leveret.access's
+    AccessRegistry); a refused login is one line of `errorlog` (rate-limited; the user and peer, never the
+    password), as a refused AMQP login is."""
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -57,6 +59,9 @@ def basic_auth_middleware(users, exempt: frozenset[str]) -> Callable:
             return unauthorized()
         user = users.authenticate(creds.login, creds.password, from_loopback=_from_loopback(request), protocol="http")
         if user is None:
+            if errorlog is not None:
+                errorlog.warning("HTTP login refused for user %r from %s", creds.login,
+                                 request.remote or "a local socket")
             return unauthorized("Login failed")
         if not MANAGEMENT_TAGS.intersection(user.tags):
             return not_authorised("Not management user")

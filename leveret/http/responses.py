@@ -57,12 +57,29 @@ def administrator_only(handler: Handler) -> Handler:
     return checked
 
 
-class BadRequest(Exception):
+class Refusal(Exception):
+    """A request refused from deep in a handler; the app's middleware answers `response()`."""
+
+    def response(self) -> web.Response:
+        raise NotImplementedError
+
+
+class BadRequest(Refusal):
     """A change's body RabbitMQ would refuse; `reason` is its `reason` field."""
 
     def __init__(self, reason: Any) -> None:
         super().__init__(reason)
         self.reason = reason
+
+    def response(self) -> web.Response:
+        return bad_request(self.reason)
+
+
+class NotAuthorisedForVHost(Refusal):
+    """RabbitMQ's 401 to a `management` user naming a vhost it has no permissions in."""
+
+    def response(self) -> web.Response:
+        return not_authorised("User not authorised to access virtual host")
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

@@ -25,6 +25,7 @@ class ManagementTarget(Protocol):
     http_port: int | None  # the bound HTTP port (None: not listening)
     memory_alarm: Any  # .used, .limit, .active (server/memory_alarm.py); None before start
     disk_alarm: Any  # .free, .limit, .active (server/flow.py); None before start
+    errorlog: Any  # .warning(message, *args): one rate-limited line (server/errorlog.py)
     output_pauses: int  # times a connection stopped being read for its unsent output
     memory_budget: Any  # .limit, .used: the paged queues' shared budget (broker/paging.py MemoryBudget)
 

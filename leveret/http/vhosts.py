@@ -5,7 +5,9 @@ The vhosts are the access registry's (what AMQP clients may open); each has its 
 vhost created or deleted here is created or deleted in both (`ManagementTarget.put_vhost`, `delete_vhost`:
 deleting one closes its connections and deletes its queues, exchanges and messages, from disk too).
 Listings take an optional `{vhost}` path segment (URL-encoded, so "/" is %2F, as in RabbitMQ); an unknown
-vhost is RabbitMQ's 404. A user tagged only `management` sees the vhosts it has permissions in. As in
+vhost is RabbitMQ's 404. A user tagged only `management` sees the vhosts it has permissions in, and the
+queues and exchanges in them (naming another is RabbitMQ's 401); one vhost's record (GET
+/api/vhosts/{vhost}) is for administrators, as in RabbitMQ 3.10. As in
 RabbitMQ, the administrator who creates a vhost here gets full permissions in it.
 """
 
@@ -18,6 +20,7 @@ from aiohttp import web
 from leveret.broker.vhost import VHost
 from leveret.http.responses import (
     BadRequest,
+    NotAuthorisedForVHost,
     USER,
     created_or_updated,
     json_body,
@@ -35,14 +38,19 @@ SEES_ALL = frozenset({"administrator", "monitoring"})
 
 
 def selected_vhosts(request: web.Request) -> list[VHost] | None:
-    """The vhost named in the path, or every vhost when none is named; None when the named one is unknown."""
+    """The vhost named in the path, or every vhost the user may see when none is named; None when the named
+    one is unknown (NotAuthorisedForVHost when the user may not see it)."""
     target = target_of(request)
     vhosts, known = target.broker.vhosts, target.users.vhosts
     name = request.match_info.get("vhost")
     if name is None:
-        return [vhosts[n] for n in sorted(vhosts) if n in known]
+        return [vhosts[n] for n in sorted(vhosts) if n in known and _visible(request, n)]
     vhost = vhosts.get(name)
-    return None if vhost is None or name not in known else [vhost]
+    if vhost is None or name not in known:
+        return None
+    if not _visible(request, name):
+        raise NotAuthorisedForVHost()
+    return [vhost]
 
 
 def _visible(request: web.Request, name: str) -> bool:
@@ -73,9 +81,10 @@ async def list_vhosts(request: web.Request) -> web.Response:
     return web.json_response([vhost_info(request, n) for n in names])
 
 
+@administrator_only  # as RabbitMQ 3.10's: the listing is for every management user, one vhost is not
 async def get_vhost(request: web.Request) -> web.Response:
     name = request.match_info["vhost"]
-    if name not in target_of(request).users.vhosts or not _visible(request, name):
+    if name not in target_of(request).users.vhosts:
         return not_found()
     return web.json_response(vhost_info(request, name))
 

@@ -165,3 +165,22 @@ def test_vhost_limits_match(leveret_api: str) -> None:
 
     results = differential(leveret_api, steps)
     assert results[0] == (404, {"error": "not_found", "reason": "vhost_not_found"}, False)
+
+
+def test_a_management_user_sees_only_its_vhosts(leveret_api: str) -> None:
+    def steps(user: str, vhost: str) -> list[Step]:
+        v = urllib.parse.quote(vhost, safe="")
+        me = (user, "pw")
+        return [
+            ("PUT", f"/users/{user}", {"password": "pw", "tags": "management"}, None),
+            ("PUT", f"/vhosts/{v}", {}, None),
+            ("PUT", f"/permissions/{v}/{user}", {"configure": ".*", "write": ".*", "read": ".*"}, None),
+            ("GET", f"/queues/{v}", None, me),
+            ("GET", "/queues/%2F", None, me),
+            ("GET", "/exchanges/%2F", None, me),
+            ("GET", f"/vhosts/{v}", None, me),
+            ("GET", "/queues/no-such-vhost", None, me),
+        ]
+
+    results = differential(leveret_api, steps)
+    assert results[4][0] == 401

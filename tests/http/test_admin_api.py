@@ -147,7 +147,17 @@ def test_a_management_user_sees_only_the_vhosts_it_may_enter(broker: EmbeddedBro
     call(base, "PUT", "/users/mgr", {"password": "pw", "tags": "management"})
     call(base, "PUT", "/permissions/theirs/mgr", {"configure": "", "write": "", "read": ""})
     assert [v["name"] for v in call(base, "GET", "/vhosts", auth=("mgr", "pw")).body] == ["theirs"]
-    assert call(base, "GET", "/vhosts/%2F", auth=("mgr", "pw")).status == 404
+    assert call(base, "GET", "/vhosts/theirs", auth=("mgr", "pw")).body["reason"] == "Not administrator user"
+    with pika.BlockingConnection(pika.URLParameters(broker.url)) as connection:
+        connection.channel().queue_declare("in-root")
+    assert call(base, "GET", "/queues", auth=("mgr", "pw")).body == []
+    assert [q["name"] for q in call(base, "GET", "/queues").body] == ["in-root"]
+    for path in ("/queues/%2F", "/exchanges/%2F"):
+        refused = call(base, "GET", path, auth=("mgr", "pw"))
+        assert (refused.status, refused.body) == (
+            401, {"error": "not_authorised", "reason": "User not authorised to access virtual host"})
+    assert call(base, "GET", "/queues/theirs", auth=("mgr", "pw")).body == []
+    assert call(base, "GET", "/queues/nowhere", auth=("mgr", "pw")).status == 404
 
 
 def test_deleting_a_vhost_closes_its_connections_and_deletes_its_queues_from_disk(tmp_path) -> None:

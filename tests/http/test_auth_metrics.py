@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import urllib.request
 import pika
@@ -16,6 +17,14 @@ def counters(broker: EmbeddedBroker) -> dict[str, int]:
     with urllib.request.urlopen(f"http://127.0.0.1:{broker.server.http_port}/metrics", timeout=10) as response:
         text = response.read().decode()
     return {m[1]: int(m[2]) for m in re.finditer(r"^(rabbitmq_auth_attempts\w*\{[^}]*\}) (\d+)$", text, re.M)}
+
+
+def test_a_refused_http_login_is_logged_without_the_password(broker: EmbeddedBroker, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="leveret")
+    assert call(api(broker), "GET", "/whoami", auth=("intruder", "s3cret-guess")).status == 401
+    lines = [r.getMessage() for r in caplog.records if "HTTP login refused" in r.getMessage()]
+    assert lines == ["HTTP login refused for user 'intruder' from 127.0.0.1"]
+    assert not any("s3cret-guess" in r.getMessage() for r in caplog.records)
 
 
 def test_failed_and_succeeded_logins_are_counted_per_protocol(broker: EmbeddedBroker) -> None:
