@@ -57,6 +57,9 @@ class Settings:
     send_timeout: float = 30.0
     # Seconds a client has to complete the AMQP handshake (RabbitMQ: handshake_timeout 10 s).
     handshake_timeout: float = 10.0
+    # Open AMQP connections the whole broker takes (RabbitMQ's connection_max); negative: no limit. One more
+    # is refused at connection.open: 530 "connection refused: node connection limit (N) is reached".
+    max_connections: int = -1
     # Management HTTP API and /metrics (RabbitMQ's management port); 0 picks a free port, negative disables it.
     http_host: str = "127.0.0.1"
     http_port: int = 15672

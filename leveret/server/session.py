@@ -364,6 +364,11 @@ class Session:
 
     def _on_open(self, event: OpenRequested, m: Any) -> None:
         name = event.virtual_host
+        node_limit = self.settings.max_connections
+        # The open connections are those the vhosts count (VHost.connections); only an open needs the sum.
+        if node_limit >= 0 and sum(len(v.connections) for v in self.broker.vhosts.values()) >= node_limit:
+            raise connection_error(codes.NOT_ALLOWED, f"connection refused: node connection limit ({node_limit}) "
+                                   "is reached", m.CLASS_ID, m.METHOD_ID)
         vhost = self.broker.vhost(name)
         if vhost is None or name not in self.users.vhosts:
             raise connection_error(codes.NOT_ALLOWED, f"vhost {name} not found", m.CLASS_ID, m.METHOD_ID)
