@@ -79,6 +79,9 @@ class Settings:
     # With verify_peer: refuse a client that presents no certificate at all.
     ssl_fail_if_no_peer_cert: bool = False
     ssl_min_version: str = "tlsv1.2"
+    # Who a client certificate logs in as with EXTERNAL: its subject's CN, or (RabbitMQ's default) its whole
+    # subject as RabbitMQ writes it ("CN=billing,O=Acme,C=GB").
+    ssl_cert_login_from: str = "common_name"
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (unknown names are an error)."""
@@ -137,6 +140,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "ssl_verify": ("verify_peer", "verify_none"),
     "ssl_min_version": ("tlsv1.2", "tlsv1.3"),
+    "ssl_cert_login_from": ("common_name", "distinguished_name"),
 }
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})

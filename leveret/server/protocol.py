@@ -29,7 +29,7 @@ from leveret.amqp.heartbeat import OVERDUE, SEND, Heartbeats
 from leveret.server.errorlog import peer_name
 from leveret.server.reading import BLOCKED, OUTPUT, ReadingGate
 from leveret.server.session import Session
-from leveret.server.tls import certificate_common_name
+from leveret.server.tls import certificate_user
 
 if TYPE_CHECKING:
     from leveret.server.app import Server
@@ -261,6 +261,6 @@ class TLSProtocol(AMQPProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        user = certificate_common_name(transport.get_extra_info("peercert"))
+        user = certificate_user(transport.get_extra_info("peercert"), self.server.settings.ssl_cert_login_from)
         if user is not None:
             self.session.offer_external(user)

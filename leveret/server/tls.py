@@ -59,3 +59,47 @@ def certificate_common_name(certificate: dict[str, Any] | None) -> str | None:
                 return value
     return None
 
+
+
+# The attribute names RabbitMQ writes in a distinguished name (rabbit_cert_info), by the names Python's
+# getpeercert() gives them; any other attribute keeps Python's name.
+_DN_NAMES = {
+    "commonName": "CN", "surname": "SN", "givenName": "GIVENNAME", "initials": "INITIALS",
+    "generationQualifier": "GENERATIONQUALIFIER", "localityName": "L", "stateOrProvinceName": "ST",
+    "organizationName": "O", "organizationalUnitName": "OU", "title": "TITLE", "countryName": "C",
+    "serialNumber": "SERIALNUMBER", "pseudonym": "PSEUDONYM", "domainComponent": "DC",
+    "emailAddress": "EMAILADDRESS", "streetAddress": "STREET", "userId": "UID",
+}
+_DN_SPECIAL = frozenset(b'"+,;<>\\')
+
+
+def certificate_distinguished_name(certificate: dict[str, Any] | None) -> str | None:
+    """The subject of a verified peer certificate as RabbitMQ writes it for ssl_cert_login_from =
+    distinguished_name (its default): RFC 4514 order (the last RDN first), "," between RDNs, "+" inside a
+    multi-valued one, values escaped as RFC 4514 says and non-printable or non-ASCII bytes as \\XX."""
+    if not certificate or not certificate.get("subject"):
+        return None
+    rdns = ["+".join(f"{_DN_NAMES.get(key, key)}={_escape_dn_value(value)}" for key, value in rdn)
+            for rdn in certificate["subject"]]
+    return ",".join(reversed(rdns))
+
+
+def _escape_dn_value(value: str) -> str:
+    raw = value.encode("utf-8")
+    out = []
+    for index, byte in enumerate(raw):
+        if byte < 32 or byte >= 126:
+            out.append(f"\\{byte:02X}")
+        elif (byte in _DN_SPECIAL or (index == 0 and byte in b"# ")
+              or (index == len(raw) - 1 and byte == 0x20)):
+            out.append("\\" + chr(byte))
+        else:
+            out.append(chr(byte))
+    return "".join(out)
+
+
+def certificate_user(certificate: dict[str, Any] | None, login_from: str) -> str | None:
+    """The user a verified peer certificate names for EXTERNAL, by the ssl_cert_login_from setting."""
+    if login_from == "distinguished_name":
+        return certificate_distinguished_name(certificate)
+    return certificate_common_name(certificate)
