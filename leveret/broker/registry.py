@@ -397,13 +397,14 @@ class Registry:
             raise PreconditionFailed(f"cannot declare queue '{name}': queue limit in vhost '{self.name}' ({limit}) "
                                      "is reached")
 
-    def connection_opened(self, owner: Hashable) -> int | None:
-        """Count a connection opening to this vhost; the limit it would exceed (refused, not counted) or None."""
+    def connection_limit_reached(self) -> int | None:
+        """The vhost's max-connections when one more connection would exceed it, else None."""
         limit = self.max_connections
-        if limit is not None and len(self.connections) >= limit:
-            return limit
+        return limit if limit is not None and len(self.connections) >= limit else None
+
+    def connection_opened(self, owner: Hashable) -> None:
+        """Count a connection that opened to this vhost (until `connection_closed`)."""
         self.connections.add(owner)
-        return None
 
     def connection_closed(self, owner: Hashable) -> None:
         """Delete the exclusive queues of a closed connection (close its channels first)."""

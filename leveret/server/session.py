@@ -372,15 +372,17 @@ class Session:
         vhost = self.broker.vhost(name)
         if vhost is None or name not in self.users.vhosts:
             raise connection_error(codes.NOT_ALLOWED, f"vhost {name} not found", m.CLASS_ID, m.METHOD_ID)
+        # RabbitMQ 3.10 checks the vhost's connection limit before the user's access to it.
+        reached = vhost.connection_limit_reached()
+        if reached is not None:
+            raise connection_error(codes.NOT_ALLOWED, f"access to vhost '{name}' refused for user '{self.username}': "
+                                   f"connection limit ({reached}) is reached", m.CLASS_ID, m.METHOD_ID)
         # The user's rights here, read live at each check (a changed permission applies to the next decision).
         grants = self.users.grants(self.username, name)
         if grants is None:
             raise connection_error(codes.NOT_ALLOWED, f"access to vhost '{name}' refused for user '{self.username}'",
                                    m.CLASS_ID, m.METHOD_ID)
-        reached = vhost.connection_opened(self)
-        if reached is not None:
-            raise connection_error(codes.NOT_ALLOWED, f"access to vhost '{name}' refused for user '{self.username}': "
-                                   f"connection limit ({reached}) is reached", m.CLASS_ID, m.METHOD_ID)
+        vhost.connection_opened(self)
         self.grants = grants
         self.vhost = vhost
         methods = ChannelMethods(

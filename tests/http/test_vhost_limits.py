@@ -72,6 +72,21 @@ def test_max_connections_refuses_the_next_connection_until_one_closes(broker: Em
         connect(broker)
 
 
+def test_the_connection_limit_is_checked_before_the_users_access(broker: EmbeddedBroker) -> None:
+    """As RabbitMQ 3.10 (checked against it): a user without a permission row in a vhost at its limit is told
+    about the limit."""
+    call(api(broker), "PUT", "/vhosts/full")
+    call(api(broker), "DELETE", "/permissions/full/guest")
+    call(api(broker), "PUT", "/vhost-limits/full/max-connections", {"value": 0})
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as refused:
+        connect(broker, "full")
+    assert "access to vhost 'full' refused for user 'guest': connection limit (0) is reached" in str(refused.value)
+    call(api(broker), "DELETE", "/vhost-limits/full/max-connections")
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as refused:
+        connect(broker, "full")
+    assert "access to vhost 'full' refused for user 'guest'\"" in str(refused.value)
+
+
 def test_limits_survive_a_restart(tmp_path) -> None:
     data_dir = str(tmp_path / "data")
     with EmbeddedBroker(data_dir=data_dir) as broker:
