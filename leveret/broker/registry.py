@@ -236,6 +236,8 @@ class Registry:
             authorize(name)
         arguments = dict(arguments or {})
         queue = self.queues.get(name)
+        if queue is None:
+            self._check_queue_limit(name)  # before the arguments, as RabbitMQ 3.10
         # arguments are validated before anything else, redeclarations included (as RabbitMQ)
         settings = parse_queue_arguments(
             name,
@@ -251,7 +253,6 @@ class Registry:
                                     defaults={"x-queue-type": "classic"})
             queue.touch()
             return queue, queue.message_count, queue.consumer_count
-        self._check_queue_limit(name)
         # Recorded first: an OSError (a full disk) leaves it out of the model too; the server closes with 541.
         storage = self.hooks.queue_added(self.name, name, durable=durable and not exclusive, auto_delete=auto_delete,
                                          arguments=arguments, stream=False)
@@ -285,6 +286,7 @@ class Registry:
             equivalence.check_queue(existing, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
                                     arguments=arguments, owner=owner, compared=STREAM_EQUIVALENCE_ARGS)
             return existing, existing.message_count, existing.consumer_count
+        self._check_queue_limit(name)  # before the properties and arguments, as RabbitMQ 3.10
         for flag, bad in (("non-durable", not durable), ("exclusive-owner", exclusive), ("auto-delete", auto_delete)):
             if bad:
                 raise PreconditionFailed(f"invalid property '{flag}' for queue '{name}' in vhost '{self.name}'")
@@ -292,7 +294,6 @@ class Registry:
         streams = self.streams
         if streams is None or self.codec is None:
             raise PreconditionFailed(f"stream queues need a message store; none for vhost '{self.name}'")
-        self._check_queue_limit(name)
         store = streams.open_stream(
             self.name, name, segment_size=settings.segment_size, max_age_ms=settings.max_age_ms,
             max_bytes=settings.max_bytes,
@@ -391,7 +392,8 @@ class Registry:
             self.remove_queue(queue)
 
     def _check_queue_limit(self, name: str) -> None:
-        """RabbitMQ's refusal of a new queue beyond the vhost's max-queues (redeclarations are not counted)."""
+        """RabbitMQ's refusal of a new queue beyond the vhost's max-queues (redeclarations are not counted); it
+        comes before the new queue's arguments are checked, as in RabbitMQ 3.10."""
         limit = self.max_queues
         if limit is not None and len(self.queues) >= limit:
             raise PreconditionFailed(f"cannot declare queue '{name}': queue limit in vhost '{self.name}' ({limit}) "

@@ -50,6 +50,11 @@ def test_max_queues_refuses_a_new_queue_but_not_a_redeclare(broker: EmbeddedBrok
         channel.queue_declare("second")
     assert (refused.value.reply_code, refused.value.reply_text) == (
         406, "PRECONDITION_FAILED - cannot declare queue 'second': queue limit in vhost '/' (1) is reached")
+    for arguments in ({"x-max-length": "abc"}, {"x-queue-type": "stream"}):  # the limit first, as RabbitMQ
+        channel = connection.channel()
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            channel.queue_declare("third", durable=True, arguments=arguments)
+        assert refused.value.reply_text.endswith("queue limit in vhost '/' (1) is reached")
     channel = connection.channel()
     channel.queue_declare("first")
     channel.queue_declare("first", passive=True)
