@@ -168,6 +168,44 @@ def vhosts_delete(client: ManagementClient, name: str) -> None:
     _delete(client, f"/api/vhosts/{segment(name)}", f"vhost '{name}' does not exist", f"Deleted vhost '{name}'.")
 
 
+@vhosts.command("limits")
+@click.argument("name", required=False)
+@api_options
+def vhosts_limits(client: ManagementClient, name: str | None) -> None:
+    """Every vhost's limits (max-connections, max-queues), or NAME's."""
+    path = "/api/vhost-limits" + (f"/{segment(name)}" if name is not None else "")
+    try:
+        rows = client.get(path)
+    except NotFound:
+        raise click.ClickException(f"vhost '{name}' does not exist") from None
+    _print_table(["vhost", "limit", "value"],
+                 [[row["vhost"], limit, str(value)] for row in rows for limit, value in sorted(row["value"].items())])
+
+
+@vhosts.command("set-limit", context_settings={"ignore_unknown_options": True})  # VALUE may be -1
+@click.argument("name")
+@click.argument("limit", type=click.Choice(["max-connections", "max-queues"]))
+@click.argument("value", type=int)
+@api_options
+def vhosts_set_limit(client: ManagementClient, name: str, limit: str, value: int) -> None:
+    """Set one of NAME's limits (a negative VALUE: no limit); it applies to the next open or declare."""
+    try:
+        client.request("PUT", f"/api/vhost-limits/{segment(name)}/{limit}", {"value": value})
+    except NotFound:
+        raise click.ClickException(f"vhost '{name}' does not exist") from None
+    click.echo(f"Set {limit} of vhost '{name}' to {value}.")
+
+
+@vhosts.command("clear-limit")
+@click.argument("name")
+@click.argument("limit", type=click.Choice(["max-connections", "max-queues"]))
+@api_options
+def vhosts_clear_limit(client: ManagementClient, name: str, limit: str) -> None:
+    """Remove one of NAME's limits."""
+    _delete(client, f"/api/vhost-limits/{segment(name)}/{limit}", f"vhost '{name}' does not exist",
+            f"Cleared {limit} of vhost '{name}'.")
+
+
 # -- permissions and topic permissions ----------------------------------------------------------------
 
 def _check_user_and_vhost(client: ManagementClient, user: str, vhost: str) -> None:

@@ -40,7 +40,8 @@ def _reason(status: int, body: bytes) -> str:
         return f"HTTP 401 {detail} ({reason})" if reason in ADMIN_ONLY else f"HTTP 401 {detail}"
     if isinstance(reason, list) and reason[:1] == ["invalid_regexp"]:
         return f"HTTP {status} invalid regular expression {reason[1]!r}" + (f": {reason[2]}" if len(reason) > 2 else "")
-    return f"HTTP {status} {reason}" if reason else f"HTTP {status}"
+    # One line: RabbitMQ's validation reasons span several ("Validation failed\n\n...").
+    return f"HTTP {status} {' '.join(str(reason).split())}" if reason else f"HTTP {status}"
 
 
 class ManagementClient:

@@ -72,6 +72,19 @@ def test_vhosts_add_list_delete(broker: EmbeddedBroker) -> None:
     fails(leveret(broker, "vhosts", "delete", "team"), "vhost 'team' does not exist")
 
 
+def test_vhost_limits_set_list_clear(broker: EmbeddedBroker) -> None:
+    ok(leveret(broker, "vhosts", "set-limit", "/", "max-queues", "3"))
+    ok(leveret(broker, "vhosts", "set-limit", "/", "max-connections", "-1"))
+    assert broker.server.users.vhosts["/"].limits == {"max-queues": 3, "max-connections": -1}
+    rows = [line.split() for line in ok(leveret(broker, "vhosts", "limits", "/")).splitlines()]
+    assert rows == [["vhost", "limit", "value"], ["/", "max-connections", "-1"], ["/", "max-queues", "3"]]
+    ok(leveret(broker, "vhosts", "clear-limit", "/", "max-queues"))
+    assert broker.server.users.vhosts["/"].limits == {"max-connections": -1}
+    assert broker.server.broker.vhosts["/"].max_queues is None
+    fails(leveret(broker, "vhosts", "set-limit", "nowhere", "max-queues", "1"), "vhost 'nowhere' does not exist")
+    fails(leveret(broker, "vhosts", "limits", "nowhere"), "vhost 'nowhere' does not exist")
+
+
 def test_permissions_set_list_clear_and_they_apply(broker: EmbeddedBroker) -> None:
     ok(leveret(broker, "users", "add", "app", "pw"))
     ok(leveret(broker, "permissions", "set", "app", "^app-", ".*", "", "--vhost", "/"))
