@@ -77,6 +77,10 @@ class EmbeddedBroker(_Base):
         if not self._ready.wait(_START_TIMEOUT):
             raise RuntimeError("embedded broker did not start in time")
         if self._error is not None:
+            # No stop() follows a start that raised (a `with` block never begins): leave nothing behind.
+            self._thread.join(_START_TIMEOUT)
+            self._thread = None
+            self._cleanup()
             raise RuntimeError("embedded broker failed to start") from self._error
         return self
 
