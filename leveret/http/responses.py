@@ -15,8 +15,9 @@ from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-# Where the auth middleware leaves the authenticated user (an access UserDef) for the handlers.
-USER = "leveret.user"
+# Where the auth middleware leaves the authenticated user (an access UserDef) for the handlers: a typed
+# request key where aiohttp has them (3.12+; a plain string key warns there), a string before.
+USER: Any = web.RequestKey("leveret.user", object) if hasattr(web, "RequestKey") else "leveret.user"
 
 
 def not_found() -> web.Response:
