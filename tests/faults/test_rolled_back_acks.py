@@ -69,6 +69,19 @@ def get_within(conn, ch, queues: list[str], timeout: float) -> dict[str, bytes]:
     return {}
 
 
+def drain(conn, ch, queue: str, count: int, timeout: float) -> list[bytes]:
+    """Up to `count` bodies taken (acked) from `queue` within `timeout`."""
+    got: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        method, _props, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            conn.process_data_events(0.05)
+        else:
+            got.append(body)
+    return got
+
+
 def test_a_dead_lettering_whose_commit_fails_leaves_the_message_in_the_running_broker(broker) -> None:
     conn = pika.BlockingConnection(pika.URLParameters(broker.url))
     ch = conn.channel()
@@ -129,15 +142,7 @@ def test_on_a_disk_that_stays_full_put_back_messages_wait_their_turn_and_the_bro
     assert time.monotonic() - started < 5.0
 
     broker.io.disarm()
-    got = []
-    deadline = time.monotonic() + 15.0
-    while len(got) < len(bodies) and time.monotonic() < deadline:
-        method, _props, body = ch.basic_get("dlq", auto_ack=True)
-        if method is None:
-            conn.process_data_events(0.05)
-        else:
-            got.append(body)
-    assert sorted(got) == bodies
+    assert sorted(drain(conn, ch, "dlq", len(bodies), 15.0)) == bodies
     conn.close()
 
 
@@ -172,15 +177,7 @@ def test_restarted_on_a_full_disk_with_delayed_messages_all_due_the_broker_comes
         ch.queue_declare("", exclusive=True)  # served while the disk is still full
         assert io.fired
         io.disarm()
-        got = []
-        deadline = time.monotonic() + 15.0
-        while len(got) < len(bodies) and time.monotonic() < deadline:
-            method, _props, body = ch.basic_get("due", auto_ack=True)
-            if method is None:
-                conn.process_data_events(0.05)
-            else:
-                got.append(body)
-        assert sorted(got) == bodies
+        assert sorted(drain(conn, ch, "due", len(bodies), 15.0)) == bodies
         conn.close()
     finally:
         second.stop()

@@ -153,7 +153,7 @@ class DelayedMessageExchange(Exchange):
     def release_again(self, offsets: list[int]) -> None:
         """Stored messages whose release a failed commit undid (their routed copies and the acks here were
         rolled back, see store/api.py `on_unacked`): released again a second from now, as a refused release
-        is (not at once: on a disk that stays full that would be one endless timer pass)."""
+        is (not at once: on a disk that stays full the retries would spin)."""
         clock = self._clock
         due = (clock.monotonic() if clock is not None else 0.0) + RELEASE_RETRY_S
         for offset in offsets:
