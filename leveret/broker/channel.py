@@ -28,6 +28,7 @@ from leveret.broker.message import Message
 from leveret.broker.names import REPLY_TO, random_name
 from leveret.broker.queue_type import QueueType
 from leveret.broker.route_result import RouteResult
+from leveret.broker.stats import count_get
 
 if TYPE_CHECKING:
     from leveret.broker.timers import Timers
@@ -115,6 +116,11 @@ class Channel:
     def prefetch_count(self) -> int:
         """The per-consumer limit given to consumers created from now on."""
         return self._consumer_prefetch
+
+    @property
+    def global_prefetch_count(self) -> int:
+        """The channel-wide limit (basic.qos global=true)."""
+        return self._global_prefetch
 
     @property
     def reply_address(self) -> str | None:
@@ -233,7 +239,13 @@ class Channel:
         """Called by a queue's dispatch for a consumer with credit."""
         tag = self._next_tag
         self._next_tag = tag + 1
-        if not consumer.no_ack:
+        stats = queue.stats  # the management API's counters (broker/stats.py)
+        if entry.redelivered:
+            stats.redeliver += 1
+        if consumer.no_ack:
+            stats.deliver_no_ack += 1
+        else:
+            stats.deliver += 1
             self._unacked[tag] = (tag, queue, entry, consumer)
             consumer.unacked += 1
             self._global_unacked += 1
@@ -277,6 +289,7 @@ class Channel:
         """basic.get: (delivery_tag, redelivered, message, message_count_after) or None if empty."""
         q = self.vhost.queue_for(queue, self.owner)
         entry = q.fetch(no_ack)
+        count_get(q.stats, entry, no_ack)
         if entry is None:
             return None
         tag = self._next_tag
@@ -336,6 +349,7 @@ class Channel:
             # hot path: a single ack
             _, queue, entry, consumer = records[0]
             queue.settle((entry,))
+            queue.stats.ack += 1
             if consumer is not None:
                 consumer.unacked -= 1
                 self._global_unacked -= 1
@@ -350,6 +364,7 @@ class Channel:
         for queue, entries in by_queue.items():
             if ack:
                 queue.settle(entries)
+                queue.stats.ack += len(entries)
             elif requeue:
                 queue.requeue(entries, delay=delay)
             else:

@@ -20,6 +20,7 @@ from leveret.broker.queue_deadlines import NO_OFFSETS, QueueDeadlines, QueueHost
 from leveret.broker.queue_stored import StoredMessages
 from leveret.broker.ready import PriorityReady, ReadyList
 from leveret.broker.rotation import ConsumerRotation
+from leveret.broker.stats import MessageStats
 from leveret.broker.storage import IN_MEMORY, QueueStorage
 from leveret.store.api import QueueStore
 
@@ -68,6 +69,7 @@ class Queue(QueueDeadlines, StoredMessages):
         else:
             self.ready = make_ready(self, 0)
         self.unacked_count = 0
+        self.stats = MessageStats()  # the management API's message_stats (stats.py)
         self.deleted = False
         self._revive = storage.revive  # a stored message back (see put_back)
         if storage.store is not None:

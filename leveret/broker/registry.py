@@ -124,6 +124,7 @@ class Registry:
         if self.exchanges.get(exchange.name) is not exchange:
             return
         del self.exchanges[exchange.name]
+        self.retired_stats.add(exchange.stats)
         exchange.close()
         self.hooks.exchange_removed(self.name, exchange)
         for destination in exchange.destinations():
@@ -363,6 +364,7 @@ class Registry:
             return 0
         del self.queues[queue.name]
         queue.deleted = True
+        self.retired_stats.add(queue.stats)
         self._drop_bindings_to(queue)
         for consumer in queue.detach_consumers():
             consumer.channel.consumer_cancelled_by_broker(consumer)

@@ -120,6 +120,7 @@ class Routing:
         is rewritten to that channel's address, or refused if it has no reply consumer).
         """
         source = self.check_publish(exchange)
+        source.stats.publish_in += 1
         # Most publishes carry none of reply_to, expiration, headers and user_id: one test skips their checks.
         plain = message.properties.routing_plain
         if not plain and channel is not None:
@@ -135,7 +136,10 @@ class Routing:
             if delay is not None:
                 source.hold(message, delay)
                 return RouteResult(True, [], delayed=True)
-        return self._deliver(source, routing_key, message)
+        result = self._deliver(source, routing_key, message)
+        if result.routed:
+            source.stats.publish_out += 1
+        return result
 
     def _deliver(
         self, source: Exchange, routing_key: str, message: Message, reason: str | None = None
@@ -159,6 +163,7 @@ class Routing:
             # hot path: one queue
             if queues[0].enqueue(message) is None:
                 return RouteResult(True, [], 1)
+            queues[0].stats.publish += 1
             return RouteResult(True, queues)
         accepted: list[QueueType] = []
         rejected = 0
@@ -166,6 +171,7 @@ class Routing:
             if queue.enqueue(message) is None:
                 rejected += 1
             else:
+                queue.stats.publish += 1
                 accepted.append(queue)
         return RouteResult(bool(queues), accepted, rejected)
 

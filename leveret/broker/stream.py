@@ -49,6 +49,7 @@ from leveret.broker.arguments import as_text, field_type_name
 from leveret.broker.entry import QueueEntry
 from leveret.broker.errors import AccessRefused, NotImplementedByBroker, PreconditionFailed
 from leveret.broker.message import Message, Properties
+from leveret.broker.stats import MessageStats
 from leveret.broker.stream_arguments import STREAM_MODULE, StreamSettings, parse_interval
 from leveret.broker.stream_tail import TAIL_BYTES, Tail
 from leveret.broker.timers import Slot
@@ -117,6 +118,7 @@ class StreamQueue:
         self.vhost_name = vhost_name
         self.arguments: dict[str, Any] = dict(arguments or {})
         self.sources: set[Any] = set()
+        self.stats = MessageStats()  # the management API's message_stats (stats.py)
         self.deleted = False
         self.had_consumers = False
         self.stream_store = store

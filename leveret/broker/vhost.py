@@ -15,6 +15,7 @@ from leveret.broker.message import PropertiesCodec
 from leveret.broker.queue_type import QueueType
 from leveret.broker.registry import Registry
 from leveret.broker.routing import ReplyChannel, Routing
+from leveret.broker.stats import MessageStats
 from leveret.broker.storage import NO_HOOKS, DurabilityHooks
 from leveret.broker.timers import Timers
 from leveret.clock import Clock, SystemClock
@@ -63,6 +64,8 @@ class VHost(Registry, Routing):
             assert cls is not None
             self.exchanges[xname] = cls(xname, name, durable=True)
         self._reply_channels: dict[str, ReplyChannel] = {}
+        # The counts of its deleted queues and exchanges (broker/stats.py), so its totals never go back.
+        self.retired_stats = MessageStats()
         # RabbitMQ's vhost limits (None: none), set from the access registry's vhost (durable/access.py).
         self.max_queues: int | None = None
         self.max_connections: int | None = None

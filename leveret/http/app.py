@@ -11,7 +11,7 @@ import ssl
 from aiohttp import web
 
 from leveret.http.auth import basic_auth_middleware
-from leveret.http.exchanges import list_exchanges
+from leveret.http.api_routes import add_routes
 from leveret.http.limits import delete_vhost_limit, list_vhost_limits, put_vhost_limit
 from leveret.http.metrics import get_metrics
 from leveret.http.nodes import get_node, list_nodes
@@ -26,7 +26,6 @@ from leveret.http.permissions import (
     put_permission,
     put_topic_permission,
 )
-from leveret.http.queues import list_queues
 from leveret.http.responses import Refusal
 from leveret.http.target import TARGET, ManagementTarget
 from leveret.http.users import (
@@ -86,10 +85,7 @@ def build_app(target: ManagementTarget) -> web.Application:
     app.router.add_get("/api/topic-permissions/{vhost}/{user}", get_topic_permissions)
     app.router.add_put("/api/topic-permissions/{vhost}/{user}", put_topic_permission)
     app.router.add_delete("/api/topic-permissions/{vhost}/{user}", delete_topic_permissions)
-    app.router.add_get("/api/queues", list_queues)
-    app.router.add_get("/api/queues/{vhost}", list_queues)
-    app.router.add_get("/api/exchanges", list_exchanges)
-    app.router.add_get("/api/exchanges/{vhost}", list_exchanges)
+    add_routes(app, target)
     app.router.add_get("/metrics", get_metrics)
     return app
 

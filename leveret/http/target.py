@@ -28,6 +28,8 @@ class ManagementTarget(Protocol):
     errorlog: Any  # .warning(message, *args): one rate-limited line (server/errorlog.py)
     output_pauses: int  # times a connection stopped being read for its unsent output
     memory_budget: Any  # .limit, .used: the paged queues' shared budget (broker/paging.py MemoryBudget)
+    durability: Any  # group commits (server/durability.py): .kick(), .wait_for_commit(waiter, seq); None before start
+    ssl_port: int | None  # the bound amqps port (None: not listening)
 
     def put_vhost(self, name: str, description: str = "", tags: tuple[str, ...] = ()) -> bool:
         """Create (True) or update (False) a vhost, in the access registry and the broker."""

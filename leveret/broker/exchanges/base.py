@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Hashable, Iterable, Mapping
 
+from leveret.broker.stats import MessageStats
+
 Arguments = Mapping[str, Any]
 
 
@@ -106,6 +108,7 @@ class Exchange:
         self._by_destination: dict[Any, list[tuple[Any, str, Hashable]]] = {}
         # exchanges holding a binding to this one (only meaningful when this exchange is a destination)
         self.sources: set[Exchange] = set()
+        self.stats = MessageStats()  # the management API's message_stats (broker/stats.py)
 
     # -- identity helpers -------------------------------------------------------------------
     @property
