@@ -134,6 +134,46 @@ def users_tags(client: ManagementClient, name: str, tags: tuple[str, ...]) -> No
     click.echo(f"Set the tags of user '{name}' to [{','.join(_tags(tags))}].")
 
 
+def _print_limits(client: ManagementClient, kind: str, name: str | None) -> None:
+    """The table of /api/user-limits or /api/vhost-limits (`kind`: user or vhost), all or NAME's."""
+    try:
+        rows = client.get(f"/api/{kind}-limits" + (f"/{segment(name)}" if name is not None else ""))
+    except NotFound:
+        raise click.ClickException(f"{kind} '{name}' does not exist") from None
+    _print_table([kind, "limit", "value"],
+                 [[row[kind], limit, str(value)] for row in rows for limit, value in sorted(row["value"].items())])
+
+
+@users.command("limits")
+@click.argument("name", required=False)
+@api_options
+def users_limits(client: ManagementClient, name: str | None) -> None:
+    """Every user's limits (max-connections, max-channels), or NAME's."""
+    _print_limits(client, "user", name)
+
+
+@users.command("set-limit", context_settings={"ignore_unknown_options": True})  # VALUE may be -1
+@click.argument("name")
+@click.argument("limit", type=click.Choice(["max-connections", "max-channels"]))
+@click.argument("value", type=int)
+@api_options
+def users_set_limit(client: ManagementClient, name: str, limit: str, value: int) -> None:
+    """Set one of NAME's limits (a negative VALUE: no limit); it applies to the next connection or channel."""
+    _user(client, name)
+    client.request("PUT", f"/api/user-limits/{segment(name)}/{limit}", {"value": value})
+    click.echo(f"Set {limit} of user '{name}' to {value}.")
+
+
+@users.command("clear-limit")
+@click.argument("name")
+@click.argument("limit", type=click.Choice(["max-connections", "max-channels"]))
+@api_options
+def users_clear_limit(client: ManagementClient, name: str, limit: str) -> None:
+    """Remove one of NAME's limits."""
+    _delete(client, f"/api/user-limits/{segment(name)}/{limit}", f"user '{name}' does not exist",
+            f"Cleared {limit} of user '{name}'.")
+
+
 # -- vhosts -----------------------------------------------------------------------------------------
 
 @click.group()
@@ -173,13 +213,7 @@ def vhosts_delete(client: ManagementClient, name: str) -> None:
 @api_options
 def vhosts_limits(client: ManagementClient, name: str | None) -> None:
     """Every vhost's limits (max-connections, max-queues), or NAME's."""
-    path = "/api/vhost-limits" + (f"/{segment(name)}" if name is not None else "")
-    try:
-        rows = client.get(path)
-    except NotFound:
-        raise click.ClickException(f"vhost '{name}' does not exist") from None
-    _print_table(["vhost", "limit", "value"],
-                 [[row["vhost"], limit, str(value)] for row in rows for limit, value in sorted(row["value"].items())])
+    _print_limits(client, "vhost", name)
 
 
 @vhosts.command("set-limit", context_settings={"ignore_unknown_options": True})  # VALUE may be -1

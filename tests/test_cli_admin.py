@@ -85,6 +85,18 @@ def test_vhost_limits_set_list_clear(broker: EmbeddedBroker) -> None:
     fails(leveret(broker, "vhosts", "limits", "nowhere"), "vhost 'nowhere' does not exist")
 
 
+def test_user_limits_set_list_clear(broker: EmbeddedBroker) -> None:
+    ok(leveret(broker, "users", "set-limit", "guest", "max-channels", "5"))
+    ok(leveret(broker, "users", "set-limit", "guest", "max-connections", "-1"))
+    assert broker.server.users.users["guest"].limits == {"max-channels": 5, "max-connections": -1}
+    rows = [line.split() for line in ok(leveret(broker, "users", "limits", "guest")).splitlines()]
+    assert rows == [["user", "limit", "value"], ["guest", "max-channels", "5"], ["guest", "max-connections", "-1"]]
+    ok(leveret(broker, "users", "clear-limit", "guest", "max-channels"))
+    assert broker.server.users.users["guest"].limits == {"max-connections": -1}
+    fails(leveret(broker, "users", "set-limit", "nobody", "max-channels", "1"), "user 'nobody' does not exist")
+    fails(leveret(broker, "users", "limits", "nobody"), "user 'nobody' does not exist")
+
+
 def test_permissions_set_list_clear_and_they_apply(broker: EmbeddedBroker) -> None:
     ok(leveret(broker, "users", "add", "app", "pw"))
     ok(leveret(broker, "permissions", "set", "app", "^app-", ".*", "", "--vhost", "/"))

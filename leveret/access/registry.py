@@ -7,6 +7,7 @@ connection are read from memory.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 
 from leveret.access.grants import Grants
@@ -15,8 +16,9 @@ from leveret.access.patterns import check_pattern
 from leveret.store.api import DefinitionStore, Definitions, PermissionDef, TopicPermissionDef, UserDef, VHostDef
 
 
-# The vhost limits RabbitMQ 3.10 knows.
+# The vhost limits and the user limits RabbitMQ 3.10 knows.
 VHOST_LIMITS = ("max-connections", "max-queues")
+USER_LIMITS = ("max-connections", "max-channels")
 
 
 class AccessError(ValueError):
@@ -62,11 +64,15 @@ class AccessRegistry:
         return self.put_user(UserDef(name, stored, SHA256, tuple(tags)))
 
     def put_user(self, user: UserDef) -> UserDef:
-        """Create or replace a user given its stored hash (an import)."""
+        """Create or replace a user given its stored hash (an import). A user given without limits keeps
+        the ones it has, as RabbitMQ's user update does (limits are set on their own: `set_user_limit`)."""
         if not user.name:
             raise AccessError("a user needs a name")
         if not valid_hash(user.password_hash, user.hashing_algorithm):
             raise AccessError(f"bad password hash for user '{user.name}' ({user.hashing_algorithm})")
+        existing = self.users.get(user.name)
+        if existing is not None and existing.limits and not user.limits:
+            user = dataclasses.replace(user, limits=dict(existing.limits))
         self.store.put_user(user)
         self.users[user.name] = user
         return user
@@ -79,6 +85,23 @@ class AccessRegistry:
     def set_tags(self, name: str, tags: Iterable[str]) -> UserDef:
         user = self._user(name)
         return self.put_user(UserDef(user.name, user.password_hash, user.hashing_algorithm, tuple(tags)))
+
+    def set_user_limit(self, name: str, limit: str, value: int | None) -> UserDef:
+        """Set (None: clear) one of a user's USER_LIMITS; the next connection.open or channel.open obeys it."""
+        user = self._user(name)
+        limits = {key: v for key, v in user.limits.items() if key != limit}
+        if value is not None:
+            limits[limit] = value
+        changed = dataclasses.replace(user, limits=limits)
+        self.store.put_user(changed)
+        self.users[name] = changed
+        return changed
+
+    def user_limit(self, name: str, limit: str) -> int | None:
+        """A user's limit in force: None when it is not set or negative (no limit), or the user is gone."""
+        user = self.users.get(name)
+        value = user.limits.get(limit) if user is not None else None
+        return value if value is not None and value >= 0 else None
 
     def delete_user(self, name: str) -> None:
         self._user(name)

@@ -12,7 +12,14 @@ from aiohttp import web
 
 from leveret.http.auth import basic_auth_middleware
 from leveret.http.api_routes import add_routes
-from leveret.http.limits import delete_vhost_limit, list_vhost_limits, put_vhost_limit
+from leveret.http.limits import (
+    delete_user_limit,
+    delete_vhost_limit,
+    list_user_limits,
+    list_vhost_limits,
+    put_user_limit,
+    put_vhost_limit,
+)
 from leveret.http.metrics import get_metrics
 from leveret.http.nodes import get_node, list_nodes
 from leveret.http.overview import get_overview
@@ -77,6 +84,10 @@ def build_app(target: ManagementTarget) -> web.Application:
     app.router.add_get("/api/vhost-limits/{vhost}", list_vhost_limits)
     app.router.add_put("/api/vhost-limits/{vhost}/{name}", put_vhost_limit)
     app.router.add_delete("/api/vhost-limits/{vhost}/{name}", delete_vhost_limit)
+    app.router.add_get("/api/user-limits", list_user_limits)
+    app.router.add_get("/api/user-limits/{user}", list_user_limits)
+    app.router.add_put("/api/user-limits/{user}/{name}", put_user_limit)
+    app.router.add_delete("/api/user-limits/{user}/{name}", delete_user_limit)
     app.router.add_get("/api/permissions", list_permissions)
     app.router.add_get("/api/permissions/{vhost}/{user}", get_permission)
     app.router.add_put("/api/permissions/{vhost}/{user}", put_permission)

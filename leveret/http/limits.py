@@ -1,5 +1,5 @@
-"""Vhost limits: `/api/vhost-limits`, `/api/vhost-limits/{vhost}` and `/api/vhost-limits/{vhost}/{name}`,
-in RabbitMQ 3.10's shapes.
+"""Vhost limits (`/api/vhost-limits`, `/api/vhost-limits/{vhost}` and `/api/vhost-limits/{vhost}/{name}`)
+and user limits (`/api/user-limits...`, below), in RabbitMQ 3.10's shapes.
 
 A limit is `max-connections` or `max-queues`; a negative value means no limit. A PUT (`{"value": N}`) and a
 DELETE both answer 204, as RabbitMQ's do (deleting a limit that is not set too); an unknown vhost is 404
@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from leveret.access.registry import VHOST_LIMITS
-from leveret.http.responses import BadRequest, administrator_only, json_body, no_content, require_keys
+from leveret.access.registry import USER_LIMITS, VHOST_LIMITS
+from leveret.http.responses import BadRequest, administrator_only, json_body, no_content, not_found, require_keys
 from leveret.http.target import target_of
 
 
@@ -68,4 +68,50 @@ async def delete_vhost_limit(request: web.Request) -> web.Response:
         return _vhost_not_found()
     if name in VHOST_LIMITS:
         target.set_vhost_limit(vhost, name, None)
+    return no_content()
+
+
+# -- user limits: `/api/user-limits`, `/api/user-limits/{user}`, `/api/user-limits/{user}/{name}` ---------
+# RabbitMQ 3.10's shapes: `max-connections` and `max-channels` per user. A bad value's text has no
+# "Validation failed" preamble there, and an unknown user is a 400 naming it; both as RabbitMQ answers.
+
+
+@administrator_only
+async def list_user_limits(request: web.Request) -> web.Response:
+    """GET /api/user-limits[/{user}]: each user with limits, and its limits (404 for an unknown user)."""
+    users = target_of(request).users.users
+    only = request.match_info.get("user")
+    if only is not None and only not in users:
+        return not_found()
+    return web.json_response([{"user": name, "value": dict(users[name].limits)} for name in sorted(users)
+                              if users[name].limits and only in (None, name)])
+
+
+@administrator_only
+async def put_user_limit(request: web.Request) -> web.Response:
+    registry = target_of(request).users
+    user, name = request.match_info["user"], request.match_info["name"]
+    body = await json_body(request)
+    require_keys(body, "value")
+    value = body["value"]
+    if name not in USER_LIMITS:
+        raise BadRequest(f"Unrecognised terms [{{{_erlang_term(name)},{_erlang_term(value)}}}] in user-limits")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"{name} should be a number, actually was {_erlang_term(value)}")
+    if user not in registry.users:
+        raise BadRequest(["no_such_user", user])
+    registry.set_user_limit(user, name, value)
+    return no_content()
+
+
+@administrator_only
+async def delete_user_limit(request: web.Request) -> web.Response:
+    """DELETE /api/user-limits/{user}/{name}: 204, set or not; an unknown user is 404 (RabbitMQ 3.10 fails
+    with a 500 there: docs/security.md)."""
+    registry = target_of(request).users
+    user, name = request.match_info["user"], request.match_info["name"]
+    if user not in registry.users:
+        return not_found()
+    if name in USER_LIMITS:
+        registry.set_user_limit(user, name, None)
     return no_content()

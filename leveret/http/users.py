@@ -32,7 +32,7 @@ from leveret.store.api import UserDef
 
 def user_info(user: UserDef) -> dict[str, Any]:
     return {"name": user.name, "password_hash": user.password_hash, "hashing_algorithm": user.hashing_algorithm,
-            "tags": list(user.tags), "limits": {}}
+            "tags": list(user.tags), "limits": dict(user.limits)}
 
 
 async def whoami(request: web.Request) -> web.Response:

@@ -253,14 +253,15 @@ class AMQPProtocol(asyncio.Protocol):
 
 
 class TLSProtocol(AMQPProtocol):
-    """An AMQP connection over TLS (the amqps listener): as any other, plus the EXTERNAL mechanism when the
-    client's certificate verified (server/tls.py). Plain connections never run this.
+    """An AMQP connection over TLS (the amqps listener): as any other, plus the EXTERNAL mechanism, whose user
+    is the one the client's verified certificate names (server/tls.py). Plain connections never run this.
 
+    EXTERNAL is offered to every TLS connection, a certificate or not, as RabbitMQ 3.10 does: a client that
+    picks it without one hears the EXTERNAL refusal (403) rather than finding no mechanism to agree on.
     asyncio calls `connection_made` once the TLS handshake is complete, so the certificate is known before
     the client can send its protocol header."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        user = certificate_user(transport.get_extra_info("peercert"), self.server.settings.ssl_cert_login_from)
-        if user is not None:
-            self.session.offer_external(user)
+        self.session.offer_external(
+            certificate_user(transport.get_extra_info("peercert"), self.server.settings.ssl_cert_login_from))

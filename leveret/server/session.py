@@ -337,8 +337,9 @@ class Session:
         elif kind is CloseFinished:
             self._shutdown()
 
-    def offer_external(self, certificate_user: str) -> None:
-        """The client presented a verified certificate naming this user: offer the EXTERNAL mechanism."""
+    def offer_external(self, certificate_user: str | None) -> None:
+        """Offer the EXTERNAL mechanism (a TLS connection); its user is the one the client's verified
+        certificate names, None when it presented none (EXTERNAL is then refused)."""
         self.certificate_user = certificate_user
         self.handshake.offer(EXTERNAL)
 
@@ -346,7 +347,8 @@ class Session:
         user = None
         username = event.username
         if event.mechanism == EXTERNAL:
-            # Offered only with a certificate_user (the handshake refuses a mechanism it did not offer).
+            # Offered on TLS connections only (the handshake refuses a mechanism it did not offer); without a
+            # verified certificate there is no user, and "" names none.
             username = self.certificate_user or ""
             user = self.users.authenticate_certificate(username, from_loopback=self.writer.is_loopback())
         elif event.password is not None:
@@ -377,6 +379,11 @@ class Session:
         if reached is not None:
             raise connection_error(codes.NOT_ALLOWED, f"access to vhost '{name}' refused for user '{self.username}': "
                                    f"connection limit ({reached}) is reached", m.CLASS_ID, m.METHOD_ID)
+        # Then the user's own connection limit, then its rights here: RabbitMQ 3.10's order.
+        limit = self.users.user_limit(self.username, "max-connections")
+        if limit is not None and len(self._user_sessions()) >= limit:
+            raise connection_error(codes.NOT_ALLOWED, f"connection refused for user '{self.username}': user "
+                                   f"connection limit ({limit}) is reached", m.CLASS_ID, m.METHOD_ID)
         # The user's rights here, read live at each check (a changed permission applies to the next decision).
         grants = self.users.grants(self.username, name)
         if grants is None:
@@ -429,7 +436,17 @@ class Session:
             return
         self._on_connection_method(channel, method)
 
+    def _user_sessions(self) -> list[Session]:
+        """This user's open connections (those the vhosts count), this one once it is open. Only a user
+        limit asks, so only users with one pay for the walk."""
+        return [owner for vhost in self.broker.vhosts.values() for owner in vhost.connections
+                if getattr(owner, "username", None) == self.username]
+
     def _on_channel_open(self, number: int) -> None:
+        limit = self.users.user_limit(self.username, "max-channels")
+        if limit is not None and sum(len(s.channels) for s in self._user_sessions()) >= limit:
+            raise connection_error(codes.NOT_ALLOWED, f"number of channels opened for user '{self.username}' has "
+                                   f"reached the maximum allowed user limit of ({limit})", 20, 10)
         ch, reply = self.channel_table.open(number, lambda n: ChannelSession(self, n))
         if self.write_paused:
             ch.broker_channel.pause_deliveries()

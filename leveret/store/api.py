@@ -257,6 +257,8 @@ class UserDef:
     password_hash: str = ""
     hashing_algorithm: str = "rabbit_password_hashing_sha256"
     tags: tuple[str, ...] = ()
+    # RabbitMQ's user limits ("max-connections", "max-channels"); a negative value means no limit.
+    limits: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

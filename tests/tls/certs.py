@@ -42,8 +42,10 @@ def _ca(directory: Path, name: str) -> tuple[str, str]:
 
 
 def _signed(directory: Path, name: str, subject: str, ca: tuple[str, str], extensions: str,
-            days: int = 2) -> Identity:
-    _openssl("req", *_KEY, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject, cwd=directory)
+            days: int = 2, options: tuple[str, ...] = ()) -> Identity:
+    """A key and a certificate for `subject` signed by `ca`; `options` go to `openssl req` (-utf8...)."""
+    _openssl("req", *_KEY, *options, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject,
+             cwd=directory)
     (directory / f"{name}.ext").write_text(extensions)
     _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", ca[0], "-CAkey", ca[1], "-set_serial",
              str(secrets.randbits(63)), "-out", f"{name}.pem", "-days", str(days), "-extfile", f"{name}.ext",
