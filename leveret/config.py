@@ -82,6 +82,12 @@ class Settings:
     # Who a client certificate logs in as with EXTERNAL: its subject's CN, or (RabbitMQ's default) its whole
     # subject as RabbitMQ writes it ("CN=billing,O=Acme,C=GB").
     ssl_cert_login_from: str = "common_name"
+    # The Kafka-protocol listener (docs/kafka.md), on `host`, serving default_vhost's streams; 0 picks a free
+    # port (so does the default when `port` is 0), negative disables it. Topics a client names are created
+    # (with kafka_partitions partitions) when kafka_auto_create_topics is on, as Kafka's auto.create.topics.enable.
+    kafka_port: int = 9092
+    kafka_auto_create_topics: bool = True
+    kafka_partitions: int = 1
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (unknown names are an error)."""
@@ -125,6 +131,8 @@ BOUNDS: dict[str, Bounds] = {
     "handshake_timeout": Bounds(0.001, None),
     "http_port": Bounds(None, 65535),  # negative disables the listener
     "ssl_port": Bounds(None, 65535),  # negative disables the listener
+    "kafka_port": Bounds(None, 65535),  # negative disables the listener
+    "kafka_partitions": Bounds(1, 10000),
 }
 
 # Integer settings counted in bytes: they also take a unit, as RabbitMQ's configuration does ("50MB", "1GiB").

@@ -32,6 +32,7 @@ class _Base:
         """`file_io`: a leveret.store.fsio.FileIO for every store write (default: the real file system)."""
         # The management API too listens on an ephemeral port, so embedded brokers never collide on 15672.
         settings.setdefault("http_port", 0)
+        settings.setdefault("kafka_port", 0)  # and the Kafka listener (kafka_bootstrap)
         # Checked as strictly as `leveret serve` checks its settings, before anything is created.
         checked = {name: check_setting(name, value, "embedded broker argument")
                    for name, value in {"host": host, "port": port, **settings}.items()}
@@ -42,6 +43,7 @@ class _Base:
         self.server: Any = None
         self.port: int = 0
         self.ssl_port: int | None = None  # the amqps listener's port, with ssl_port=0 (or another) given
+        self.kafka_port: int | None = None  # the Kafka listener's port (None with kafka_port=-1)
         self.host = host
 
     @property
@@ -55,6 +57,13 @@ class _Base:
         if self.ssl_port is None:
             raise RuntimeError("this broker has no amqps listener (pass ssl_port=0 and the ssl_* settings)")
         return "amqps" + _url(self.host, self.ssl_port, self.settings)[4:]
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        """host:port of the running broker's Kafka listener, for Kafka clients' bootstrap servers."""
+        if self.kafka_port is None:
+            raise RuntimeError("this broker has no Kafka listener (kafka_port is negative)")
+        return f"{self.host}:{self.kafka_port}"
 
     def _cleanup(self) -> None:
         if self._own_dir:
@@ -95,6 +104,7 @@ class EmbeddedBroker(_Base):
             loop.run_until_complete(self.server.start())
             self.port = self.server.port
             self.ssl_port = self.server.ssl_port
+            self.kafka_port = self.server.kafka_port
         except BaseException as exc:  # reported to the starting thread, which raises it
             self._error = exc
             self._ready.set()
@@ -134,6 +144,7 @@ class AsyncEmbeddedBroker(_Base):
         await self.server.start()
         self.port = self.server.port
         self.ssl_port = self.server.ssl_port
+        self.kafka_port = self.server.kafka_port
         return self
 
     async def stop(self) -> None:

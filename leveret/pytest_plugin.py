@@ -1,6 +1,7 @@
 """pytest plugin (registered by entry point): fixtures that give a test a running leveret.
 
 - `leveret_broker`: a fresh in-process broker on an ephemeral port for the test, stopped afterwards.
+- `kafka_bootstrap`: its Kafka listener's host:port (bootstrap servers for Kafka clients).
 - `amqp_url`: its URL; with `--amqp-url URL` the fixture returns that URL instead and starts nothing,
   which lets the same tests run against another broker (RabbitMQ, to validate the tests themselves).
 """
@@ -38,3 +39,9 @@ def amqp_url(request: pytest.FixtureRequest) -> Iterator[str]:
         return
     broker = request.getfixturevalue("leveret_broker")
     yield broker.url
+
+
+@pytest.fixture
+def kafka_bootstrap(leveret_broker: EmbeddedBroker) -> str:
+    """host:port of the test's embedded broker's Kafka listener."""
+    return leveret_broker.kafka_bootstrap

@@ -48,6 +48,8 @@ RULES: tuple[Layer, ...] = (
           "the durable composition builds the model over the store; it knows no codec, server or HTTP"),
     Layer("leveret.access", ("leveret.store.api",),
           "users, vhosts and permissions are sans-IO; they see the store only through store/api.py's values"),
+    Layer("leveret.kafka", ("leveret.broker", "leveret.amqp", "leveret.clock", "leveret.store.api"),
+          "the Kafka protocol is sans-IO: it drives the model and writes AMQP properties, never the server or files"),
     Layer("leveret.clock", (), "the clock is a leaf"),
     Layer("leveret.config", (), "settings are a leaf"),
     Layer("leveret.http", ("leveret", "leveret.broker", "leveret.config", "leveret.clock", "leveret.amqp",
@@ -60,7 +62,7 @@ SERVER_IMPORTERS = ("leveret.cli", "leveret.embedded", "leveret.__main__", "leve
 
 # Standard modules that mean sockets or an event loop: only the server, http/ and the entry points use them.
 EVENT_LOOP_MODULES = frozenset({"asyncio", "socket", "selectors", "ssl", "uvloop", "aiohttp"})
-NO_EVENT_LOOP = ("leveret.amqp", "leveret.access", "leveret.broker", "leveret.store", "leveret.clock", "leveret.config")
+NO_EVENT_LOOP = ("leveret.amqp", "leveret.kafka", "leveret.access", "leveret.broker", "leveret.store", "leveret.clock", "leveret.config")
 
 # Standard modules that touch files or the process, and the calls that do. The broker keeps no file IO of its
 # own (storage goes through the store/api.py interfaces it is given); the codec has none at all.
@@ -72,7 +74,7 @@ FILE_IO_CALLS = frozenset({"open", "__import__", "exec", "eval", "compile"})
 # Method names only file objects and paths have (not `touch` or `truncate`: queues touch and truncate too).
 FILE_IO_METHODS = frozenset({"read_text", "write_text", "read_bytes", "write_bytes", "fsync", "fdatasync",
                              "ftruncate", "unlink", "mkdir", "rmdir"})
-NO_FILE_IO = ("leveret.amqp", "leveret.access", "leveret.broker")
+NO_FILE_IO = ("leveret.amqp", "leveret.kafka", "leveret.access", "leveret.broker")
 
 
 def module_name(path: Path, root: Path) -> str:

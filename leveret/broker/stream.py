@@ -129,6 +129,9 @@ class StreamQueue:
         self._cursors: dict[Consumer, StreamCursor] = {}
         self._exclusive: Consumer | None = None
         self._tail = Tail(TAIL_BYTES)
+        # Called after every append: readers that are not consumers (the Kafka listener's long-polling
+        # fetches) wait for new messages through these.
+        self.append_watchers: list[Callable[[], None]] = []
         self._retention = Slot(timers, self._on_retention_due)
         if self.stream_settings.max_age_ms is not None:
             self._retention.arm(clock.monotonic() + RETENTION_INTERVAL)
@@ -188,7 +191,35 @@ class StreamQueue:
         self._tail.append(StoredMessage(offset, now, 0, exchange, routing_key, raw, body), len(body) + len(raw) + 64)
         if self._cursors:
             self.dispatch()
+        if self.append_watchers:
+            for watcher in tuple(self.append_watchers):
+                watcher()
         return QueueEntry(offset, message)
+
+    def read_from(self, offset: int) -> Iterator[StoredMessage]:
+        """The stored messages from `offset` (or the first kept one) to the current end, from the in-memory
+        tail where it holds them: how readers that are not consumers (the Kafka fetch) read the log."""
+        store = self.stream_store
+        tail = self._tail
+        end = store.next_offset
+        offset = max(offset, store.first_offset)
+        reader: Iterator[StoredMessage] | None = None
+        try:
+            while offset < end:
+                stored = tail.get(offset)
+                if stored is None:
+                    if reader is None:
+                        reader = store.read_from(offset)
+                    stored = next(reader, None)
+                    if stored is None:
+                        return
+                    if stored.offset < offset:
+                        continue
+                yield stored
+                offset = stored.offset + 1
+        finally:
+            if reader is not None:
+                reader.close()  # type: ignore[attr-defined]
 
     def apply_retention(self) -> list[int]:
         """Drop head segments retention no longer keeps (also run on a timer and on segment rolls)."""

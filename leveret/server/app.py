@@ -153,6 +153,7 @@ class Server:
         self.port = 0
         self.ssl_port: int | None = None  # None until the amqps listener listens (or when it is off)
         self.http_port: int | None = None  # None until the HTTP API listens (or when it is off)
+        self.kafka_port: int | None = None  # None until the Kafka listener listens (or when it is off)
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -184,6 +185,13 @@ class Server:
             tls_listener = AMQPListener(self.loop, lambda: TLSProtocol(self), tls=self.tls_context,
                                         handshake_timeout=self.settings.handshake_timeout)
             self.ssl_port = await self._listen(tls_listener, self.settings.host, self.settings.ssl_port)
+        kafka_port = self.settings.kafka_port
+        if self.settings.port == 0 and kafka_port == Settings.kafka_port:
+            kafka_port = 0  # an ephemeral AMQP port (tests, benchmarks) never fights over Kafka's fixed one either
+        if kafka_port >= 0:
+            from leveret.server.kafka_listener import KafkaListener  # loaded only by brokers that speak Kafka
+
+            self.kafka_port = await self._listen(KafkaListener(self), self.settings.host, kafka_port)
         if self.settings.http_port >= 0:
             # Imported here so aiohttp is only loaded by brokers that serve HTTP.
             from leveret.http.app import ManagementListener
@@ -197,6 +205,8 @@ class Server:
             log.info("leveret listening on %s:%d", self.settings.host, self.port)
         if self.ssl_port is not None:
             log.info("leveret listening for amqps on %s:%d", self.settings.host, self.ssl_port)
+        if self.kafka_port is not None:
+            log.info("leveret listening for Kafka clients on %s:%d", self.settings.host, self.kafka_port)
 
     async def _listen(self, listener: Listener, host: str, port: int) -> int:
         """Start one listener; if it cannot listen, undo the whole start (nothing stays listening) and say why."""

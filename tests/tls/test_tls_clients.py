@@ -165,7 +165,7 @@ def test_the_minimum_version_refuses_older_clients(pki):
 
 
 def test_amqps_only_when_the_plain_listener_is_off(pki):
-    with EmbeddedBroker(**tls_settings(pki, port=-1)) as broker:
+    with EmbeddedBroker(**tls_settings(pki, port=-1, kafka_port=-1)) as broker:
         assert broker.server.amqp_listener is None and len(broker.server.listeners) == 2  # amqps and HTTP
         assert broker.ssl_url == f"amqps://guest:guest@127.0.0.1:{broker.ssl_port}/%2F"
         connection = _pika(broker.ssl_port, client_context(pki))

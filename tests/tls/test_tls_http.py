@@ -41,7 +41,7 @@ def test_the_management_api_over_https(pki):
 
 
 def test_https_alone_without_an_amqps_listener(pki):
-    settings = tls_settings(pki, http_ssl=True, ssl_port=-1)
+    settings = tls_settings(pki, http_ssl=True, ssl_port=-1, kafka_port=-1)
     with EmbeddedBroker(**settings) as broker:
         assert broker.ssl_port is None and len(broker.server.listeners) == 2  # AMQP and HTTPS
         status, _ = _get(f"https://localhost:{broker.server.http_port}/api/vhosts", client_context(pki))

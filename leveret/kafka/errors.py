@@ -1,0 +1,56 @@
+"""Kafka's error codes leveret answers with, and the table from the broker's protocol-neutral errors to them
+(as server/replies.py is for AMQP)."""
+
+from __future__ import annotations
+
+from leveret.broker.errors import AccessRefused, NotFound, PreconditionFailed
+
+NONE = 0
+OFFSET_OUT_OF_RANGE = 1
+CORRUPT_MESSAGE = 2
+UNKNOWN_TOPIC_OR_PARTITION = 3
+LEADER_NOT_AVAILABLE = 5
+NOT_LEADER_OR_FOLLOWER = 6
+REQUEST_TIMED_OUT = 7
+COORDINATOR_NOT_AVAILABLE = 15
+NOT_COORDINATOR = 16
+INVALID_TOPIC_EXCEPTION = 17
+RECORD_LIST_TOO_LARGE = 18
+NOT_ENOUGH_REPLICAS = 19
+INVALID_REQUIRED_ACKS = 21
+ILLEGAL_GENERATION = 22
+INCONSISTENT_GROUP_PROTOCOL = 23
+INVALID_GROUP_ID = 24
+UNKNOWN_MEMBER_ID = 25
+INVALID_SESSION_TIMEOUT = 26
+REBALANCE_IN_PROGRESS = 27
+TOPIC_AUTHORIZATION_FAILED = 29
+UNSUPPORTED_VERSION = 35
+TOPIC_ALREADY_EXISTS = 36
+INVALID_PARTITIONS = 37
+INVALID_REPLICATION_FACTOR = 38
+INVALID_REQUEST = 42
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
+DUPLICATE_SEQUENCE_NUMBER = 46
+INVALID_PRODUCER_EPOCH = 47
+INVALID_CONFIG = 40
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+UNKNOWN_PRODUCER_ID = 59
+GROUP_ID_NOT_FOUND = 69
+UNSUPPORTED_COMPRESSION_TYPE = 76
+MEMBER_ID_REQUIRED = 79
+KAFKA_STORAGE_ERROR = 56
+UNKNOWN_SERVER_ERROR = -1
+
+
+def code_for(exc: Exception) -> int:
+    """The Kafka error for a broker error met while serving a partition or topic."""
+    if isinstance(exc, NotFound):
+        return UNKNOWN_TOPIC_OR_PARTITION
+    if isinstance(exc, AccessRefused):
+        return TOPIC_AUTHORIZATION_FAILED
+    if isinstance(exc, PreconditionFailed):
+        return INVALID_CONFIG
+    if isinstance(exc, OSError):
+        return KAFKA_STORAGE_ERROR
+    return UNKNOWN_SERVER_ERROR

@@ -1,0 +1,100 @@
+"""Kafka's framing: size-prefixed requests in, size-prefixed responses out, and the request header.
+
+Every request is `size int32 | api_key int16 | api_version int16 | correlation_id int32 | client_id nullable
+string | body`; a flexible version (here only ApiVersions 3) adds tagged fields after the client id. Every
+response is `size int32 | correlation_id int32 | body` (ApiVersions keeps this v0 header even when flexible,
+so a client that does not know the broker's versions yet can read it).
+
+ApiVersions is answered here: it must work before anything is negotiated, and a version newer than leveret's
+gets UNSUPPORTED_VERSION with a v0 body listing the ranges, as Kafka does, so every client retries lower.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from leveret.kafka import apis
+from leveret.kafka.errors import NONE, UNSUPPORTED_VERSION
+from leveret.kafka.wire import INT16, INT32, KafkaDecodeError, Reader, encode, write_uvarint
+
+# Kafka's socket.request.max.bytes: a larger size prefix closes the connection before anything is buffered.
+MAX_REQUEST = 100 * 1024 * 1024
+
+
+class RequestHeader(NamedTuple):
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+
+
+class FrameReader:
+    """Splits a byte stream into request payloads (without their size prefix)."""
+
+    def __init__(self, limit: int = MAX_REQUEST) -> None:
+        self._buffer = bytearray()
+        self._limit = limit
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Every whole request in what arrived so far; KafkaDecodeError for a size no broker would read."""
+        buffer = self._buffer
+        buffer += data
+        frames = []
+        pos = 0
+        end = len(buffer)
+        while end - pos >= 4:
+            (size,) = INT32.unpack_from(buffer, pos)
+            if size < 8 or size > self._limit:
+                raise KafkaDecodeError(f"request size {size}")
+            if end - pos - 4 < size:
+                break
+            frames.append(bytes(buffer[pos + 4 : pos + 4 + size]))
+            pos += 4 + size
+        if pos:
+            del buffer[:pos]
+        return frames
+
+
+def read_header(payload: bytes) -> tuple[RequestHeader, Reader]:
+    """The header, and a reader positioned at the body."""
+    reader = Reader(payload)
+    header = RequestHeader(reader.int16(), reader.int16(), reader.int32(), reader.nstring())
+    if header.api_key == apis.API_VERSIONS and header.api_version >= 3:
+        reader.skip_tagged_fields()  # request header v2
+    return header, reader
+
+
+def response(correlation_id: int, parts: list[bytes]) -> list[bytes]:
+    """A response frame: size, correlation id, then the body's parts (not joined: the transport writes a list)."""
+    size = 4 + sum(len(part) for part in parts)
+    return [INT32.pack(size) + INT32.pack(correlation_id), *parts]
+
+
+def api_versions(header: RequestHeader) -> list[bytes]:
+    """The whole ApiVersions response frame for this request."""
+    version = header.api_version
+    low, high = apis.VERSIONS[apis.API_VERSIONS]
+    ranges = [{"api_key": key, "min_version": lo, "max_version": hi} for key, (lo, hi) in sorted(apis.VERSIONS.items())]
+    if version > high or version < low:
+        out: list[bytes] = []
+        encode(apis.API_VERSIONS_RESPONSE, 0, {"error_code": UNSUPPORTED_VERSION, "api_keys": ranges}, out)
+        return response(header.correlation_id, out)
+    if version < 3:
+        out = []
+        encode(apis.API_VERSIONS_RESPONSE, version, {"error_code": NONE, "api_keys": ranges}, out)
+        return response(header.correlation_id, out)
+    # v3 is flexible: compact array (count + 1), tagged fields after each entry and after the body.
+    body = bytearray(INT16.pack(NONE))
+    write_uvarint(len(ranges) + 1, body)
+    for entry in ranges:
+        body += INT16.pack(entry["api_key"]) + INT16.pack(entry["min_version"]) + INT16.pack(entry["max_version"])
+        body.append(0)
+    body += INT32.pack(0)  # throttle_time_ms
+    body.append(0)
+    return response(header.correlation_id, [bytes(body)])
+
+
+def check_version(header: RequestHeader) -> bool:
+    """Whether leveret speaks this API at this version (anything else closes the connection, as Kafka does)."""
+    supported = apis.VERSIONS.get(header.api_key)
+    return supported is not None and supported[0] <= header.api_version <= supported[1]

@@ -1,0 +1,144 @@
+"""The Kafka-protocol listener: the asyncio side of leveret/kafka/ (docs/kafka.md).
+
+`KafkaListener` has server/listeners.py's `Listener` shape: `Server.start` starts it on `kafka_port` unless
+that is negative. It serves the default vhost's streams as topics (kafka/topics.py) through one `DataPlane`
+and one group coordinator shared by its connections, and closes its own connections when stopped (they
+are not AMQP connections, so `Server.stop` does not know them).
+
+`KafkaProtocol` is one connection: bytes to its `KafkaSession` (server/kafka_session.py), responses out
+through one `writelines` per loop turn. A client that does not read its responses stops being read once
+the transport's buffer passes its high-water mark, until it drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Protocol
+
+from leveret.broker.vhost import Broker
+from leveret.clock import Clock
+from leveret.config import Settings
+from leveret.kafka.data import DataPlane
+from leveret.kafka.groups import GroupCoordinator
+from leveret.kafka.producers import ProducerStates
+from leveret.kafka.topics import Topics
+from leveret.server.durability import Durability
+from leveret.server.errorlog import ErrorLog
+from leveret.server.kafka_session import KafkaSession
+
+
+class KafkaServer(Protocol):
+    """What the Kafka listener needs of the running server (server/app.py's `Server`)."""
+
+    loop: asyncio.AbstractEventLoop
+    settings: Settings
+    broker: Broker
+    clock: Clock
+    errorlog: ErrorLog
+    durability: Durability | None
+
+
+class KafkaListener:
+    """Kafka clients on one port, over the server's broker and storage."""
+
+    def __init__(self, server: KafkaServer) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.errorlog = server.errorlog
+        settings = server.settings
+        vhost = server.broker.vhost(settings.default_vhost) or server.broker.add_vhost(settings.default_vhost)
+        topics = Topics(vhost, auto_create=settings.kafka_auto_create_topics,
+                        default_partitions=settings.kafka_partitions)
+        self.data = DataPlane(topics, ProducerStates(int(time.time() * 1000) << 8))
+        self.groups: GroupCoordinator | None = GroupCoordinator(topics, server.broker.timers, server.clock)
+        self.connections: set[KafkaProtocol] = set()
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await self.loop.create_server(lambda: KafkaProtocol(self), host, port, reuse_address=True,
+                                                     backlog=1024)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.close()
+        for connection in list(self.connections):
+            connection.close()
+        if self.groups is not None:
+            self.groups.stop()
+
+    # -- what sessions need of the server ------------------------------------------------------------------
+    def kick_durability(self) -> None:
+        durability = self.server.durability
+        if durability is not None:
+            durability.kick()
+
+    def wait_for_commit(self, waiter: Any) -> None:
+        """Call `waiter.confirm_ready` after the group commit covering everything appended so far."""
+        durability = self.server.durability
+        assert durability is not None
+        durability.wait_for_commit(waiter, 0)
+
+
+class KafkaProtocol(asyncio.Protocol):
+    """One Kafka client connection."""
+
+    def __init__(self, listener: KafkaListener) -> None:
+        self.listener = listener
+        self.loop = listener.loop
+        self.transport: asyncio.Transport | None = None
+        self.session = KafkaSession(listener, self)
+        self.peer: Any = None
+        self.local_address: tuple[str, int] = ("127.0.0.1", 0)
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")
+        sockname = transport.get_extra_info("sockname")
+        if sockname:
+            # Metadata names the address the client reached us at, so it reconnects to the same one.
+            self.local_address = (sockname[0], sockname[1])
+        transport.set_write_buffer_limits(high=4 * 1024 * 1024)  # type: ignore[attr-defined]
+        self.listener.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.session.data_received(data)
+        except Exception as exc:  # a leveret bug: one line, this connection closed, nothing else touched
+            self.listener.errorlog.internal_error(self.peer, "", exc)
+            self.close()
+
+    def write(self, parts: list[bytes]) -> None:
+        self._out.extend(parts)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._out = self._out, []
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(out)
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        self.session.closed = True
+        if self.transport is not None:
+            self._flush()
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.listener.connections.discard(self)
+        self.transport = None
+        self.session.connection_lost()
