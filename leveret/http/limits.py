@@ -4,7 +4,8 @@ and user limits (`/api/user-limits...`, below), in RabbitMQ 3.10's shapes.
 A limit is `max-connections` or `max-queues`; a negative value means no limit. A PUT (`{"value": N}`) and a
 DELETE both answer 204, as RabbitMQ's do (deleting a limit that is not set too); an unknown vhost is 404
 `vhost_not_found`; a bad name or value is RabbitMQ's 400 "Validation failed" text. Changes need the
-administrator tag and apply to the next connection.open or queue.declare.
+administrator tag and apply to the next connection.open or queue.declare. Any management user may read the
+limits of the vhosts it may see (RabbitMQ's rule), and every user's limits.
 """
 
 from __future__ import annotations
@@ -14,27 +15,32 @@ from typing import Any
 from aiohttp import web
 
 from leveret.access.registry import USER_LIMITS, VHOST_LIMITS
-from leveret.http.responses import BadRequest, administrator_only, json_body, no_content, not_found, require_keys
+from leveret.http.responses import (
+    BadRequest,
+    administrator_only,
+    json_body,
+    no_content,
+    not_found,
+    require_keys,
+    tags_of,
+)
 from leveret.http.target import target_of
+from leveret.http.vhosts import selected_vhosts
 
 
 def _vhost_not_found() -> web.Response:
     return web.json_response({"error": "not_found", "reason": "vhost_not_found"}, status=404)
 
 
-def _rows(request: web.Request, only: str | None) -> list[dict[str, Any]]:
-    vhosts = target_of(request).users.vhosts
-    return [{"vhost": name, "value": dict(vhosts[name].limits)} for name in sorted(vhosts)
-            if vhosts[name].limits and only in (None, name)]
-
-
-@administrator_only
 async def list_vhost_limits(request: web.Request) -> web.Response:
-    """GET /api/vhost-limits[/{vhost}]: each vhost with limits, and its limits."""
-    vhost = request.match_info.get("vhost")
-    if vhost is not None and vhost not in target_of(request).users.vhosts:
-        return _vhost_not_found()
-    return web.json_response(_rows(request, vhost))
+    """GET /api/vhost-limits[/{vhost}]: each vhost with limits the user may see, and its limits. An unknown
+    vhost is 404 (RabbitMQ's `vhost_not_found` body for an administrator, its generic one for others)."""
+    administrator = "administrator" in tags_of(request)
+    if request.match_info.get("vhost") not in (None, *target_of(request).users.vhosts):
+        return _vhost_not_found() if administrator else not_found()
+    definitions = target_of(request).users.vhosts
+    return web.json_response([{"vhost": vhost.name, "value": dict(definitions[vhost.name].limits)}
+                              for vhost in selected_vhosts(request) or () if definitions[vhost.name].limits])
 
 
 def _erlang_term(value: Any) -> str:
@@ -76,7 +82,6 @@ async def delete_vhost_limit(request: web.Request) -> web.Response:
 # "Validation failed" preamble there, and an unknown user is a 400 naming it; both as RabbitMQ answers.
 
 
-@administrator_only
 async def list_user_limits(request: web.Request) -> web.Response:
     """GET /api/user-limits[/{user}]: each user with limits, and its limits (404 for an unknown user)."""
     users = target_of(request).users.users

@@ -15,6 +15,7 @@ import socket
 
 from aiohttp import web
 
+from leveret.http.responses import monitor_only
 from leveret.http.target import ManagementTarget, target_of
 
 
@@ -57,11 +58,13 @@ def node_info(target: ManagementTarget) -> dict:
     }
 
 
+@monitor_only
 async def list_nodes(request: web.Request) -> web.Response:
     """GET /api/nodes."""
     return web.json_response([node_info(target_of(request))])
 
 
+@monitor_only
 async def get_node(request: web.Request) -> web.Response:
     """GET /api/nodes/{name}."""
     target = target_of(request)

@@ -58,6 +58,19 @@ def administrator_only(handler: Handler) -> Handler:
     return checked
 
 
+def monitor_only(handler: Handler) -> Handler:
+    """The handler, answering RabbitMQ's 401 "Not monitor user" to users tagged neither monitoring nor
+    administrator (node-wide figures: /api/nodes)."""
+
+    @functools.wraps(handler)
+    async def checked(request: web.Request) -> web.StreamResponse:
+        if not {"administrator", "monitoring"}.intersection(tags_of(request)):
+            return not_authorised("Not monitor user")
+        return await handler(request)
+
+    return checked
+
+
 class Refusal(Exception):
     """A request refused from deep in a handler; the app's middleware answers `response()`."""
 

@@ -44,6 +44,16 @@ def test_the_user_limits_api_answers_alike(leveret_api):
             ("GET", limit, None, None),
             ("PUT", f"{limit}/max-connections", {"value": -1}, None),
             ("GET", limit, None, None),
+            # What a user tagged only `management` may read: every user's limits, the limits of the vhosts
+            # it may enter, and no node.
+            ("GET", limit, None, monitor),
+            ("PUT", f"/vhosts/{vhost}", {}, None),
+            ("PUT", f"/vhost-limits/{vhost}/max-queues", {"value": 5}, None),
+            ("GET", f"/vhost-limits/{vhost}", None, monitor),
+            ("PUT", f"/permissions/{vhost}/{user}", {"configure": ".*", "write": ".*", "read": ".*"}, None),
+            ("GET", f"/vhost-limits/{vhost}", None, monitor),
+            ("GET", f"/vhost-limits/{vhost}-missing", None, monitor),
+            ("GET", "/nodes", None, monitor),
         ]
 
     results = differential(leveret_api, steps)
