@@ -256,12 +256,15 @@ class TLSProtocol(AMQPProtocol):
     """An AMQP connection over TLS (the amqps listener): as any other, plus the EXTERNAL mechanism, whose user
     is the one the client's verified certificate names (server/tls.py). Plain connections never run this.
 
-    EXTERNAL is offered to every TLS connection, a certificate or not, as RabbitMQ 3.10 does: a client that
-    picks it without one hears the EXTERNAL refusal (403) rather than finding no mechanism to agree on.
-    asyncio calls `connection_made` once the TLS handshake is complete, so the certificate is known before
-    the client can send its protocol header."""
+    A listener that verifies peers (ssl_verify = verify_peer) offers EXTERNAL to every connection, with a
+    certificate or without, as RabbitMQ 3.10 with EXTERNAL enabled does: a client that picks it without one
+    hears the EXTERNAL refusal (403) rather than finding no mechanism to agree on. One that asks for no
+    certificate (verify_none) never offers it. asyncio calls `connection_made` once the TLS handshake is
+    complete, so the certificate is known before the client can send its protocol header."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self.session.offer_external(
-            certificate_user(transport.get_extra_info("peercert"), self.server.settings.ssl_cert_login_from))
+        settings = self.server.settings
+        if settings.ssl_verify == "verify_peer":
+            self.session.offer_external(
+                certificate_user(transport.get_extra_info("peercert"), settings.ssl_cert_login_from))
