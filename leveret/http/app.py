@@ -20,7 +20,7 @@ from leveret.http.limits import (
     put_user_limit,
     put_vhost_limit,
 )
-from leveret.http.metrics import get_metrics
+from leveret.http.metrics import METRICS_PATHS, get_metrics, get_metrics_detailed, get_metrics_per_object
 from leveret.http.nodes import get_node, list_nodes
 from leveret.http.overview import get_overview
 from leveret.http.permissions import (
@@ -62,7 +62,7 @@ async def refusals(request: web.Request, handler) -> web.StreamResponse:
 def build_app(target: ManagementTarget) -> web.Application:
     """The management API for `target` (the running Server)."""
     app = web.Application(middlewares=[
-        basic_auth_middleware(target.users, exempt=frozenset({"/metrics"}), errorlog=target.errorlog), refusals,
+        basic_auth_middleware(target.users, exempt=METRICS_PATHS, errorlog=target.errorlog), refusals,
     ])
     app[TARGET] = target
     app.router.add_get("/api/overview", get_overview)
@@ -98,6 +98,8 @@ def build_app(target: ManagementTarget) -> web.Application:
     app.router.add_delete("/api/topic-permissions/{vhost}/{user}", delete_topic_permissions)
     add_routes(app, target)
     app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/metrics/per-object", get_metrics_per_object)
+    app.router.add_get("/metrics/detailed", get_metrics_detailed)
     return app
 
 

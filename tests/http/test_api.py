@@ -152,15 +152,15 @@ def test_metrics_expose_prometheus_gauges(broker, channel) -> None:
     channel.basic_publish("", 'odd"name', b"x")
     publish_delayed(channel, "later", 3)
 
-    status, headers, body = get(broker, "/metrics", auth=None)  # like rabbitmq_prometheus: no credentials
+    status, headers, body = get(broker, "/metrics/per-object", auth=None)  # like rabbitmq_prometheus: no login
     assert status == 200
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = body.decode()
-    assert "# TYPE leveret_queue_messages gauge" in text
-    assert 'leveret_queue_messages{vhost="/",queue="odd\\"name"} 1' in text
-    assert 'leveret_queue_consumers{vhost="/",queue="odd\\"name"} 0' in text
+    assert "# TYPE rabbitmq_queue_messages gauge" in text
+    assert 'rabbitmq_queue_messages{vhost="/",queue="odd\\"name"} 1' in text
+    assert 'rabbitmq_queue_consumers{vhost="/",queue="odd\\"name"} 0' in text
     assert 'leveret_exchange_delayed_messages{vhost="/",exchange="later"} 3' in text
-    assert "leveret_connections 1" in text.splitlines()
+    assert "rabbitmq_connections 1" in text.splitlines()
     assert "leveret_memory_budget_used_bytes 1" in text.splitlines()
     assert f"leveret_memory_budget_limit_bytes {broker.settings.memory_budget}" in text.splitlines()
 
