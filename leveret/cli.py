@@ -1,19 +1,17 @@
-"""The `leveret` command line: `serve`, `list`, and (cli_admin.py) the administration of users, vhosts and
-permissions. No broker logic lives here; commands that act on a running broker go through its management
-API (cli_client.py)."""
+"""The `leveret` command line: `serve`, and the commands acting on a running broker: `list`, `purge`,
+`delete` (cli_objects.py) and the administration of users, vhosts and permissions (cli_admin.py). No
+broker logic lives here; commands that act on a running broker go through its management API
+(cli_client.py)."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
-from urllib.parse import quote
 
 import click
 
-from leveret.cli_admin import COMMANDS, DEFAULT_URL
-from leveret.cli_client import ManagementClient
-from leveret.cli_table import aligned
+from leveret.cli_admin import COMMANDS as ADMIN_COMMANDS
+from leveret.cli_objects import COMMANDS as OBJECT_COMMANDS
 from leveret.config import Settings, SettingsError, load_settings
 
 
@@ -60,45 +58,6 @@ def serve(host: str | None, port: int | None, data_dir: str | None, config_file:
     sys.exit(run(settings))
 
 
-# Columns of `leveret list`: (heading, field of the management API object).
-LIST_COLUMNS = {
-    "queues": (("vhost", "vhost"), ("name", "name"), ("type", "type"), ("messages", "messages"),
-               ("ready", "messages_ready"), ("unacked", "messages_unacknowledged"), ("consumers", "consumers")),
-    "exchanges": (("vhost", "vhost"), ("name", "name"), ("type", "type"), ("durable", "durable"),
-                  ("delayed_messages", "delayed_messages")),
-}
-
-
-def _cell(kind: str, field: str, row: dict[str, Any]) -> str:
-    value = row.get(field)
-    if kind == "exchanges" and field == "name" and value == "":
-        return "(AMQP default)"  # as RabbitMQ's management UI names the nameless exchange
-    if value is None:
-        return ""  # e.g. delayed_messages of an exchange that is not x-delayed-message
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def format_table(kind: str, rows: list[dict[str, Any]]) -> str:
-    """An aligned text table of management API objects; numbers right-aligned."""
-    columns = LIST_COLUMNS[kind]
-    body = [[_cell(kind, field, row) for _, field in columns] for row in rows]
-    return aligned([heading for heading, _ in columns], body)
-
-
-@main.command("list")
-@click.argument("kind", type=click.Choice(sorted(LIST_COLUMNS)))
-@click.option("--url", default=DEFAULT_URL, show_default=True, help="The broker's management API.")
-@click.option("--user", default="guest", show_default=True)
-@click.option("--password", default="guest", show_default=True)
-@click.option("--vhost", default=None, help="Only this vhost (default: all).")
-def list_command(kind: str, url: str, user: str, password: str, vhost: str | None) -> None:
-    """List queues or exchanges of a running broker, with message counts (and delayed messages)."""
-    path = f"/api/{kind}" + (f"/{quote(vhost, safe='')}" if vhost is not None else "")
-    rows = ManagementClient(url, user, password).get(path)
-    click.echo(format_table(kind, rows))
-
-
-for _command in COMMANDS:  # users, vhosts, permissions, topic-permissions (cli_admin.py)
+# users, vhosts, permissions, topic-permissions (cli_admin.py); list, purge, delete (cli_objects.py)
+for _command in (*ADMIN_COMMANDS, *OBJECT_COMMANDS):
     main.add_command(_command)

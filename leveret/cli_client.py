@@ -56,8 +56,10 @@ class ManagementClient:
         """The decoded JSON answer (None when empty); NotFound for a 404, ClickException for other failures."""
         url = self.url + path
         data = None if body is None else json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(url, method=method, data=data, headers={
-            "Authorization": self._auth, "Accept": "application/json", "Content-Type": "application/json"})
+        headers = {"Authorization": self._auth, "Content-Type": "application/json"}
+        if method != "DELETE":  # RabbitMQ answers a purge that asks for JSON back 406: it sends nothing back
+            headers["Accept"] = "application/json"
+        request = urllib.request.Request(url, method=method, data=data, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import subprocess
 import sys
@@ -11,7 +13,9 @@ import pika
 import pytest
 from click.testing import CliRunner
 
-from leveret.cli import format_table, main
+from leveret.cli import main
+from leveret.cli_objects import format_table
+from leveret.cli_table import fitted
 from leveret.embedded import EmbeddedBroker
 
 
@@ -21,7 +25,7 @@ def broker() -> Iterator[EmbeddedBroker]:
         conn = pika.BlockingConnection(pika.URLParameters(b.url))
         ch = conn.channel()
         ch.confirm_delivery()
-        ch.queue_declare("jobs")
+        ch.queue_declare("jobs", arguments={"x-max-length": 1000})
         for _ in range(2):
             ch.basic_publish("", "jobs", b"x")
         ch.exchange_declare("later", "x-delayed-message", arguments={"x-delayed-type": "direct"})
@@ -79,6 +83,34 @@ def test_format_table_right_aligns_numbers() -> None:
              "messages_unacknowledged": 0, "consumers": 12}]
     lines = format_table("queues", rows).splitlines()
     assert lines[0].endswith("consumers") and lines[1].endswith("       12")
+
+
+def test_columns_choose_the_fields_shown_each_under_its_own_name(broker: EmbeddedBroker) -> None:
+    result = run_list(broker, "queues", "--columns", "name,messages,arguments.x-max-length")
+    assert result.exit_code == 0, result.output
+    assert [line.split() for line in result.output.splitlines()] == [
+        ["name", "messages", "arguments.x-max-length"], ["jobs", "2", "1000"]]
+
+
+def test_objects_in_a_cell_are_compact_json(broker: EmbeddedBroker) -> None:
+    result = run_list(broker, "queues", "-c", "name,arguments")
+    assert result.output.splitlines()[1].split() == ["jobs", '{"x-max-length":1000}']
+
+
+def test_json_prints_the_rows_for_scripts(broker: EmbeddedBroker) -> None:
+    rows = json.loads(run_list(broker, "queues", "--json").output)
+    assert [(row["name"], row["messages_ready"]) for row in rows] == [("jobs", 2)]
+    chosen = json.loads(run_list(broker, "queues", "--json", "--columns", "name,messages").output)
+    assert chosen == [{"name": "jobs", "messages": 2}]
+
+
+def test_a_terminal_table_fits_its_width() -> None:
+    headings = ["vhost", "name", "messages", "arguments"]
+    rows = [["/", "a-queue-name-" * 4, "12", json.dumps({"x-queue-type": "quorum", "x-max-length": 1000})]]
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", fitted(headings, rows, 48)).splitlines()  # without the bold
+    assert max(len(line.rstrip()) for line in lines) <= 48
+    assert len(lines) > 2  # the long cells folded onto more lines rather than widening the table
+    assert lines[0].split() == headings
 
 
 @pytest.fixture
