@@ -11,6 +11,7 @@ unit tests do) gets `NO_HOOKS` and keeps everything in memory.
 - `ReadyFactory`: makes one priority level's ready list for a queue (a paged one for queues that page
   their backlog out of memory, see paging.py).
 - `StreamStores` (store/api.py): where stream queues keep their logs.
+- `ParameterHooks`: where runtime parameters are written (parameters.py); `StoreHooks` is both.
 """
 
 from __future__ import annotations
@@ -77,6 +78,16 @@ class DurabilityHooks(Protocol):
         """A binding was removed."""
 
 
+class ParameterHooks(Protocol):
+    """Where runtime parameters are made durable; each call returns once the change is on disk (an `OSError`:
+    it is not, and the caller leaves its model unchanged)."""
+
+    def parameter_set(self, vhost: str, component: str, name: str, value: Any) -> None: ...
+    def parameter_cleared(self, vhost: str, component: str, name: str) -> None: ...
+    def global_parameter_set(self, name: str, value: Any) -> None: ...
+    def global_parameter_cleared(self, name: str) -> None: ...
+
+
 class NoHooks:
     """The hooks of an in-memory broker: nothing is recorded, queues keep their messages in memory."""
 
@@ -102,5 +113,17 @@ class NoHooks:
                 arguments: dict[str, Any] | None) -> None:
         pass
 
+    def parameter_set(self, vhost: str, component: str, name: str, value: Any) -> None:
+        pass
 
-NO_HOOKS: DurabilityHooks = NoHooks()
+    def parameter_cleared(self, vhost: str, component: str, name: str) -> None:
+        pass
+
+    def global_parameter_set(self, name: str, value: Any) -> None:
+        pass
+
+    def global_parameter_cleared(self, name: str) -> None:
+        pass
+
+
+NO_HOOKS = NoHooks()

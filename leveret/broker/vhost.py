@@ -3,7 +3,8 @@
 A `VHost` is its registry (registry.py: declare, delete, bind, with RabbitMQ's equivalence rules) and its
 routing (routing.py: publish, CC/BCC, alternate exchanges, exchange-to-exchange, dead-lettering, delayed
 messages) over one set of exchanges and queues. The `Broker` holds every vhost of a node, sharing one
-clock and one heap of timers, and the durable storage it was built with (broker/storage.py).
+clock and one heap of timers, the durable storage it was built with (broker/storage.py), and the runtime
+parameters (parameters.py).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from collections.abc import Hashable
 
 from leveret.broker.exchanges import DefaultExchange, Exchange, exchange_class
 from leveret.broker.message import PropertiesCodec
+from leveret.broker.parameters import Parameters
 from leveret.broker.queue_type import QueueType
 from leveret.broker.registry import Registry
 from leveret.broker.routing import ReplyChannel, Routing
 from leveret.broker.stats import MessageStats
-from leveret.broker.storage import NO_HOOKS, DurabilityHooks
+from leveret.broker.storage import NO_HOOKS, DurabilityHooks, ParameterHooks
 from leveret.broker.timers import Timers
 from leveret.clock import Clock, SystemClock
 from leveret.store.api import StreamStores
@@ -91,6 +93,7 @@ class Broker:
         streams: StreamStores | None = None,
         codec: PropertiesCodec | None = None,
         consumer_timeout: int | None = None,
+        parameter_hooks: ParameterHooks = NO_HOOKS,
     ) -> None:
         self.clock: Clock = clock if clock is not None else SystemClock()
         # every deadline of every vhost: the server drives them all with ONE event-loop timer
@@ -101,6 +104,8 @@ class Broker:
         self.streams = streams
         self.codec = codec
         self.vhosts: dict[str, VHost] = {}
+        # Runtime parameters (parameters.py), written through `parameter_hooks`.
+        self.parameters = Parameters(parameter_hooks)
         self.add_vhost("/")
 
     def vhost(self, name: str) -> VHost | None:
@@ -123,4 +128,5 @@ class Broker:
         if vhost is None:
             return False
         vhost.remove_all()
+        self.parameters.vhost_deleted(name)
         return True

@@ -22,7 +22,16 @@ from leveret.broker.storage import HeldMessages, QueueStorage
 from leveret.broker.stream import StreamQueue
 from leveret.durable.messages import message_from_stored
 from leveret.durable.ready import PagedReadyFactory
-from leveret.store.api import BindingDef, DefinitionStore, ExchangeDef, MessageStore, QueueDef, StoredMessage
+from leveret.store.api import (
+    BindingDef,
+    DefinitionStore,
+    ExchangeDef,
+    GlobalParameterDef,
+    MessageStore,
+    ParameterDef,
+    QueueDef,
+    StoredMessage,
+)
 
 # The store of a durable delayed-message exchange's pending messages. "amq." names are refused to clients,
 # so this can never collide with a queue's store.
@@ -130,3 +139,16 @@ class StoreHooks:
         binding = self._binding(vhost, source, destination, routing_key, arguments)
         if binding is not None:
             self.definitions.delete_binding(binding)
+
+    # -- runtime parameters (broker/parameters.py; never called while recovering: it restores them) -----
+    def parameter_set(self, vhost: str, component: str, name: str, value: Any) -> None:
+        self.definitions.put_parameter(ParameterDef(vhost, component, name, value))
+
+    def parameter_cleared(self, vhost: str, component: str, name: str) -> None:
+        self.definitions.delete_parameter(vhost, component, name)
+
+    def global_parameter_set(self, name: str, value: Any) -> None:
+        self.definitions.put_global_parameter(GlobalParameterDef(name, value))
+
+    def global_parameter_cleared(self, name: str) -> None:
+        self.definitions.delete_global_parameter(name)

@@ -52,7 +52,7 @@ class DurableBroker:
         self.ready = PagedReadyFactory(messages, codec.from_raw, **paging)
         self.hooks = StoreHooks(definitions, messages, codec, self.ready)
         self.broker = Broker(clock, hooks=self.hooks, streams=messages, codec=codec,
-                             consumer_timeout=consumer_timeout)
+                             consumer_timeout=consumer_timeout, parameter_hooks=self.hooks)
         # Users, vhosts and permissions (leveret/access/), written through to the same definition store.
         self.access = AccessRegistry(definitions, loopback_users=loopback_users)
 

@@ -1,7 +1,8 @@
 """Startup: the durable model rebuilt from the definition store, then each durable queue's messages.
 
 Vhosts, exchanges, queues and bindings come back through the vhost's ordinary declare and bind calls
-with the hooks in their `recovering` mode (nothing is written back); each durable queue's unacknowledged
+with the hooks in their `recovering` mode (nothing is written back), then runtime parameters (restored,
+not set again); each durable queue's unacknowledged
 messages come back in store order (a clean shutdown's index says which were delivered), a durable
 delayed exchange's held messages with their due times. Stores no definition names any more are deleted.
 """
@@ -38,6 +39,7 @@ class RecoveryResult:
     bindings: int = 0
     messages: int = 0
     delayed_messages: int = 0
+    parameters: int = 0
     dropped_queue_stores: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -100,6 +102,12 @@ def _rebuild(broker: Broker, hooks: StoreHooks, messages: RecoverableStore,
         except Exception:
             continue  # a binding whose ends are gone is simply not restored
         result.bindings += 1
+    # Last, so a component already registered finds the whole model when told of its parameters.
+    for p in defs.parameters.values():
+        broker.parameters.restore(p.vhost, p.component, p.name, p.value)
+        result.parameters += 1
+    for g in defs.global_parameters.values():
+        broker.parameters.restore_global(g.name, g.value)
     wanted = set(defs.queues) | {
         (ex.vhost, DELAYED_STORE_PREFIX + ex.name) for ex in defs.exchanges.values()
         if ex.type == DelayedMessageExchange.type_name

@@ -23,6 +23,7 @@ from leveret.http.limits import (
 from leveret.http.metrics import METRICS_PATHS, get_metrics, get_metrics_detailed, get_metrics_per_object
 from leveret.http.nodes import get_node, list_nodes
 from leveret.http.overview import get_overview
+from leveret.http.parameters import add_parameter_routes
 from leveret.http.permissions import (
     delete_permission,
     delete_topic_permissions,
@@ -97,6 +98,7 @@ def build_app(target: ManagementTarget) -> web.Application:
     app.router.add_put("/api/topic-permissions/{vhost}/{user}", put_topic_permission)
     app.router.add_delete("/api/topic-permissions/{vhost}/{user}", delete_topic_permissions)
     add_routes(app, target)
+    add_parameter_routes(app)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/metrics/per-object", get_metrics_per_object)
     app.router.add_get("/metrics/detailed", get_metrics_detailed)

@@ -48,6 +48,15 @@ def _erlang_term(value: Any) -> str:
     return f'<<"{value}">>' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def limit_refusal(name: str, value: Any) -> str | None:
+    """RabbitMQ's validation text for limit `name` set to `value`, or None when it is a valid limit."""
+    if name not in VHOST_LIMITS:
+        return f"Unrecognised terms [{{{_erlang_term(name)},{_erlang_term(value)}}}] in limits"
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{name} should be a number, actually was {_erlang_term(value)}"
+    return None
+
+
 @administrator_only
 async def put_vhost_limit(request: web.Request) -> web.Response:
     target = target_of(request)
@@ -57,11 +66,9 @@ async def put_vhost_limit(request: web.Request) -> web.Response:
     value = body["value"]
     if vhost not in target.users.vhosts:
         return _vhost_not_found()
-    if name not in VHOST_LIMITS:
-        raise BadRequest(f"Validation failed\n\nUnrecognised terms [{{{_erlang_term(name)},{_erlang_term(value)}}}] "
-                         "in limits\n")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f"Validation failed\n\n{name} should be a number, actually was {_erlang_term(value)}\n")
+    refusal = limit_refusal(name, value)
+    if refusal is not None:
+        raise BadRequest(f"Validation failed\n\n{refusal}\n")
     target.set_vhost_limit(vhost, name, value)
     return no_content()
 

@@ -339,6 +339,24 @@ class PolicyDef:
     priority: int = 0
 
 
+@dataclass(frozen=True)
+class ParameterDef:
+    """A runtime parameter: one named JSON value of a component (shovel, federation-upstream...) in a vhost."""
+
+    vhost: str
+    component: str
+    name: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class GlobalParameterDef:
+    """A global runtime parameter: a named JSON value of the node, in no vhost."""
+
+    name: str
+    value: Any = None
+
+
 @dataclass
 class Definitions:
     """Every durable definition, keyed for lookup; `apply_*` keep the cascades in one place."""
@@ -351,6 +369,8 @@ class Definitions:
     queues: dict[tuple[str, str], QueueDef] = field(default_factory=dict)
     bindings: dict[tuple[str, ...], BindingDef] = field(default_factory=dict)
     policies: dict[tuple[str, str], PolicyDef] = field(default_factory=dict)
+    parameters: dict[tuple[str, str, str], ParameterDef] = field(default_factory=dict)
+    global_parameters: dict[str, GlobalParameterDef] = field(default_factory=dict)
 
     def copy(self) -> "Definitions":
         """A copy sharing nothing mutable: every definition's tables and arrays are copied, without recursion."""
@@ -380,6 +400,10 @@ class Definitions:
             self.bindings[value.key()] = value
         elif isinstance(value, PolicyDef):
             self.policies[(value.vhost, value.name)] = value
+        elif isinstance(value, ParameterDef):
+            self.parameters[(value.vhost, value.component, value.name)] = value
+        elif isinstance(value, GlobalParameterDef):
+            self.global_parameters[value.name] = value
         else:
             raise TypeError(f"not a definition: {value!r}")
 
@@ -388,7 +412,7 @@ class Definitions:
         if kind == "vhost":
             (name,) = key
             self.vhosts.pop(name, None)
-            for table in (self.exchanges, self.queues, self.policies):
+            for table in (self.exchanges, self.queues, self.policies, self.parameters):
                 for k in [k for k in table if k[0] == name]:
                     del table[k]
             for k in [k for k in self.permissions if k[1] == name]:
@@ -424,12 +448,17 @@ class Definitions:
             self.bindings.pop(key, None)
         elif kind == "policy":
             self.policies.pop(key, None)  # type: ignore[arg-type]
+        elif kind == "parameter":
+            self.parameters.pop(key, None)  # type: ignore[arg-type]
+        elif kind == "global_parameter":
+            (name,) = key
+            self.global_parameters.pop(name, None)
         else:
             raise ValueError(f"unknown definition kind {kind!r}")
 
 
 class DefinitionStore(Protocol):
-    """Durable vhosts, users, permissions, exchanges, queues, bindings and policies."""
+    """Durable vhosts, users, permissions, exchanges, queues, bindings, policies and runtime parameters."""
 
     def load(self) -> Definitions:
         """Everything stored (a copy the caller may keep)."""
@@ -450,4 +479,8 @@ class DefinitionStore(Protocol):
     def delete_binding(self, binding: BindingDef) -> None: ...
     def put_policy(self, policy: PolicyDef) -> None: ...
     def delete_policy(self, vhost: str, name: str) -> None: ...
+    def put_parameter(self, parameter: ParameterDef) -> None: ...
+    def delete_parameter(self, vhost: str, component: str, name: str) -> None: ...
+    def put_global_parameter(self, parameter: GlobalParameterDef) -> None: ...
+    def delete_global_parameter(self, name: str) -> None: ...
     def close(self) -> None: ...

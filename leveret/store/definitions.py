@@ -41,6 +41,8 @@ from leveret.store.api import (
     BindingDef,
     Definitions,
     ExchangeDef,
+    GlobalParameterDef,
+    ParameterDef,
     PermissionDef,
     PolicyDef,
     QueueDef,
@@ -78,6 +80,8 @@ _TYPES: dict[str, type] = {
     "queue": QueueDef,
     "binding": BindingDef,
     "policy": PolicyDef,
+    "parameter": ParameterDef,
+    "global_parameter": GlobalParameterDef,
 }
 _NAMES = {cls: name for name, cls in _TYPES.items()}
 _TAGS = ("$bytes", "$decimal", "$datetime", "$dict", "$flat")
@@ -301,7 +305,8 @@ class FileDefinitionStore:
         parts = [encode_segment_header(generation)]
         d = self._defs
         now = int(time.time() * 1000)
-        tables = (d.vhosts, d.users, d.permissions, d.topic_permissions, d.exchanges, d.queues, d.bindings, d.policies)
+        tables = (d.vhosts, d.users, d.permissions, d.topic_permissions, d.exchanges, d.queues, d.bindings,
+                  d.policies, d.parameters, d.global_parameters)
         for seq, value in enumerate(v for table in tables for v in table.values()):
             parts.append(encode_record(KIND_DEFINITION, 0, seq, now, json.dumps(_encode_definition(value)).encode()))
         data = b"".join(parts)
@@ -380,6 +385,18 @@ class FileDefinitionStore:
 
     def delete_policy(self, vhost: str, name: str) -> None:
         self._delete("policy", (vhost, name))
+
+    def put_parameter(self, parameter: ParameterDef) -> None:
+        self._put(parameter)
+
+    def delete_parameter(self, vhost: str, component: str, name: str) -> None:
+        self._delete("parameter", (vhost, component, name))
+
+    def put_global_parameter(self, parameter: GlobalParameterDef) -> None:
+        self._put(parameter)
+
+    def delete_global_parameter(self, name: str) -> None:
+        self._delete("global_parameter", (name,))
 
     def close(self) -> None:
         if self._fd >= 0:

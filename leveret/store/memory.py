@@ -14,6 +14,8 @@ from leveret.store.api import (
     BindingDef,
     Definitions,
     ExchangeDef,
+    GlobalParameterDef,
+    ParameterDef,
     PermissionDef,
     PolicyDef,
     QueueDef,
@@ -363,6 +365,18 @@ class MemoryDefinitionStore:
 
     def delete_policy(self, vhost: str, name: str) -> None:
         self._defs.apply_delete("policy", (vhost, name))
+
+    def put_parameter(self, parameter: ParameterDef) -> None:
+        self._defs.apply_put(parameter)
+
+    def delete_parameter(self, vhost: str, component: str, name: str) -> None:
+        self._defs.apply_delete("parameter", (vhost, component, name))
+
+    def put_global_parameter(self, parameter: GlobalParameterDef) -> None:
+        self._defs.apply_put(parameter)
+
+    def delete_global_parameter(self, name: str) -> None:
+        self._defs.apply_delete("global_parameter", (name,))
 
     def close(self) -> None:
         """Nothing to release."""
