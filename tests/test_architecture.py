@@ -55,6 +55,8 @@ RULES: tuple[Layer, ...] = (
     Layer("leveret.http", ("leveret", "leveret.broker", "leveret.config", "leveret.clock", "leveret.amqp",
                            "leveret.access", "leveret.store.api"),
           "the management API reads the model; it reaches the server only through http/target.py's Protocol"),
+    Layer("leveret.shovel", ("leveret.broker.errors",),
+          "shovels are AMQP clients on the loop; they reach the broker they run in only over the wire"),
 )
 
 # The only modules outside leveret/server/ that may import it: the entry points that start a server.

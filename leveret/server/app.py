@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 from functools import partial
@@ -27,6 +28,8 @@ from leveret.server.listeners import AMQPListener, Listener
 from leveret.server.memory_alarm import MemoryAlarm, total_memory, watermark_bytes
 from leveret.server.protocol import AMQPProtocol, TLSProtocol
 from leveret.server.tls import server_context
+from leveret.shovel.endpoints import LocalBroker
+from leveret.shovel.manager import Shovels
 from leveret.store.definitions import FileDefinitionStore
 from leveret.store.filestore import FileMessageStore
 from leveret.store.fsio import REAL, FileIO, failures
@@ -154,6 +157,8 @@ class Server:
         self.ssl_port: int | None = None  # None until the amqps listener listens (or when it is off)
         self.http_port: int | None = None  # None until the HTTP API listens (or when it is off)
         self.kafka_port: int | None = None  # None until the Kafka listener listens (or when it is off)
+        # Dynamic shovels (leveret/shovel/): outgoing AMQP clients on this loop, started once we listen.
+        self.shovels = Shovels(f"leveret@{socket.gethostname()}", self._local_broker)
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -200,6 +205,7 @@ class Server:
             tls = self.tls_context if self.settings.http_ssl else None
             self.http_port = await self._listen(ManagementListener(self, tls), host, self.settings.http_port)
             log.info("management API at %s://%s:%d", "https" if tls else "http", host, self.http_port)
+        self.shovels.start()
         # Logged once everything listens, so a failed start prints only its one-line error.
         if self.amqp_listener is not None:
             log.info("leveret listening on %s:%d", self.settings.host, self.port)
@@ -217,6 +223,15 @@ class Server:
             raise _listen_failure(host, port, exc) from None
         self.listeners.append(listener)
         return bound
+
+    def _local_broker(self) -> LocalBroker | None:
+        """How a shovel reaches this broker (`amqp://` without a host): the plain listener over loopback."""
+        if self.amqp_listener is None:
+            return None
+        host = self.settings.host
+        if host in ("", "0.0.0.0", "::", "localhost"):
+            host = "127.0.0.1"
+        return LocalBroker(host, self.port, self.settings.default_user, self.settings.default_pass)
 
     def _permissions_changed(self, user: str | None, vhost: str | None) -> None:
         for conn in list(self.connections):
@@ -250,6 +265,9 @@ class Server:
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close every connection with 320 CONNECTION_FORCED, wait (bounded) until they are gone."""
         listeners, self.listeners = self.listeners, []
+        # Shovels first: their own connections close in order, and what they had not acknowledged returns
+        # to the source queues before those are closed for the shutdown.
+        await self.shovels.stop()
         if self._access_watchers:  # the loop is about to go: changes after the stop reach no connection
             self.users.on_change.remove(self._access_watchers[0])
             self.users.on_user_deleted.remove(self._access_watchers[1])

@@ -1,0 +1,80 @@
+"""Where a shovel connects: its URIs resolved (no host = this broker), connections opened, queues declared.
+
+Each shovel end is an AMQP 0-9-1 client connection made with aiormq on leveret's own event loop (why
+aiormq rather than leveret's server-side codec: docs/architecture.md, "shovel/").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+import aiormq
+
+CONNECT_TIMEOUT = 15.0  # seconds for a whole connection handshake: a silent peer fails the attempt
+HEARTBEAT = 10  # seconds: a peer that went away without a FIN is noticed within about twice that
+
+
+@dataclass(frozen=True)
+class LocalBroker:
+    """How a shovel reaches the broker it runs in, for URIs without a host (`amqp://`, `amqp:///vhost`).
+
+    RabbitMQ opens a direct (in-VM) connection there; leveret connects to its own listener over loopback as
+    `user` (the default user unless the URI names one; docs/compatibility.md).
+    """
+
+    host: str
+    port: int
+    user: str
+    password: str
+
+
+def connection_url(uri: str, local: LocalBroker | None) -> str:
+    """The URL aiormq connects to: `uri` itself, or for a URI without a host this broker's listener.
+
+    As in RabbitMQ, `amqp://` means the default vhost "/" and `amqp:///name` the vhost `name`.
+    """
+    parts = urlsplit(uri)
+    if parts.hostname:
+        return uri
+    if local is None:
+        raise ValueError(f"{uri!r} names the local broker, which is not listening for AMQP")
+    user = unquote(parts.username) if parts.username is not None else local.user
+    password = unquote(parts.password) if parts.password is not None else local.password
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    query = f"?{parts.query}" if parts.query else ""
+    return (f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@{local.host}:{local.port}/"
+            f"{quote(vhost, safe='')}{query}")
+
+
+def without_password(uri: str) -> str:
+    """A URI as listings and forward headers show it: RabbitMQ hides the password."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", "@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+async def connect(uris: tuple[str, ...], local: LocalBroker | None) -> aiormq.abc.AbstractConnection:
+    """One connection to one of `uris` (chosen at random, as RabbitMQ chooses), bounded in time."""
+    url = connection_url(random.choice(uris), local)
+    if "heartbeat=" not in url:
+        url += ("&" if "?" in url else "?") + f"heartbeat={HEARTBEAT}"
+    async with asyncio.timeout(CONNECT_TIMEOUT):
+        return await aiormq.connect(url)
+
+
+async def declare_queue(connection: aiormq.abc.AbstractConnection, channel: aiormq.abc.AbstractChannel,
+                        queue: str) -> tuple[aiormq.abc.AbstractChannel, int]:
+    """Make sure `queue` exists as RabbitMQ's shovel does: a passive declare, and when that finds nothing
+    a durable declare without arguments (the 404 closed the channel, so a new one is opened for it).
+    Returns the channel to go on with and the queue's message count."""
+    try:
+        ok = await channel.queue_declare(queue, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        channel = await connection.channel()
+        ok = await channel.queue_declare(queue, durable=True)
+    return channel, ok.message_count or 0

@@ -1,0 +1,86 @@
+"""Helpers for the shovel tests: run a call on an embedded broker's loop, publish a batch, read a queue dry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pika
+
+from leveret.embedded import EmbeddedBroker
+from tests.conftest import pika_parameters
+
+
+def on_loop(broker: EmbeddedBroker, fn: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:
+    """Call `fn(*args)` on the broker's own event loop (where its shovels live) and return its result."""
+
+    async def call() -> Any:
+        result = fn(*args)
+        return await result if asyncio.iscoroutine(result) else result
+
+    return asyncio.run_coroutine_threadsafe(call(), broker._loop).result(timeout)
+
+
+def shovel_state(broker: EmbeddedBroker, vhost: str, name: str) -> dict | None:
+    rows = on_loop(broker, broker.server.shovels.status, vhost)
+    return next((row for row in rows if row["name"] == name), None)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll an observation that has no event to await (a shovel's state in another broker), bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def publish(url: str, queue: str, count: int, *, body: Callable[[int], bytes] = lambda i: str(i).encode(),
+            declare: bool = True, headers: dict | None = None) -> None:
+    """`count` persistent messages to `queue` (declared durable first), all routed when this returns (a
+    passive declare after them on the same channel is answered after they were handled)."""
+    connection = pika.BlockingConnection(pika_parameters(url))
+    try:
+        channel = connection.channel()
+        if declare:
+            channel.queue_declare(queue, durable=True)
+        for i in range(count):
+            channel.basic_publish("", queue, body(i), pika.BasicProperties(delivery_mode=2, headers=headers))
+        if queue:
+            channel.queue_declare(queue, passive=True)
+    finally:
+        connection.close()
+
+
+def drain(url: str, queue: str, expected: int, timeout: float = 30.0) -> list[tuple[pika.BasicProperties, bytes]]:
+    """Consume `expected` messages from `queue` (acking them), then whatever else arrives within 0.2 s."""
+    connection = pika.BlockingConnection(pika_parameters(url))
+    got: list[tuple[pika.BasicProperties, bytes]] = []
+    try:
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=1000)
+        deadline = time.monotonic() + timeout
+        for method, properties, body in channel.consume(queue, inactivity_timeout=0.2):
+            if method is None:
+                if len(got) >= expected or time.monotonic() > deadline:
+                    break
+                continue
+            got.append((properties, body))
+            channel.basic_ack(method.delivery_tag)
+        channel.cancel()
+    finally:
+        connection.close()
+    return got
+
+
+def queue_length(url: str, queue: str) -> int:
+    connection = pika.BlockingConnection(pika_parameters(url))
+    try:
+        return connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
