@@ -99,7 +99,10 @@ async def get_channel(request: web.Request) -> web.Response:
     name = request.match_info["channel"]
     for conn, channel in channel_sessions(visible_connections(request)):
         if channel_name(conn, channel.number) == name:
-            return item_response(request, channel_info(conn, channel))
+            info = channel_info(conn, channel)
+            info["consumer_details"] = [consumer_info(c) for c in channel.broker_channel.consumers.values()]
+            info["deliveries"], info["publishes"] = [], []
+            return item_response(request, info)
     raise ObjectNotFound()
 
 

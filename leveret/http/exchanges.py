@@ -103,7 +103,7 @@ async def put_exchange(request: web.Request) -> web.Response:
         raise BadRequest("arguments must be an object")
     existed = name in vhost.exchanges
     try:
-        vhost.declare_exchange(name, kind, durable=flag(body, "durable", True),
+        vhost.declare_exchange(name, kind, durable=flag(body, "durable", False),
                                auto_delete=flag(body, "auto_delete", False),
                                internal=flag(body, "internal", False), arguments=arguments)
     except BrokerError as exc:

@@ -18,7 +18,7 @@ from leveret.amqp.properties import BasicProperties
 from leveret.broker.message import Message
 from leveret.broker.stats import count_get
 from leveret.http.nodes import node_name
-from leveret.http.responses import BadRequest, administrator_only, json_body, no_content, require_keys, text_field
+from leveret.http.responses import USER, BadRequest, administrator_only, json_body, no_content, require_keys, text_field
 from leveret.http.target import ManagementTarget, target_of
 from leveret.http.vhost_access import named_vhost, require
 
@@ -103,7 +103,10 @@ async def aliveness_test(request: web.Request) -> web.Response:
     """GET /api/aliveness-test/{vhost}: declare the queue "aliveness-test", publish to it and get the message
     back, as RabbitMQ does (the queue stays)."""
     vhost = named_vhost(request)
-    require(request, vhost.name, "queue", ALIVENESS_QUEUE, "configure")
+    user = request[USER].name
+    refused = f"ACCESS_REFUSED - access to queue '{ALIVENESS_QUEUE}' in vhost '{vhost.name}' refused for user '{user}'"
+    for permission in ("configure", "write", "read"):
+        require(request, vhost.name, "queue", ALIVENESS_QUEUE, permission, refused)
     queue, _, _ = vhost.declare_queue(ALIVENESS_QUEUE, durable=False)
     vhost.publish("", ALIVENESS_QUEUE, Message("", ALIVENESS_QUEUE, BasicProperties(), b"test_message"))
     entry = queue.fetch(True)

@@ -5,8 +5,9 @@ and `sort_reverse=true` order the rows (a row without the field sorts first; num
 Erlang orders terms). `page=` switches to the paged envelope `{"filtered_count", "item_count", "items",
 "page", "page_count", "page_size", "total_count"}` with `page_size=` (default 100, at most 500) and the
 `name=` filter (a case-insensitive substring, or a case-insensitive regex with `use_regex=true`); bad
-values get RabbitMQ's 400s. One object (GET of a single queue, the overview) takes `columns=` of its
-top-level fields only, as RabbitMQ's does. Handlers build their rows and call `list_response`.
+values get RabbitMQ's 400s. One object (GET of a single queue) takes `columns=` too; the overview keeps
+the whole top-level field a dotted column names, as RabbitMQ's does. Handlers build their rows and call
+`list_response` or `item_response`.
 """
 
 from __future__ import annotations
@@ -59,10 +60,13 @@ def list_response(request: web.Request, rows: Iterable[dict[str, Any]]) -> web.R
     return web.json_response(body, dumps=dumps)
 
 
-def item_response(request: web.Request, item: dict[str, Any]) -> web.Response:
-    """The answer to a GET of one object: its top-level fields named in `columns=`, or all of them."""
+def item_response(request: web.Request, item: dict[str, Any], nested: bool = True) -> web.Response:
+    """The answer to a GET of one object, cut to `columns=` as a listing's rows are; `nested=False` (the
+    overview, as RabbitMQ's) keeps the whole top-level field a dotted column names."""
     columns = _column_names(request.query)
-    if columns:
+    if columns and nested:
+        item = _columns(item, request.query)
+    elif columns:
         wanted = {column.split(".", 1)[0] for column in columns}
         item = {key: value for key, value in item.items() if key in wanted}
     return web.json_response(item, dumps=dumps)

@@ -4,7 +4,8 @@ RabbitMQ lists every cluster node; leveret is one process, so the list has one e
 RabbitMQ's (`mem_used`, `mem_limit`, `mem_alarm`, `disk_free`, `disk_free_limit`, `disk_free_alarm`), so
 dashboards and alert rules written for RabbitMQ read them unchanged. `mem_used` is the process's resident
 set size at the last memory check, as RabbitMQ's default `rss` calculation strategy reports.
-Leveret extensions: `connections_output_paused`, the connections not being read because they owe their
+Also RabbitMQ's `partitions` (none), `uptime` (ms since the API started with the broker), `rates_mode`,
+`exchange_types` and `auth_mechanisms`. Leveret extensions: `connections_output_paused`, the connections not being read because they owe their
 client more than `max_output_buffer`, and `output_pauses`, how often that happened since start.
 """
 
@@ -15,6 +16,9 @@ import socket
 
 from aiohttp import web
 
+from leveret.broker.exchanges import exchange_class
+from leveret.http.listing import item_response, list_response
+from leveret.http.rates import rates_of
 from leveret.http.responses import monitor_only
 from leveret.http.target import ManagementTarget, target_of
 
@@ -44,14 +48,40 @@ def output_paused(target: ManagementTarget) -> int:
     return sum(1 for conn in target.connections if "output" in getattr(getattr(conn, "gate", None), "reasons", ()))
 
 
-def node_info(target: ManagementTarget) -> dict:
+EXCHANGE_TYPES = (
+    ("direct", "AMQP direct exchange, as per the AMQP specification"),
+    ("fanout", "AMQP fanout exchange, as per the AMQP specification"),
+    ("topic", "AMQP topic exchange, as per the AMQP specification"),
+    ("headers", "AMQP headers exchange, as per the AMQP specification"),
+    ("x-consistent-hash", "Consistent Hashing Exchange"),
+    ("x-delayed-message", "Delayed Message Exchange."),
+)
+
+
+def exchange_types() -> list[dict]:
+    return [{"name": name, "description": text, "enabled": True}
+            for name, text in EXCHANGE_TYPES if exchange_class(name) is not None]
+
+
+AUTH_MECHANISMS = (("PLAIN", "SASL PLAIN authentication mechanism"), ("AMQPLAIN", "QPid AMQPLAIN mechanism"),
+                   ("EXTERNAL", "SASL EXTERNAL authentication mechanism"))
+
+
+def node_info(target: ManagementTarget, uptime_ms: int = 0) -> dict:
     """The node object for `target`."""
+    ssl = getattr(target, "ssl_port", None) is not None
     return {
         "name": node_name(),
         "type": "disc",
         "running": True,
         "os_pid": str(os.getpid()),
         "processors": os.cpu_count() or 1,
+        "partitions": [],
+        "uptime": uptime_ms,
+        "rates_mode": "basic",
+        "exchange_types": exchange_types(),
+        "auth_mechanisms": [{"name": name, "description": text, "enabled": name != "EXTERNAL" or ssl}
+                            for name, text in AUTH_MECHANISMS],
         **resources(target),
         "connections_output_paused": output_paused(target),
         "output_pauses": getattr(target, "output_pauses", 0),
@@ -61,7 +91,7 @@ def node_info(target: ManagementTarget) -> dict:
 @monitor_only
 async def list_nodes(request: web.Request) -> web.Response:
     """GET /api/nodes."""
-    return web.json_response([node_info(target_of(request))])
+    return list_response(request, [node_info(target_of(request), rates_of(request).uptime_ms())])
 
 
 @monitor_only
@@ -70,4 +100,4 @@ async def get_node(request: web.Request) -> web.Response:
     target = target_of(request)
     if request.match_info["name"] != node_name():
         return web.json_response({"error": "Object Not Found", "reason": "Not Found"}, status=404)
-    return web.json_response(node_info(target))
+    return item_response(request, node_info(target, rates_of(request).uptime_ms()))

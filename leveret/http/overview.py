@@ -18,35 +18,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from leveret import __version__
-from leveret.broker.exchanges import exchange_class
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.broker.stats import total
 from leveret.http.health import cluster_name, listeners
 from leveret.http.listing import item_response
-from leveret.http.nodes import node_name, resources
+from leveret.http.nodes import exchange_types, node_name, resources
 from leveret.http.rates import QUEUE_FIELDS, Rates, rates_of, vhost_stats
 from leveret.http.target import ManagementTarget, target_of
 
 # The RabbitMQ release whose management API leveret answers as.
 RABBITMQ_API_VERSION = "3.10.8"
-EXCHANGE_TYPES = (
-    ("direct", "AMQP direct exchange, as per the AMQP specification"),
-    ("fanout", "AMQP fanout exchange, as per the AMQP specification"),
-    ("topic", "AMQP topic exchange, as per the AMQP specification"),
-    ("headers", "AMQP headers exchange, as per the AMQP specification"),
-    ("x-consistent-hash", "Consistent Hashing Exchange"),
-    ("x-delayed-message", "Delayed Message Exchange."),
-)
 
 
 def channel_count(target: ManagementTarget) -> int:
     """Open channels over every AMQP connection."""
     return sum(len(getattr(getattr(conn, "session", None), "channels", ())) for conn in target.connections)
-
-
-def exchange_types() -> list[dict]:
-    return [{"name": name, "description": text, "enabled": True}
-            for name, text in EXCHANGE_TYPES if exchange_class(name) is not None]
 
 
 def overview_info(target: ManagementTarget, rates: Rates, name: str) -> dict:
@@ -102,4 +88,5 @@ def memory_budget(target: ManagementTarget) -> dict:
 
 async def get_overview(request: web.Request) -> web.Response:
     """GET /api/overview."""
-    return item_response(request, overview_info(target_of(request), rates_of(request), cluster_name(request)))
+    info = overview_info(target_of(request), rates_of(request), cluster_name(request))
+    return item_response(request, info, nested=False)

@@ -127,7 +127,7 @@ async def put_queue(request: web.Request) -> web.Response:
     arguments = body.get("arguments") or {}
     if not isinstance(arguments, dict):
         raise BadRequest("arguments must be an object")
-    durable, auto_delete = flag(body, "durable", True), flag(body, "auto_delete", False)
+    durable, auto_delete = flag(body, "durable", False), flag(body, "auto_delete", False)
     existed = name in vhost.queues
     try:
         vhost.declare_queue(name, durable=durable, auto_delete=auto_delete, arguments=arguments)

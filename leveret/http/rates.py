@@ -46,6 +46,7 @@ class Rates:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.clock = broker.clock.monotonic
+        self.started = self.clock()
         self._previous: tuple[float, dict[Hashable, Sample]] = (0.0, {})
         self._latest: tuple[float, dict[Hashable, Sample]] = (0.0, {})
         self._moved_at: dict[Hashable, float] = {}  # wall-clock time of the sample in which values last moved
@@ -72,6 +73,10 @@ class Rates:
         self._moved_at = {key: wall if latest.get(key) != values else self._moved_at.get(key, wall)
                           for key, values in samples.items()}
         self._previous, self._latest = self._latest, (self.clock(), samples)
+
+    def uptime_ms(self) -> int:
+        """Milliseconds since the API (which starts with the broker) was built."""
+        return int((self.clock() - self.started) * 1000)
 
     def idle_since(self, key: Hashable) -> str:
         """When `key`'s counters and depths last moved, by the samples (now for one not sampled yet), in

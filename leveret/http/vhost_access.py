@@ -58,14 +58,16 @@ def named_vhost(request: web.Request) -> VHost:
     return vhosts[0]
 
 
-def require(request: web.Request, vhost: str, kind: str, name: str, permission: str) -> None:
-    """The user's `permission` (configure, write, read) on `kind` `name` in `vhost`, or RabbitMQ's 401."""
+def require(request: web.Request, vhost: str, kind: str, name: str, permission: str,
+            reason: str = "Access refused.") -> None:
+    """The user's `permission` (configure, write, read) on `kind` `name` in `vhost`, or RabbitMQ's 401 with
+    `reason` (the aliveness test says which resource instead)."""
     user = request[USER]
     grants = target_of(request).users.grants(user.name, vhost)
     if grants is None:
         raise NotAuthorised("User not authorised to access virtual host")
     if not grants.allows(kind, name, permission):
-        raise NotAuthorised(f"access to {kind} '{name}' in vhost '{vhost}' refused for user '{user.name}'")
+        raise NotAuthorised(reason)
 
 
 def reserved(name: str) -> bool:

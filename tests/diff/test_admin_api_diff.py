@@ -7,7 +7,6 @@ Skipped when RabbitMQ's management API (127.0.0.1:15672) is not reachable.
 
 from __future__ import annotations
 
-import socket
 import urllib.parse
 import uuid
 from typing import Any, Callable, Iterator
@@ -15,22 +14,13 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from leveret.embedded import EmbeddedBroker
-from tests.http.api_client import call
+from tests.http.api_client import RABBITMQ_API, call, rabbitmq_api_up
 
-RABBITMQ_API = "http://127.0.0.1:15672/api"
 # The fields of a vhost both brokers fill the same way (RabbitMQ adds rates, cluster_state, ...).
 VHOST_FIELDS = ("name", "description", "tags", "metadata", "tracing")
 
 
-def _rabbitmq_api_up() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 15672), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _rabbitmq_api_up(), reason="RabbitMQ's management API is not reachable")
+pytestmark = pytest.mark.skipif(not rabbitmq_api_up(), reason="RabbitMQ's management API is not reachable")
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import urllib.error
 import urllib.request
 from typing import Any, NamedTuple
@@ -34,3 +35,15 @@ def call(base: str, method: str, path: str, body: Any = None,
 def api(broker: Any) -> str:
     """The /api base URL of an embedded broker."""
     return f"http://127.0.0.1:{broker.server.http_port}/api"
+
+
+RABBITMQ_API = "http://127.0.0.1:15672/api"
+
+
+def rabbitmq_api_up() -> bool:
+    """Whether the local RabbitMQ's management API (the differential tests' reference) is reachable."""
+    try:
+        socket.create_connection(("127.0.0.1", 15672), timeout=1).close()
+        return True
+    except OSError:
+        return False
