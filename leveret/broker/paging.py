@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from array import array
 from collections import deque
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from leveret.broker.ready import ReadyList
@@ -254,21 +255,8 @@ class PagedReadyList(ReadyList):
         """Move the next batch of the tail into memory, reading stored bodies in one sequential pass."""
         end = min(len(self._seqs), self._pos + LOAD_BATCH)
         pinned = self._pinned
-        to_read = [self._offsets[i] for i in range(self._pos, end)
-                   if self._offsets[i] >= 0 and self._seqs[i] not in pinned]
-        stored: dict[int, StoredMessage] = {}
-        if to_read and self.store is not None:
-            store = self.store
-            for message in store.read_batch(min(to_read), len(to_read)):
-                stored[message.offset] = message
-            # The batch is the next unacked records from the first wanted one; a record that is not this
-            # tail's (a pinned entry's own) can stand in between and push a wanted one out: read those exactly.
-            for offset in to_read:
-                if offset not in stored:
-                    try:
-                        stored[offset] = store.read(offset)
-                    except KeyError:
-                        pass  # gone from the store (damaged and skipped at recovery)
+        stored = self._read_stored([self._offsets[i] for i in range(self._pos, end)
+                                    if self._offsets[i] >= 0 and self._seqs[i] not in pinned])
         entries = self.entries
         seqs, offsets, flags = self._seqs, self._offsets, self._flags
         loaded = self._spill_loaded
@@ -308,6 +296,59 @@ class PagedReadyList(ReadyList):
             # Compact now and then so the arrays do not keep the drained front alive.
             del self._seqs[: self._pos], self._offsets[: self._pos], self._sizes[: self._pos], self._flags[: self._pos]
             self._pos = 0
+
+    def _read_stored(self, to_read: list[int]) -> dict[int, StoredMessage]:
+        """The store's records at these offsets (ascending), in one sequential pass where it can."""
+        stored: dict[int, StoredMessage] = {}
+        if to_read and self.store is not None:
+            store = self.store
+            for message in store.read_batch(min(to_read), len(to_read)):
+                stored[message.offset] = message
+            # The batch is the next unacked records from the first wanted one; a record that is not this
+            # tail's (a pinned entry's own) can stand in between and push a wanted one out: read those exactly.
+            for offset in to_read:
+                if offset not in stored:
+                    try:
+                        stored[offset] = store.read(offset)
+                    except KeyError:
+                        pass  # gone from the store (damaged and skipped at recovery)
+        return stored
+
+    def peek_at(self, start: int, count: int) -> list["QueueEntry"]:
+        """Up to `count` entries from position `start` (0: the head), taking nothing: a tail item comes back
+        as a fresh entry read from the store or the spill, and the tail stays as it is."""
+        out = list(islice(self.entries, start, start + count))
+        first = self._pos + max(0, start - len(self.entries))
+        end = min(len(self._seqs), first + count - len(out))
+        if first >= end:
+            return out
+        seqs, offsets, flags, pinned = self._seqs, self._offsets, self._flags, self._pinned
+        stored = self._read_stored([offsets[i] for i in range(first, end) if offsets[i] >= 0 and seqs[i] not in pinned])
+        spilled = self._spilled_from(first)
+        for i in range(first, end):
+            seq, offset = seqs[i], offsets[i]
+            entry: "QueueEntry | None" = pinned.get(seq)
+            if entry is None and offset == SPILLED:
+                item = next(spilled, None)
+                entry = self.revive(seq, item, flags[i] == 1) if item is not None else None  # type: ignore[misc]
+            elif entry is None and offset in stored:
+                entry = self.make_entry(seq, stored[offset], flags[i] == 1)
+            if entry is not None:  # None: lost like `_load` loses it (an unreadable batch, a damaged record)
+                out.append(entry)
+        return out
+
+    def _spilled_from(self, first: int) -> Iterator["SpilledMessage | None"]:
+        """The spilled messages of the tail from position `first` on, in order, read without taking them."""
+        pinned = self._pinned
+        if pinned:  # an entry pinned by a refused spill write keeps its SPILLED mark but is not in the spill
+            skip = sum(1 for i in range(self._pos, first) if self._offsets[i] == SPILLED and self._seqs[i] not in pinned)
+        else:
+            skip = self._offsets[self._pos:first].count(SPILLED)
+        spill = self._spill
+        written = chain.from_iterable(spill.peek(b) for b in range(len(spill))) if spill is not None else ()
+        unwritten = ((e.message.exchange, e.message.routing_key, e.message.properties.raw, e.message.body)
+                     for e in self._spill_pending)
+        return islice(chain(self._spill_loaded, written, unwritten), skip, None)
 
     def popleft(self) -> "QueueEntry":
         if not self.entries:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from itertools import islice
 from typing import TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:
@@ -55,6 +56,11 @@ class ReadyList:
 
     def peek(self) -> "QueueEntry | None":
         return self.entries[0] if self.entries else None
+
+    def peek_at(self, start: int, count: int) -> list["QueueEntry"]:
+        """Up to `count` entries from position `start` (0: the head), left in place (a paged list reads its
+        disk tail back for these)."""
+        return list(islice(self.entries, start, start + count))
 
     def heads(self) -> list["QueueEntry"]:
         """The entries that are next in line (one per level); expiry only ever looks at these."""
@@ -153,6 +159,20 @@ class PriorityReady:
 
     def heads(self) -> list["QueueEntry"]:
         return [self.levels[p][0] for p in self._order if self.levels[p]]
+
+    def peek_at(self, start: int, count: int) -> list["QueueEntry"]:
+        """Up to `count` entries from position `start`, in delivery order (highest level first), left in place."""
+        out: list["QueueEntry"] = []
+        for priority in self._order:
+            level = self.levels[priority]
+            if start >= len(level):
+                start -= len(level)
+                continue
+            out += level.peek_at(start, count - len(out))
+            start = 0
+            if len(out) >= count:
+                break
+        return out
 
     def pop_head_of(self, entry: "QueueEntry") -> None:
         self.levels[entry.priority].popleft()

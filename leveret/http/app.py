@@ -12,6 +12,7 @@ from aiohttp import web
 
 from leveret.http.auth import basic_auth_middleware
 from leveret.http.api_routes import add_routes
+from leveret.http.deadletters import dead_letters, peek
 from leveret.http.limits import (
     delete_user_limit,
     delete_vhost_limit,
@@ -99,6 +100,8 @@ def build_app(target: ManagementTarget) -> web.Application:
     app.router.add_delete("/api/topic-permissions/{vhost}/{user}", delete_topic_permissions)
     add_routes(app, target)
     add_parameter_routes(app)
+    app.router.add_get("/api/queues/{vhost}/{queue}/peek", peek)
+    app.router.add_get("/api/queues/{vhost}/{queue}/dead-letters", dead_letters)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/metrics/per-object", get_metrics_per_object)
     app.router.add_get("/metrics/detailed", get_metrics_detailed)

@@ -199,6 +199,9 @@ class Spill(Protocol):
     def pop(self) -> list[SpilledMessage | None]:
         """Remove and return the oldest batch; IndexError when empty. An unreadable batch is all None."""
 
+    def peek(self, index: int) -> list[SpilledMessage | None]:
+        """The batch `index` places behind the oldest, left where it is (as `pop` would read it)."""
+
     def delete(self) -> None:
         """Drop every batch and whatever held them."""
 

@@ -398,6 +398,9 @@ class MemorySpill:
     def pop(self) -> list:
         return self._batches.popleft()
 
+    def peek(self, index: int) -> list:
+        return list(self._batches[index])
+
     def delete(self) -> None:
         self._batches.clear()
         self.deleted = True

@@ -78,6 +78,19 @@ class FileSpill:
         A batch that cannot be read back (an I/O error, a file damaged behind our back) comes back as
         as many None as it had messages, so the caller's count of spilled messages stays exact."""
         f, position, length, count = self._batches.popleft()
+        batch = self._read(f, position, length, count)
+        f.live -= 1
+        if f.live == 0:
+            self._files.remove(f)
+            f.remove()
+        return batch
+
+    def peek(self, index: int) -> list:
+        """The batch `index` places behind the oldest, read and left where it is (a management API peek)."""
+        return self._read(*self._batches[index])
+
+    @staticmethod
+    def _read(f: _File, position: int, length: int, count: int) -> list:
         try:
             chunks = []
             read = 0
@@ -93,10 +106,6 @@ class FileSpill:
         except (OSError, ValueError, EOFError, TypeError) as exc:
             log.error("lost %d transient messages paged out of memory: %s", count, exc)
             batch = [None] * count
-        f.live -= 1
-        if f.live == 0:
-            self._files.remove(f)
-            f.remove()
         return batch
 
     def delete(self) -> None:
