@@ -4,6 +4,7 @@
     python3 -m bench.compare --rounds 5 --scenarios a1k,b,c,d-closed,d-open,e,f,h
     python3 -m bench.compare --scenarios g --count 1000000 --rounds 3
     python3 -m bench.compare --garagemq --quick      # third column
+    python3 -m bench.compare --quick --scrape        # with /metrics and /api/overview scraped every second
 
 leveret is started here (``leveret serve`` on a free loopback port with a
 fresh temp data dir) and stopped at the end; RabbitMQ is the one already
@@ -36,6 +37,7 @@ if __package__ in (None, ""):  # allow `python3 bench/compare.py` as well as `-m
 from bench.loadgen import procinfo  # noqa: E402
 from bench.loadgen.catalog import CATALOG, QUICK_SET, flat, headline, run  # noqa: E402
 from bench.loadgen.client import BrokerAddress  # noqa: E402
+from bench.scrape import Scraper  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results")
@@ -124,12 +126,12 @@ class ExternalBroker:
         pass
 
 
-def leveret_broker(command: str) -> ManagedBroker:
+def leveret_broker(command: str, http_port: int = -1) -> ManagedBroker:
     base = shlex.split(command)
-    # The management API is off: RabbitMQ here runs without its management plugin, and a fixed HTTP port
-    # would collide with any other leveret on the machine.
+    # The management API is off unless scraped (--scrape): a fixed HTTP port would collide with any other
+    # leveret on the machine, so a scraped one gets a free port.
     return ManagedBroker("leveret", lambda port, tmp: base + ["serve", "--host", "127.0.0.1", "--port", str(port),
-                                                             "--http-port", "-1",
+                                                             "--http-port", str(http_port),
                                                              "--data-dir", os.path.join(tmp, "data")],
                          "listening on")
 
@@ -236,6 +238,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rabbit-url", default=RABBIT_URL)
     ap.add_argument("--garagemq", action="store_true", help="add garagemq (started here) as a third column")
     ap.add_argument("--out", help="JSON file (default bench/results/compare-<time>.json)")
+    ap.add_argument("--scrape", action="store_true",
+                    help="GET /metrics and /api/overview of both brokers every second throughout (RabbitMQ's "
+                         "on 15692 and 15672)")
     args = ap.parse_args(argv)
 
     scenarios = args.scenarios.split(",") if args.scenarios else list(QUICK_SET if args.quick else
@@ -247,9 +252,14 @@ def main(argv=None) -> int:
 
     brokers = []
     notes = []
+    scrape_urls = ["http://127.0.0.1:15692/metrics", "http://127.0.0.1:15672/api/overview"] if args.scrape else []
     if not args.no_leveret:
+        http_port = free_port() if args.scrape and not args.leveret_url else -1
+        if http_port > 0:
+            scrape_urls += [f"http://127.0.0.1:{http_port}/metrics", f"http://127.0.0.1:{http_port}/api/overview"]
         brokers.append(ExternalBroker("leveret", args.leveret_url) if args.leveret_url
-                       else leveret_broker(args.leveret_cmd))
+                       else leveret_broker(args.leveret_cmd, http_port))
+    scraper = Scraper(scrape_urls) if scrape_urls else None
     brokers.append(ExternalBroker("rabbitmq", args.rabbit_url))
     if args.garagemq:
         if shutil.which("garagemq"):
@@ -279,6 +289,8 @@ def main(argv=None) -> int:
                 print(f"# {b.label} did not start: {exc}", flush=True)
         print(f"# brokers: {', '.join(f'{b.label}={b.url} pid={b.pid}' for b in started)}")
         print(f"# loadavg before: {load_before}; {os.cpu_count()} cores shared with other work", flush=True)
+        if scraper is not None:
+            scraper.start()
         for name in scenarios:
             for rnd in range(args.rounds):
                 for b in started:
@@ -292,6 +304,8 @@ def main(argv=None) -> int:
                     results.append(r)
                     print(f"{b.label:9s} r{rnd} {headline(r)}", flush=True)
     finally:
+        if scraper is not None:
+            notes.append(scraper.stop())
         for b in started:
             b.stop()
     load_after = procinfo.loadavg()
@@ -307,6 +321,7 @@ def main(argv=None) -> int:
     with open(out, "w") as f:
         json.dump({"argv": sys.argv, "loadavg_before": load_before, "loadavg_after": load_after,
                    "cores": os.cpu_count(), "rounds": args.rounds, "quick": args.quick, "notes": notes,
+                   "scrape": args.scrape,
                    "brokers": {b.label: b.url for b in started}, "table": rows, "results": results}, f, indent=1)
     print(f"# results: {os.path.relpath(out, os.getcwd())}")
     return 0 if all(r["verdict"]["ok"] for r in results) else 1

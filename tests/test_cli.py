@@ -164,3 +164,21 @@ def test_serve_http_port_flag_wins(captured_settings, tmp_path) -> None:
     CliRunner().invoke(main, ["serve", "--port", "0", "--http-port", "-1", "--data-dir", str(tmp_path)])
     CliRunner().invoke(main, ["serve", "--data-dir", str(tmp_path)])
     assert [s.http_port for s in captured_settings] == [-1, 15672]
+
+
+def test_connections_channels_consumers_and_bindings_list_from_leveret(broker: EmbeddedBroker) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+    try:
+        channel = conn.channel()
+        channel.exchange_declare("cli-ex", "direct")
+        channel.queue_bind("jobs", "cli-ex", "job.key")
+        channel.basic_consume("jobs", lambda *args: None, consumer_tag="cli-consumer")
+        (connection,) = [row[0] for row in (line.split() for line in run_list(broker, "connections", "-c", "name").output
+                                            .splitlines()[1:])]
+        assert run_list(broker, "consumers").output.splitlines()[1].split()[:3] == ["/", "jobs", "cli-consumer"]
+        channels = run_list(broker, "channels", "--columns", "name,consumer_count").output.splitlines()[1:]
+        assert [line.split()[-2:] for line in channels] == [["(1)", "1"]] and channels[0].startswith(connection)
+        bindings = run_list(broker, "bindings", "--vhost", "/", "-c", "source,destination,routing_key").output
+        assert ["cli-ex", "jobs", "job.key"] in [line.split() for line in bindings.splitlines()]
+    finally:
+        conn.close()

@@ -10,6 +10,7 @@ import ssl
 
 from aiohttp import web
 
+from leveret.http import dashboard
 from leveret.http.auth import basic_auth_middleware
 from leveret.http.api_routes import add_routes
 from leveret.http.deadletters import dead_letters, peek
@@ -64,7 +65,8 @@ async def refusals(request: web.Request, handler) -> web.StreamResponse:
 def build_app(target: ManagementTarget) -> web.Application:
     """The management API for `target` (the running Server)."""
     app = web.Application(middlewares=[
-        basic_auth_middleware(target.users, exempt=METRICS_PATHS, errorlog=target.errorlog), refusals,
+        basic_auth_middleware(target.users, exempt=METRICS_PATHS | dashboard.PUBLIC_PATHS, errorlog=target.errorlog,
+                              exempt_prefix=dashboard.PUBLIC_PREFIX), refusals,
     ])
     app[TARGET] = target
     app.router.add_get("/api/overview", get_overview)
@@ -105,6 +107,7 @@ def build_app(target: ManagementTarget) -> web.Application:
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/metrics/per-object", get_metrics_per_object)
     app.router.add_get("/metrics/detailed", get_metrics_detailed)
+    dashboard.add_routes(app)
     return app
 
 

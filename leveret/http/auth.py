@@ -41,14 +41,14 @@ def unauthorized(reason: str = "Not_Authorized") -> web.Response:
     )
 
 
-def basic_auth_middleware(users, exempt: frozenset[str], errorlog=None) -> Callable:
-    """A middleware checking basic auth on every path except `exempt` ones, against `users` (leveret.access's
-    AccessRegistry); a refused login is one line of `errorlog` (rate-limited; the user and peer, never the
-    password), as a refused AMQP login is."""
+def basic_auth_middleware(users, exempt: frozenset[str], errorlog=None, exempt_prefix: str | None = None) -> Callable:
+    """A middleware checking basic auth on every path except `exempt` ones (and those under `exempt_prefix`),
+    against `users` (leveret.access's AccessRegistry); a refused login is one line of `errorlog`
+    (rate-limited; the user and peer, never the password), as a refused AMQP login is."""
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in exempt:
+        if request.path in exempt or (exempt_prefix and request.path.startswith(exempt_prefix)):
             return await handler(request)
         header = request.headers.get("Authorization")
         if not header:
