@@ -151,3 +151,36 @@ def test_node_resources_and_leveret_figures(broker: EmbeddedBroker) -> None:
     assert value(families, "rabbitmq_resident_memory_limit_bytes") == broker.server.memory_alarm.limit
     assert families["rabbitmq_alarms_memory_used_watermark"].type == "unknown"
     assert value(families, "leveret_memory_budget_limit_bytes") == broker.settings.memory_budget
+
+
+def test_global_message_counters_count_what_clients_did(broker: EmbeddedBroker,
+                                                        connection: pika.BlockingConnection) -> None:
+    def counter(families: dict[str, Any], name: str) -> float:
+        return sum(s.value for s in families[name.removesuffix("_total")].samples if s.name == name)
+
+    names = ("rabbitmq_global_messages_received_total", "rabbitmq_global_messages_routed_total",
+             "rabbitmq_global_messages_delivered_consume_manual_ack_total",
+             "rabbitmq_global_messages_delivered_get_auto_ack_total", "rabbitmq_global_messages_get_empty_total",
+             "rabbitmq_global_messages_acknowledged_total", "rabbitmq_global_messages_delivered_total")
+    before = scrape(broker, "/metrics")
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.queue_declare("counted", arguments={"x-queue-type": "quorum"}, durable=True)
+    for body in (b"1", b"2", b"3"):
+        channel.basic_publish("", "counted", body)
+    channel.basic_publish("", "no-such-queue", b"dropped")  # received, not routed
+    assert channel.basic_get("counted", auto_ack=True)[0] is not None
+    delivered = []
+    channel.basic_consume("counted", lambda ch, method, props, body: delivered.append(method.delivery_tag))
+    while len(delivered) < 2:
+        connection.process_data_events(1)
+    channel.basic_ack(delivered[-1], multiple=True)
+    assert channel.basic_get("counted", auto_ack=True)[0] is None
+    after = scrape(broker, "/metrics")
+    assert {name: counter(after, name) - counter(before, name) for name in names} == {
+        "rabbitmq_global_messages_received_total": 4, "rabbitmq_global_messages_routed_total": 3,
+        "rabbitmq_global_messages_delivered_consume_manual_ack_total": 2,
+        "rabbitmq_global_messages_delivered_get_auto_ack_total": 1, "rabbitmq_global_messages_get_empty_total": 1,
+        "rabbitmq_global_messages_acknowledged_total": 2, "rabbitmq_global_messages_delivered_total": 3}
+    assert value(after, "rabbitmq_global_messages_acknowledged_total", protocol="amqp091",
+                 queue_type="rabbit_quorum_queue") >= 2
