@@ -50,7 +50,7 @@ def handshake():
     ])
 
 
-async def run(n, batch):
+async def run(n, batch, modes=("publish", "confirm", "deliver+ack")):
     with tempfile.TemporaryDirectory() as d:
         server = Server(Settings(port=0, http_port=-1, host="127.0.0.1", data_dir=d))
         await server.start()
@@ -58,7 +58,7 @@ async def run(n, batch):
             results = {}
             props = BasicProperties(content_type="text/plain").raw
             pub = b"".join(content_frames(1, spec.BasicPublish(exchange="", routing_key="q"), props, b"x" * 100, 131072))
-            for mode in ("publish", "confirm", "deliver+ack"):
+            for mode in modes:
                 p = AMQPProtocol(server)
                 p.connection_made(Transport())
                 p.data_received(handshake())
