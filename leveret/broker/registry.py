@@ -123,6 +123,8 @@ class Registry:
     def _remove_exchange(self, exchange: Exchange) -> None:
         if self.exchanges.get(exchange.name) is not exchange:
             return
+        # The durable record goes first: a delete the disk refuses (OSError) leaves the exchange as it was.
+        self.hooks.exchange_removing(self.name, exchange)
         del self.exchanges[exchange.name]
         self.retired_stats.add(exchange.stats)
         exchange.close()
@@ -188,8 +190,10 @@ class Registry:
     def _unbind(self, source: Exchange, destination: QueueType | Exchange, routing_key: str,
                 arguments: dict[str, Any] | None) -> None:
         """Remove one binding if it exists; an auto-delete source that lost its last binding goes too."""
-        if source.unbind(destination, routing_key, arguments):
+        if source.has_binding(destination, routing_key, arguments):
+            # The durable record goes first: an unbind the disk refuses (OSError) leaves the binding.
             self.hooks.unbound(self.name, source, destination, routing_key, arguments)
+            source.unbind(destination, routing_key, arguments)
             if not source.is_bound_to(destination):
                 destination.sources.discard(source)
             self._maybe_auto_delete_exchange(source)
@@ -362,6 +366,9 @@ class Registry:
         """Delete without checks (exclusive owner gone, auto-delete); returns ready messages dropped."""
         if self.queues.get(queue.name) is not queue:
             return 0
+        durable, stream = queue.durable and not queue.exclusive, isinstance(queue, StreamQueue)
+        # The durable record goes first: a delete the disk refuses (OSError) leaves the queue as it was.
+        self.hooks.queue_removing(self.name, queue.name, durable=durable, stream=stream)
         del self.queues[queue.name]
         queue.deleted = True
         self.retired_stats.add(queue.stats)
@@ -369,8 +376,7 @@ class Registry:
         for consumer in queue.detach_consumers():
             consumer.channel.consumer_cancelled_by_broker(consumer)
         dropped = queue.close()
-        self.hooks.queue_removed(self.name, queue.name, durable=queue.durable and not queue.exclusive,
-                                 stream=isinstance(queue, StreamQueue))
+        self.hooks.queue_removed(self.name, queue.name, durable=durable, stream=stream)
         return dropped
 
     def remove_all(self) -> None:

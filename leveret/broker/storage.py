@@ -58,16 +58,23 @@ class DurabilityHooks(Protocol):
                        internal: bool, arguments: dict[str, Any]) -> HeldMessages | None:
         """An exchange is about to be created: record it; a durable delayed exchange gets its store."""
 
+    def exchange_removing(self, vhost: str, exchange: "Exchange") -> None:
+        """An exchange is about to be deleted: forget its record (OSError, a full disk: it stays as it was)."""
+
     def exchange_removed(self, vhost: str, exchange: "Exchange") -> None:
-        """An exchange was deleted (and closed)."""
+        """An exchange was deleted (and closed): drop what it kept (a delayed exchange's held messages)."""
 
     def queue_added(self, vhost: str, name: str, *, durable: bool, auto_delete: bool, arguments: dict[str, Any],
                     stream: bool) -> QueueStorage:
         """A queue is about to be created (`durable` already false for exclusive ones): record it, and say
         what it is built with (a stream keeps its own log and ignores the answer)."""
 
+    def queue_removing(self, vhost: str, name: str, *, durable: bool, stream: bool) -> None:
+        """A queue is about to be deleted: forget its record (OSError, a full disk: it stays as it was)."""
+
     def queue_removed(self, vhost: str, name: str, *, durable: bool, stream: bool) -> None:
-        """A queue was deleted (and closed): forget it and its messages."""
+        """A queue was deleted (and closed): drop its messages. A crash before this leaves a store that no
+        record names, which recovery deletes."""
 
     def bound(self, vhost: str, source: "Exchange", destination: Any, routing_key: str,
               arguments: dict[str, Any] | None) -> None:
@@ -75,7 +82,7 @@ class DurabilityHooks(Protocol):
 
     def unbound(self, vhost: str, source: "Exchange", destination: Any, routing_key: str,
                 arguments: dict[str, Any] | None) -> None:
-        """A binding was removed."""
+        """A binding is about to be removed: forget its record (OSError: it stays as it was)."""
 
 
 class ParameterHooks(Protocol):
@@ -95,12 +102,18 @@ class NoHooks:
                        internal: bool, arguments: dict[str, Any]) -> HeldMessages | None:
         return None
 
+    def exchange_removing(self, vhost: str, exchange: "Exchange") -> None:
+        pass
+
     def exchange_removed(self, vhost: str, exchange: "Exchange") -> None:
         pass
 
     def queue_added(self, vhost: str, name: str, *, durable: bool, auto_delete: bool, arguments: dict[str, Any],
                     stream: bool) -> QueueStorage:
         return IN_MEMORY
+
+    def queue_removing(self, vhost: str, name: str, *, durable: bool, stream: bool) -> None:
+        pass
 
     def queue_removed(self, vhost: str, name: str, *, durable: bool, stream: bool) -> None:
         pass

@@ -79,11 +79,13 @@ class StoreHooks:
     def _revive(self, stored: StoredMessage):
         return message_from_stored(stored, self.codec.from_raw)
 
-    def exchange_removed(self, vhost: str, exchange: Exchange) -> None:
+    def exchange_removing(self, vhost: str, exchange: Exchange) -> None:
         if exchange.durable and not self.recovering:
             self.definitions.delete_exchange(vhost, exchange.name)
-            if isinstance(exchange, DelayedMessageExchange):
-                self.messages.delete_queue(vhost, DELAYED_STORE_PREFIX + exchange.name)
+
+    def exchange_removed(self, vhost: str, exchange: Exchange) -> None:
+        if exchange.durable and not self.recovering and isinstance(exchange, DelayedMessageExchange):
+            self.messages.delete_queue(vhost, DELAYED_STORE_PREFIX + exchange.name)
 
     # -- queues ---------------------------------------------------------------------------------
     def queue_added(self, vhost: str, name: str, *, durable: bool, auto_delete: bool, arguments: dict[str, Any],
@@ -102,11 +104,13 @@ class StoreHooks:
             raise
         return QueueStorage(store, self.ready, self._revive)
 
-    def queue_removed(self, vhost: str, name: str, *, durable: bool, stream: bool) -> None:
+    def queue_removing(self, vhost: str, name: str, *, durable: bool, stream: bool) -> None:
         if durable and not self.recovering:
-            if not stream:
-                self.messages.delete_queue(vhost, name)
             self.definitions.delete_queue(vhost, name)
+
+    def queue_removed(self, vhost: str, name: str, *, durable: bool, stream: bool) -> None:
+        if durable and not self.recovering and not stream:
+            self.messages.delete_queue(vhost, name)
 
     # -- bindings -------------------------------------------------------------------------------
     @staticmethod

@@ -82,6 +82,56 @@ def test_a_declaration_that_cannot_be_written_closes_with_541_and_is_undone(tmp_
         broker.stop()
 
 
+@pytest.mark.parametrize("what", ["queue", "exchange", "binding"])
+def test_a_deletion_that_cannot_be_written_closes_with_541_and_changes_nothing(tmp_path, what):
+    """The record's deletion is written before the model changes: a refused write leaves the queue with its
+    messages, the exchange, the binding, in memory and on disk; before, the model forgot what the disk kept,
+    and it came back at the next start."""
+    io = FaultyIO()
+    broker = InProcessBroker(str(tmp_path), io).start()
+    try:
+        conn, ch = connect(broker.url)
+        ch.exchange_declare("x", "direct", durable=True)
+        ch.queue_declare("q", durable=True)
+        ch.queue_bind("q", "x", "rk")
+        ch.confirm_delivery()
+        ch.basic_publish("x", "rk", b"kept", pika.BasicProperties(delivery_mode=2))
+        io.arm("write", DEFINITIONS_WRITE)
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
+            if what == "queue":
+                ch.queue_delete("q")
+            elif what == "exchange":
+                ch.exchange_delete("x")
+            else:
+                ch.queue_unbind("q", "x", "rk")
+        assert closed.value.reply_code == 541
+        conn, ch = connect(broker.url)
+        ch.confirm_delivery()
+        ch.basic_publish("x", "rk", b"routed", pika.BasicProperties(delivery_mode=2), mandatory=True)
+        assert ch.queue_declare("q", passive=True).method.message_count == 2
+        conn.close()
+    finally:
+        broker.stop()
+    broker = InProcessBroker(str(tmp_path)).start()  # the disk has all of it, and the delete works now
+    try:
+        conn, ch = connect(broker.url)
+        ch.confirm_delivery()
+        ch.basic_publish("x", "rk", b"after restart", pika.BasicProperties(delivery_mode=2), mandatory=True)
+        assert ch.queue_declare("q", passive=True).method.message_count == 3
+        if what == "queue":
+            ch.queue_delete("q")
+            assert not exists(broker.url, "q")
+        elif what == "exchange":
+            ch.exchange_delete("x")
+        else:
+            ch.queue_unbind("q", "x", "rk")
+            with pytest.raises(pika.exceptions.UnroutableError):
+                ch.basic_publish("x", "rk", b"unrouted", mandatory=True)
+        conn.close()
+    finally:
+        broker.stop()
+
+
 @pytest.mark.parametrize("kind", ["write", "fsync"])
 def test_a_transaction_the_store_refuses_is_not_applied_at_all(tmp_path, kind):
     io = FaultyIO()

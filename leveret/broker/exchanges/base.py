@@ -173,6 +173,9 @@ class Exchange:
         self._remove(destination, routing_key, stored)
         return True
 
+    def has_binding(self, destination: Any, routing_key: str, arguments: Arguments | None = None) -> bool:
+        return (destination, routing_key, freeze(dict(arguments or {}))) in self._bindings
+
     def is_bound_to(self, destination: Any) -> bool:
         return destination in self._by_destination
 
