@@ -26,6 +26,7 @@ from leveret.http.metrics import METRICS_PATHS, get_metrics, get_metrics_detaile
 from leveret.http.nodes import get_node, list_nodes
 from leveret.http.overview import get_overview
 from leveret.http.parameters import add_parameter_routes
+from leveret.http.shovels import add_shovel_routes
 from leveret.http.permissions import (
     delete_permission,
     delete_topic_permissions,
@@ -104,6 +105,7 @@ def build_app(target: ManagementTarget) -> web.Application:
     add_parameter_routes(app)
     app.router.add_get("/api/queues/{vhost}/{queue}/peek", peek)
     app.router.add_get("/api/queues/{vhost}/{queue}/dead-letters", dead_letters)
+    add_shovel_routes(app)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/metrics/per-object", get_metrics_per_object)
     app.router.add_get("/metrics/detailed", get_metrics_detailed)

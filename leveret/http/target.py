@@ -30,6 +30,7 @@ class ManagementTarget(Protocol):
     memory_budget: Any  # .limit, .used: the paged queues' shared budget (broker/paging.py MemoryBudget)
     durability: Any  # group commits (server/durability.py): .kick(), .wait_for_commit(waiter, seq); None before start
     ssl_port: int | None  # the bound amqps port (None: not listening)
+    shovels: Any  # leveret.shovel.manager.Shovels: status(vhost), restart(vhost, name), totals()
 
     def put_vhost(self, name: str, description: str = "", tags: tuple[str, ...] = ()) -> bool:
         """Create (True) or update (False) a vhost, in the access registry and the broker."""

@@ -158,7 +158,8 @@ class Server:
         self.http_port: int | None = None  # None until the HTTP API listens (or when it is off)
         self.kafka_port: int | None = None  # None until the Kafka listener listens (or when it is off)
         # Dynamic shovels (leveret/shovel/): outgoing AMQP clients on this loop, started once we listen.
-        self.shovels = Shovels(f"leveret@{socket.gethostname()}", self._local_broker)
+        self.shovels = Shovels(f"leveret@{socket.gethostname()}", self._local_broker, self._forget_shovel)
+        self.broker.parameters.register("shovel", self.shovels)  # the stored ones are applied here
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -232,6 +233,13 @@ class Server:
         if host in ("", "0.0.0.0", "::", "localhost"):
             host = "127.0.0.1"
         return LocalBroker(host, self.port, self.settings.default_user, self.settings.default_pass)
+
+    def _forget_shovel(self, vhost: str, name: str) -> None:
+        """A shovel that finished its src-delete-after count deletes its parameter, as RabbitMQ's does."""
+        try:
+            self.broker.parameters.clear(vhost, "shovel", name)
+        except OSError as exc:  # the disk refused: it stays defined, and runs again (and finds less) at restart
+            failures.note("delete a finished shovel's parameter", exc)
 
     def _permissions_changed(self, user: str | None, vhost: str | None) -> None:
         for conn in list(self.connections):

@@ -103,7 +103,7 @@ class Shovels:
                  shovel.moved)
         if self.forget is not None:
             self.forget(shovel.vhost, shovel.name)  # the parameters call cleared(), which discards it
-        else:
+        if self.shovels.get(key) is shovel:  # no stored parameter (or it could not be deleted): gone all the same
             del self.shovels[key]
             self._count_out(shovel)
 

@@ -1,5 +1,5 @@
 """The shovel engine between two leveret brokers (and within one): moving, acking, headers, self-deletion,
-reconnecting. Shovels are applied directly on the broker's loop here, as the runtime parameters apply them."""
+reconnecting. Shovels are set as runtime parameters on the broker's loop here, as the management API sets them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def apply(broker: EmbeddedBroker, name: str, value: dict, vhost: str = "/", running: bool = True) -> None:
     """Apply a shovel; with `running`, wait until it runs (its queues are declared by then)."""
-    on_loop(broker, broker.server.shovels.applied, vhost, name, value)
+    on_loop(broker, broker.server.broker.parameters.set, vhost, "shovel", name, value)
     if running:
         wait_for(lambda: (row := shovel_state(broker, vhost, name)) is None or row["state"] == "running",
                  20, f"shovel {name} to run")
@@ -38,16 +38,12 @@ def test_on_confirm_moves_every_message_in_order_with_its_properties(two_brokers
 
 def test_local_uri_and_queue_length_move_what_was_there_then_delete_the_shovel(leveret_broker) -> None:
     broker = leveret_broker
-    forgotten = []
-    broker.server.shovels.forget = lambda vhost, name: (forgotten.append((vhost, name)),
-                                                        broker.server.shovels.cleared(vhost, name))
     publish(broker.url, "backlog", 300)
     apply(broker, "once", {"src-uri": "amqp://", "src-queue": "backlog", "dest-uri": "amqp://",
                            "dest-queue": "moved", "src-delete-after": "queue-length", "src-prefetch-count": 7},
           running=False)
-    wait_for(lambda: forgotten, 20, "the shovel to finish")
-    assert forgotten == [("/", "once")]
-    assert shovel_state(broker, "/", "once") is None
+    wait_for(lambda: shovel_state(broker, "/", "once") is None, 20, "the shovel to finish")
+    assert on_loop(broker, broker.server.broker.parameters.get, "/", "shovel", "once") is None
     assert queue_length(broker.url, "moved") == 300
     publish(broker.url, "backlog", 5, declare=False)  # after it finished: left where it is
     assert queue_length(broker.url, "backlog") == 5
