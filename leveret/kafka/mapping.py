@@ -17,6 +17,7 @@ topic's exchange.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from leveret.amqp.properties import FIELDS, BasicProperties
@@ -42,9 +43,18 @@ def routing_key_for(key: bytes | None) -> tuple[str, bytes | None]:
     return "", key
 
 
+# The properties of a record without headers, written directly (most records; the general path below encodes
+# through BasicProperties): flags (headers, timestamp), a one-entry table {timestamp_in_ms: long}, timestamp.
+_PLAIN_PREFIX = bytes.fromhex("2040" "00000019" "0f") + TIMESTAMP_HEADER.encode() + b"l"
+_PLAIN_VALUES = struct.Struct(">qQ")
+
+
 def properties_for(record: Record) -> tuple[str, bytes]:
     """(routing key, raw AMQP properties) for a produced record."""
     routing_key, key_bytes = routing_key_for(record.key)
+    if not record.headers and key_bytes is None and record.timestamp >= 0:
+        timestamp = record.timestamp
+        return routing_key, _PLAIN_PREFIX + _PLAIN_VALUES.pack(timestamp, timestamp // 1000)
     headers: dict[str, Any] = {}
     properties: dict[str, Any] = {}
     for name, value in record.headers:

@@ -166,37 +166,50 @@ def _decode_records(body: bytes, count: int, base_ts: int) -> list[Record]:
     return records
 
 
-def _zigzag(value: int, out: bytearray) -> None:
+def _varint_of(value: int) -> bytes:
+    """The zigzag varint of `value`, computed."""
     value = (value << 1) ^ (value >> 63)
+    out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
+    return bytes(out)
+
+
+# The varints of small non-negative values, looked up rather than computed (the fetch path writes several per
+# record: lengths, deltas).
+_SMALL = 1 << 14
+_ZIGZAG = [_varint_of(v) for v in range(_SMALL)]
 
 
 def encode_record(out: bytearray, offset_delta: int, ts_delta: int, key: bytes | None, value: bytes | None,
                   headers: list[tuple[str, bytes | None]]) -> None:
-    """Append one record (its length prefix included) to `out`."""
-    body = bytearray(b"\x00")
-    _zigzag(ts_delta, body)
-    _zigzag(offset_delta, body)
+    """Append one record (its length prefix included) to `out`. Varints inline: this runs per fetched record."""
+    table, small = _ZIGZAG, _SMALL
+    parts = [b"\x00",
+             table[ts_delta] if 0 <= ts_delta < small else _varint_of(ts_delta),
+             table[offset_delta] if 0 <= offset_delta < small else _varint_of(offset_delta)]
     for blob in (key, value):
         if blob is None:
-            body.append(1)  # zigzag(-1)
+            parts.append(b"\x01")  # zigzag(-1)
         else:
-            _zigzag(len(blob), body)
-            body += blob
-    _zigzag(len(headers), body)
+            n = len(blob)
+            parts.append(table[n] if n < small else _varint_of(n))
+            parts.append(blob)
+    parts.append(table[len(headers)] if len(headers) < small else _varint_of(len(headers)))
     for name, hvalue in headers:
         raw = name.encode()
-        _zigzag(len(raw), body)
-        body += raw
+        parts.append(table[len(raw)] if len(raw) < small else _varint_of(len(raw)))
+        parts.append(raw)
         if hvalue is None:
-            body.append(1)
+            parts.append(b"\x01")
         else:
-            _zigzag(len(hvalue), body)
-            body += hvalue
-    _zigzag(len(body), out)
+            parts.append(table[len(hvalue)] if len(hvalue) < small else _varint_of(len(hvalue)))
+            parts.append(hvalue)
+    body = b"".join(parts)
+    n = len(body)
+    out += table[n] if n < small else _varint_of(n)
     out += body
 
 
