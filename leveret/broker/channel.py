@@ -24,6 +24,7 @@ from leveret.broker.arguments import as_text, field_type_name
 from leveret.broker.consumer import Consumer
 from leveret.broker.entry import QueueEntry
 from leveret.broker.errors import NotAllowed, NotImplementedByBroker, PreconditionFailed
+from leveret.broker.lifecycle import Lifecycle
 from leveret.broker.message import Message
 from leveret.broker.names import REPLY_TO, random_name
 from leveret.broker.queue_type import QueueType
@@ -61,6 +62,7 @@ class ChannelHost(Protocol):
 
     clock: "Clock"
     timers: "Timers"
+    lifecycle: Lifecycle  # node-wide counts: this channel's open and close, and its confirms at close
 
     def queue_for(self, name: str, owner: Hashable | None = None) -> QueueType:
         """The queue `owner` may use (NotFound, ResourceLocked)."""
@@ -93,6 +95,7 @@ class Channel:
         self.user = user
         self.consumers: dict[str, Consumer] = {}
         self.closed = False
+        vhost.lifecycle.channels_opened += 1
         self._unacked: OrderedDict[int, Unacked] = OrderedDict()
         self._next_tag = 1
         self._consumer_prefetch = 0
@@ -423,6 +426,7 @@ class Channel:
         if self.closed:
             return
         self.closed = True  # first, so requeued messages are not dispatched back to us
+        self.vhost.lifecycle.channel_closed(self.target)
         self.settle(self.take(0, True), ack=False, requeue=True)
         for consumer_tag in list(self.consumers):
             self.cancel(consumer_tag)

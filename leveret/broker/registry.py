@@ -15,6 +15,7 @@ from leveret.broker import equivalence
 from leveret.broker.errors import AccessRefused, CommandInvalid, NotFound, PreconditionFailed
 from leveret.broker.exchanges import Exchange, exchange_class
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
+from leveret.broker.lifecycle import Lifecycle
 from leveret.broker.message import PropertiesCodec
 from leveret.broker.names import REPLY_TO, random_name
 from leveret.broker.queue import Queue
@@ -48,6 +49,7 @@ class Registry:
     codec: PropertiesCodec | None
     queues: dict[str, QueueType]
     exchanges: dict[str, Exchange]
+    lifecycle: Lifecycle  # queues declared, created and deleted count here (lifecycle.py)
     # and routing.py's `_release_delayed`, the callback a delayed exchange is built with
 
     # -- texts ------------------------------------------------------------------------------
@@ -230,6 +232,7 @@ class Registry:
             queue = self.queue_for(name, owner)
             queue.touch()  # a passive declare renews x-expires too (RabbitMQ 3.10)
             return queue, queue.message_count, queue.consumer_count
+        self.lifecycle.queues_declared += 1
         if is_stream_declaration(arguments) or isinstance(self.queues.get(name), StreamQueue):
             return self._declare_stream(name, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
                                         arguments=dict(arguments or {}), owner=owner, authorize=authorize)
@@ -274,6 +277,7 @@ class Registry:
             storage=storage,
         )
         self.queues[name] = queue
+        self.lifecycle.queues_created += 1
         return queue, 0, 0
 
     def _declare_stream(self, name: str, *, durable: bool, exclusive: bool, auto_delete: bool,
@@ -312,6 +316,7 @@ class Registry:
             delete_store=lambda: streams.delete_stream(vhost_name, name),
         )
         self.queues[name] = queue
+        self.lifecycle.queues_created += 1
         return queue, 0, 0
 
     def bind_queue(
@@ -371,6 +376,7 @@ class Registry:
         self.hooks.queue_removing(self.name, queue.name, durable=durable, stream=stream)
         del self.queues[queue.name]
         queue.deleted = True
+        self.lifecycle.queues_deleted += 1
         self.retired_stats.add(queue.stats)
         self._drop_bindings_to(queue)
         for consumer in queue.detach_consumers():

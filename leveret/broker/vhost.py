@@ -17,6 +17,7 @@ from leveret.broker.parameters import Parameters
 from leveret.broker.queue_type import QueueType
 from leveret.broker.registry import Registry
 from leveret.broker.routing import ReplyChannel, Routing
+from leveret.broker.lifecycle import Lifecycle
 from leveret.broker.stats import MessageStats
 from leveret.broker.storage import NO_HOOKS, DurabilityHooks, ParameterHooks
 from leveret.broker.timers import Timers
@@ -46,6 +47,7 @@ class VHost(Registry, Routing):
         streams: StreamStores | None = None,
         codec: PropertiesCodec | None = None,
         consumer_timeout: int | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
         """`hooks` record durable changes and give new queues their storage (broker/storage.py); `streams`
         holds stream queues' logs (None: streams are refused); `codec` turns stored property bytes back
@@ -68,6 +70,8 @@ class VHost(Registry, Routing):
         self._reply_channels: dict[str, ReplyChannel] = {}
         # The counts of its deleted queues and exchanges (broker/stats.py), so its totals never go back.
         self.retired_stats = MessageStats()
+        # Objects opened and closed, confirms, unroutable publishes: the Broker's, shared by its vhosts.
+        self.lifecycle = lifecycle if lifecycle is not None else Lifecycle()
         # RabbitMQ's vhost limits (None: none), set from the access registry's vhost (durable/access.py).
         self.max_queues: int | None = None
         self.max_connections: int | None = None
@@ -106,6 +110,8 @@ class Broker:
         self.vhosts: dict[str, VHost] = {}
         # Runtime parameters (parameters.py), written through `parameter_hooks`.
         self.parameters = Parameters(parameter_hooks)
+        # Node-wide counts (lifecycle.py), kept here so a deleted vhost's stay counted.
+        self.lifecycle = Lifecycle()
         self.add_vhost("/")
 
     def vhost(self, name: str) -> VHost | None:
@@ -117,7 +123,7 @@ class Broker:
         if vhost is None:
             vhost = self.vhosts[name] = VHost(
                 name, self.clock, self.timers, hooks=self.hooks, streams=self.streams, codec=self.codec,
-                consumer_timeout=self.consumer_timeout,
+                consumer_timeout=self.consumer_timeout, lifecycle=self.lifecycle,
             )
         return vhost
 

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.http.exposition import CONTENT_TYPE, Family, gauge, label_set, render
-from leveret.http.metrics_global import global_families
+from leveret.http.metrics_global import global_families, object_counter_families
 from leveret.http.metrics_node import info_families, node_families
 from leveret.http.target import ManagementTarget, target_of
 
@@ -161,8 +161,8 @@ def delayed_family(target: ManagementTarget) -> Family:
 
 def render_metrics(target: ManagementTarget, per_object: bool = False) -> str:
     """The text of /metrics (or /metrics/per-object) for `target`."""
-    return render([*object_families(target, per_object), *global_families(target),
-                   *node_families(target, per_object)])
+    return render([*object_families(target, per_object), *object_counter_families(target),
+                   *global_families(target), *node_families(target, per_object)])
 
 
 def render_detailed(target: ManagementTarget, families: list[str], vhosts: list[str]) -> str:

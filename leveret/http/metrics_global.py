@@ -1,4 +1,6 @@
-"""rabbitmq_prometheus's `rabbitmq_global_*` message counters, from the broker's own counts (broker/stats.py).
+"""rabbitmq_prometheus's node-wide counters: `rabbitmq_global_*` messages, from the broker's own counts
+(broker/stats.py), and connections, channels and queues opened and closed, confirms and unroutable
+publishes (broker/lifecycle.py).
 
 Each queue and exchange counts what passes through it; a vhost keeps the counts of those deleted. The
 node's counters are their sums at scrape time (one pass over the queues and exchanges, nothing on the
@@ -56,6 +58,38 @@ def message_counts(target: ManagementTarget) -> tuple[dict[str, MessageStats], M
     return by_type, exchanges
 
 
+# (name, help, Lifecycle attribute): the node's object counters, unlabelled.
+OBJECT_COUNTERS = (
+    ("rabbitmq_connections_opened_total", "Total number of connections opened", "connections_opened"),
+    ("rabbitmq_connections_closed_total", "Total number of connections closed or terminated", "connections_closed"),
+    ("rabbitmq_channels_opened_total", "Total number of channels opened", "channels_opened"),
+    ("rabbitmq_channels_closed_total", "Total number of channels closed", "channels_closed"),
+    ("rabbitmq_queues_declared_total", "Total number of queues declared", "queues_declared"),
+    ("rabbitmq_queues_created_total", "Total number of queues created", "queues_created"),
+    ("rabbitmq_queues_deleted_total", "Total number of queues deleted", "queues_deleted"),
+)
+
+
+def object_counter_families(target: ManagementTarget) -> list[Family]:
+    """Connections, channels and queues opened, declared, closed and deleted (broker/lifecycle.py)."""
+    lifecycle = target.broker.lifecycle
+    return [Family(name, help_text, "counter").sample(getattr(lifecycle, attribute))
+            for name, help_text, attribute in OBJECT_COUNTERS]
+
+
+def _confirms(target: ManagementTarget) -> tuple[int, int]:
+    """(publishes received in confirm mode, publishes confirmed): the closed channels' counted at their
+    close, the open ones' read from their sequence numbers now."""
+    lifecycle = target.broker.lifecycle
+    received, confirmed = lifecycle.received_confirm, lifecycle.confirmed
+    for conn in list(target.connections):
+        for channel in list((getattr(getattr(conn, "session", None), "channels", None) or {}).values()):
+            if not channel.broker_channel.closed:  # a closed one was counted at its close
+                received += channel.publish_seq
+                confirmed += channel.confirmed_upto
+    return received, confirmed
+
+
 def global_families(target: ManagementTarget) -> list[Family]:
     """The rabbitmq_global_* message counters."""
     by_type, exchanges = message_counts(target)
@@ -72,4 +106,17 @@ def global_families(target: ManagementTarget) -> list[Family]:
     routed = Family("rabbitmq_global_messages_routed_total",
                     "Total number of messages routed to queues or streams", "counter")
     routed.sample(sum(stats.publish for stats in by_type.values()), protocol="amqp091")
-    return [*families, received, routed]
+    lifecycle = target.broker.lifecycle
+    received_confirm, confirmed = _confirms(target)
+    per_protocol = [
+        ("rabbitmq_global_messages_received_confirm_total",
+         "Total number of messages received from publishers expecting confirmations", received_confirm),
+        ("rabbitmq_global_messages_confirmed_total", "Total number of messages confirmed to publishers", confirmed),
+        ("rabbitmq_global_messages_unroutable_dropped_total", "Total number of messages published as "
+         "non-mandatory into an exchange and dropped as unroutable", lifecycle.unroutable_dropped),
+        ("rabbitmq_global_messages_unroutable_returned_total", "Total number of messages published as mandatory "
+         "into an exchange and returned to the publisher as unroutable", lifecycle.unroutable_returned),
+    ]
+    counted = [Family(name, help_text, "counter").sample(value, protocol="amqp091")
+               for name, help_text, value in per_protocol]
+    return [*families, received, routed, *counted]

@@ -233,11 +233,13 @@ class ChannelMethods:
             if seq:
                 ch.confirm_unstored(seq, durability)
             return
-        if m.mandatory and not result.routed:
-            self.write_frames(serializer.basic_return_frames(
-                ch.number, codes.NO_ROUTE, "NO_ROUTE", m.exchange, m.routing_key,
-                message.properties.raw, message.body, self.frame_max,
-            ))
+        if not result.routed:
+            self.vhost.lifecycle.unroutable(m.mandatory)
+            if m.mandatory:
+                self.write_frames(serializer.basic_return_frames(
+                    ch.number, codes.NO_ROUTE, "NO_ROUTE", m.exchange, m.routing_key,
+                    message.properties.raw, message.body, self.frame_max,
+                ))
         if seq:
             ch.confirm_routed(seq, result.nack, durability)
 

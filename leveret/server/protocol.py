@@ -79,6 +79,7 @@ class AMQPProtocol(asyncio.Protocol):
             # Latency matters more than packet count: we already coalesce writes per loop turn.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.connections.add(self)
+        self.server.broker.lifecycle.connections_opened += 1
         self._deadline_handle = self.loop.call_later(self.server.settings.handshake_timeout, self._handshake_deadline)
 
     def data_received(self, data: bytes) -> None:
@@ -90,6 +91,7 @@ class AMQPProtocol(asyncio.Protocol):
             if handle is not None:
                 handle.cancel()
         self.server.connections.discard(self)
+        self.server.broker.lifecycle.connections_closed += 1
         try:
             self.session.connection_lost()
         except Exception as error:  # a bug: one line, never a traceback per connection

@@ -4,6 +4,7 @@ channels and connections, and every metric the stock RabbitMQ-Overview Grafana d
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from typing import Any, Iterator
 
@@ -19,12 +20,21 @@ from .api_client import api, call
 # deps/rabbitmq_prometheus/docker/grafana/dashboards/RabbitMQ-Overview.json at v3.10.8; also grafana.com
 # dashboard 10991), each joined with rabbitmq_identity_info on the scrape's instance.
 OVERVIEW_DASHBOARD_METRICS = (
-    "rabbitmq_build_info", "rabbitmq_channel_consumers", "rabbitmq_channels", "rabbitmq_connections",
-    "rabbitmq_consumers", "rabbitmq_disk_space_available_bytes", "rabbitmq_identity_info",
-    "rabbitmq_process_max_fds", "rabbitmq_process_max_tcp_sockets", "rabbitmq_process_open_fds",
-    "rabbitmq_process_open_tcp_sockets", "rabbitmq_process_resident_memory_bytes",
-    "rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked", "rabbitmq_queues",
-    "rabbitmq_resident_memory_limit_bytes",
+    "rabbitmq_build_info", "rabbitmq_channel_consumers", "rabbitmq_channels", "rabbitmq_channels_closed_total",
+    "rabbitmq_channels_opened_total", "rabbitmq_connections", "rabbitmq_connections_closed_total",
+    "rabbitmq_connections_opened_total", "rabbitmq_consumers", "rabbitmq_disk_space_available_bytes",
+    "rabbitmq_global_messages_acknowledged_total", "rabbitmq_global_messages_confirmed_total",
+    "rabbitmq_global_messages_delivered_consume_auto_ack_total",
+    "rabbitmq_global_messages_delivered_consume_manual_ack_total",
+    "rabbitmq_global_messages_delivered_get_auto_ack_total", "rabbitmq_global_messages_delivered_get_manual_ack_total",
+    "rabbitmq_global_messages_get_empty_total", "rabbitmq_global_messages_received_confirm_total",
+    "rabbitmq_global_messages_received_total", "rabbitmq_global_messages_redelivered_total",
+    "rabbitmq_global_messages_routed_total", "rabbitmq_global_messages_unroutable_dropped_total",
+    "rabbitmq_global_messages_unroutable_returned_total", "rabbitmq_identity_info", "rabbitmq_process_max_fds",
+    "rabbitmq_process_max_tcp_sockets", "rabbitmq_process_open_fds", "rabbitmq_process_open_tcp_sockets",
+    "rabbitmq_process_resident_memory_bytes", "rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked",
+    "rabbitmq_queues", "rabbitmq_queues_created_total", "rabbitmq_queues_declared_total",
+    "rabbitmq_queues_deleted_total", "rabbitmq_resident_memory_limit_bytes",
 )
 
 
@@ -184,3 +194,44 @@ def test_global_message_counters_count_what_clients_did(broker: EmbeddedBroker,
         "rabbitmq_global_messages_acknowledged_total": 2, "rabbitmq_global_messages_delivered_total": 3}
     assert value(after, "rabbitmq_global_messages_acknowledged_total", protocol="amqp091",
                  queue_type="rabbit_quorum_queue") >= 2
+
+
+def test_connections_channels_queues_confirms_and_unroutable_publishes_are_counted(broker: EmbeddedBroker) -> None:
+    names = ("rabbitmq_connections_opened_total", "rabbitmq_connections_closed_total",
+             "rabbitmq_channels_opened_total", "rabbitmq_channels_closed_total", "rabbitmq_queues_declared_total",
+             "rabbitmq_queues_created_total", "rabbitmq_queues_deleted_total",
+             "rabbitmq_global_messages_received_confirm_total", "rabbitmq_global_messages_confirmed_total",
+             "rabbitmq_global_messages_unroutable_dropped_total", "rabbitmq_global_messages_unroutable_returned_total")
+
+    def counts() -> dict[str, float]:
+        families = scrape(broker, "/metrics")
+        return {name: sum(s.value for s in families[name.removesuffix("_total")].samples if s.name == name)
+                for name in names}
+
+    before = counts()
+    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+    channel = conn.channel()
+    channel.confirm_delivery()
+    channel.queue_declare("lifecycle-q")
+    channel.queue_declare("lifecycle-q")  # declared again, not created
+    channel.basic_publish("", "lifecycle-q", b"x")
+    channel.basic_publish("", "nowhere", b"dropped")
+    with pytest.raises(pika.exceptions.UnroutableError):
+        channel.basic_publish("", "nowhere", b"returned", mandatory=True)
+    open_now = counts()  # the open channel's confirms are read live
+    channel.queue_delete("lifecycle-q")
+    conn.channel().close()
+    conn.close()
+    deadline = time.monotonic() + 10
+    while counts()["rabbitmq_connections_closed_total"] == before["rabbitmq_connections_closed_total"]:
+        assert time.monotonic() < deadline, "the closed connection was not counted"
+        time.sleep(0.05)
+    after = counts()
+    assert open_now["rabbitmq_global_messages_confirmed_total"] - before["rabbitmq_global_messages_confirmed_total"] == 3
+    assert {name: after[name] - before[name] for name in names} == {
+        "rabbitmq_connections_opened_total": 1, "rabbitmq_connections_closed_total": 1,
+        "rabbitmq_channels_opened_total": 2, "rabbitmq_channels_closed_total": 2,
+        "rabbitmq_queues_declared_total": 2, "rabbitmq_queues_created_total": 1, "rabbitmq_queues_deleted_total": 1,
+        "rabbitmq_global_messages_received_confirm_total": 3, "rabbitmq_global_messages_confirmed_total": 3,
+        "rabbitmq_global_messages_unroutable_dropped_total": 1,
+        "rabbitmq_global_messages_unroutable_returned_total": 1}
