@@ -133,11 +133,12 @@ class Queue(QueueDeadlines, StoredMessages):
         return self.auto_delete and self.had_consumers and not self._consumers
 
     # -- messages in ------------------------------------------------------------------------
-    def enqueue(self, message: Message) -> QueueEntry | None:
-        """Accept a routed message; None when x-overflow reject-publish(-dlx) refused it."""
+    def enqueue(self, message: Message, redelivered: bool = False) -> QueueEntry | None:
+        """Accept a routed message; None when x-overflow reject-publish(-dlx) refused it. `redelivered`: a move
+        task's copy of a message that may have been moved before (server/move_tasks.py)."""
         if self._plain and message.properties.expiration is None:
             # hot path: no limits, priorities or TTLs to consider
-            entry = QueueEntry(self._next_seq, message)
+            entry = QueueEntry(self._next_seq, message, redelivered)
             self._next_seq += 1
             if self.store is not None:
                 self._admit(entry)
@@ -155,7 +156,7 @@ class Queue(QueueDeadlines, StoredMessages):
             priority = message.properties.priority or 0
             if priority > settings.max_priority:
                 priority = settings.max_priority
-        entry = QueueEntry(self._next_seq, message, priority=priority)
+        entry = QueueEntry(self._next_seq, message, redelivered, priority)
         self._next_seq += 1
         ttl = self._ttl_ms(message)
         if ttl is not None and self.host is not None:
@@ -288,6 +289,16 @@ class Queue(QueueDeadlines, StoredMessages):
         if self._may_expire:
             self._arm_expiry()
         return entry
+
+    def unfetch(self, entry: QueueEntry) -> None:
+        """An entry `fetch` took that nobody saw (a move task could not place it) goes back to its place,
+        not flagged redelivered."""
+        self.unacked_count -= 1
+        if self.deleted:
+            self.settle_removed(entry)
+            return
+        self.ready.merge([entry])
+        self.dispatch()
 
     def settle(self, entries: Iterable[QueueEntry]) -> None:
         """Unacknowledged entries were acknowledged: they leave the queue for good."""

@@ -23,6 +23,7 @@ from leveret.http.limits import (
     put_vhost_limit,
 )
 from leveret.http.metrics import METRICS_PATHS, get_metrics, get_metrics_detailed, get_metrics_per_object
+from leveret.http.move_tasks import cancel_move_task, create_move_task, get_move_task, list_move_tasks
 from leveret.http.nodes import get_node, list_nodes
 from leveret.http.overview import get_overview
 from leveret.http.parameters import add_parameter_routes
@@ -106,6 +107,10 @@ def build_app(target: ManagementTarget) -> web.Application:
     app.router.add_get("/api/queues/{vhost}/{queue}/peek", peek)
     app.router.add_get("/api/queues/{vhost}/{queue}/dead-letters", dead_letters)
     add_shovel_routes(app)
+    app.router.add_get("/api/move-tasks", list_move_tasks)
+    app.router.add_post("/api/move-tasks", create_move_task)
+    app.router.add_get("/api/move-tasks/{id}", get_move_task)
+    app.router.add_delete("/api/move-tasks/{id}", cancel_move_task)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/metrics/per-object", get_metrics_per_object)
     app.router.add_get("/metrics/detailed", get_metrics_detailed)

@@ -31,6 +31,7 @@ class ManagementTarget(Protocol):
     durability: Any  # group commits (server/durability.py): .kick(), .wait_for_commit(waiter, seq); None before start
     ssl_port: int | None  # the bound amqps port (None: not listening)
     shovels: Any  # leveret.shovel.manager.Shovels: status(vhost), restart(vhost, name), totals()
+    move_tasks: Any  # server/move_tasks.py MoveTasks: start(...), get(id), list()
 
     def put_vhost(self, name: str, description: str = "", tags: tuple[str, ...] = ()) -> bool:
         """Create (True) or update (False) a vhost, in the access registry and the broker."""

@@ -44,16 +44,17 @@ def selected_vhosts(request: web.Request) -> list[VHost] | None:
     vhosts, known = target.broker.vhosts, target.users.vhosts
     name = request.match_info.get("vhost")
     if name is None:
-        return [vhosts[n] for n in sorted(vhosts) if n in known and _visible(request, n)]
+        return [vhosts[n] for n in sorted(vhosts) if n in known and visible(request, n)]
     vhost = vhosts.get(name)
     if vhost is None or name not in known:
         return None
-    if not _visible(request, name):
+    if not visible(request, name):
         raise NotAuthorisedForVHost()
     return [vhost]
 
 
-def _visible(request: web.Request, name: str) -> bool:
+def visible(request: web.Request, name: str) -> bool:
+    """Whether the user may see vhost `name` (its queues, exchanges, and move tasks)."""
     if SEES_ALL.intersection(tags_of(request)):
         return True
     user = request.get(USER)
@@ -77,7 +78,7 @@ def vhost_info(request: web.Request, name: str) -> dict[str, Any]:
 
 async def list_vhosts(request: web.Request) -> web.Response:
     """GET /api/vhosts: each vhost (that the user may see), sorted by name."""
-    names = sorted(n for n in target_of(request).users.vhosts if _visible(request, n))
+    names = sorted(n for n in target_of(request).users.vhosts if visible(request, n))
     return web.json_response([vhost_info(request, n) for n in names])
 
 

@@ -26,6 +26,7 @@ from leveret.server.errorlog import ErrorLog
 from leveret.server.flow import DiskAlarm
 from leveret.server.listeners import AMQPListener, Listener
 from leveret.server.memory_alarm import MemoryAlarm, total_memory, watermark_bytes
+from leveret.server.move_tasks import MoveTasks
 from leveret.server.protocol import AMQPProtocol, TLSProtocol
 from leveret.server.tls import server_context
 from leveret.shovel.endpoints import LocalBroker
@@ -136,6 +137,7 @@ class Server:
         self._access_watchers: tuple = ()  # what start() registers with the registry, stop() removes
         self._log_recovery()
         self.durability: Durability | None = None
+        self.move_tasks: MoveTasks | None = None  # messages moved between queues (server/move_tasks.py)
         self.disk_alarm: DiskAlarm | None = None
         self.memory_alarm: MemoryAlarm | None = None
         # glibc's tuned allocator when `leveret serve` set one up (the memory alarm trims it).
@@ -172,6 +174,7 @@ class Server:
         self.users.on_change.append(self._access_watchers[0])
         self.users.on_user_deleted.append(self._access_watchers[1])
         self.durability = Durability(self.loop, self.message_store)
+        self.move_tasks = MoveTasks(self.durability)
         self.timer_driver = TimerDriver(self.loop, self.broker.timers, self.clock)
         self.timer_driver.start()
         self.disk_alarm = DiskAlarm(self.loop, self.data_dir, self.settings.disk_free_limit,
@@ -288,6 +291,8 @@ class Server:
             self.memory_alarm.stop()
         if self.timer_driver is not None:
             self.timer_driver.stop()
+        if self.move_tasks is not None:
+            await self.move_tasks.stop()  # each finishes its batch: copies committed, sources acked
         for conn in list(self.connections):
             conn.force_close(codes.CONNECTION_FORCED, SHUTDOWN_TEXT)
         deadline = self.loop.time() + timeout

@@ -7,28 +7,13 @@ import json
 import urllib.error
 import urllib.request
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any
 
 import pika
 import pytest
 
 from leveret.embedded import EmbeddedBroker
 from leveret.http.encoding import jsonable
-
-
-@pytest.fixture
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as b:
-        yield b
-
-
-@pytest.fixture
-def channel(broker: EmbeddedBroker) -> Iterator[Any]:
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
-        yield conn.channel()
-    finally:
-        conn.close()
 
 
 def get(broker: EmbeddedBroker, path: str, auth: tuple[str, str] | None = ("guest", "guest")):

@@ -8,26 +8,12 @@ backlog, a transient backlog spilled past the memory budget) are read back for t
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pika
-import pytest
 
 from leveret.embedded import EmbeddedBroker
 from tests.http.api_client import api, call
-
-
-def _channel(broker: EmbeddedBroker) -> Iterator[Any]:
-    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
-    try:
-        yield conn.channel()
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def channel(broker: EmbeddedBroker) -> Iterator[Any]:
-    yield from _channel(broker)
 
 
 def _peek(broker: EmbeddedBroker, queue: str, query: str = "", vhost: str = "%2F") -> Any:
@@ -106,27 +92,29 @@ def test_peek_reads_messages_paged_out_to_disk_without_moving_them() -> None:
     """Past the memory window, stored (persistent) messages and spilled (transient) ones interleave on the
     disk tail: the memory budget of 0 makes every transient message past the window spill."""
     with EmbeddedBroker(memory_budget=0) as broker:
-        for channel in _channel(broker):
-            channel.queue_declare("paged", durable=True)
-            total = 4321
-            for i in range(total):
-                channel.basic_publish("", "paged", str(i).encode(), pika.BasicProperties(delivery_mode=2 - i % 2))
-            ready = broker.server.broker.vhosts["/"].queues["paged"].ready
-            assert ready.tail_length > 2000  # the backlog is on disk: stored and spilled items
-            taken = 0
-            for offsets in ((0, 1995, 2999, 3000, 4300), (0, 500, 1499, 1500, 2200)):
-                for offset in offsets:
-                    rows = _peek(broker, "paged", f"?count=25&offset={offset}")
-                    expected = range(taken + offset, min(total, taken + offset + 25))
-                    assert [int(r["payload"]) for r in rows] == list(expected)
-                    assert [r["properties"].get("delivery_mode") for r in rows] == [2 - i % 2 for i in expected]
-                    assert {r["redelivered"] for r in rows} == {False}
-                assert _ready(broker, "paged") == (total - taken, 0)
-                if not taken:  # take 2100: the first spilled batch is read back and partly in memory
-                    assert _drain_some(channel, "paged", 2100) == [str(i).encode() for i in range(2100)]
-                    taken = 2100
-            drained = _drain(channel, "paged")
-            assert drained == [(str(i).encode(), False) for i in range(taken, total)]
+        conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+        channel = conn.channel()
+        channel.queue_declare("paged", durable=True)
+        total = 4321
+        for i in range(total):
+            channel.basic_publish("", "paged", str(i).encode(), pika.BasicProperties(delivery_mode=2 - i % 2))
+        ready = broker.server.broker.vhosts["/"].queues["paged"].ready
+        assert ready.tail_length > 2000  # the backlog is on disk: stored and spilled items
+        taken = 0
+        for offsets in ((0, 1995, 2999, 3000, 4300), (0, 500, 1499, 1500, 2200)):
+            for offset in offsets:
+                rows = _peek(broker, "paged", f"?count=25&offset={offset}")
+                expected = range(taken + offset, min(total, taken + offset + 25))
+                assert [int(r["payload"]) for r in rows] == list(expected)
+                assert [r["properties"].get("delivery_mode") for r in rows] == [2 - i % 2 for i in expected]
+                assert {r["redelivered"] for r in rows} == {False}
+            assert _ready(broker, "paged") == (total - taken, 0)
+            if not taken:  # take 2100: the first spilled batch is read back and partly in memory
+                assert _drain_some(channel, "paged", 2100) == [str(i).encode() for i in range(2100)]
+                taken = 2100
+        drained = _drain(channel, "paged")
+        assert drained == [(str(i).encode(), False) for i in range(taken, total)]
+        conn.close()
 
 
 def _dead_letter_setup(channel: Any) -> None:

@@ -1,0 +1,309 @@
+"""Move tasks: messages moved from one queue to another, server-side (as SQS's StartMessageMoveTask).
+
+A task takes up to `count` of the source queue's ready messages (all of those ready when it starts when no
+count is given: a task never chases messages that arrive later, which a replay rejected straight back into
+its dead-letter queue would be) and puts a copy of each where it is told:
+
+- by default, straight into the queue the message last died in (x-death's first table): the queue, not the
+  exchange it was published to, whose other bindings already had their copy the first time;
+- or straight into a named queue;
+- or through a named exchange, with a named routing key or else each message's own (an ordinary publish:
+  CC and BCC headers, alternate exchanges and exchange-to-exchange bindings apply).
+
+Confirm-then-ack: a batch of copies is made durable (the group commit of server/durability.py, waited for
+as a publisher confirm waits) before the source messages are acked, so a kill -9 loses nothing; it may
+leave a message both moved and still in the source (killed between the two commits), and moving it again
+then makes a second copy. A source message flagged redelivered (every message recovered after a crash is)
+gives a copy flagged redelivered when it goes straight into a queue, so the consumer of the destination
+sees such a duplicate flagged. With `replay_count` each copy carries x-replay-count, one more than its
+source's. A rate limit paces the batches (`max_rate` messages per second).
+
+A message that cannot be placed (its original queue is gone or unknown, the destination refused it at its
+length limit, the exchange is gone) stays at the head of the source, unflagged, and the task fails with the
+reason. Tasks live in memory: one unfinished at a restart is not resumed (what it had not moved is still in
+the source; start another). The task runs on the server's event loop, beside connections, and costs nothing
+on anyone else's message path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from leveret.broker import xdeath
+from leveret.broker.entry import QueueEntry
+from leveret.broker.errors import BrokerError
+from leveret.broker.message import Message
+from leveret.broker.queue import Queue
+from leveret.broker.vhost import VHost
+
+log = logging.getLogger("leveret.move_tasks")
+
+BATCH = 500  # messages a loop turn takes and copies at most
+PIPELINE = 4  # batches whose commits are awaited at once
+KEPT = 100  # finished tasks remembered for listing
+RUNNING, FINISHED, CANCELLED, FAILED = "running", "finished", "cancelled", "failed"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where copies go: `queue`, or `exchange` (with `routing_key`, None: each message's own), or neither:
+    each message's original queue."""
+
+    queue: str | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        if self.exchange is not None:
+            return {"type": "exchange", "exchange": self.exchange, "routing_key": self.routing_key}
+        if self.queue is not None:
+            return {"type": "queue", "queue": self.queue}
+        return {"type": "original-queue"}
+
+
+class _CommitWaiter:
+    """What server/durability.py confirms, for one batch: resolves a future with whether it is durable."""
+
+    def __init__(self, future: "asyncio.Future[bool]") -> None:
+        self.future = future
+
+    def confirm_ready(self, seq: int) -> None:
+        if not self.future.done():
+            self.future.set_result(True)
+
+    def confirm_failed(self, seq: int) -> None:
+        if not self.future.done():
+            self.future.set_result(False)
+
+
+class Unplaced(Exception):
+    """A copy could not be placed; the task fails with this reason."""
+
+
+class MoveTask:
+    """One move from `source` to `destination` and its progress."""
+
+    def __init__(self, vhost: VHost, source: Queue, destination: Destination, count: int | None,
+                 max_rate: float | None, replay_count: bool) -> None:
+        self.id = uuid.uuid4().hex[:16]
+        self.vhost = vhost
+        self.source = source
+        self.destination = destination
+        self.count = count
+        self.max_rate = max_rate
+        self.replay_count = replay_count
+        ready = len(source.ready)
+        self.total = ready if count is None else min(count, ready)
+        self.moved = 0
+        self.state = RUNNING
+        self.reason: str | None = None
+        self.started_at = time.time()
+        self.finished_at: float | None = None
+        self._cancelled = False
+        self._woken = asyncio.Event()
+        self.runner: asyncio.Task | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The task as the management API shows it."""
+        elapsed = (self.finished_at or time.time()) - self.started_at
+        return {
+            "id": self.id,
+            "vhost": self.vhost.name,
+            "source": self.source.name,
+            "destination": self.destination.describe(),
+            "count": self.count,
+            "max_rate": self.max_rate,
+            "replay_count": self.replay_count,
+            "total": self.total,
+            "moved": self.moved,
+            "remaining": self.total - self.moved,
+            "rate": round(self.moved / elapsed, 1) if elapsed > 0 else 0.0,
+            "state": self.state,
+            "reason": self.reason,
+            "started_at": int(self.started_at * 1000),
+            "finished_at": None if self.finished_at is None else int(self.finished_at * 1000),
+        }
+
+    def cancel(self) -> bool:
+        """Stop after the batch in hand (its copies are committed and its sources acked); False if not running."""
+        if self.state != RUNNING:
+            return False
+        self._cancelled = True
+        self._woken.set()
+        return True
+
+    def _end(self, state: str, reason: str | None = None) -> None:
+        self.state, self.reason, self.finished_at = state, reason, time.time()
+        log.info("move task %s from %s %s: %d of %d moved%s", self.id, self.source.describe(), state,
+                 self.moved, self.total, f" ({reason})" if reason else "")
+
+    async def run(self, durability: Any) -> None:
+        """Move batch after batch; up to PIPELINE batches wait for their commits at once (one fsync per batch
+        would otherwise bound the rate), each batch's sources acked when its own commit is done."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        in_flight: deque[tuple[asyncio.Future[bool] | None, list[QueueEntry]]] = deque()
+        taken_total = 0  # moved, or copied and waiting for their commit
+        error: Unplaced | None = None
+        while taken_total < self.total and not self._cancelled and error is None:
+            if self.source.deleted:
+                error = Unplaced(f"{self.source.describe()} was deleted")
+                break
+            allowed = self.total - taken_total
+            if self.max_rate is not None:
+                due = int((loop.time() - start) * self.max_rate) + 1 - taken_total
+                if due <= 0:  # pacing: the next message is not due yet (a cancel wakes it at once)
+                    wait = (taken_total - (loop.time() - start) * self.max_rate) / self.max_rate
+                    try:
+                        await asyncio.wait_for(self._woken.wait(), max(wait, 0.001))
+                    except asyncio.TimeoutError:
+                        pass
+                    continue
+                allowed = min(allowed, due)
+            taken, error = self._move_batch(min(allowed, BATCH))
+            if taken:
+                in_flight.append((self._commit(durability), taken))
+                taken_total += len(taken)
+            elif error is None:
+                break  # the source has fewer ready messages than at the start (consumed meanwhile)
+            while len(in_flight) >= PIPELINE:
+                error = await self._acked(in_flight.popleft(), durability) or error
+            await asyncio.sleep(0)  # let connections run between batches
+        while in_flight:
+            error = await self._acked(in_flight.popleft(), durability) or error
+        if error is not None:
+            self._end(FAILED, str(error))
+        else:
+            self._end(CANCELLED if self._cancelled else FINISHED)
+
+    def _move_batch(self, limit: int) -> tuple[list[QueueEntry], Unplaced | None]:
+        """Take up to `limit` source messages and place their copies; stop at the first that cannot be placed
+        (put back unflagged: nobody saw it)."""
+        taken: list[QueueEntry] = []
+        source = self.source
+        for _ in range(limit):
+            entry = source.fetch(no_ack=False)
+            if entry is None:
+                break
+            try:
+                self._place(entry)
+            except Unplaced as exc:
+                source.unfetch(entry)
+                return taken, exc
+            except OSError as exc:  # the store refused the copy (a full disk): nothing of it was kept
+                source.unfetch(entry)
+                return taken, Unplaced(f"the message store refused a copy: {exc}")
+            taken.append(entry)
+        return taken, None
+
+    def _copy(self, entry: QueueEntry, exchange: str, routing_key: str) -> Message:
+        message = entry.message
+        if self.replay_count:
+            headers = dict(message.headers or {})
+            headers[xdeath.REPLAY_COUNT] = xdeath.replay_count(message) + 1
+            return Message(exchange, routing_key, message.properties.replace(headers=headers), message.body)
+        return Message(exchange, routing_key, message.properties, message.body)
+
+    def _place(self, entry: QueueEntry) -> None:
+        destination = self.destination
+        if destination.exchange is not None:
+            routing_key = destination.routing_key
+            if routing_key is None:
+                routing_key = entry.message.routing_key
+            try:
+                result = self.vhost.publish(destination.exchange, routing_key,
+                                            self._copy(entry, destination.exchange, routing_key))
+            except BrokerError as exc:
+                raise Unplaced(exc.text) from None
+            if not result.routed:
+                raise Unplaced(f"a message routed to no queue from exchange '{destination.exchange}' "
+                               f"with routing key '{routing_key}'")
+            if result.rejected:
+                raise Unplaced("a queue refused a message at its length limit (x-overflow reject-publish)")
+            return
+        name = destination.queue if destination.queue is not None else xdeath.origin_queue(entry.message)
+        if name is None:
+            raise Unplaced("a message has no x-death header: it was not dead-lettered, so it has no original queue")
+        queue = self.vhost.queues.get(name)
+        if queue is None:
+            raise Unplaced(f"no queue '{name}' in vhost '{self.vhost.name}'")
+        copy = self._copy(entry, "", name)
+        placed = queue.enqueue(copy, entry.redelivered) if isinstance(queue, Queue) else queue.enqueue(copy)
+        if placed is None:
+            raise Unplaced(f"{queue.describe()} refused a message at its length limit (x-overflow reject-publish)")
+
+    @staticmethod
+    def _commit(durability: Any) -> "asyncio.Future[bool] | None":
+        """A future of the next group commit (True once durable), or None when nothing waits to be written."""
+        if durability is None or not durability.store.commit_pending:
+            return None
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        durability.wait_for_commit(_CommitWaiter(future), 0)
+        return future
+
+    async def _acked(self, batch: tuple["asyncio.Future[bool] | None", list[QueueEntry]],
+                     durability: Any) -> Unplaced | None:
+        """Once a batch's copies are durable, ack its sources; a failed commit puts them back instead."""
+        future, taken = batch
+        if future is not None and not await future:
+            # The store rolled the copies back (and nacked them); the sources go back, flagged: a consumer
+            # of the destination may have had a copy before the rollback.
+            self.source.requeue(taken)
+            return Unplaced("the message store could not make the copies durable (see the broker log)")
+        self.source.settle(taken)
+        self.moved += len(taken)
+        if durability is not None:
+            durability.kick()  # the acks, with the next commit
+        return None
+
+
+class MoveTasks:
+    """The broker's move tasks: started, listed, cancelled (the server owns one)."""
+
+    def __init__(self, durability: Any) -> None:
+        self.durability = durability
+        self.tasks: dict[str, MoveTask] = {}
+
+    def start(self, vhost: VHost, source: Queue, *, queue: str | None = None, exchange: str | None = None,
+              routing_key: str | None = None, count: int | None = None, max_rate: float | None = None,
+              replay_count: bool = True) -> MoveTask:
+        """Start moving `source`'s messages: to `queue`, through `exchange` (`routing_key`, None: each
+        message's own), or, with neither, to each message's original queue (see the module's docstring)."""
+        destination = Destination(queue=queue, exchange=exchange, routing_key=routing_key)
+        task = MoveTask(vhost, source, destination, count, max_rate, replay_count)
+        self.tasks[task.id] = task
+        task.runner = asyncio.get_running_loop().create_task(self._run(task))
+        self._forget_old()
+        return task
+
+    async def _run(self, task: MoveTask) -> None:
+        try:
+            await task.run(self.durability)
+        except Exception as exc:  # a bug: the task fails loudly, the broker goes on
+            log.exception("internal error in move task %s", task.id)
+            task._end(FAILED, f"internal error: {exc!r}")
+
+    def _forget_old(self) -> None:
+        done = [t for t in self.tasks.values() if t.state != RUNNING]
+        for task in sorted(done, key=lambda t: t.finished_at or 0)[: max(0, len(done) - KEPT)]:
+            del self.tasks[task.id]
+
+    def get(self, ident: str) -> MoveTask | None:
+        return self.tasks.get(ident)
+
+    def list(self) -> list[MoveTask]:
+        return sorted(self.tasks.values(), key=lambda t: t.started_at)
+
+    async def stop(self) -> None:
+        """Cancel every running task and wait for it to finish its batch (the server is stopping)."""
+        running = [t for t in self.tasks.values() if t.runner is not None and not t.runner.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait([t.runner for t in running], timeout=10)  # type: ignore[misc]
