@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -100,7 +101,7 @@ class Broker:
 class Client:
     """Just enough AMQP client, built on leveret's codec, to publish with confirms."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, vhost: str = "/") -> None:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.parser = FrameParser(131072)
         self.pending: list = []
@@ -111,7 +112,7 @@ class Client:
         tune = self.expect(spec.ConnectionTune)
         self.frame_max = tune.frame_max
         self.send(0, spec.ConnectionTuneOk(channel_max=tune.channel_max, frame_max=tune.frame_max, heartbeat=0))
-        self.send(0, spec.ConnectionOpen(virtual_host="/"))
+        self.send(0, spec.ConnectionOpen(virtual_host=vhost))
         self.expect(spec.ConnectionOpenOk)
         self.send(1, spec.ChannelOpen())
         self.expect(spec.ChannelOpenOk)
@@ -137,19 +138,26 @@ class Client:
             if isinstance(method, kind):
                 return method
 
-    def publish_confirmed(self, exchange: str, routing_key: str, count: int, headers: dict, body: bytes) -> float:
+    def publish_confirmed(self, exchange: str, routing_key: str, count: int, headers: dict, body: Any) -> float:
+        """Publish `count` persistent messages with confirms (window 1000); `body` is bytes, or a function of the
+        message's number (0, 1, ...) giving its bytes. Returns the seconds until the last confirm."""
         self.send(1, spec.ConfirmSelect())
         self.expect(spec.ConfirmSelectOk)
         props = BasicProperties(delivery_mode=2, headers=headers).raw
-        one = b"".join(serializer.content_frames(1, spec.BasicPublish(exchange=exchange, routing_key=routing_key),
-                                                 props, body, self.frame_max))
+        publish = spec.BasicPublish(exchange=exchange, routing_key=routing_key)
+
+        def frames(i: int) -> bytes:
+            return b"".join(serializer.content_frames(1, publish, props, body(i) if callable(body) else body,
+                                                      self.frame_max))
+
+        one = frames(0)
         started = time.monotonic()
         sent = acked = 0
         window = 1000
         while acked < count:
             if sent - acked < window and sent < count:
                 n = min(window - (sent - acked), count - sent, 500)
-                self.sock.sendall(one * n)
+                self.sock.sendall(b"".join(map(frames, range(sent, sent + n))) if callable(body) else one * n)
                 sent += n
                 continue
             method = self.expect((spec.BasicAck, spec.BasicNack))
