@@ -120,9 +120,14 @@ def format_reply_text(reply_code: int, detail: str = "") -> str:
     """Return RabbitMQ's reply text "NAME - detail" (just "NAME" without detail), cut to 255 bytes."""
     name = REPLY_NAMES.get(reply_code, str(reply_code))
     text = f"{name} - {detail}" if detail else name
-    raw = text.encode("utf-8")
+    # A name or value that came as bytes that are not UTF-8 is carried as surrogate escapes: it goes out as
+    # those bytes, as RabbitMQ prints a binary into its texts.
+    raw = text.encode("utf-8", "surrogateescape")
     if len(raw) > _MAX_REPLY_TEXT:
-        text = raw[:_MAX_REPLY_TEXT].decode("utf-8", "ignore")
+        end = _MAX_REPLY_TEXT
+        while end and raw[end] & 0xC0 == 0x80:  # back to a character boundary (not a continuation byte)
+            end -= 1
+        text = raw[:end].decode("utf-8", "surrogateescape")
     return text
 
 

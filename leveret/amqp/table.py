@@ -1,4 +1,4 @@
-"""Field tables and field arrays, with every type tag RabbitMQ accepts.
+"""Field tables and field arrays, with every type tag RabbitMQ accepts, each value keeping its tag.
 
 Decoding (tag -> Python):
 
@@ -6,27 +6,29 @@ Decoding (tag -> Python):
 tag   wire                        Python
 ====  ==========================  ======================================
 t     octet                       bool
-b/B   int8 / uint8                int
-s     int16 (RabbitMQ's meaning,  int
+b/B   int8 / uint8                Int8 / UInt8 (int subclasses)
+s     int16 (RabbitMQ's meaning,  Int16
       not the spec's shortstr)
-u     uint16                      int
-I/i   int32 / uint32              int
-l     int64                       int
-f/d   float32 / float64           float
-D     scale octet + int32         decimal.Decimal
+u     uint16                      UInt16
+I     int32                       int
+i     uint32                      UInt32
+l     int64                       Long
+f/d   float32 / float64           Float32 (a float subclass) / float
+D     scale octet + int32         decimal.Decimal (its exponent is -scale)
 T     uint64 seconds              Timestamp (an int subclass)
-S     longstr                     str when valid UTF-8, else bytes
+S     longstr                     str when valid UTF-8, else LongBytes (a bytes subclass)
 x     byte array                  bytes
 A     array                       list
 F     table                       dict
 V     void                        None
 ====  ==========================  ======================================
 
-Encoding (Python -> tag): bool->t, int->I when it fits int32 else l, float->d,
-Decimal->D, str->S, bytes/bytearray/memoryview->x, Timestamp or datetime->T, dict->F,
-list/tuple->A, None->V. So a decoded table re-encodes to equal values, though not always to
-the same bytes (b/B/s/u/i become I, f becomes d); code that must forward a table byte for
-byte keeps the raw bytes (see properties.py).
+Encoding (Python -> tag): each subclass above goes back to its own tag; otherwise bool->t, int->I when
+it fits int32 else l, float->d, Decimal->D, str->S, bytes/bytearray/memoryview->x, datetime->T,
+dict->F, list/tuple->A, None->V. So a decoded table re-encodes to the same bytes, as RabbitMQ
+re-encodes the tables it rewrites (dead-lettering, the delayed exchange), and the broker can tell
+every AMQP type apart where RabbitMQ does (headers matching, argument equivalence, error texts): each
+subclass names its type as RabbitMQ does in `field_type`, its tag in `field_tag`.
 
 Decoders take bytes or bytearray (keys are decoded with bytes.decode). Any unknown tag or
 truncated input raises MalformedFrame.
@@ -53,9 +55,36 @@ class Timestamp(int):
     """Seconds since the epoch, as field-table tag T; an int that remembers its tag."""
 
     __slots__ = ()
+    field_tag = b"T"
+    field_type = "timestamp"
 
     def __repr__(self) -> str:
         return f"Timestamp({int(self)})"
+
+
+def _tagged(name: str, base: type, tag: bytes, type_name: str) -> type:
+    """A subclass of int, float or bytes for values of one field type: decoded values keep their tag."""
+    return type(name, (base,), {"__slots__": (), "field_tag": tag, "field_type": type_name,
+                                "__doc__": f"A field value of tag {tag.decode()} ({type_name})."})
+
+
+Int8 = _tagged("Int8", int, b"b", "byte")
+UInt8 = _tagged("UInt8", int, b"B", "unsignedbyte")
+Int16 = _tagged("Int16", int, b"s", "short")
+UInt16 = _tagged("UInt16", int, b"u", "unsignedshort")
+UInt32 = _tagged("UInt32", int, b"i", "unsignedint")
+Long = _tagged("Long", int, b"l", "long")
+Float32 = _tagged("Float32", float, b"f", "float")
+# A longstr (tag S) whose bytes are not UTF-8: kept apart from a byte array (tag x, plain bytes).
+LongBytes = _tagged("LongBytes", bytes, b"S", "longstr")
+
+
+# How each tagged subclass packs its value after the tag.
+_PACK = {
+    b"T": UINT64.pack, b"b": INT8.pack, b"B": UINT8.pack, b"s": INT16.pack, b"u": UINT16.pack,
+    b"i": UINT32.pack, b"l": INT64.pack, b"f": FLOAT32.pack,
+    b"S": lambda raw: UINT32.pack(len(raw)) + raw,
+}
 
 
 # --------------------------------------------------------------------------- decoding
@@ -119,7 +148,7 @@ def _decode(buf, offset: int, is_table: bool):
                 try:
                     value = raw.decode("utf-8")
                 except UnicodeDecodeError:
-                    value = bytes(raw)
+                    value = LongBytes(raw)
             elif tag == 73:  # I
                 value = INT32.unpack_from(buf, offset)[0]
                 offset += 4
@@ -138,7 +167,7 @@ def _decode(buf, offset: int, is_table: bool):
                 container, end, is_table = child, child_end, tag == 70
                 continue
             elif tag == 108:  # l
-                value = INT64.unpack_from(buf, offset)[0]
+                value = Long(INT64.unpack_from(buf, offset)[0])
                 offset += 8
             elif tag == 116:  # t
                 value = buf[offset] != 0
@@ -160,22 +189,22 @@ def _decode(buf, offset: int, is_table: bool):
                 value = bytes(buf[offset:value_end])
                 offset = value_end
             elif tag == 98:  # b
-                value = INT8.unpack_from(buf, offset)[0]
+                value = Int8(INT8.unpack_from(buf, offset)[0])
                 offset += 1
             elif tag == 66:  # B
-                value = UINT8.unpack_from(buf, offset)[0]
+                value = UInt8(UINT8.unpack_from(buf, offset)[0])
                 offset += 1
             elif tag == 115:  # s
-                value = INT16.unpack_from(buf, offset)[0]
+                value = Int16(INT16.unpack_from(buf, offset)[0])
                 offset += 2
             elif tag == 117:  # u
-                value = UINT16.unpack_from(buf, offset)[0]
+                value = UInt16(UINT16.unpack_from(buf, offset)[0])
                 offset += 2
             elif tag == 105:  # i
-                value = UINT32.unpack_from(buf, offset)[0]
+                value = UInt32(UINT32.unpack_from(buf, offset)[0])
                 offset += 4
             elif tag == 102:  # f
-                value = FLOAT32.unpack_from(buf, offset)[0]
+                value = Float32(FLOAT32.unpack_from(buf, offset)[0])
                 offset += 4
             elif tag == 68:  # D
                 scale, unscaled = DECIMAL.unpack_from(buf, offset)
@@ -231,7 +260,7 @@ def _encode(root, is_table: bool) -> bytes:
                     raise ValueError(f"field table key too long: {key!r}")
                 append(bytes((n,)) + raw_key)
                 total += 1 + n
-            # bool before int (bool is an int), Timestamp before int (it is one too).
+            # bool before int (bool is an int); the int subclasses (Timestamp, Long...) keep their tags below.
             kind = type(value)
             if kind is str:
                 raw = value.encode("utf-8", "surrogateescape")
@@ -274,13 +303,14 @@ def _encode(root, is_table: bool) -> bytes:
 
 def _encode_scalar(value) -> bytes:
     """Tag and encoding of a value that is not a container (and not a plain str, bool or int)."""
+    tag = getattr(type(value), "field_tag", None)
+    if tag is not None:
+        return tag + _PACK[tag](value)
     if isinstance(value, str):
         raw = value.encode("utf-8", "surrogateescape")
         return b"S" + UINT32.pack(len(raw)) + raw
     if isinstance(value, bool):
         return b"t\x01" if value else b"t\x00"
-    if isinstance(value, Timestamp):
-        return b"T" + UINT64.pack(value)
     if isinstance(value, int):
         if _INT32_MIN <= value <= _INT32_MAX:
             return b"I" + INT32.pack(value)

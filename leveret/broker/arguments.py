@@ -1,8 +1,18 @@
-"""Field-table values as RabbitMQ names and compares them in its error texts.
+"""Field-table values as RabbitMQ names and compares them: types, type classes, equality, error texts.
 
-The codec hands the broker plain Python values, so the AMQP type is recovered from the Python type
-(an int in 32 bits reads as 'signedint', as pika and most clients encode it). Used for
-"inequivalent arg" and "invalid x-match" messages and for the value comparisons RabbitMQ makes.
+The codec (amqp/table.py) decodes every value to a Python value that keeps its AMQP type: a plain int is
+a signedint, a plain float a double, str a longstr and bytes a binary (tag x); the other types are
+subclasses naming their type in `field_type` (read here by duck typing, since broker/ does not import the
+codec). Used for "inequivalent arg" and "invalid x-match" messages and for the comparisons RabbitMQ makes:
+
+- argument equivalence (`values_equal`): the type classes match (every integer type and decimal are one
+  class, float and double another, each other type its own) and the values are equal (RabbitMQ's
+  `type_class` and `==`): I 1 equals l 1 and b 1, never t true, d 1.0, D 1 or T 1;
+- headers-exchange matching (`header_values_equal`): Erlang's `==` on the decoded values, whatever their
+  types: I 1 equals l 1, d 1.0 and T 1, S "a" equals x "a"; but t true is an atom and a decimal a
+  {scale, unscaled} pair, so neither equals any number (Python's True == 1 == Decimal(1) must not leak);
+- inside tables and arrays, types must match exactly and tables keep their order (Erlang's `==` on the
+  decoded terms, which carry their types there).
 
 Values nest as deep as a client's frame allows (tens of thousands of tables), so nothing here recurses:
 comparison and text rendering walk containers with an explicit stack.
@@ -17,7 +27,10 @@ from typing import Any, Mapping
 
 
 def field_type_name(value: Any) -> str:
-    """RabbitMQ's name for the AMQP field type a value would have on the wire."""
+    """RabbitMQ's name for the AMQP field type a value has on the wire."""
+    named = getattr(type(value), "field_type", None)
+    if named is not None:
+        return named
     if value is None:
         return "void"
     if isinstance(value, bool):
@@ -26,8 +39,10 @@ def field_type_name(value: Any) -> str:
         return "signedint" if -(2**31) <= value < 2**31 else "long"
     if isinstance(value, float):
         return "double"
-    if isinstance(value, (str, bytes, bytearray, memoryview)):
+    if isinstance(value, str):
         return "longstr"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "binary"
     if isinstance(value, decimal.Decimal):
         return "decimal"
     if isinstance(value, datetime.datetime):
@@ -37,6 +52,40 @@ def field_type_name(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "array"
     return type(value).__name__
+
+
+_TYPE_CLASSES = {
+    "byte": "int", "unsignedbyte": "int", "short": "int", "unsignedshort": "int", "signedint": "int",
+    "unsignedint": "int", "long": "int", "decimal": "int", "float": "float", "double": "float",
+}
+
+
+def type_class(value: Any) -> str:
+    """RabbitMQ's type class: 'int' for every integer type and decimal, 'float' for float and double."""
+    name = field_type_name(value)
+    return _TYPE_CLASSES.get(name, name)
+
+
+def _scalar_key(value: Any) -> Any:
+    """A scalar as RabbitMQ compares it within its type: a decimal as (scale, unscaled), strings as bytes."""
+    if isinstance(value, decimal.Decimal):
+        sign, digits, exponent = value.as_tuple()
+        unscaled = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
+        if isinstance(exponent, int) and exponent > 0:
+            unscaled, exponent = unscaled * 10**exponent, 0
+        return ("decimal", exponent, unscaled)
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    return value
+
+
+def typed_key(value: Any) -> Any:
+    """A hashable image of a scalar that is equal only for the same type and value (binding identity)."""
+    return (field_type_name(value), _scalar_key(value))
 
 
 def as_text(value: Any) -> Any:
@@ -50,28 +99,76 @@ _CONTAINERS = (Mapping, list, tuple)
 
 
 def values_equal(a: Any, b: Any) -> bool:
-    """Erlang-style `==` on field values: 1 == 1.0, b"x" == "x", at any depth of tables and arrays."""
-    if not isinstance(a, _CONTAINERS) or not isinstance(b, _CONTAINERS):
-        return as_text(a) == as_text(b)
+    """RabbitMQ's equality of two field values at the top of a table (see the module docstring)."""
+    kind = type_class(a)
+    if kind != type_class(b):
+        return False
+    if isinstance(a, _CONTAINERS):
+        return _exactly_equal(a, b)
+    if kind == "int" and isinstance(a, decimal.Decimal) != isinstance(b, decimal.Decimal):
+        return False  # decimal {Scale, Value} is never == an integer
+    return _scalar_key(a) == _scalar_key(b)
+
+
+def header_values_equal(a: Any, b: Any) -> bool:
+    """A headers-exchange binding value against a message header value (see the module docstring)."""
+    if isinstance(a, _CONTAINERS) or isinstance(b, _CONTAINERS):
+        return isinstance(a, _CONTAINERS) and isinstance(b, _CONTAINERS) and _exactly_equal(a, b)
+    return _erlang_value(a) == _erlang_value(b)
+
+
+def _erlang_value(value: Any) -> Any:
+    """A scalar as the Erlang term RabbitMQ decodes it to, for `==`: numbers stay numbers (1 == 1.0)."""
+    if isinstance(value, bool) or value is None:
+        return ("atom", value)
+    if isinstance(value, (int, float)):
+        return value
+    return _scalar_key(value)
+
+
+def _exactly_equal(a: Any, b: Any) -> bool:
+    """Equality inside tables and arrays: same types at every level, tables in the same order."""
     pending = [(a, b)]
     pop, push, extend = pending.pop, pending.append, pending.extend
     while pending:
         x, y = pop()
+        if field_type_name(x) != field_type_name(y):
+            return False
         if isinstance(x, Mapping):
-            if not isinstance(y, Mapping) or len(x) != len(y):
+            if len(x) != len(y) or list(x) != list(y):
                 return False
-            for key, value in x.items():
-                other = y.get(key, _MISSING)
-                if other is _MISSING:
-                    return False
-                push((value, other))
+            extend(zip(x.values(), y.values()))
         elif isinstance(x, (list, tuple)):
-            if not isinstance(y, (list, tuple)) or len(x) != len(y):
+            if len(x) != len(y):
                 return False
             extend(zip(x, y))
-        elif isinstance(y, _CONTAINERS) or as_text(x) != as_text(y):
+        elif _scalar_key(x) != _scalar_key(y):
             return False
     return True
+
+
+def erlang_binary(value: Any) -> str:
+    """A string or byte string as Erlang's `~p` prints a binary in RabbitMQ's texts: `<<"all">>` when every
+    byte is printable ASCII, `<<>>` when empty, else its bytes as numbers (`<<255,1>>`)."""
+    raw = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else bytes(value)
+    if all(32 <= byte < 127 for byte in raw):
+        escaped = raw.decode("ascii").replace("\\", "\\\\").replace('"', '\\"')
+        return f'<<"{escaped}">>' if raw else "<<>>"
+    return "<<" + ",".join(map(str, raw)) + ">>"
+
+
+def erlang_term(value: Any) -> str:
+    """A scalar as Erlang's `~p` prints RabbitMQ's decoded value of it in error texts."""
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        return erlang_binary(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "undefined"
+    if isinstance(value, decimal.Decimal):
+        _, exponent, unscaled = _scalar_key(value)
+        return f"{{{-exponent},{unscaled}}}"
+    return short_text(value)
 
 
 def value_text(value: Any) -> str:
@@ -133,10 +230,6 @@ def describe_value(value: Any) -> str:
     return f"the value '{_shown(value)}' of type '{field_type_name(value)}'"
 
 
-def _kind(value: Any) -> str:
-    """The type for equivalence: ints of any width are one kind, since the codec loses the width."""
-    name = field_type_name(value)
-    return "long" if name == "signedint" else name
 
 
 class _Missing:
@@ -180,7 +273,7 @@ def first_inequivalent(
             new = defaults[key] if new is _MISSING else new
         if old is _MISSING and new is _MISSING:
             continue
-        if old is not _MISSING and new is not _MISSING and _kind(old) == _kind(new):
+        if old is not _MISSING and new is not _MISSING and type_class(old) == type_class(new):
             if values_equal(old, new):
                 continue
             return key, f"'{_shown(new)}'", f"'{_shown(old)}'"

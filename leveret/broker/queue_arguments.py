@@ -6,8 +6,9 @@ Every text below was read from a live RabbitMQ 3.10 (406 PRECONDITION_FAILED, ch
   `{value_zero,0}` (x-expires only), `{max_value_exceeded,256}` (x-max-priority only);
 - x-overflow: `{unacceptable_type,signedint}` / `invalid_overflow`;
 - x-single-active-consumer: `{unacceptable_type,longstr}`;
-- x-dead-letter-exchange / -routing-key of a wrong type: `invalid type 'signedint' for arg 'K' in queue
-  'q' in vhost '/'`; a routing key without an exchange: `routing_key_but_no_dlx_defined`;
+- x-dead-letter-exchange of a wrong type: `invalid type 'signedint' for arg 'K' in queue 'q' in vhost '/'`,
+  x-dead-letter-routing-key: `{unacceptable_type,signedint}`; a routing key without an exchange:
+  `routing_key_but_no_dlx_defined`;
 - x-queue-type: `"unsupported queue type 'foo'"`;
 - arguments of another queue type: `invalid arg 'x-delivery-limit' for queue 'q' in vhost '/' of queue
   type rabbit_classic_queue`;
@@ -95,8 +96,14 @@ class QueueSettings:
         return delays[min(attempt, len(delays)) - 1]
 
 
+INTEGER_TYPES = ("byte", "short", "signedint", "long", "unsignedbyte", "unsignedshort", "unsignedint")
+# RabbitMQ's longest TTL and x-expires, in ms (ten years): longer is {value_too_large,N}.
+MAX_EXPIRY_MS = 315_360_000_000
+
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer field type as RabbitMQ's argument checks take it (never bool, timestamp or decimal)."""
+    return field_type_name(value) in INTEGER_TYPES
 
 
 class _Checker:
@@ -109,7 +116,8 @@ class _Checker:
     def invalid(self, key: str, detail: str) -> PreconditionFailed:
         return PreconditionFailed(f"invalid arg '{key}' {self.where}: {detail}")
 
-    def integer(self, key: str, *, zero_ok: bool = True, maximum: int | None = None) -> int | None:
+    def integer(self, key: str, *, zero_ok: bool = True, maximum: int | None = None,
+                too_large: int | None = None) -> int | None:
         if key not in self.arguments:
             return None
         value = self.arguments[key]
@@ -121,13 +129,15 @@ class _Checker:
             raise self.invalid(key, f"{{value_zero,{value}}}")
         if maximum is not None and value > maximum:
             raise self.invalid(key, f"{{max_value_exceeded,{value}}}")
+        if too_large is not None and value > too_large:
+            raise self.invalid(key, f"{{value_too_large,{value}}}")
         return value
 
     def text(self, key: str) -> str | None:
         if key not in self.arguments:
             return None
         value = as_text(self.arguments[key])
-        if not isinstance(value, str):
+        if field_type_name(self.arguments[key]) != "longstr":
             raise PreconditionFailed(
                 f"invalid type '{field_type_name(self.arguments[key])}' for arg '{key}' in queue "
                 f"'{self.queue_name}' in vhost '{self.vhost_name}'"
@@ -149,9 +159,43 @@ def parse_queue_arguments(
     settings = QueueSettings()
     if "x-queue-type" in arguments:
         queue_type = as_text(arguments["x-queue-type"])
+        if field_type_name(arguments["x-queue-type"]) != "longstr":
+            raise check.invalid("x-queue-type", f"{{unacceptable_type,{field_type_name(arguments['x-queue-type'])}}}")
         if queue_type not in QUEUE_TYPES:
             raise check.invalid("x-queue-type", f"\"unsupported queue type '{queue_type}'\"")
         settings.queue_type = queue_type
+    settings.expires = check.integer("x-expires", zero_ok=False, too_large=MAX_EXPIRY_MS)
+    settings.message_ttl = check.integer("x-message-ttl", too_large=MAX_EXPIRY_MS)
+    settings.dead_letter_exchange = check.text("x-dead-letter-exchange")
+    routing_key = arguments.get("x-dead-letter-routing-key")
+    if "x-dead-letter-routing-key" in arguments and field_type_name(routing_key) != "longstr":
+        raise check.invalid("x-dead-letter-routing-key", f"{{unacceptable_type,{field_type_name(routing_key)}}}")
+    settings.dead_letter_routing_key = check.text("x-dead-letter-routing-key")
+    if settings.dead_letter_routing_key is not None and settings.dead_letter_exchange is None:
+        raise check.invalid("x-dead-letter-routing-key", "routing_key_but_no_dlx_defined")
+    settings.max_length = check.integer("x-max-length")
+    settings.max_length_bytes = check.integer("x-max-length-bytes")
+    settings.max_priority = check.integer("x-max-priority", maximum=MAX_PRIORITY)
+    if "x-overflow" in arguments:
+        overflow = arguments["x-overflow"]
+        if field_type_name(overflow) != "longstr":
+            raise check.invalid("x-overflow", f"{{unacceptable_type,{field_type_name(overflow)}}}")
+        if as_text(overflow) not in OVERFLOW_MODES:
+            raise check.invalid("x-overflow", "invalid_overflow")
+        settings.overflow = as_text(overflow)
+    if "x-queue-mode" in arguments:
+        mode = arguments["x-queue-mode"]
+        if field_type_name(mode) != "longstr":
+            raise check.invalid("x-queue-mode", f"{{unacceptable_type,{field_type_name(mode)}}}")
+        if as_text(mode) not in ("default", "lazy"):
+            raise check.invalid("x-queue-mode", f"\"unsupported queue mode '{as_text(mode)}'\"")
+    if "x-single-active-consumer" in arguments:
+        sac = arguments["x-single-active-consumer"]
+        if not isinstance(sac, bool):
+            raise check.invalid("x-single-active-consumer", f"{{unacceptable_type,{field_type_name(sac)}}}")
+        settings.single_active_consumer = sac
+    # What the type refuses comes after every value check above (RabbitMQ 3.10's order: x-message-ttl 'abc'
+    # with x-delivery-limit on a classic queue is "expected integer"); the type itself is checked first.
     if settings.quorum:
         for flag, bad in (("non-durable", not durable), ("exclusive-owner", exclusive), ("auto-delete", auto_delete)):
             if bad:
@@ -161,27 +205,6 @@ def parse_queue_arguments(
         if key in arguments:
             raise PreconditionFailed(f"invalid arg '{key}' {check.where} of queue type {module}")
 
-    settings.expires = check.integer("x-expires", zero_ok=False)
-    settings.message_ttl = check.integer("x-message-ttl")
-    settings.dead_letter_exchange = check.text("x-dead-letter-exchange")
-    settings.dead_letter_routing_key = check.text("x-dead-letter-routing-key")
-    if settings.dead_letter_routing_key is not None and settings.dead_letter_exchange is None:
-        raise check.invalid("x-dead-letter-routing-key", "routing_key_but_no_dlx_defined")
-    settings.max_length = check.integer("x-max-length")
-    settings.max_length_bytes = check.integer("x-max-length-bytes")
-    settings.max_priority = check.integer("x-max-priority", maximum=MAX_PRIORITY)
-    if "x-overflow" in arguments:
-        overflow = arguments["x-overflow"]
-        if not isinstance(as_text(overflow), str):
-            raise check.invalid("x-overflow", f"{{unacceptable_type,{field_type_name(overflow)}}}")
-        if as_text(overflow) not in OVERFLOW_MODES:
-            raise check.invalid("x-overflow", "invalid_overflow")
-        settings.overflow = as_text(overflow)
-    if "x-single-active-consumer" in arguments:
-        sac = arguments["x-single-active-consumer"]
-        if not isinstance(sac, bool):
-            raise check.invalid("x-single-active-consumer", f"{{unacceptable_type,{field_type_name(sac)}}}")
-        settings.single_active_consumer = sac
     if "x-dead-letter-strategy" in arguments:
         strategy = as_text(arguments["x-dead-letter-strategy"])
         if strategy not in DLX_STRATEGIES:

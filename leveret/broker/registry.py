@@ -246,21 +246,16 @@ class Registry:
         queue = self.queues.get(name)
         if queue is None:
             self._check_queue_limit(name)  # before the arguments, as RabbitMQ 3.10
-        # arguments are validated before anything else, redeclarations included (as RabbitMQ)
-        settings = parse_queue_arguments(
-            name,
-            self.name,
-            arguments,
-            durable=durable or queue is not None,
-            exclusive=exclusive and queue is None,
-            auto_delete=auto_delete and queue is None,
-        )
         if queue is not None:
+            # A redeclaration is compared with the queue, never validated (RabbitMQ 3.10: x-message-ttl 'abc'
+            # against a queue without one is "inequivalent arg", not "expected integer").
             equivalence.check_queue(queue, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
                                     arguments=arguments, owner=owner, compared=equivalence.QUEUE_EQUIVALENCE_ARGS,
                                     defaults={"x-queue-type": "classic"})
             queue.touch()
             return queue, queue.message_count, queue.consumer_count
+        settings = parse_queue_arguments(name, self.name, arguments, durable=durable, exclusive=exclusive,
+                                         auto_delete=auto_delete)
         # Recorded first: an OSError (a full disk) leaves it out of the model too; the server closes with 541.
         storage = self.hooks.queue_added(self.name, name, durable=durable and not exclusive, auto_delete=auto_delete,
                                          arguments=arguments, stream=False)

@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 
 from codec_strategies import field_values, tables
 from leveret.amqp.errors import FRAME_ERROR, MalformedFrame
-from leveret.amqp.table import Timestamp, decode_array, decode_table, encode_array, encode_table
+from leveret.amqp.table import (
+    Float32, Int8, Int16, Long, LongBytes, Timestamp, UInt8, UInt16, UInt32, decode_array, decode_table, encode_array,
+    encode_table,
+)
 
 
 def entry(key: bytes, tag: bytes, value: bytes) -> bytes:
@@ -30,19 +33,19 @@ def table_of(*entries: bytes) -> bytes:
     [
         (b"t", b"\x01", True),
         (b"t", b"\x00", False),
-        (b"b", b"\xff", -1),
-        (b"B", b"\xff", 255),
-        (b"s", b"\xff\xfe", -2),  # RabbitMQ's int16, not the spec's shortstr
-        (b"u", b"\xff\xfe", 65534),
+        (b"b", b"\xff", Int8(-1)),
+        (b"B", b"\xff", UInt8(255)),
+        (b"s", b"\xff\xfe", Int16(-2)),  # RabbitMQ's int16, not the spec's shortstr
+        (b"u", b"\xff\xfe", UInt16(65534)),
         (b"I", b"\xff\xff\xff\xff", -1),
-        (b"i", b"\xff\xff\xff\xff", 2**32 - 1),
-        (b"l", b"\xff" * 8, -1),
-        (b"f", struct.pack(">f", 1.5), 1.5),
+        (b"i", b"\xff\xff\xff\xff", UInt32(2**32 - 1)),
+        (b"l", b"\xff" * 8, Long(-1)),
+        (b"f", struct.pack(">f", 1.5), Float32(1.5)),
         (b"d", struct.pack(">d", -2.25), -2.25),
         (b"D", b"\x02\x00\x00\x04\xd2", Decimal("12.34")),
         (b"T", struct.pack(">Q", 1700000000), Timestamp(1700000000)),
         (b"S", b"\x00\x00\x00\x03abc", "abc"),
-        (b"S", b"\x00\x00\x00\x02\xff\xfe", b"\xff\xfe"),  # not UTF-8: stays bytes
+        (b"S", b"\x00\x00\x00\x02\xff\xfe", LongBytes(b"\xff\xfe")),  # not UTF-8: bytes, still a longstr
         (b"x", b"\x00\x00\x00\x02\x00\x01", b"\x00\x01"),
         (b"A", b"\x00\x00\x00\x05I\x00\x00\x00\x07", [7]),
         (b"F", table_of(entry(b"k", b"t", b"\x01"), entry(b"n", b"V", b"")), {"k": True, "n": None}),
@@ -55,6 +58,8 @@ def test_each_type_tag_decodes_to_its_python_value(tag, raw, expected):
     assert end == len(payload)
     assert decoded == {"key": expected}
     assert type(decoded["key"]) is type(expected)
+    # Each value keeps its tag: the table re-encodes to the bytes it came from (RabbitMQ rewrites tables so).
+    assert encode_table(decoded) == payload
 
 
 def test_decoded_timestamp_re_encodes_as_timestamp():

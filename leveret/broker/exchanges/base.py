@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Hashable, Iterable, Mapping
 
+from leveret.broker.arguments import typed_key
 from leveret.broker.stats import MessageStats
 
 Arguments = Mapping[str, Any]
@@ -43,8 +44,8 @@ def freeze(value: Any) -> Hashable:
     array (_ARRAY, size, value, ...). The sizes make it unambiguous, and a flat tuple hashes and compares
     without recursion, however deep the client nested its binding arguments.
     """
-    if not isinstance(value, (Mapping, list, tuple, bytearray)):
-        return value
+    if not isinstance(value, (Mapping, list, tuple)):
+        return typed_key(value)
     out: list = []
     append = out.append
     todo: list = [value]
@@ -64,10 +65,8 @@ def freeze(value: Any) -> Hashable:
                 push(item[index])
         elif type(item) is _Key:
             append(item.key)
-        elif isinstance(item, bytearray):
-            append(bytes(item))
         else:
-            append(item)
+            append(typed_key(item))  # RabbitMQ tells I 1 from l 1 and t true: bindings differing so are two
     return tuple(out)
 
 

@@ -5,7 +5,11 @@ RabbitMQ's rules, checked against 3.10:
   406 on bind.
 - Binding keys starting with "x-" are ignored unless the mode ends in "-with-x".
 - A binding value of void (None) matches when the header is present with any value.
-- Values compare like Erlang `==` (1 == 1.0, longstr equal as bytes or str).
+- Values compare as RabbitMQ 3.10's headers exchange compares them (broker/arguments.py
+  `header_values_equal`, checked against it): Erlang's `==` on the values whatever their types at the top
+  (I 1 matches l 1, d 1.0 and T 1; S "a" matches x "a"; t true and D 1 match no number), exact types inside
+  tables and arrays.
+- A destination gets one copy of a message however many of its bindings match.
 - all with no remaining keys matches every message; any with none matches nothing.
 Routing tests every binding: headers bindings have no key to index on.
 """
@@ -14,7 +18,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from leveret.broker.arguments import MISSING, as_text, field_type_name, short_text, values_equal
+from leveret.broker.arguments import (
+    MISSING, as_text, erlang_binary, erlang_term, field_type_name, header_values_equal,
+)
 from leveret.broker.errors import PreconditionFailed
 from leveret.broker.exchanges.base import Arguments, Exchange, freeze
 
@@ -41,12 +47,12 @@ def headers_match(match_all: bool, pairs: tuple[tuple[str, Any], ...], headers: 
     if match_all:
         for key, want in pairs:
             have = headers.get(key, MISSING)
-            if have is MISSING or (want is not None and not values_equal(have, want)):
+            if have is MISSING or (want is not None and not header_values_equal(have, want)):
                 return False
         return True
     for key, want in pairs:
         have = headers.get(key, MISSING)
-        if have is not MISSING and (want is None or values_equal(have, want)):
+        if have is not MISSING and (want is None or header_values_equal(have, want)):
             return True
     return False
 
@@ -65,13 +71,13 @@ class HeadersExchange(Exchange):
         mode = arguments.get("x-match", MISSING)
         if mode is MISSING:
             return
-        if not isinstance(as_text(mode), str):
+        if field_type_name(mode) != "longstr":
             raise PreconditionFailed(
-                f"Invalid x-match field type {field_type_name(mode)} (value {short_text(mode)}); expected longstr"
+                f"Invalid x-match field type {field_type_name(mode)} (value {erlang_term(mode)}); expected longstr"
             )
         if as_text(mode) not in _MODES:
             raise PreconditionFailed(
-                f'Invalid x-match field value <<"{as_text(mode)}">>; expected all, any, all-with-x, or any-with-x'
+                f"Invalid x-match field value {erlang_binary(mode)}; expected all, any, all-with-x, or any-with-x"
             )
 
     @staticmethod
@@ -87,4 +93,7 @@ class HeadersExchange(Exchange):
 
     def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> Iterable[Any]:
         headers = headers or {}
-        return [dest for dest, match_all, pairs in self._compiled.values() if headers_match(match_all, pairs, headers)]
+        # Several bindings of one destination may match; it gets the message once (the hot path in routing.py
+        # takes this list as it is).
+        return list(dict.fromkeys(dest for dest, match_all, pairs in self._compiled.values()
+                                  if headers_match(match_all, pairs, headers)))

@@ -1,0 +1,144 @@
+"""The differential fuzzer's long profile: every machine against RabbitMQ for a given time.
+
+    python -m tools.difffuzz --minutes 60 [--out difffuzz-found] [--seed N] [--machine HeadersTyping]
+
+Starts an embedded leveret, then runs the machines of tests/difffuzz/machines.py in turn against it and the
+local RabbitMQ (127.0.0.1:5672, management API on 15672), each run with a new seed. It prints how many
+sequences ran, and writes every difference it finds (shrunk by hypothesis) to OUT as a ready-to-paste
+pytest test; a difference already written (same operation and same two answers) is counted, not written
+again. Exit status 1 when any difference was found. Meant to run in the background: use `nice -n 10`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path[:0] = [os.path.join(ROOT, "tests", "difffuzz"), os.path.join(ROOT, "tests", "diff")]
+
+from hypothesis import HealthCheck, seed, settings  # noqa: E402
+from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
+
+import lockstep  # noqa: E402
+import machines  # noqa: E402
+from leveret.embedded import EmbeddedBroker  # noqa: E402
+
+TEST_TEMPLATE = '''
+
+def test_{name}(brokers):
+    """Found by tools/difffuzz.py ({machine}, seed {seed}): {summary}"""
+    replay(brokers, {sequence})
+'''
+
+
+class InternalErrors(logging.Handler):
+    """Counts the broker's internal errors and tracebacks: each is a bug even when both brokers agree."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.found: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "internal_error", False) or (record.exc_info and record.name.startswith("leveret")):
+            self.found.append(logging.Formatter().format(record))
+
+
+class Counting:
+    """Wraps a machine class so that each sequence it starts is counted."""
+
+    def __init__(self) -> None:
+        self.sequences = 0
+
+    def wrap(self, machine: type) -> type:
+        counter = self
+
+        class Counted(machine):  # type: ignore[misc, valid-type]
+            def __init__(self) -> None:
+                counter.sequences += 1
+                super().__init__()
+
+        Counted.__name__ = machine.__name__
+        return Counted
+
+
+def flatten(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in flatten(inner)]
+    return [exc]
+
+
+def signature(difference: lockstep.Difference) -> str:
+    return repr(difference.sequence[-1][0]) + "|" + str(difference).split("\n", 3)[1][:300]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--out", default="difffuzz-found")
+    parser.add_argument("--seed", type=int, default=None, help="first seed (then +1 per run); default random")
+    parser.add_argument("--machine", action="append", help="run only this machine (repeatable)")
+    parser.add_argument("--examples", type=int, default=50, help="sequences per run")
+    parser.add_argument("--steps", type=int, default=25, help="operations per sequence (at most)")
+    args = parser.parse_args(argv)
+
+    chosen = [m for m in machines.MACHINES if not args.machine or m.__name__ in args.machine]
+    errors = InternalErrors()
+    logging.getLogger().addHandler(errors)
+    os.makedirs(args.out, exist_ok=True)
+    found: dict[str, int] = {}
+    counter = Counting()
+    next_seed = args.seed if args.seed is not None else random.randrange(2**32)
+    profile = settings(max_examples=args.examples, stateful_step_count=args.steps, deadline=None, database=None,
+                       suppress_health_check=list(HealthCheck))
+    deadline = time.monotonic() + args.minutes * 60
+    runs = 0
+    with EmbeddedBroker() as embedded:
+        brokers = (lockstep.rabbitmq(), lockstep.leveret(embedded))
+        while time.monotonic() < deadline:
+            machine = chosen[runs % len(chosen)]
+            runs += 1
+            run_seed, next_seed = next_seed, next_seed + 1
+            machine.brokers = brokers
+            try:
+                run_state_machine_as_test(seed(run_seed)(counter.wrap(machine)), settings=profile)
+            except Exception as exc:  # a Difference, several in a group, or hypothesis' Flaky...: the run goes on
+                for failure in flatten(exc):
+                    if isinstance(failure, lockstep.Difference):
+                        key = signature(failure)
+                    else:
+                        key = f"{type(failure).__name__}: {failure}"[:300]
+                        print(f"run failed with {key}", flush=True)
+                    found[key] = found.get(key, 0) + 1
+                    if found[key] == 1 and isinstance(failure, lockstep.Difference):
+                        write_counterexample(args.out, machine.__name__, run_seed, len(found), failure)
+            print(f"{time.strftime('%H:%M:%S')} run {runs} {machine.__name__} seed {run_seed}: "
+                  f"{counter.sequences} sequences, {len(found)} distinct differences, "
+                  f"{len(errors.found)} internal errors", flush=True)
+    for text in errors.found[:5]:
+        print(text[-2000:])
+    print(f"sequences run: {counter.sequences}; distinct differences: {len(found)}; "
+          f"internal errors: {len(errors.found)}")
+    return 1 if found or errors.found else 0
+
+
+def write_counterexample(out: str, machine: str, run_seed: int, number: int, difference: lockstep.Difference) -> None:
+    path = os.path.join(out, f"test_found_{number:03d}.py")
+    summary = str(difference).split("\n", 1)[0]
+    sequence = "[\n" + "".join(f"        {op!r},\n" for op in difference.sequence) + "    ]"
+    with open(path, "w") as file:
+        file.write('"""Counterexample written by tools/difffuzz.py; move it to tests/difffuzz/."""\n\n'
+                   "from lockstep import replay\n")
+        file.write(TEST_TEMPLATE.format(name=f"{machine.lower()}_{number:03d}", machine=machine, seed=run_seed,
+                                        summary=summary, sequence=sequence))
+        file.write("\n# " + str(difference).replace("\n", "\n# ") + "\n")
+    print(f"difference written to {path}:\n{difference}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
