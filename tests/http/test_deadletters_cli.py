@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from leveret.cli import main
 from leveret.embedded import EmbeddedBroker
-from tests.http.test_deadletters_move import dead_letter, drain
+from tests.http.test_deadletters_move import dead_letter, drain, wait_done
 
 
 def dlq(broker: EmbeddedBroker, *args: str, code: int = 0) -> str:
@@ -58,7 +58,7 @@ def test_replay_move_tasks_cancel(broker: EmbeddedBroker, channel: Any) -> None:
     started = dlq(broker, "move", "dlq", "--to-queue", "parking", "--rate", "0.2")  # the second one is due in 5 s
     task_id = started.split()[3].rstrip(":")
     assert dlq(broker, "cancel", task_id) == f"Cancelled move task {task_id}.\n"
-    assert [t["state"] for t in json.loads(dlq(broker, "tasks", "--json")) if t["id"] == task_id] == ["cancelled"]
+    assert wait_done(broker, task_id)["state"] == "cancelled"
     assert "no move task 'nope'" in dlq(broker, "cancel", "nope", code=1)
     assert "give one of --to-queue or --exchange" in dlq(broker, "move", "dlq", code=2)
 
