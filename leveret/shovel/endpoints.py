@@ -7,6 +7,7 @@ aiormq rather than leveret's server-side codec: docs/architecture.md, "shovel/")
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
@@ -15,6 +16,22 @@ import aiormq
 
 CONNECT_TIMEOUT = 15.0  # seconds for a whole connection handshake: a silent peer fails the attempt
 HEARTBEAT = 10  # seconds: a peer that went away without a FIN is noticed within about twice that
+
+
+class _WithoutTraceback(logging.Filter):
+    """aiormq logs a far end that went away with a traceback; the shovel reports each failure itself in
+    one line (worker.py), as the broker logs client errors, so aiormq's line is kept and its traceback
+    dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+_QUIET = _WithoutTraceback()
+for _name in ("aiormq.connection", "aiormq.channel"):
+    logging.getLogger(_name).addFilter(_QUIET)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 A shovel is one asyncio task. Each attempt opens both ends (endpoints.py), declares what RabbitMQ's shovel
 declares, consumes with `src-prefetch-count` and moves messages until an end goes away, then reports
 `terminated` with the reason and tries again after `reconnect-delay`, doubling the wait on each failure up
-to `MAX_BACKOFF` (a successful start resets it). Safety rests on the ack mode: with `on-confirm` a source
+to `BACKOFF_FACTOR` times it and at most `MAX_BACKOFF` (a successful start resets it). Safety rests on the ack mode: with `on-confirm` a source
 message is acknowledged only after the destination confirmed it, so whatever fails, an acknowledged message
 is at the destination (duplicates only as at-least-once allows); unacknowledged ones return to the source
 queue when the source connection goes.
@@ -27,6 +27,7 @@ log = logging.getLogger("leveret.shovel")
 
 STARTING, RUNNING, TERMINATED = "starting", "running", "terminated"
 MAX_BACKOFF = 60.0  # seconds; never less than the shovel's own reconnect-delay
+BACKOFF_FACTOR = 8  # a far end back after a long outage is found within 8 reconnect-delays
 
 
 class Finished(Exception):
@@ -53,6 +54,8 @@ class Shovel:
         self._connections: list[aiormq.abc.AbstractConnection] = []
         self._failed: asyncio.Future | None = None
         self._remaining: int | None = None  # messages still to move before deleting itself (None: never)
+        self._ran = False  # the current attempt got as far as running
+        self._in_flight = 0  # deliveries taken and not yet settled (an earlier attempt's included, until cancelled)
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -71,9 +74,11 @@ class Shovel:
         await self._close()
 
     async def _run(self) -> None:
-        delay = self.definition.reconnect_delay
+        base = self.definition.reconnect_delay
+        delay = base
         while True:
             self._set(STARTING)
+            self._ran = False
             try:
                 await self._attempt()
             except Finished:
@@ -85,14 +90,14 @@ class Shovel:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure of either end: report it, and try again later
+                if self._ran:  # it had been running: the back-off starts again
+                    delay = base
                 self._set(TERMINATED, _reason(exc))
                 log.warning("shovel %s in vhost %s: %s; reconnecting in %.1f s",
                             self.name, self.vhost, self.reason, delay)
             await self._close()
-            if self.state == RUNNING:
-                delay = self.definition.reconnect_delay
             await asyncio.sleep(delay)
-            delay = min(max(delay * 2, 0.1), max(MAX_BACKOFF, self.definition.reconnect_delay))
+            delay = max(base, min(delay * 2, base * BACKOFF_FACTOR, MAX_BACKOFF), 0.1)
             self.reconnects += 1
 
     def _set(self, state: str, reason: str | None = None) -> None:
@@ -135,6 +140,7 @@ class Shovel:
         self._publisher, self._consumer = publisher, consumer
         await consumer.basic_consume(queue, self._on_delivery, no_ack=d.ack_mode == "no-ack")
         self._set(RUNNING)
+        self._ran = True
         await failed
 
     async def _source_queue(self, source, channel) -> tuple[aiormq.abc.AbstractChannel, str, int]:
@@ -156,6 +162,18 @@ class Shovel:
     # --- moving one message --------------------------------------------------------------------------------
 
     async def _on_delivery(self, message: aiormq.abc.DeliveredMessage) -> None:
+        self._in_flight += 1
+        try:
+            await self._move(message)
+        except Exception as exc:  # an end went away mid-message: the source redelivers what was not acked
+            self._fail(exc)
+        finally:
+            self._in_flight -= 1
+        # Finished only once every message taken is settled: confirms may complete out of task order.
+        if self._remaining == 0 and self._in_flight == 0:
+            self._fail(Finished())
+
+    async def _move(self, message: aiormq.abc.DeliveredMessage) -> None:
         d = self.definition
         tag = message.delivery.delivery_tag
         if self._remaining is not None:
@@ -164,27 +182,19 @@ class Shovel:
                 await message.channel.basic_reject(tag, requeue=True)
                 return
             self._remaining -= 1
-            last = self._remaining == 0
-        else:
-            last = False
         exchange, routing_key = self._destination_of(message)
-        try:
-            confirmation = await self._publisher.basic_publish(
-                message.body, exchange=exchange, routing_key=routing_key, properties=self._properties(message))
-        except Exception as exc:  # the destination went: the source will redeliver what was not acked
-            self._fail(exc)
-            return
-        if d.ack_mode == "no-ack":
-            self.moved += 1
-        elif isinstance(confirmation, spec.Basic.Nack):
+        # wait=False: aiormq would otherwise hold its channel lock until each frame is written, one publish
+        # per loop turn; the confirm (on-confirm) is still awaited.
+        confirmation = await self._publisher.basic_publish(
+            message.body, exchange=exchange, routing_key=routing_key, properties=self._properties(message),
+            wait=False)
+        if isinstance(confirmation, spec.Basic.Nack):
             # Refused by the destination: back to the source (basic.nack's requeue default, as RabbitMQ).
             await self._consumer.basic_nack(tag, requeue=True)
             return
-        else:
-            self.moved += 1
+        self.moved += 1
+        if d.ack_mode != "no-ack":
             await self._consumer.basic_ack(tag)
-        if last:
-            self._fail(Finished())
 
     def _destination_of(self, message: aiormq.abc.DeliveredMessage) -> tuple[str, str]:
         d = self.definition

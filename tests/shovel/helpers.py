@@ -11,6 +11,14 @@ import pika
 
 from leveret.embedded import EmbeddedBroker
 from tests.conftest import pika_parameters
+from tests.http.api_client import Answer, call
+
+RABBITMQ_API = "http://127.0.0.1:15672"
+
+
+def rabbit_api(method: str, path: str, body: Any = None) -> Answer:
+    """One request to the shared RabbitMQ's management API as guest."""
+    return call(RABBITMQ_API, method, path, body)
 
 
 def on_loop(broker: EmbeddedBroker, fn: Callable[..., Any], *args: Any, timeout: float = 10.0) -> Any:
@@ -78,9 +86,14 @@ def drain(url: str, queue: str, expected: int, timeout: float = 30.0) -> list[tu
     return got
 
 
-def queue_length(url: str, queue: str) -> int:
+def queue_length(url: str, queue: str, missing: int | None = None) -> int:
+    """The queue's ready messages; `missing` when there is no such queue (None: the 404 is raised)."""
     connection = pika.BlockingConnection(pika_parameters(url))
     try:
         return connection.channel().queue_declare(queue, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if missing is None or exc.reply_code != 404:
+            raise
+        return missing
     finally:
         connection.close()
