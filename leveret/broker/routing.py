@@ -9,7 +9,7 @@ because a reply is published on some other channel of some other connection.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 from leveret.broker import deadletter
 from leveret.broker.arguments import as_text, field_type_name
@@ -83,7 +83,7 @@ class Routing:
     def _release_delayed(self, exchange: DelayedMessageExchange, message: Message) -> None:
         """A delayed message is due: route it through its exchange's x-delayed-type now."""
         if self.exchanges.get(exchange.name) is exchange:
-            self._deliver(exchange, message.routing_key, message)
+            self._deliver(exchange, message.routing_key, message, headers=exchange.released_headers(message))
 
     # -- direct reply-to --------------------------------------------------------------------
     def register_reply_channel(self, channel: ReplyChannel) -> str:
@@ -142,13 +142,16 @@ class Routing:
         return result
 
     def _deliver(
-        self, source: Exchange, routing_key: str, message: Message, reason: str | None = None
+        self, source: Exchange, routing_key: str, message: Message, reason: str | None = None,
+        headers: Mapping[str, Any] | None = None,
     ) -> RouteResult:
-        """Route `message` from `source` (with CC/BCC) and enqueue it; `reason` marks a dead-lettered copy.
+        """Route `message` from `source` (with CC/BCC) and enqueue it; `reason` marks a dead-lettered copy,
+        `headers` (a released delayed message's) replace the message's own for routing only.
 
         Every publish, dead-lettered copy and released delayed message goes through here.
         """
-        headers = message.properties.headers
+        if headers is None:
+            headers = message.properties.headers
         routing_keys = [routing_key]
         if headers and ("CC" in headers or "BCC" in headers):
             routing_keys += self._sender_selected_keys(headers, "CC")
@@ -207,9 +210,7 @@ class Routing:
         while work:
             exchange = work.popleft()
             if exchange.needs_message:
-                destinations: Any = {}
-                for key in routing_keys:
-                    destinations.update(dict.fromkeys(exchange.route_message(key, message)))
+                destinations: Any = exchange.route_message(routing_keys, message)
             elif single:
                 destinations = exchange.route(routing_keys[0], headers)
             else:

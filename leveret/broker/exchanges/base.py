@@ -197,9 +197,11 @@ class Exchange:
         """Destinations for one routing key; may contain duplicates (the caller de-duplicates)."""
         raise NotImplementedError
 
-    def route_message(self, routing_key: str, message: Any) -> Iterable[Any]:
-        """Destinations for a whole message; types with `needs_message` override this."""
-        return self.route(routing_key, message.properties.headers)
+    def route_message(self, routing_keys: list[str], message: Any) -> Iterable[Any]:
+        """Destinations for a whole message and all its routing keys (CC and BCC ones included); types with
+        `needs_message` override this."""
+        headers = message.properties.headers
+        return {destination: None for key in routing_keys for destination in self.route(key, headers)}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

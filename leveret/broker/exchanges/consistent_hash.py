@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import re
 from typing import Any, Iterable, Mapping
 
-from leveret.broker.arguments import as_text, value_text
+from leveret.broker.arguments import as_text, erlang_binary, field_type_name, value_text
 from leveret.broker.errors import PreconditionFailed
 from leveret.broker.exchanges.base import Arguments, Exchange
 
@@ -43,14 +44,29 @@ def _destination_id(destination: Any) -> str:
     return f"{kind}:{destination.name}"
 
 
+# The plugin reads a weight with list_to_integer: an optional sign and ASCII digits, nothing around them.
+_WEIGHT = re.compile(r"[+-]?[0-9]+")
+
+
 def _weight(routing_key: str) -> int:
-    try:
-        weight = int(routing_key.strip())
-    except ValueError:
-        raise PreconditionFailed(f'The binding key must be an integer: <<"{routing_key}">>') from None
+    if not _WEIGHT.fullmatch(routing_key):
+        raise PreconditionFailed(f"The binding key must be an integer: {erlang_binary(routing_key)}")
+    weight = int(routing_key)
     if weight <= 0:
         raise PreconditionFailed("The binding key must be greater than 0")
     return weight
+
+
+_ABSENT = object()
+
+
+def header_key(value: Any) -> str:
+    """The text a hash-header value is hashed on: its type and its value, as the plugin hashes the
+    {Type, Value} pair rabbit_misc:table_lookup returns (I 5 and l 5, S "a" and x "a" are different keys);
+    an absent header is its own key (the plugin hashes `undefined`)."""
+    if value is _ABSENT:
+        return ""
+    return f"{field_type_name(value)}\x00{value_text(as_text(value))}"
 
 
 class ConsistentHashExchange(Exchange):
@@ -100,9 +116,7 @@ class ConsistentHashExchange(Exchange):
     def hash_key(self, routing_key: str, properties: Any) -> str:
         """The text a message is hashed on (routing key, header or property)."""
         if self.hash_header is not None:
-            headers = properties.headers or {}
-            value = headers.get(self.hash_header)
-            return "" if value is None else value_text(as_text(value))
+            return header_key((properties.headers or {}).get(self.hash_header, _ABSENT))
         if self.hash_property is not None:
             value = getattr(properties, self.hash_property, None)
             return "" if value is None else value_text(as_text(value))
@@ -116,14 +130,15 @@ class ConsistentHashExchange(Exchange):
         index = bisect.bisect_left(points, stable_hash(key))
         return self._owners[index if index < len(points) else 0]
 
-    def route_message(self, routing_key: str, message: Any) -> Iterable[Any]:
-        destination = self.destination_for(self.hash_key(routing_key, message.properties))
+    def route_message(self, routing_keys: list[str], message: Any) -> Iterable[Any]:
+        # One destination per message, CC and BCC keys or not: the plugin hashes the list of routing keys
+        # (value_to_hash(undefined, ...) in rabbit_exchange_type_consistent_hash.erl).
+        destination = self.destination_for(self.hash_key("\x00".join(routing_keys), message.properties))
         return () if destination is None else (destination,)
 
     def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> Iterable[Any]:
         # only reached without a message at hand: hash the routing key or the header
         if self.hash_header is not None:
-            value = (headers or {}).get(self.hash_header)
-            routing_key = "" if value is None else value_text(as_text(value))
+            routing_key = header_key((headers or {}).get(self.hash_header, _ABSENT))
         destination = self.destination_for(routing_key)
         return () if destination is None else (destination,)

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
-from leveret.broker.arguments import as_text
+from leveret.broker.arguments import as_text, field_type_name
 from leveret.broker.errors import PreconditionFailed
 from leveret.broker.exchanges.base import Arguments, Exchange
 from leveret.broker.exchanges.registry import exchange_class
@@ -48,6 +49,11 @@ if TYPE_CHECKING:
     from leveret.clock import Clock
 
 MAX_DELAY_MS = 2**32 - 1
+# The plugin's reading of x-delay (rabbit_delayed_message_utils.erl, get_delay_header, at the commit cited in
+# the module docstring): these types as they are, a longstr holding an integer (binary_to_integer's syntax),
+# a float or double truncated towards zero.
+INTEGER_TYPES = ("byte", "short", "signedint", "long", "unsignedbyte", "unsignedshort", "unsignedint")
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 INVALID_TYPE = "Invalid argument, 'x-delayed-type' must be an existing exchange type"
 
 
@@ -56,6 +62,23 @@ def _inner_class(arguments: Arguments) -> type[Exchange] | None:
     if not isinstance(name, str) or name == DelayedMessageExchange.type_name:
         return None
     return exchange_class(name)
+
+
+def plugin_delay(value: Any) -> int | None:
+    """The delay the plugin reads from an x-delay header value, None for a value it does not delay on.
+
+    Where the plugin itself fails (a longstr that is not an integer, a decimal: its binary_to_integer and
+    trunc raise, and the channel errors), the message is routed at once (docs/compatibility.md).
+    """
+    kind = field_type_name(value)
+    if kind in INTEGER_TYPES:
+        return int(value)
+    if kind in ("float", "double"):
+        return math.trunc(value) if math.isfinite(value) else None
+    if kind == "longstr":
+        text = as_text(value)
+        return int(text) if _INTEGER_TEXT.fullmatch(text) else None
+    return None
 
 
 # After a release the store refused, the next attempt (seconds).
@@ -112,17 +135,32 @@ class DelayedMessageExchange(Exchange):
 
     # -- delaying ---------------------------------------------------------------------------
     @staticmethod
-    def delay_of(message: "Message") -> float | None:
+    def delay_of(message: "Message") -> int | None:
         """The delay in ms if this message must be held, None to route it now."""
         headers = message.properties.headers
-        if not headers:
+        if not headers or "x-delay" not in headers:
             return None
-        delay = headers.get("x-delay")
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)):
-            return None
-        if delay <= 0 or delay > MAX_DELAY_MS:
+        delay = plugin_delay(headers["x-delay"])
+        if delay is None or delay <= 0 or delay > MAX_DELAY_MS:
             return None
         return delay
+
+    @staticmethod
+    def released_headers(message: "Message") -> Mapping[str, Any] | None:
+        """The headers a due message is routed with: x-delay turned into -Delay, so that nothing downstream
+        delays it again (the plugin's swap_delay_header, rabbit_delayed_message_utils.erl, which
+        rabbit_delayed_message.erl's route/3 calls before rabbit_exchange:route).
+
+        Only routing sees them. The plugin sets the new headers in the decoded properties and leaves the
+        encoded ones it forwards untouched, so a consumer receives the header bytes as published, x-delay
+        positive and of its published type (the plugin's issue #64: "X-delay header doesn't negate the
+        value"); this message's properties are therefore not changed.
+        """
+        headers = message.properties.headers
+        delay = plugin_delay(headers["x-delay"]) if headers and "x-delay" in headers else None
+        if delay is None:
+            return headers
+        return {**headers, "x-delay": -delay}
 
     def hold(self, message: "Message", delay_ms: float) -> None:
         """Keep `message` until `delay_ms` from now; a persistent one goes to the store, not the heap."""
@@ -214,5 +252,5 @@ class DelayedMessageExchange(Exchange):
     def route(self, routing_key: str, headers: Mapping[str, Any] | None) -> Iterable[Any]:
         return self.inner.route(routing_key, headers)
 
-    def route_message(self, routing_key: str, message: Any) -> Iterable[Any]:
-        return self.inner.route_message(routing_key, message)
+    def route_message(self, routing_keys: list[str], message: Any) -> Iterable[Any]:
+        return self.inner.route_message(routing_keys, message)

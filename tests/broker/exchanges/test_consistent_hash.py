@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from leveret.broker.errors import PreconditionFailed
-from leveret.broker.exchanges.consistent_hash import ConsistentHashExchange
+from leveret.amqp.table import Long
+from leveret.broker.exchanges.consistent_hash import _ABSENT, ConsistentHashExchange, header_key
 
 from ..conftest import make_message
 
@@ -30,9 +31,9 @@ def test_same_key_always_routes_to_the_same_single_queue():
     qs = [Q(f"q{i}") for i in range(4)]
     x = ring(*((q, 1) for q in qs))
     for key in ("a", "b", "order-17"):
-        first = list(x.route_message(key, make_message(routing_key=key)))
+        first = list(x.route_message([key], make_message(routing_key=key)))
         assert len(first) == 1
-        assert all(list(x.route_message(key, make_message(routing_key=key))) == first for _ in range(5))
+        assert all(list(x.route_message([key], make_message(routing_key=key))) == first for _ in range(5))
 
 
 def test_distribution_is_proportional_to_weights():
@@ -86,10 +87,10 @@ def test_hash_header_and_hash_property_choose_what_is_hashed():
     class M:
         properties = Props()
 
-    fixed_header = list(by_header.route_message("any", M()))
-    assert all(list(by_header.route_message(f"rk{i}", M())) == fixed_header for i in range(20))
-    fixed_prop = list(by_prop.route_message("any", M()))
-    assert all(list(by_prop.route_message(f"rk{i}", M())) == fixed_prop for i in range(20))
+    fixed_header = list(by_header.route_message(["any"], M()))
+    assert all(list(by_header.route_message([f"rk{i}"], M())) == fixed_header for i in range(20))
+    fixed_prop = list(by_prop.route_message(["any"], M()))
+    assert all(list(by_prop.route_message([f"rk{i}"], M())) == fixed_prop for i in range(20))
 
 
 def test_no_bindings_routes_nowhere():
@@ -98,12 +99,34 @@ def test_no_bindings_routes_nowhere():
 
 @pytest.mark.parametrize(
     "key, text",
-    [("abc", 'The binding key must be an integer: <<"abc">>'), ("0", "The binding key must be greater than 0"), ("-1", "The binding key must be greater than 0")],
+    [("abc", 'The binding key must be an integer: <<"abc">>'), ("0", "The binding key must be greater than 0"),
+     ("-1", "The binding key must be greater than 0"), (" 5", 'The binding key must be an integer: <<" 5">>'),
+     ("5_0", 'The binding key must be an integer: <<"5_0">>'), ("", "The binding key must be an integer: <<>>"),
+     ("\u0665", "The binding key must be an integer: <<217,165>>")],
 )
 def test_binding_key_must_be_a_positive_integer(key, text):
+    """rabbitmq-consistent-hash-exchange d24884b, src/rabbit_exchange_type_consistent_hash.erl validate_binding:
+    list_to_integer (a sign and ASCII digits only; Python's int() also takes spaces, underscores and other
+    scripts' digits), the key printed with ~p."""
     with pytest.raises(PreconditionFailed) as e:
         ring().bind(Q("q"), key)
     assert e.value.text == text
+
+
+def test_a_signed_weight_is_a_weight():
+    x, q = ring(), Q("q")
+    x.bind(q, "+3")
+    assert list(x.route("k", None)) == [q]
+
+
+def test_a_hash_header_is_hashed_with_its_type():
+    """src/rabbit_exchange_type_consistent_hash.erl value_to_hash: the plugin hashes what
+    rabbit_misc:table_lookup returns, the {Type, Value} pair, so I 5 and l 5 (or a longstr and a byte array
+    with the same bytes) are different keys, and an absent header (undefined) is another one."""
+    keys = {header_key(5), header_key(Long(5)), header_key("a"), header_key(b"a"), header_key(""),
+            header_key(_ABSENT)}
+    assert len(keys) == 6
+    assert header_key(Long(5)) == header_key(Long(5))
 
 
 def test_declare_errors_match_rabbitmq(vhost):
@@ -125,3 +148,15 @@ def test_publish_through_the_vhost_lands_in_exactly_one_queue(vhost, session):
         result = session.publish(f"key{i % 10}", str(i), exchange="h")
         assert len(result.queues) == 1
     assert sum(vhost.queues[f"q{i}"].message_count for i in range(4)) == 100
+
+
+def test_a_message_with_cc_keys_still_lands_in_exactly_one_queue(vhost, session):
+    """src/rabbit_exchange_type_consistent_hash.erl value_to_hash(undefined, ...): the plugin hashes the
+    message's list of routing keys, CC and BCC ones included, and picks one queue for it."""
+    vhost.declare_exchange("h", "x-consistent-hash")
+    for i in range(8):
+        vhost.declare_queue(f"q{i}")
+        vhost.bind_queue(f"q{i}", "h", "1")
+    for i in range(20):
+        result = session.publish(f"key{i}", str(i), exchange="h", headers={"CC": [f"cc{i}", f"cc{i}.b"], "BCC": ["x"]})
+        assert len(result.queues) == 1

@@ -1,10 +1,13 @@
 """Delayed-message exchange: held for x-delay, routed as x-delayed-type, never early, in due order."""
 
 import random
+from decimal import Decimal
 
 import pytest
 
+from leveret.amqp.table import Float32, Int8, Int16, Long, Timestamp, UInt8, UInt16, UInt32
 from leveret.broker.errors import PreconditionFailed
+from leveret.broker.exchanges.delayed import plugin_delay
 
 
 def setup(vhost, xtype="direct"):
@@ -90,3 +93,16 @@ def test_dead_lettering_into_a_delayed_exchange_honours_x_delay(vhost, session, 
     tick(0.2)
     (entry,) = vhost.queues["q"].ready
     assert entry.message.properties.headers["x-death"][0]["reason"] == "rejected"
+
+
+@pytest.mark.parametrize(("value", "delay"), [
+    (Int8(5), 5), (UInt8(5), 5), (Int16(5), 5), (UInt16(5), 5), (5, 5), (UInt32(5), 5), (Long(5), 5),
+    ("5", 5), ("+5", 5), ("-5", -5), (5.9, 5), (Float32(0.5), 0), (-1.5, -1),
+    (Timestamp(5), None), (True, None), (b"5", None), (None, None), ([5], None), (Decimal("5"), None),
+    (" 5", None), ("5.0", None), ("", None), (float("inf"), None),
+])
+def test_x_delay_values_are_read_as_the_plugin_reads_them(value, delay):
+    """rabbitmq-delayed-message-exchange 6686798, src/rabbit_delayed_message_utils.erl get_delay_header:
+    INTEGER_ARG_TYPES as they are, STRING_ARG_TYPES through binary_to_integer, FLOAT_ARG_TYPES truncated;
+    every other type is no delay."""
+    assert plugin_delay(value) == delay
