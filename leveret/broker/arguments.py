@@ -113,7 +113,10 @@ def values_equal(a: Any, b: Any) -> bool:
 def header_values_equal(a: Any, b: Any) -> bool:
     """A headers-exchange binding value against a message header value (see the module docstring)."""
     if isinstance(a, _CONTAINERS) or isinstance(b, _CONTAINERS):
-        return isinstance(a, _CONTAINERS) and isinstance(b, _CONTAINERS) and _exactly_equal(a, b)
+        if not isinstance(a, _CONTAINERS) or not isinstance(b, _CONTAINERS):
+            return False
+        # An empty table and an empty array are both Erlang's [] (found by the fuzzer).
+        return (not a and not b) or _exactly_equal(a, b)
     return _erlang_value(a) == _erlang_value(b)
 
 

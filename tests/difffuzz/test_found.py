@@ -47,6 +47,7 @@ def test_headers_match_with_erlang_equality_not_pythons(brokers):
         (("S", "two"), ("x", b"two")), (("S", b"\xff"), ("x", b"\xff")), (("A", [("I", 1)]), ("A", [("l", 1)])),
         (("A", [("S", "a")]), ("A", [("x", b"a")])), (("F", [("k", ("I", 1))]), ("F", [("k", ("d", 1.0))])),
         (("A", [("I", 1)]), ("A", [("I", 1)])), (("V", None), ("t", False)), (("I", 0), ("V", None)),
+        (("F", []), ("A", [])), (("A", [("F", [])]), ("A", [("A", [])])), (("F", []), ("V", None)),
     ]
     sequence = list(HEADERS_SETUP)
     for number, (bound, sent) in enumerate(cases):
