@@ -24,14 +24,14 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from leveret.embedded import EmbeddedBroker
 
-# (file name, page, what shows it has loaded, window height)
+# (file name, page, its heading, what shows it has loaded, window height)
 PAGES = (
-    ("overview", "#/", "svg.chart polyline", 700),
-    ("queues", "#/queues", "table.data tbody tr", 420),
-    ("queue", "#/queues/%2F/orders", "form.action", 1100),
-    ("connections", "#/connections", "table.data tbody tr", 440),
-    ("dead-letters", "#/dead-letters/%2F/orders.dlq", "table.data td", 760),
-    ("admin", "#/admin", "table.data tbody tr", 640),
+    ("overview", "#/", "Overview", "svg.chart polyline", 700),
+    ("queues", "#/queues", "Queues", "table.data tbody tr", 420),
+    ("queue", "#/queues/%2F/orders", "Queue orders", "form.action", 1100),
+    ("connections", "#/connections", "Connections and channels", "table.data tbody tr", 440),
+    ("dead-letters", "#/dead-letters/%2F/orders.dlq", "Dead letters in orders.dlq", "table.data td", 760),
+    ("admin", "#/admin", "Users, virtual hosts and permissions", "table.data tbody tr", 640),
 )
 
 
@@ -65,6 +65,12 @@ def populate(url: str, stop: threading.Event) -> None:
     conn.close()
 
 
+def shown(driver: webdriver.Chrome, heading: str, ready: str) -> bool:
+    """The page with `heading` has replaced the previous one and shows `ready`."""
+    headings = driver.find_elements(By.CSS_SELECTOR, "main:not([aria-busy]) h1")
+    return bool(headings) and headings[0].text == heading and bool(driver.find_elements(By.CSS_SELECTOR, ready))
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     options = webdriver.ChromeOptions()
@@ -85,11 +91,11 @@ def main(out: Path) -> None:
             form.find_element(By.CSS_SELECTOR, "button").click()
             WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".tiles"))
             time.sleep(31)  # the overview samples every 5 s: let its charts draw a few points of rates
-            for name, fragment, ready, height in PAGES:
+            for name, fragment, heading, ready, height in PAGES:
                 driver.set_window_size(1280, height)
                 driver.get(base + fragment)
                 try:
-                    WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ready))
+                    WebDriverWait(driver, 10).until(lambda d: shown(d, heading, ready))
                 except TimeoutException:
                     print(f"{name}: not shown (does this broker have its endpoints?)", file=sys.stderr)
                     continue

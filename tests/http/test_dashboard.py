@@ -197,3 +197,34 @@ def test_each_page_loads(browser: Any, broker: EmbeddedBroker, fragment: str, he
     open_page(browser, broker, fragment)
     wait_for(browser, "h1", heading)
     wait_for(browser, "main", shows)
+
+
+def dead_letter(broker: EmbeddedBroker, prefix: str, bodies: tuple[bytes, ...]) -> None:
+    """Queue PREFIX-work dead-letters through fanout PREFIX-dlx into PREFIX-dlq; each body is published to
+    the work queue and rejected there, so it lands in the dead-letter queue with an x-death."""
+    conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+    try:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        channel.exchange_declare(f"{prefix}-dlx", "fanout")
+        channel.queue_declare(f"{prefix}-dlq")
+        channel.queue_bind(f"{prefix}-dlq", f"{prefix}-dlx")
+        channel.queue_declare(f"{prefix}-work", arguments={"x-dead-letter-exchange": f"{prefix}-dlx"})
+        for body in bodies:
+            channel.basic_publish("", f"{prefix}-work", body)
+        for _ in bodies:
+            method, _, _ = channel.basic_get(f"{prefix}-work")
+            channel.basic_reject(method.delivery_tag, requeue=False)
+    finally:
+        conn.close()
+
+
+def test_the_dead_letter_view_decodes_each_x_death(browser: Any, broker: EmbeddedBroker) -> None:
+    from selenium.webdriver.common.by import By
+
+    dead_letter(broker, "view", (b"first", b"second"))
+    open_page(browser, broker, "#/dead-letters/%2F/view-dlq")
+    assert row_of(browser, "first")[:5] == ["rejected", "view-work", "(AMQP default)", "view-work", "1"]
+    assert row_of(browser, "second")[-1] == "second"
+    summaries = [cells(row) for row in browser.find_elements(By.CSS_SELECTOR, ".columns table tbody tr")]
+    assert summaries == [["rejected", "2"], ["view-work", "2"]]

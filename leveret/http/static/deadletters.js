@@ -79,7 +79,8 @@ export async function deadLettersPage({ vhost, name }) {
         section("Messages (first 100)", dataTable([
           { label: "Reason", key: "dead_letter.reason" },
           { label: "Original queue", key: "dead_letter.queue" },
-          { label: "Exchange", key: "dead_letter.exchange" },
+          { label: "Exchange", value: (row) => (row.dead_letter?.exchange === "" ? "(AMQP default)"
+            : row.dead_letter?.exchange) },
           { label: "Routing keys", value: (row) => (row.dead_letter?.routing_keys ?? []).join(", ") },
           { label: "Deaths", key: "dead_letter.count", numeric: true },
           { label: "Time", value: (row) => formatTime(row.dead_letter?.time) },
