@@ -12,6 +12,7 @@ import hashlib
 import platform
 import resource
 import time
+from typing import Any
 
 import psutil
 
@@ -129,8 +130,35 @@ def leveret_families(target: ManagementTarget) -> list[Family]:
     ]
 
 
+def histogram_family(name: str, help_text: str, histogram: Any) -> Family:
+    """A histogram (server/histogram.py) as a Prometheus histogram family."""
+    family = Family(name, help_text, "histogram")
+    for bound, count in histogram.cumulative():
+        family.sample(count, "_bucket", le="+Inf" if bound == float("inf") else repr(float(bound)))
+    family.sample(histogram.sum, "_sum")
+    family.sample(histogram.count, "_count")
+    return family
+
+
+def commit_families(target: ManagementTarget) -> list[Family]:
+    """The group commits: how long each took to be durable, and how many confirms each released."""
+    durability = getattr(target, "durability", None)
+    if durability is None:
+        return []
+    return [
+        histogram_family("leveret_commit_seconds",
+                         "Seconds from a group commit's start to its fsync's end (publisher confirms wait this long).",
+                         durability.commit_seconds),
+        histogram_family("leveret_commit_batch_publishes",
+                         "Publisher confirms released by one group commit (its fsync covered them all).",
+                         durability.batch_publishes),
+        gauge("leveret_commits_failed_total", "Group commits whose write or fsync failed (their publishes nacked).",
+              durability.failed_commits, "counter"),
+    ]
+
+
 def node_families(target: ManagementTarget, per_object: bool = False) -> list[Family]:
     """Every node-level family, in the order /metrics writes them."""
     alarms = [] if per_object else metrics_only_families(target)
     return [*alarms, *resource_families(target), *auth_families(target.users.auth_attempts), *info_families(target),
-            *leveret_families(target), *shovel_families(target)]
+            *leveret_families(target), *shovel_families(target), *commit_families(target)]

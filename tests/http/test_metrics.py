@@ -235,3 +235,27 @@ def test_connections_channels_queues_confirms_and_unroutable_publishes_are_count
         "rabbitmq_global_messages_received_confirm_total": 3, "rabbitmq_global_messages_confirmed_total": 3,
         "rabbitmq_global_messages_unroutable_dropped_total": 1,
         "rabbitmq_global_messages_unroutable_returned_total": 1}
+
+
+def test_group_commits_are_timed_and_their_batches_counted(broker: EmbeddedBroker,
+                                                           connection: pika.BlockingConnection) -> None:
+    before = scrape(broker, "/metrics")
+    channel = connection.channel()
+    channel.confirm_delivery()
+    channel.queue_declare("durable-q", durable=True)
+    for body in (b"1", b"2", b"3"):
+        channel.basic_publish("", "durable-q", body, pika.BasicProperties(delivery_mode=2))  # each waits its fsync
+    after = scrape(broker, "/metrics")
+    assert after["leveret_commit_seconds"].type == "histogram"
+
+    def count(families: dict[str, Any], name: str, suffix: str, **labels: str) -> float:
+        (found,) = [s.value for s in families[name].samples if s.name == name + suffix and s.labels == labels]
+        return found
+
+    commits = count(after, "leveret_commit_seconds", "_count") - count(before, "leveret_commit_seconds", "_count")
+    assert commits >= 3  # one confirmed publish at a time: a commit each, at least
+    released = (count(after, "leveret_commit_batch_publishes", "_sum")
+                - count(before, "leveret_commit_batch_publishes", "_sum"))
+    assert released == 3
+    assert (count(after, "leveret_commit_seconds", "_bucket", le="+Inf")
+            == count(after, "leveret_commit_seconds", "_count"))
