@@ -228,3 +228,27 @@ def test_the_dead_letter_view_decodes_each_x_death(browser: Any, broker: Embedde
     assert row_of(browser, "second")[-1] == "second"
     summaries = [cells(row) for row in browser.find_elements(By.CSS_SELECTOR, ".columns table tbody tr")]
     assert summaries == [["rejected", "2"], ["view-work", "2"]]
+
+
+def test_replay_moves_dead_letters_back_to_their_queue(browser: Any, broker: EmbeddedBroker) -> None:
+    dead_letter(broker, "replay", (b"one", b"two"))
+    open_page(browser, broker, "#/dead-letters/%2F/replay-dlq")
+    assert row_of(browser, "one")[:2] == ["rejected", "replay-work"]
+    wait_for(browser, "button.replay").click()
+    assert "2 of 2 moved" in wait_for(browser, '.task[data-state="finished"]').text
+    counts = {q["name"]: q["messages"] for q in api_get(broker, "/api/queues/%2F")}
+    assert (counts["replay-work"], counts["replay-dlq"]) == (2, 0)
+    wait_for(browser, "main", "Nothing here.")  # the view refreshed: the dead-letter queue is empty
+
+
+def test_move_tasks_are_listed_on_the_dead_letters_page(browser: Any, broker: EmbeddedBroker) -> None:
+    dead_letter(broker, "listed", (b"x",))
+    open_page(browser, broker, "#/queues/%2F/listed-dlq")
+    move = wait_for(browser, "form.action", "Move messages")
+    move.find_element("css selector", "button").click()
+    wait_for(browser, '.task[data-state="finished"]')
+    open_page(browser, broker, "#/dead-letters")
+    row = row_of(browser, "listed-dlq")  # the first table lists queues; the move tasks table follows
+    assert row[1] == "listed-dlq"
+    tasks = [cells(r) for r in browser.find_elements("css selector", "section table.data tbody tr")]
+    assert any(task[1:5] == ["listed-dlq", "finished", "1", "1"] for task in tasks)
