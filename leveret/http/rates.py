@@ -4,7 +4,8 @@ The broker only counts (broker/stats.py); nothing on the message path knows abou
 `INTERVAL` seconds the HTTP side copies each queue's, exchange's and vhost's counters and depths into a
 tuple, keeping the two newest samples; a request's rate is the difference of those two over the time
 between them (per second, as RabbitMQ's `rate`), so answering costs a subtraction and the sampling one
-pass over the queues every five seconds (RabbitMQ's default collect_statistics_interval).
+pass over the queues every five seconds (RabbitMQ's default collect_statistics_interval), taken only
+while someone reads the API (IDLE_AFTER): about 2 µs per queue, so 20 ms every 5 s for 10,000 queues.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from typing import Any, Hashable, Iterable
 
 from aiohttp import web
 
-from leveret.broker.stats import FIELDS, MessageStats, total
+from leveret.broker.stats import FIELDS, MessageStats, sum_counts, total
 from leveret.broker.vhost import Broker
 
 INTERVAL = 5.0
+# Sampling stops when nobody has asked for a rate this long, so an unwatched broker pays nothing; the
+# first request after that takes a sample at once and has rates again one INTERVAL later.
+IDLE_AFTER = 600.0
+counts = MessageStats.values
 
 # The message_stats fields each kind of object shows, in RabbitMQ's names. deliver_get is the sum of
 # deliver, deliver_no_ack, get and get_no_ack.
@@ -50,27 +55,41 @@ class Rates:
         self._previous: tuple[float, dict[Hashable, Sample]] = (0.0, {})
         self._latest: tuple[float, dict[Hashable, Sample]] = (0.0, {})
         self._moved_at: dict[Hashable, float] = {}  # wall-clock time of the sample in which values last moved
+        self.last_used = self.started
+
+    @property
+    def watched(self) -> bool:
+        """Whether a request wanted rates within IDLE_AFTER."""
+        return self.clock() - self.last_used < IDLE_AFTER
+
+    def used(self) -> None:
+        """A request reads rates: sample on (after an idle spell, afresh: no rate across the gap)."""
+        if not self.watched:
+            self.sample()
+            self._previous = (0.0, {})
+        self.last_used = self.clock()
 
     def sample(self) -> None:
-        """Take a sample now (the timer's work)."""
+        """Take a sample now (the timer's work): one tuple per queue, exchange and vhost, and the node's;
+        a vhost's and the node's are field sums of the others (zip and sum run in C)."""
         samples: dict[Hashable, Sample] = {}
-        node_depths = [0, 0, 0]
+        vhost_rows = []
+        no_depths = (0, 0, 0)
         for vhost in self.broker.vhosts.values():
-            vhost_depths = [0, 0, 0]
-            for queue in vhost.queues.values():
-                queue_depths = depths(queue)
-                samples[("queue", vhost.name, queue.name)] = queue.stats.values() + queue_depths
-                for index, value in enumerate(queue_depths):
-                    vhost_depths[index] += value
-            for exchange in vhost.exchanges.values():
-                samples[("exchange", vhost.name, exchange.name)] = exchange.stats.values()
-            samples[("vhost", vhost.name)] = vhost_stats(vhost).values() + tuple(vhost_depths)
-            for index, value in enumerate(vhost_depths):
-                node_depths[index] += value
-        node = total(vhost_stats(v) for v in self.broker.vhosts.values())
-        samples[("node",)] = node.values() + tuple(node_depths)
-        wall, latest = self.broker.clock.time(), self._latest[1]
-        self._moved_at = {key: wall if latest.get(key) != values else self._moved_at.get(key, wall)
+            name = vhost.name
+            rows = [vhost.retired_stats.values() + no_depths]
+            for queue_name, queue in vhost.queues.items():
+                ready, unacked = queue.message_count, queue.unacked_count
+                row = samples[("queue", name, queue_name)] = counts(queue.stats) + (ready + unacked, ready, unacked)
+                rows.append(row)
+            for exchange_name, exchange in vhost.exchanges.items():
+                row = samples[("exchange", name, exchange_name)] = counts(exchange.stats)
+                rows.append(row + no_depths)
+            vhost_row = samples[("vhost", name)] = sum_counts(rows)
+            vhost_rows.append(vhost_row)
+        samples[("node",)] = sum_counts(vhost_rows)
+        wall, latest, moved = self.broker.clock.time(), self._latest[1], self._moved_at
+        self._moved_at = {key: wall if latest.get(key) != values else moved.get(key, wall)
                           for key, values in samples.items()}
         self._previous, self._latest = self._latest, (self.clock(), samples)
 
@@ -126,7 +145,10 @@ RATES = web.AppKey("rates", Rates)
 
 
 def rates_of(request: web.Request) -> Rates:
-    return request.app[RATES]
+    """The app's Rates, marked as used by this request."""
+    rates = request.app[RATES]
+    rates.used()
+    return rates
 
 
 def install(app: web.Application, broker: Broker) -> None:
@@ -138,7 +160,8 @@ def install(app: web.Application, broker: Broker) -> None:
         handle: list[asyncio.TimerHandle] = []
 
         def tick() -> None:
-            rates.sample()
+            if rates.watched:
+                rates.sample()
             handle[:] = [loop.call_later(INTERVAL, tick)]
 
         tick()

@@ -13,7 +13,7 @@ import pytest
 from leveret.broker.vhost import Broker
 from leveret.clock import ManualClock
 from leveret.embedded import EmbeddedBroker
-from leveret.http.rates import Rates
+from leveret.http.rates import IDLE_AFTER, Rates
 from tests.http.api_client import api, call
 
 
@@ -223,3 +223,20 @@ def test_a_management_user_sees_only_its_own_connections(broker: EmbeddedBroker,
     ok(broker, "PUT", "/permissions/%2F/watcher", {"configure": ".*", "write": ".*", "read": ".*"})
     assert call(api(broker), "GET", "/connections", auth=("watcher", "pw")).body == []
     assert len(ok(broker, "GET", "/connections")) == 1
+
+
+def test_sampling_stops_while_nobody_reads_rates() -> None:
+    clock = ManualClock()
+    broker = Broker(clock)
+    vhost = broker.vhosts["/"]
+    vhost.declare_queue("q")
+    rates = Rates(broker)
+    rates.sample()
+    clock.advance(IDLE_AFTER + 1)
+    assert not rates.watched  # the timer's tick takes no sample now
+    vhost.publish("", "q", message())
+    rates.used()  # a request after the idle spell samples afresh: no rate across the gap
+    assert rates.watched and rates.rates(("queue", "/", "q")) is None
+    clock.advance(5)
+    rates.sample()
+    assert rates.rates(("queue", "/", "q")) is not None
