@@ -163,7 +163,8 @@ ENDPOINTS = [  # (path, the kind of object it shows)
     ("/extensions", None),
     ("/health/checks/alarms", None),
     ("/health/checks/local-alarms", None),
-    ("/health/checks/virtual-hosts", None),
+    # (/health/checks/virtual-hosts is not compared: the shared RabbitMQ reports other tests' vhosts
+    # being created or deleted as down; tests/http/test_mgmt_objects.py checks leveret's answer)
     ("/health/checks/protocol-listener/amqp", None),
     ("/aliveness-test/{v}", None),
     ("/queues/{v}?page=1&page_size=1&name=q&columns=name", None),
