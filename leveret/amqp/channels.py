@@ -85,10 +85,14 @@ class ChannelState:
         return basic_ack_frame(self.number, upto, multiple)
 
     def nack_frame(self, seq: int) -> bytes:
-        """basic.nack of publish `seq` alone (the ones before it were acked first, by the caller)."""
+        """basic.nack of publish `seq` (the ones before it ready by then were acked first, by the caller).
+
+        As RabbitMQ 3.10 sends it: multiple when nothing before it is still unconfirmed (its nacks are always
+        coalesced, only a lone ack goes out single), requeue true (the field's default, which it leaves)."""
+        multiple = seq == self.confirmed_upto + 1  # every publish before it confirmed already
         if seq > self.confirmed_upto:
             self.confirmed_upto = seq
-        return basic_nack_frame(self.number, seq, False, False)
+        return basic_nack_frame(self.number, seq, multiple, True)
 
     # --- close ------------------------------------------------------------------------------------
     def close_frame(self, code: int, text: str, class_id: int, method_id: int) -> bytes:

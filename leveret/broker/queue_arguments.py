@@ -157,6 +157,9 @@ def parse_queue_arguments(
     """Validate `arguments` for a new queue and return its settings, or raise PreconditionFailed."""
     check = _Checker(queue_name, vhost_name, arguments)
     settings = QueueSettings()
+    # The channel checks the dead-letter exchange's type before the queue checks anything (RabbitMQ 3.10:
+    # a byte-array x-dead-letter-exchange beats an invalid x-message-ttl or x-queue-type).
+    settings.dead_letter_exchange = check.text("x-dead-letter-exchange")
     if "x-queue-type" in arguments:
         queue_type = as_text(arguments["x-queue-type"])
         if field_type_name(arguments["x-queue-type"]) != "longstr":
@@ -166,7 +169,6 @@ def parse_queue_arguments(
         settings.queue_type = queue_type
     settings.expires = check.integer("x-expires", zero_ok=False, too_large=MAX_EXPIRY_MS)
     settings.message_ttl = check.integer("x-message-ttl", too_large=MAX_EXPIRY_MS)
-    settings.dead_letter_exchange = check.text("x-dead-letter-exchange")
     routing_key = arguments.get("x-dead-letter-routing-key")
     if "x-dead-letter-routing-key" in arguments and field_type_name(routing_key) != "longstr":
         raise check.invalid("x-dead-letter-routing-key", f"{{unacceptable_type,{field_type_name(routing_key)}}}")

@@ -113,10 +113,13 @@ def test_acks_are_multiple_only_when_they_cover_more_than_one_publish():
     assert ch.confirmed_upto == 5
 
 
-def test_a_nack_names_one_publish_and_counts_as_confirmed():
+def test_a_nack_counts_as_confirmed_and_is_multiple_only_when_nothing_before_it_is_open():
+    """RabbitMQ 3.10 coalesces nacks (multiple whenever every earlier publish is confirmed) and leaves
+    requeue at its default, true (found by the differential fuzzer)."""
     ch = ChannelState(1)
-    assert ch.nack_frame(3) == basic_nack_frame(1, 3, False, False)
+    assert ch.nack_frame(1) == basic_nack_frame(1, 1, True, True)
+    assert ch.nack_frame(3) == basic_nack_frame(1, 3, False, True)  # 2 is still open: this one alone
     assert ch.confirmed_upto == 3
-    assert ch.nack_frame(2) == basic_nack_frame(1, 2, False, False)
+    assert ch.nack_frame(2) == basic_nack_frame(1, 2, False, True)
     assert ch.confirmed_upto == 3  # never goes back
     assert ch.ack_frame(5) == basic_ack_frame(1, 5, True)

@@ -9,6 +9,8 @@ vhosts of its own, so nothing collides) and values drawn to collide across types
 - `TopicRouting`: topic bindings and keys with empty words, `*` and `#` in every position, long keys.
 - `QueueArguments`: queue declarations with valid and invalid arguments of every type, redeclarations
   (equivalence), passive declares and deletes.
+- `QueueLimits`: max-length and max-length-bytes with each overflow mode, priorities, and what gets, acks,
+  nacks, rejects (valid and unknown delivery tags), recovers and purges do to them.
 
 `Machine.brokers` is set by the runner (tests/difffuzz/test_difffuzz.py, tools/difffuzz.py) before a run:
 the reference first, then the broker under test.
@@ -168,4 +170,66 @@ def _flag_values(flags: dict) -> tuple:
     return tuple(flags.get(name, False) for name in ("durable", "exclusive", "auto_delete"))
 
 
-MACHINES = (HeadersTyping, TopicRouting, QueueArguments)
+# --- max-length, overflow, priorities, acknowledgements ------------------------------------------------
+
+_LIMIT_ARGUMENTS = st.lists(st.one_of(
+    st.tuples(st.just("x-max-length"), st.integers(0, 3).map(lambda n: ("I", n))),
+    st.tuples(st.just("x-max-length-bytes"), st.integers(0, 8).map(lambda n: ("l", n))),
+    st.tuples(st.just("x-overflow"), st.sampled_from(["drop-head", "reject-publish", "reject-publish-dlx"])
+              .map(lambda mode: ("S", mode))),
+    st.tuples(st.just("x-max-priority"), st.sampled_from([("b", 1), ("I", 3), ("I", 0)])),
+), max_size=4, unique_by=lambda entry: entry[0])
+_PRIORITIES = st.one_of(st.none(), st.integers(0, 5))
+
+
+class QueueLimits(LockstepMachine):
+    """One queue with random limits and priorities; publishes (confirmed or nacked), gets, acks, nacks,
+    rejects, recovers and purges, all answered synchronously."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.declared = False
+        self.published = 0
+
+    @precondition(lambda self: not self.declared)
+    @rule(arguments=_LIMIT_ARGUMENTS)
+    def declare(self, arguments):
+        self.declared = True
+        self.step(("declare_queue", "q0", arguments))
+
+    @precondition(lambda self: self.declared)
+    @rule(priority=_PRIORITIES, size=st.integers(0, 5))
+    def publish(self, priority, size):
+        self.published += 1
+        properties = {} if priority is None else {"priority": priority}
+        body = (b"%d" % self.published).ljust(size, b".")
+        self.step(("publish", "", "q0", properties, body, True))
+
+    @precondition(lambda self: self.declared)
+    @rule(no_ack=st.booleans())
+    def get(self, no_ack):
+        self.step(("get", "q0", no_ack))
+
+    @precondition(lambda self: self.declared)
+    @rule(tag=st.integers(0, 4), multiple=st.booleans(), how=st.sampled_from(["ack", "nack", "reject"]),
+          requeue=st.booleans())
+    def settle(self, tag, multiple, how, requeue):
+        if how == "ack":
+            self.step(("ack", tag, multiple))
+        elif how == "nack":
+            self.step(("nack", tag, multiple, requeue))
+        else:
+            self.step(("reject", tag, requeue))
+
+    @precondition(lambda self: self.declared)
+    @rule(requeue=st.booleans())
+    def recover(self, requeue):
+        self.step(("recover", requeue))
+
+    @precondition(lambda self: self.declared)
+    @rule()
+    def purge(self):
+        self.step(("purge", "q0"))
+
+
+MACHINES = (HeadersTyping, TopicRouting, QueueArguments, QueueLimits)

@@ -114,8 +114,21 @@ def test_a_redeclaration_is_compared_not_validated(brokers):
 
 
 def test_queue_arguments_are_checked_in_rabbitmqs_order(brokers):
-    """The queue type first, then the values, then what the type refuses (broker/queue_arguments.py)."""
+    """The dead-letter exchange's type first, then the queue type, then the values, then what the type refuses
+    (broker/queue_arguments.py; the first and last cases found by the long run)."""
     replay(brokers, [
         ("declare_queue", "q0", [("x-message-ttl", ("S", "1")), ("x-delivery-limit", ("S", "1"))]),
         ("declare_queue", "q0", [("x-message-ttl", ("S", "1")), ("x-queue-type", ("S", "1"))]),
+        ("declare_queue", "q0", [("x-message-ttl", ("S", "1")), ("x-dead-letter-exchange", ("x", b"1"))]),
+        ("declare_queue", "q0", [("x-queue-type", ("S", "1")), ("x-dead-letter-exchange", ("x", b"1"))]),
+    ])
+
+
+def test_a_publish_refused_by_reject_publish_is_nacked_as_rabbitmq_nacks(brokers):
+    """RabbitMQ 3.10 nacks with multiple when nothing before is unconfirmed and requeue true; leveret sent
+    multiple false, requeue false (amqp/channels.py nack_frame)."""
+    replay(brokers, [
+        ("declare_queue", "q0", [("x-max-length", ("I", 0)), ("x-overflow", ("S", "reject-publish"))]),
+        ("publish", "", "q0", {}, b"1", True),
+        ("publish", "", "q0", {}, b"2", True),
     ])

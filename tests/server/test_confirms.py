@@ -62,7 +62,7 @@ def test_a_refused_publish_is_nacked_after_the_acks_before_it():
     h.ch.confirm_routed(1, False, h.durability)
     h.ch.confirm_routed(2, False, h.durability)
     h.ch.confirm_routed(3, True, h.durability)  # x-overflow reject-publish
-    assert h.frames == [basic_ack_frame(1, 2, True), basic_nack_frame(1, 3, False, False)]
+    assert h.frames == [basic_ack_frame(1, 2, True), basic_nack_frame(1, 3, True, True)]
     assert h.end_turn()[2:] == []  # the scheduled ack finds nothing left to say
 
 
@@ -86,13 +86,13 @@ def test_a_failed_commit_nacks_each_publish_in_order():
     for seq in (1, 2):
         h.ch.confirm_routed(seq, False, h.durability)
     h.durability.commit_done(ok=False)
-    assert h.end_turn() == [basic_nack_frame(1, 1, False, False), basic_nack_frame(1, 2, False, False)]
+    assert h.end_turn() == [basic_nack_frame(1, 1, True, True), basic_nack_frame(1, 2, True, True)]
 
 
 def test_a_publish_the_store_could_not_write_is_nacked_in_order():
     h = Harness()
     h.ch.confirm_unstored(1, h.durability)
-    assert h.frames == [basic_nack_frame(1, 1, False, False)]
+    assert h.frames == [basic_nack_frame(1, 1, True, True)]
     h.frames.clear()
     h.durability.store.commit_pending = True
     h.ch.confirm_routed(2, False, h.durability)
@@ -100,7 +100,7 @@ def test_a_publish_the_store_could_not_write_is_nacked_in_order():
     assert [(seq, ok) for _ch, seq, ok in h.durability.waiting] == [(2, True), (3, False)]
     h.durability.commit_done()
     # 2 is acked before 3 is nacked, at once (a nack flushes the acks before it), so the order holds.
-    assert h.end_turn() == [basic_ack_frame(1, 2, False), basic_nack_frame(1, 3, False, False)]
+    assert h.end_turn() == [basic_ack_frame(1, 2, False), basic_nack_frame(1, 3, True, True)]
 
 
 def test_nothing_is_written_for_a_closing_channel():
