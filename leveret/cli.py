@@ -13,6 +13,7 @@ import click
 from leveret.cli_admin import COMMANDS as ADMIN_COMMANDS
 from leveret.cli_dlq import dlq
 from leveret.cli_objects import COMMANDS as OBJECT_COMMANDS
+from leveret.cli_migrate import COMMANDS as MIGRATE_COMMANDS
 from leveret.cli_shovels import COMMANDS as SHOVEL_COMMANDS
 from leveret.config import Settings, SettingsError, load_settings
 
@@ -60,7 +61,8 @@ def serve(host: str | None, port: int | None, data_dir: str | None, config_file:
     sys.exit(run(settings))
 
 
-# users, vhosts, permissions, topic-permissions (cli_admin.py); list, purge, delete (cli_objects.py); shovels
-for _command in (*ADMIN_COMMANDS, *OBJECT_COMMANDS, *SHOVEL_COMMANDS):
+# users, vhosts, permissions, topic-permissions (cli_admin.py); list, purge, delete (cli_objects.py); shovels;
+# migrate
+for _command in (*ADMIN_COMMANDS, *OBJECT_COMMANDS, *SHOVEL_COMMANDS, *MIGRATE_COMMANDS):
     main.add_command(_command)
 main.add_command(dlq)  # dead letters (cli_dlq.py)
