@@ -36,6 +36,10 @@ LIST_COLUMNS = {
                   ("prefetch", "prefetch_count")),
     "policies": (("vhost", "vhost"), ("name", "name"), ("pattern", "pattern"), ("apply-to", "apply-to"),
                  ("priority", "priority"), ("definition", "definition")),
+    # Kafka's side (http/kafka.py): topics and consumer groups; a group's lag is over its committed partitions.
+    "topics": (("vhost", "vhost"), ("name", "name"), ("partitions", "partition_count"), ("messages", "messages")),
+    "groups": (("vhost", "vhost"), ("name", "name"), ("state", "state"), ("members", "member_count"),
+               ("lag", "lag")),
 }
 PER_VHOST = frozenset({"queues", "exchanges", "bindings", "consumers", "policies"})
 

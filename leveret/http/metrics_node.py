@@ -20,6 +20,7 @@ from leveret import __version__
 from leveret.http.exposition import Family, gauge
 from leveret.http.nodes import node_name, output_paused, resources
 from leveret.http.overview import memory_budget
+from leveret.http.kafka import kafka_families
 from leveret.http.shovels import shovel_families
 from leveret.http.target import ManagementTarget
 
@@ -161,4 +162,5 @@ def node_families(target: ManagementTarget, per_object: bool = False) -> list[Fa
     """Every node-level family, in the order /metrics writes them."""
     alarms = [] if per_object else metrics_only_families(target)
     return [*alarms, *resource_families(target), *auth_families(target.users.auth_attempts), *info_families(target),
-            *leveret_families(target), *shovel_families(target), *commit_families(target)]
+            *leveret_families(target), *shovel_families(target), *commit_families(target),
+            *kafka_families(target)]

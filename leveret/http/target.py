@@ -32,6 +32,7 @@ class ManagementTarget(Protocol):
     ssl_port: int | None  # the bound amqps port (None: not listening)
     shovels: Any  # leveret.shovel.manager.Shovels: status(vhost), restart(vhost, name), totals()
     move_tasks: Any  # server/move_tasks.py MoveTasks: start(...), get(id), list()
+    kafka: Any  # server/kafka_listener.py's KafkaListener: topics_status(), groups_status(); None when it is off
 
     def put_vhost(self, name: str, description: str = "", tags: tuple[str, ...] = ()) -> bool:
         """Create (True) or update (False) a vhost, in the access registry and the broker."""

@@ -159,6 +159,7 @@ class Server:
         self.ssl_port: int | None = None  # None until the amqps listener listens (or when it is off)
         self.http_port: int | None = None  # None until the HTTP API listens (or when it is off)
         self.kafka_port: int | None = None  # None until the Kafka listener listens (or when it is off)
+        self.kafka = None  # the KafkaListener (server/kafka_listener.py) once it listens: the API lists its topics
         # Dynamic shovels (leveret/shovel/): outgoing AMQP clients on this loop, started once we listen.
         self.shovels = Shovels(f"leveret@{socket.gethostname()}", self._local_broker, self._forget_shovel)
         self.broker.parameters.register("shovel", self.shovels)  # the stored ones are applied here
@@ -200,7 +201,9 @@ class Server:
         if kafka_port >= 0:
             from leveret.server.kafka_listener import KafkaListener  # loaded only by brokers that speak Kafka
 
-            self.kafka_port = await self._listen(KafkaListener(self), self.settings.host, kafka_port)
+            kafka = KafkaListener(self)
+            self.kafka_port = await self._listen(kafka, self.settings.host, kafka_port)
+            self.kafka = kafka
         if self.settings.http_port >= 0:
             # Imported here so aiohttp is only loaded by brokers that serve HTTP.
             from leveret.http.app import ManagementListener

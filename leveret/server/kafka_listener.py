@@ -21,6 +21,7 @@ from leveret.clock import Clock
 from leveret.config import Settings
 from leveret.kafka.data import DataPlane
 from leveret.kafka.groups import GroupCoordinator
+from leveret.kafka.listing import group_rows, topic_rows
 from leveret.kafka.producers import ProducerStates
 from leveret.kafka.topics import Topics
 from leveret.server.durability import Durability
@@ -50,6 +51,7 @@ class KafkaListener:
         vhost = server.broker.vhost(settings.default_vhost) or server.broker.add_vhost(settings.default_vhost)
         topics = Topics(vhost, auto_create=settings.kafka_auto_create_topics,
                         default_partitions=settings.kafka_partitions)
+        self.topics = topics
         self.data = DataPlane(topics, ProducerStates(int(time.time() * 1000) << 8))
         self.groups: GroupCoordinator | None = GroupCoordinator(topics, server.broker.timers, server.clock)
         self.connections: set[KafkaProtocol] = set()
@@ -68,6 +70,13 @@ class KafkaListener:
             connection.close()
         if self.groups is not None:
             self.groups.stop()
+
+    # -- what the management API shows (http/kafka.py) ------------------------------------------------------
+    def topics_status(self) -> list[dict[str, Any]]:
+        return topic_rows(self.topics)
+
+    def groups_status(self) -> list[dict[str, Any]]:
+        return group_rows(self.groups, self.topics) if self.groups is not None else []
 
     # -- what sessions need of the server ------------------------------------------------------------------
     def kick_durability(self) -> None:
