@@ -199,7 +199,8 @@ def parse_queue_arguments(
     # What the type refuses comes after every value check above (RabbitMQ 3.10's order: x-message-ttl 'abc'
     # with x-delivery-limit on a classic queue is "expected integer"); the type itself is checked first.
     if settings.quorum:
-        for flag, bad in (("non-durable", not durable), ("exclusive-owner", exclusive), ("auto-delete", auto_delete)):
+        # In RabbitMQ 3.10's order (checked against it): auto-delete, then exclusive, then durability.
+        for flag, bad in (("auto-delete", auto_delete), ("exclusive-owner", exclusive), ("non-durable", not durable)):
             if bad:
                 raise PreconditionFailed(f"invalid property '{flag}' {check.where}")
     module, refused = _REFUSED_BY_TYPE[settings.queue_type]

@@ -232,6 +232,9 @@ class Registry:
             queue = self.queue_for(name, owner)
             queue.touch()  # a passive declare renews x-expires too (RabbitMQ 3.10)
             return queue, queue.message_count, queue.consumer_count
+        # An exclusive queue is never durable, whatever the flag says (RabbitMQ 3.10's channel: Durable =
+        # DurableDeclare andalso not ExclusiveDeclare; found by the fuzzer).
+        durable = durable and not exclusive
         self.lifecycle.queues_declared += 1
         if is_stream_declaration(arguments) or isinstance(self.queues.get(name), StreamQueue):
             return self._declare_stream(name, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
@@ -291,8 +294,8 @@ class Registry:
                                     arguments=arguments, owner=owner, compared=STREAM_EQUIVALENCE_ARGS)
             return existing, existing.message_count, existing.consumer_count
         self._check_queue_limit(name)  # before the properties and arguments, as RabbitMQ 3.10
-        for flag, bad in (("non-durable", not durable), ("exclusive-owner", exclusive), ("auto-delete", auto_delete)):
-            if bad:
+        for flag, bad in (("auto-delete", auto_delete), ("exclusive-owner", exclusive), ("non-durable", not durable)):
+            if bad:  # RabbitMQ 3.10's order, as for quorum queues (checked against it)
                 raise PreconditionFailed(f"invalid property '{flag}' for queue '{name}' in vhost '{self.name}'")
         settings = parse_stream_arguments(name, self.name, arguments)
         streams = self.streams

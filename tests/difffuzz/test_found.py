@@ -5,6 +5,8 @@ Every test here failed before its fix; the docstring says what differed and wher
 
 from __future__ import annotations
 
+import pytest
+
 from lockstep import replay
 
 HEADERS_SETUP = [
@@ -111,6 +113,26 @@ def test_a_redeclaration_is_compared_not_validated(brokers):
         ("declare_queue", "q0", [("x-overflow", ("S", "bogus"))]),
         ("declare_queue", "q0", [("x-unknown", ("S", "abc"))]),
     ])
+
+
+def test_an_exclusive_queue_is_never_durable(brokers):
+    """RabbitMQ takes durable=true on an exclusive queue as false: redeclaring one with the flag flipped is
+    fine (broker/registry.py). Found by the long run."""
+    replay(brokers, [
+        ("declare_queue", "q0", [], False, False, True, False),
+        ("declare_queue", "q0", [], False, True, True, False),
+        ("declare_queue", "q1", [], False, True, True, False),
+        ("declare_queue", "q1", [], False, False, True, False),
+    ])
+
+
+@pytest.mark.parametrize("queue_type", ["quorum", "stream"])
+def test_quorum_and_stream_properties_are_checked_in_rabbitmqs_order(brokers, queue_type):
+    """auto-delete, then exclusive-owner, then non-durable (broker/queue_arguments.py, broker/registry.py)."""
+    arguments = [("x-queue-type", ("S", queue_type))]
+    replay(brokers, [("declare_queue", "qq", arguments, False, *flags)
+                     for flags in ((False, True, True), (False, False, True), (False, True, False),
+                                   (True, True, True), (True, True, False), (False, False, False))])
 
 
 def test_queue_arguments_are_checked_in_rabbitmqs_order(brokers):
