@@ -112,6 +112,11 @@ def test_a_redeclaration_is_compared_not_validated(brokers):
         ("declare_queue", "q0", [("x-message-ttl", ("S", "1"))]),
         ("declare_queue", "q0", [("x-overflow", ("S", "bogus"))]),
         ("declare_queue", "q0", [("x-unknown", ("S", "abc"))]),
+        ("declare_queue", "q0", [("x-queue-type", ("S", "classic"))]),
+        ("declare_queue", "q0", [("x-queue-type", ("S", "1"))]),  # "current is none" (found by the long run)
+        ("declare_queue", "q1", [("x-queue-type", ("S", "classic"))]),
+        ("declare_queue", "q1", []),
+        ("declare_queue", "q1", [("x-queue-type", ("S", "quorum"))]),
     ])
 
 
