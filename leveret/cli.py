@@ -11,6 +11,7 @@ import sys
 import click
 
 from leveret.cli_admin import COMMANDS as ADMIN_COMMANDS
+from leveret.cli_definitions import COMMANDS as DEFINITION_COMMANDS
 from leveret.cli_dlq import dlq
 from leveret.cli_objects import COMMANDS as OBJECT_COMMANDS
 from leveret.cli_migrate import COMMANDS as MIGRATE_COMMANDS
@@ -62,7 +63,7 @@ def serve(host: str | None, port: int | None, data_dir: str | None, config_file:
 
 
 # users, vhosts, permissions, topic-permissions (cli_admin.py); list, purge, delete (cli_objects.py); shovels;
-# migrate
-for _command in (*ADMIN_COMMANDS, *OBJECT_COMMANDS, *SHOVEL_COMMANDS, *MIGRATE_COMMANDS):
+# migrate; policies, definitions (cli_definitions.py)
+for _command in (*ADMIN_COMMANDS, *OBJECT_COMMANDS, *SHOVEL_COMMANDS, *MIGRATE_COMMANDS, *DEFINITION_COMMANDS):
     main.add_command(_command)
 main.add_command(dlq)  # dead letters (cli_dlq.py)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Hashable, Iterable
 from leveret.broker import deadletter
 from leveret.broker.entry import QueueEntry, by_seq
 from leveret.broker.message import Message
+from leveret.broker.policy_definitions import NO_POLICY, AppliedPolicy
 from leveret.broker.queue_arguments import QueueSettings, parse_queue_arguments
 from leveret.broker.queue_deadlines import NO_OFFSETS, QueueDeadlines, QueueHost
 from leveret.broker.queue_stored import StoredMessages
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 class Queue(QueueDeadlines, StoredMessages):
     """One queue and its consumers."""
+
+    applied_policy: AppliedPolicy = NO_POLICY  # set by policies.py with the settings it makes
 
     def __init__(
         self,
@@ -57,6 +60,8 @@ class Queue(QueueDeadlines, StoredMessages):
                 name, vhost_name, self.arguments, durable=durable, exclusive=exclusive, auto_delete=auto_delete
             )
         self.settings = settings
+        # What the arguments alone ask for; a policy (policies.py) makes `settings` from it (`apply_settings`).
+        self.argument_settings = settings
         self.host = host
         # Durable storage of persistent messages (leveret.store.api.QueueStore), for durable queues only.
         self.store: QueueStore | None = storage.store
@@ -131,6 +136,20 @@ class Queue(QueueDeadlines, StoredMessages):
     def unused_for_auto_delete(self) -> bool:
         """An auto-delete queue goes when its last consumer goes (never if it had none)."""
         return self.auto_delete and self.had_consumers and not self._consumers
+
+    def apply_settings(self, settings: QueueSettings) -> None:
+        """A policy changed what the queue does: take `settings` from now on (TTLs of messages already in
+        stay as they were enqueued, as in RabbitMQ); a lower length limit drops (or dead-letters) heads now."""
+        expires = self.settings.expires
+        self.settings = settings
+        self._limited = settings.max_length is not None or settings.max_length_bytes is not None
+        self._plain = not self._limited and not settings.max_priority and settings.message_ttl is None
+        self._may_expire = self._may_expire or settings.message_ttl is not None
+        if settings.expires != expires:
+            self._idle.cancel()
+            self.touch()
+        if self._limited and settings.overflow == "drop-head":
+            self._drop_over_limit()
 
     # -- messages in ------------------------------------------------------------------------
     def enqueue(self, message: Message, redelivered: bool = False) -> QueueEntry | None:

@@ -227,6 +227,32 @@ def parse_queue_arguments(
     return settings
 
 
+# Policy keys whose lower value wins against the queue's own argument, and those where the argument wins
+# (RabbitMQ 3.10's resolution), with the QueueSettings field each sets.
+_LOWER_WINS = (("message-ttl", "message_ttl"), ("expires", "expires"), ("max-length", "max_length"),
+               ("max-length-bytes", "max_length_bytes"), ("delivery-limit", "delivery_limit"))
+_ARGUMENT_WINS = (("dead-letter-exchange", "dead_letter_exchange"),
+                  ("dead-letter-routing-key", "dead_letter_routing_key"), ("overflow", "overflow"),
+                  ("dead-letter-strategy", "dead_letter_strategy"))
+
+
+def with_policy(base: QueueSettings, arguments: Mapping[str, Any], definition: Mapping[str, Any]) -> QueueSettings:
+    """The settings of a queue declared with `arguments` (`base`, parsed from them) under an effective policy
+    `definition` (policies.py has checked its values and that they apply to the queue's type)."""
+    settings = QueueSettings()
+    for slot in QueueSettings.__slots__:
+        setattr(settings, slot, getattr(base, slot))
+    for key, slot in _LOWER_WINS:
+        value = definition.get(key)
+        if value is not None and (key != "delivery-limit" or base.quorum):
+            own = getattr(base, slot)
+            setattr(settings, slot, value if own is None else min(own, value))
+    for key, slot in _ARGUMENT_WINS:
+        if key in definition and "x-" + key not in arguments:
+            setattr(settings, slot, definition[key])
+    return settings
+
+
 def _requeue_delays(check: _Checker, value: Any) -> tuple[int, ...]:
     delays = list(value) if isinstance(value, (list, tuple)) else [value]
     if not delays:

@@ -18,6 +18,7 @@ from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.broker.lifecycle import Lifecycle
 from leveret.broker.message import PropertiesCodec
 from leveret.broker.names import REPLY_TO, random_name
+from leveret.broker.policies import PolicySet
 from leveret.broker.queue import Queue
 from leveret.broker.queue_type import QueueType
 from leveret.broker.queue_arguments import parse_queue_arguments
@@ -50,6 +51,7 @@ class Registry:
     queues: dict[str, QueueType]
     exchanges: dict[str, Exchange]
     lifecycle: Lifecycle  # queues declared, created and deleted count here (lifecycle.py)
+    policies: PolicySet
     # and routing.py's `_release_delayed`, the callback a delayed exchange is built with
 
     # -- texts ------------------------------------------------------------------------------
@@ -108,6 +110,7 @@ class Registry:
                 name, self.name, durable=durable, auto_delete=auto_delete, internal=internal, arguments=arguments
             )
         self.exchanges[name] = exchange
+        self.policies.attach(exchange)
         return exchange
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
@@ -276,6 +279,7 @@ class Registry:
         )
         self.queues[name] = queue
         self.lifecycle.queues_created += 1
+        self.policies.attach(queue)
         return queue, 0, 0
 
     def _declare_stream(self, name: str, *, durable: bool, exclusive: bool, auto_delete: bool,
@@ -315,6 +319,7 @@ class Registry:
         )
         self.queues[name] = queue
         self.lifecycle.queues_created += 1
+        self.policies.attach(queue)
         return queue, 0, 0
 
     def bind_queue(

@@ -11,14 +11,15 @@ unit tests do) gets `NO_HOOKS` and keeps everything in memory.
 - `ReadyFactory`: makes one priority level's ready list for a queue (a paged one for queues that page
   their backlog out of memory, see paging.py).
 - `StreamStores` (store/api.py): where stream queues keep their logs.
-- `ParameterHooks`: where runtime parameters are written (parameters.py); `StoreHooks` is both.
+- `ParameterHooks`: where runtime parameters (parameters.py) and policies (policies.py) are written;
+  `StoreHooks` is both.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Protocol
 
-from leveret.store.api import QueueStore, StoredMessage
+from leveret.store.api import PolicyDef, QueueStore, StoredMessage
 
 if TYPE_CHECKING:
     from leveret.broker.exchanges.base import Exchange
@@ -86,13 +87,16 @@ class DurabilityHooks(Protocol):
 
 
 class ParameterHooks(Protocol):
-    """Where runtime parameters are made durable; each call returns once the change is on disk (an `OSError`:
-    it is not, and the caller leaves its model unchanged)."""
+    """Where runtime parameters and policies (operator policies: `OperatorPolicyDef`) are made durable; each
+    call returns once the change is on disk (an `OSError`: it is not, and the caller leaves its model
+    unchanged)."""
 
     def parameter_set(self, vhost: str, component: str, name: str, value: Any) -> None: ...
     def parameter_cleared(self, vhost: str, component: str, name: str) -> None: ...
     def global_parameter_set(self, name: str, value: Any) -> None: ...
     def global_parameter_cleared(self, name: str) -> None: ...
+    def policy_set(self, policy: PolicyDef) -> None: ...
+    def policy_cleared(self, vhost: str, name: str, *, operator: bool) -> None: ...
 
 
 class NoHooks:
@@ -136,6 +140,12 @@ class NoHooks:
         pass
 
     def global_parameter_cleared(self, name: str) -> None:
+        pass
+
+    def policy_set(self, policy: PolicyDef) -> None:
+        pass
+
+    def policy_cleared(self, vhost: str, name: str, *, operator: bool) -> None:
         pass
 
 

@@ -49,6 +49,7 @@ from leveret.broker.arguments import as_text, field_type_name
 from leveret.broker.entry import QueueEntry
 from leveret.broker.errors import AccessRefused, NotImplementedByBroker, PreconditionFailed
 from leveret.broker.message import Message, Properties
+from leveret.broker.policy_definitions import NO_POLICY, AppliedPolicy
 from leveret.broker.stats import MessageStats
 from leveret.broker.stream_arguments import STREAM_MODULE, StreamSettings, parse_interval
 from leveret.broker.stream_tail import TAIL_BYTES, Tail
@@ -98,6 +99,8 @@ class StreamEntry(QueueEntry):
 
 class StreamQueue:
     """A stream queue: the store is the log, consumers are cursors over it; see the module docstring."""
+
+    applied_policy: AppliedPolicy = NO_POLICY  # set by policies.py, which sets the retention it asks for
 
     def __init__(
         self,
@@ -224,6 +227,16 @@ class StreamQueue:
     def apply_retention(self) -> list[int]:
         """Drop head segments retention no longer keeps (also run on a timer and on segment rolls)."""
         return self.stream_store.apply_retention(self._now_ms())
+
+    def set_retention(self, max_age_ms: int | None, max_bytes: int | None) -> None:
+        """A policy changed what the stream keeps (its x-max-age and x-max-length-bytes met with the policy's
+        max-age and max-length-bytes, by policies.py): keep that from now on, and drop what it no longer keeps."""
+        store = self.stream_store
+        store.max_age_ms, store.max_bytes = max_age_ms, max_bytes
+        self._retention.cancel()
+        if max_age_ms is not None:
+            self._retention.arm(self.clock.monotonic() + RETENTION_INTERVAL)
+        self.apply_retention()
 
     def _on_retention_due(self) -> None:
         if self.deleted:

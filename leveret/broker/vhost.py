@@ -14,6 +14,7 @@ from collections.abc import Hashable
 from leveret.broker.exchanges import DefaultExchange, Exchange, exchange_class
 from leveret.broker.message import PropertiesCodec
 from leveret.broker.parameters import Parameters
+from leveret.broker.policies import Policies, PolicySet
 from leveret.broker.queue_type import QueueType
 from leveret.broker.registry import Registry
 from leveret.broker.routing import ReplyChannel, Routing
@@ -77,6 +78,8 @@ class VHost(Registry, Routing):
         self.max_connections: int | None = None
         # The open connections (their owners, as in declare_queue) that max_connections counts.
         self.connections: set[Hashable] = set()
+        # Its policies and operator policies (policies.py), matched as queues and exchanges are declared.
+        self.policies = PolicySet()
 
     def __repr__(self) -> str:
         return f"<VHost {self.name!r} exchanges={len(self.exchanges)} queues={len(self.queues)}>"
@@ -112,6 +115,8 @@ class Broker:
         self.parameters = Parameters(parameter_hooks)
         # Node-wide counts (lifecycle.py), kept here so a deleted vhost's stay counted.
         self.lifecycle = Lifecycle()
+        # Policies and operator policies (policies.py), also written through `parameter_hooks`.
+        self.policies = Policies(self.vhosts, parameter_hooks)
         self.add_vhost("/")
 
     def vhost(self, name: str) -> VHost | None:

@@ -28,7 +28,9 @@ from leveret.store.api import (
     ExchangeDef,
     GlobalParameterDef,
     MessageStore,
+    OperatorPolicyDef,
     ParameterDef,
+    PolicyDef,
     QueueDef,
     StoredMessage,
 )
@@ -144,7 +146,8 @@ class StoreHooks:
         if binding is not None:
             self.definitions.delete_binding(binding)
 
-    # -- runtime parameters (broker/parameters.py; never called while recovering: it restores them) -----
+    # -- runtime parameters and policies (broker/parameters.py, policies.py; never called while
+    # recovering: those restore them) ---------------------------------------------------------------
     def parameter_set(self, vhost: str, component: str, name: str, value: Any) -> None:
         self.definitions.put_parameter(ParameterDef(vhost, component, name, value))
 
@@ -156,3 +159,15 @@ class StoreHooks:
 
     def global_parameter_cleared(self, name: str) -> None:
         self.definitions.delete_global_parameter(name)
+
+    def policy_set(self, policy: PolicyDef) -> None:
+        if isinstance(policy, OperatorPolicyDef):
+            self.definitions.put_operator_policy(policy)
+        else:
+            self.definitions.put_policy(policy)
+
+    def policy_cleared(self, vhost: str, name: str, *, operator: bool) -> None:
+        if operator:
+            self.definitions.delete_operator_policy(vhost, name)
+        else:
+            self.definitions.delete_policy(vhost, name)

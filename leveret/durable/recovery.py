@@ -68,6 +68,9 @@ def _rebuild(broker: Broker, hooks: StoreHooks, messages: RecoverableStore,
         if vhost_def.name not in broker.vhosts:
             broker.add_vhost(vhost_def.name)
             result.vhosts += 1
+    # Before the queues and exchanges, so each is matched as it is declared again.
+    for policy in [*defs.policies.values(), *defs.operator_policies.values()]:
+        broker.policies.restore(policy)
     for ex in defs.exchanges.values():
         vhost = broker.vhosts.get(ex.vhost) or broker.add_vhost(ex.vhost)
         if ex.name in vhost.exchanges:

@@ -28,6 +28,7 @@ from leveret.http.nodes import get_node, list_nodes
 from leveret.http.overview import get_overview
 from leveret.http.parameters import add_parameter_routes
 from leveret.http.kafka import add_kafka_routes
+from leveret.http.policies import add_policy_routes
 from leveret.http.shovels import add_shovel_routes
 from leveret.http.permissions import (
     delete_permission,
@@ -113,6 +114,7 @@ def build_app(target: ManagementTarget) -> web.Application:
     app.router.add_get("/api/move-tasks/{id}", get_move_task)
     app.router.add_delete("/api/move-tasks/{id}", cancel_move_task)
     add_kafka_routes(app)
+    add_policy_routes(app)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/metrics/per-object", get_metrics_per_object)
     app.router.add_get("/metrics/detailed", get_metrics_detailed)

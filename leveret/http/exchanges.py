@@ -23,6 +23,7 @@ from leveret.http.bindings import binding_rows
 from leveret.http.encoding import dumps, jsonable
 from leveret.http.listing import item_response, list_response
 from leveret.http.messages import flag, payload_from_json, properties_from_json
+from leveret.http.policies import exchange_policy_fields
 from leveret.http.rates import EXCHANGE_FIELDS, Rates, rates_of
 from leveret.http.responses import BadRequest, created_or_updated, json_body, no_content, require_keys, text_field
 from leveret.http.target import target_of
@@ -51,6 +52,7 @@ def exchange_info(exchange: Exchange, rates: Rates | None = None) -> dict[str, A
         "internal": exchange.internal,
         "arguments": jsonable(exchange.arguments),
         "user_who_performed_action": "",
+        **exchange_policy_fields(exchange),
     }
     if rates is not None:
         key = ("exchange", exchange.vhost_name, exchange.name)

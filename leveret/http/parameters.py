@@ -8,6 +8,7 @@ go through broker/parameters.py, which writes them durably first.
 
 RabbitMQ keeps vhost limits as the parameter `vhost-limits/{vhost}/limits`, so they are listed here too,
 and a PUT or DELETE of that parameter sets or clears a vhost's limits (as definitions files carry them).
+It lists operator policies among them too (component `operator_policy`; read-only here).
 Access as RabbitMQ's: the `policymaker` or `administrator` tag, and a policymaker only in vhosts it has
 permissions in; others get 401 "User not authorised to access object".
 """
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from leveret.access.registry import VHOST_LIMITS
 from leveret.broker.errors import PreconditionFailed
+from leveret.broker.policy_definitions import erlang_term
 from leveret.http.limits import limit_refusal
 from leveret.http.responses import (
     USER,
@@ -39,6 +41,8 @@ from leveret.http.vhost_access import NotAuthorised
 
 VHOST_LIMITS_COMPONENT = "vhost-limits"
 VHOST_LIMITS_NAME = "limits"
+# RabbitMQ lists operator policies (not policies) among the parameters, as this component.
+OPERATOR_POLICY_COMPONENT = "operator_policy"
 POLICY_TAGS = frozenset({"administrator", "policymaker"})
 NOT_AUTHORISED = "User not authorised to access object"
 
@@ -63,8 +67,10 @@ def may_see(request: web.Request, vhost: str) -> bool:
 
 
 def validation_failed(text: str) -> BadRequest:
-    """RabbitMQ's 400 for a refused value (a component may give the whole text already)."""
-    return BadRequest(text if text.startswith("Validation failed") else f"Validation failed\n\n{text}\n")
+    """RabbitMQ's 400 for a refused value (a component may give the whole text already), with `<` and `>`
+    written as HTML entities, as RabbitMQ's /api/parameters writes them (checked against 3.10)."""
+    text = text if text.startswith("Validation failed") else f"Validation failed\n\n{text}\n"
+    return BadRequest(text.replace("<", "&lt;").replace(">", "&gt;"))
 
 
 def parameter_info(vhost: str, component: str, name: str, value: Any) -> dict[str, Any]:
@@ -79,6 +85,10 @@ def parameter_rows(target: ManagementTarget, vhost: str | None = None,
         vhosts = target.users.vhosts
         rows = [parameter_info(name, VHOST_LIMITS_COMPONENT, VHOST_LIMITS_NAME, dict(vhosts[name].limits))
                 for name in sorted(vhosts) if vhosts[name].limits and vhost in (None, name)]
+    if component in (None, OPERATOR_POLICY_COMPONENT):
+        rows += [parameter_info(p.vhost, OPERATOR_POLICY_COMPONENT, p.name, {
+            "pattern": p.pattern, "definition": p.definition, "priority": p.priority, "apply-to": p.apply_to})
+            for p in target.broker.policies.list(vhost, operator=True)]
     rows += [parameter_info(*row) for row in target.broker.parameters.list(vhost, component)]
     return rows
 
@@ -98,7 +108,7 @@ def _set_vhost_limits(target: ManagementTarget, vhost: str, name: str, value: An
     if name != VHOST_LIMITS_NAME:
         raise validation_failed(f"the {VHOST_LIMITS_COMPONENT} parameter is named {VHOST_LIMITS_NAME}")
     if not isinstance(value, dict):
-        raise validation_failed(f"{VHOST_LIMITS_NAME} must be a JSON object")
+        raise validation_failed(f"{VHOST_LIMITS_NAME} not a list {erlang_term(value)}")
     refusals = [text for limit, number in value.items() if (text := limit_refusal(limit, number)) is not None]
     if refusals:
         raise validation_failed("\n".join(refusals))

@@ -4,7 +4,7 @@ Counts are read from the live queues (O(1) each). `messages` is ready + unacknow
 messages parked for an x-requeue-delay are in neither. `message_stats` are the broker's counters
 (broker/stats.py) with rates from http/rates.py's samples; `idle_since` is the time of the last sample
 in which the queue's counters had not moved since the one before (so it is at most INTERVAL late).
-`policy`, `operator_policy` and `effective_policy_definition` are None/{} until policies exist.
+`policy`, `operator_policy` and `effective_policy_definition` are http/policies.py's `policy_fields`.
 Leveret extension: DELETE .../contents?count=N purges only the first N ready messages.
 POST .../get is queue_get.py's.
 """
@@ -24,6 +24,7 @@ from leveret.http.encoding import jsonable
 from leveret.http.listing import item_response, list_response
 from leveret.http.messages import flag, integer
 from leveret.http.nodes import node_name
+from leveret.http.policies import policy_fields
 from leveret.http.rates import QUEUE_FIELDS, Rates, depths, rates_of
 from leveret.http.responses import BadRequest, created_or_updated, json_body, no_content, require_keys
 from leveret.http.target import target_of
@@ -81,9 +82,7 @@ def queue_info(queue: QueueType, rates: Rates, full: bool = False) -> dict[str, 
         "head_message_timestamp": None,
         "idle_since": rates.idle_since(key),
         "message_stats": rates.message_stats(key, queue.stats, QUEUE_FIELDS),
-        "policy": None,
-        "operator_policy": None,
-        "effective_policy_definition": {},
+        **policy_fields(queue),
         "recoverable_slaves": None,
     }
     if full:

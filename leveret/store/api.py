@@ -120,6 +120,10 @@ class StreamStore(Protocol):
     the next commit too.
     """
 
+    # What retention keeps (None: no limit), from the stream's arguments; a policy may change them.
+    max_age_ms: int | None
+    max_bytes: int | None
+
     def append(self, exchange: str, routing_key: str, props_raw: bytes, body: bytes, timestamp: int) -> int:
         """Store a message; return its offset."""
 
@@ -339,7 +343,12 @@ class PolicyDef:
     pattern: str
     definition: dict[str, Any] = field(default_factory=dict)
     apply_to: str = "all"
-    priority: int = 0
+    priority: int | float = 0
+
+
+@dataclass(frozen=True)
+class OperatorPolicyDef(PolicyDef):
+    """An operator policy: as a policy, in a namespace of its own (a policy may share its name)."""
 
 
 @dataclass(frozen=True)
@@ -372,6 +381,7 @@ class Definitions:
     queues: dict[tuple[str, str], QueueDef] = field(default_factory=dict)
     bindings: dict[tuple[str, ...], BindingDef] = field(default_factory=dict)
     policies: dict[tuple[str, str], PolicyDef] = field(default_factory=dict)
+    operator_policies: dict[tuple[str, str], OperatorPolicyDef] = field(default_factory=dict)
     parameters: dict[tuple[str, str, str], ParameterDef] = field(default_factory=dict)
     global_parameters: dict[str, GlobalParameterDef] = field(default_factory=dict)
 
@@ -401,6 +411,8 @@ class Definitions:
             self.queues[(value.vhost, value.name)] = value
         elif isinstance(value, BindingDef):
             self.bindings[value.key()] = value
+        elif isinstance(value, OperatorPolicyDef):  # before PolicyDef: it is one
+            self.operator_policies[(value.vhost, value.name)] = value
         elif isinstance(value, PolicyDef):
             self.policies[(value.vhost, value.name)] = value
         elif isinstance(value, ParameterDef):
@@ -415,7 +427,7 @@ class Definitions:
         if kind == "vhost":
             (name,) = key
             self.vhosts.pop(name, None)
-            for table in (self.exchanges, self.queues, self.policies, self.parameters):
+            for table in (self.exchanges, self.queues, self.policies, self.operator_policies, self.parameters):
                 for k in [k for k in table if k[0] == name]:
                     del table[k]
             for k in [k for k in self.permissions if k[1] == name]:
@@ -451,6 +463,8 @@ class Definitions:
             self.bindings.pop(key, None)
         elif kind == "policy":
             self.policies.pop(key, None)  # type: ignore[arg-type]
+        elif kind == "operator_policy":
+            self.operator_policies.pop(key, None)  # type: ignore[arg-type]
         elif kind == "parameter":
             self.parameters.pop(key, None)  # type: ignore[arg-type]
         elif kind == "global_parameter":
@@ -482,6 +496,8 @@ class DefinitionStore(Protocol):
     def delete_binding(self, binding: BindingDef) -> None: ...
     def put_policy(self, policy: PolicyDef) -> None: ...
     def delete_policy(self, vhost: str, name: str) -> None: ...
+    def put_operator_policy(self, policy: OperatorPolicyDef) -> None: ...
+    def delete_operator_policy(self, vhost: str, name: str) -> None: ...
     def put_parameter(self, parameter: ParameterDef) -> None: ...
     def delete_parameter(self, vhost: str, component: str, name: str) -> None: ...
     def put_global_parameter(self, parameter: GlobalParameterDef) -> None: ...

@@ -42,6 +42,7 @@ from leveret.store.api import (
     Definitions,
     ExchangeDef,
     GlobalParameterDef,
+    OperatorPolicyDef,
     ParameterDef,
     PermissionDef,
     PolicyDef,
@@ -80,6 +81,7 @@ _TYPES: dict[str, type] = {
     "queue": QueueDef,
     "binding": BindingDef,
     "policy": PolicyDef,
+    "operator_policy": OperatorPolicyDef,
     "parameter": ParameterDef,
     "global_parameter": GlobalParameterDef,
 }
@@ -306,7 +308,7 @@ class FileDefinitionStore:
         d = self._defs
         now = int(time.time() * 1000)
         tables = (d.vhosts, d.users, d.permissions, d.topic_permissions, d.exchanges, d.queues, d.bindings,
-                  d.policies, d.parameters, d.global_parameters)
+                  d.policies, d.operator_policies, d.parameters, d.global_parameters)
         for seq, value in enumerate(v for table in tables for v in table.values()):
             parts.append(encode_record(KIND_DEFINITION, 0, seq, now, json.dumps(_encode_definition(value)).encode()))
         data = b"".join(parts)
@@ -385,6 +387,12 @@ class FileDefinitionStore:
 
     def delete_policy(self, vhost: str, name: str) -> None:
         self._delete("policy", (vhost, name))
+
+    def put_operator_policy(self, policy: OperatorPolicyDef) -> None:
+        self._put(policy)
+
+    def delete_operator_policy(self, vhost: str, name: str) -> None:
+        self._delete("operator_policy", (vhost, name))
 
     def put_parameter(self, parameter: ParameterDef) -> None:
         self._put(parameter)

@@ -15,6 +15,7 @@ from leveret.store.api import (
     Definitions,
     ExchangeDef,
     GlobalParameterDef,
+    OperatorPolicyDef,
     ParameterDef,
     PermissionDef,
     PolicyDef,
@@ -365,6 +366,12 @@ class MemoryDefinitionStore:
 
     def delete_policy(self, vhost: str, name: str) -> None:
         self._defs.apply_delete("policy", (vhost, name))
+
+    def put_operator_policy(self, policy: OperatorPolicyDef) -> None:
+        self._defs.apply_put(policy)
+
+    def delete_operator_policy(self, vhost: str, name: str) -> None:
+        self._defs.apply_delete("operator_policy", (vhost, name))
 
     def put_parameter(self, parameter: ParameterDef) -> None:
         self._defs.apply_put(parameter)

@@ -101,8 +101,11 @@ def test_vhost_limits_are_the_vhost_limits_parameter(broker: EmbeddedBroker) -> 
     # A PUT replaces them all, as RabbitMQ's does.
     assert call(base, "PUT", "/parameters/vhost-limits/%2F/limits", {"value": {"max-connections": 3}}).status == 204
     assert call(base, "GET", "/vhost-limits/%2F").body == [{"vhost": "/", "value": {"max-connections": 3}}]
+    unrecognised = 'Validation failed\n\nUnrecognised terms [{&lt;&lt;"max-x"&gt;&gt;,3}] in limits\n'
     assert call(base, "PUT", "/parameters/vhost-limits/%2F/limits", {"value": {"max-x": 3}}).body == {
-        "error": "bad_request", "reason": 'Validation failed\n\nUnrecognised terms [{<<"max-x">>,3}] in limits\n'}
+        "error": "bad_request", "reason": unrecognised}
+    assert call(base, "PUT", "/parameters/vhost-limits/%2F/limits", {"value": "x"}).body == {
+        "error": "bad_request", "reason": 'Validation failed\n\nlimits not a list &lt;&lt;"x"&gt;&gt;\n'}
     assert call(base, "DELETE", "/parameters/vhost-limits/%2F/limits").status == 204
     assert call(base, "GET", "/vhost-limits").body == [] and call(base, "GET", "/parameters").body == []
 

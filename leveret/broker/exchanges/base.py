@@ -108,14 +108,18 @@ class Exchange:
         # exchanges holding a binding to this one (only meaningful when this exchange is a destination)
         self.sources: set[Exchange] = set()
         self.stats = MessageStats()  # the management API's message_stats (broker/stats.py)
+        # The policy applied to it (broker/policies.py), and that policy's alternate-exchange.
+        self.policy: str | None = None
+        self.policy_alternate: str | None = None
 
     # -- identity helpers -------------------------------------------------------------------
     @property
     def alternate_exchange(self) -> str | None:
+        """The alternate-exchange argument, else the policy's (the argument wins, as in RabbitMQ)."""
         ae = self.arguments.get("alternate-exchange")
         if isinstance(ae, (bytes, bytearray)):
             ae = bytes(ae).decode("utf-8", "replace")
-        return ae if isinstance(ae, str) else None
+        return ae if isinstance(ae, str) else self.policy_alternate
 
     def describe(self) -> str:
         return f"exchange '{self.name}' in vhost '{self.vhost_name}'"
