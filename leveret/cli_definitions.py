@@ -9,11 +9,23 @@ printed, a failure one line on stderr and exit status 1 (a refused policy with R
 from __future__ import annotations
 
 import json
+import sys
+from typing import Any, Iterator
 
 import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from leveret.cli_admin import api_options, vhost_option
 from leveret.cli_client import ManagementClient, NotFound, segment
+
+# A definitions document's sections in the order the broker imports them (http/definitions_import.py's;
+# the CLI talks HTTP only, so it names them itself), and those a vhost's import takes.
+SECTIONS = ("users", "vhosts", "permissions", "topic_permissions", "parameters", "global_parameters", "policies",
+            "queues", "exchanges", "bindings")
+VHOST_SECTIONS = ("parameters", "policies", "queues", "exchanges", "bindings")
+# Objects sent per request on import: each request is a partial document, so the progress bar moves.
+BATCH = 200
 
 
 @click.group()
@@ -59,4 +71,77 @@ def policies_clear(client: ManagementClient, name: str, vhost: str) -> None:
     click.echo(f"Cleared policy '{name}' in vhost '{vhost}'.")
 
 
-COMMANDS = (policies,)
+@click.group()
+def definitions() -> None:
+    """Export and import definitions: RabbitMQ's JSON of users, vhosts, permissions, policies, queues,
+    exchanges and bindings (no messages)."""
+
+
+def _definitions_path(vhost: str | None) -> str:
+    return "/api/definitions" + (f"/{segment(vhost)}" if vhost is not None else "")
+
+
+@definitions.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--vhost", "-p", default=None, help="Only this vhost's objects (default: the whole broker).")
+@api_options
+def definitions_export(client: ManagementClient, file: str, vhost: str | None) -> None:
+    """Write the broker's definitions to FILE ("-": standard output)."""
+    try:
+        document = client.get(_definitions_path(vhost))
+    except NotFound:
+        raise click.ClickException(f"vhost '{vhost}' does not exist") from None
+    text = json.dumps(document, indent=2) + "\n"
+    if file == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(file, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {file}: {exc.strerror}") from None
+    count = sum(len(document.get(section) or []) for section in SECTIONS)
+    click.echo(f"Exported {count} definitions to {file}.")
+
+
+def _batches(document: dict[str, Any], sections: tuple[str, ...]) -> Iterator[tuple[str, list[Any]]]:
+    for section in sections:
+        items = document.get(section) or []
+        if not isinstance(items, list):
+            raise click.ClickException(f"{section} is not a list")
+        for start in range(0, len(items), BATCH):
+            yield section, items[start:start + BATCH]
+
+
+@definitions.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--vhost", "-p", default=None, help="Import into this vhost only (a vhost's export).")
+@api_options
+def definitions_import(client: ManagementClient, file: str, vhost: str | None) -> None:
+    """Import the definitions in FILE ("-": standard input), with a progress bar. Stops at the first object
+    the broker refuses, with its reason; what was imported before it stays (as RabbitMQ's import)."""
+    try:
+        raw = sys.stdin.read() if file == "-" else open(file, encoding="utf-8").read()
+        document = json.loads(raw)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise click.ClickException(f"{file} is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise click.ClickException(f"{file} is not a definitions file (a JSON object)")
+    batches = list(_batches(document, VHOST_SECTIONS if vhost is not None else SECTIONS))
+    total = sum(len(items) for _, items in batches)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("Importing", total=total)
+        for section, items in batches:
+            progress.update(task, description=f"Importing {section}")
+            try:
+                client.request("POST", _definitions_path(vhost), {section: items})
+            except NotFound:
+                raise click.ClickException(f"vhost '{vhost}' does not exist") from None
+            progress.advance(task, len(items))
+    click.echo(f"Imported {total} definitions from {file}.")
+
+
+COMMANDS = (policies, definitions)

@@ -88,6 +88,9 @@ class Settings:
     kafka_port: int = 9092
     kafka_auto_create_topics: bool = True
     kafka_partitions: int = 1
+    # A definitions file (RabbitMQ's JSON, as GET /api/definitions exports it) imported at every start, after
+    # recovery, as RabbitMQ's load_definitions; "" imports none. A file that cannot be imported fails the start.
+    load_definitions: str = ""
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (unknown names are an error)."""

@@ -26,6 +26,7 @@ from leveret.http.metrics import METRICS_PATHS, get_metrics, get_metrics_detaile
 from leveret.http.move_tasks import cancel_move_task, create_move_task, get_move_task, list_move_tasks
 from leveret.http.nodes import get_node, list_nodes
 from leveret.http.overview import get_overview
+from leveret.http.definitions import add_definition_routes
 from leveret.http.parameters import add_parameter_routes
 from leveret.http.kafka import add_kafka_routes
 from leveret.http.policies import add_policy_routes
@@ -115,6 +116,7 @@ def build_app(target: ManagementTarget) -> web.Application:
     app.router.add_delete("/api/move-tasks/{id}", cancel_move_task)
     add_kafka_routes(app)
     add_policy_routes(app)
+    add_definition_routes(app)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/metrics/per-object", get_metrics_per_object)
     app.router.add_get("/metrics/detailed", get_metrics_detailed)

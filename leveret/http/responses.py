@@ -98,7 +98,11 @@ class NotAuthorisedForVHost(Refusal):
 
 async def json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object (an empty body is an empty object, as RabbitMQ reads it)."""
-    raw = await request.read()
+    return json_object(await request.read())
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object from bytes (empty: an empty object); BadRequest("not_json") otherwise."""
     if not raw.strip():
         return {}
     try:

@@ -163,6 +163,14 @@ class Server:
         # Dynamic shovels (leveret/shovel/): outgoing AMQP clients on this loop, started once we listen.
         self.shovels = Shovels(f"leveret@{socket.gethostname()}", self._local_broker, self._forget_shovel)
         self.broker.parameters.register("shovel", self.shovels)  # the stored ones are applied here
+        if settings.load_definitions:
+            from leveret.http.definitions_import import load_definitions_file  # the API's importer
+
+            try:
+                load_definitions_file(self, settings.load_definitions)
+            except BaseException:
+                self.node.close()  # no stop() follows a failed start: release the stores
+                raise
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
