@@ -30,7 +30,8 @@ re-encodes the tables it rewrites (dead-lettering, the delayed exchange), and th
 every AMQP type apart where RabbitMQ does (headers matching, argument equivalence, error texts): each
 subclass names its type as RabbitMQ does in `field_type`, its tag in `field_tag`.
 
-Decoders take bytes or bytearray (keys are decoded with bytes.decode). Any unknown tag or
+A key that appears twice keeps its first value (RabbitMQ reads the first). Decoders take bytes or bytearray
+(keys are decoded with bytes.decode). Any unknown tag or
 truncated input raises MalformedFrame.
 """
 
@@ -160,7 +161,7 @@ def _decode(buf, offset: int, is_table: bool):
                     raise MalformedFrame(f"field {'table' if tag == 70 else 'array'} longer than its payload")
                 child = {} if tag == 70 else []
                 if is_table:
-                    container[key] = child
+                    container.setdefault(key, child)
                 else:
                     container.append(child)
                 stack.append((container, end, is_table))
@@ -213,7 +214,8 @@ def _decode(buf, offset: int, is_table: bool):
             else:
                 raise MalformedFrame(f"unknown field table type tag {tag!r}")
             if is_table:
-                container[key] = value
+                # A key twice: the first one counts, as RabbitMQ's table_lookup and headers matching read it.
+                container.setdefault(key, value)
             else:
                 container.append(value)
     except (struct.error, IndexError, ValueError) as exc:

@@ -159,3 +159,15 @@ def test_a_publish_refused_by_reject_publish_is_nacked_as_rabbitmq_nacks(brokers
         ("publish", "", "q0", {}, b"1", True),
         ("publish", "", "q0", {}, b"2", True),
     ])
+
+
+def test_a_header_given_twice_counts_by_its_first_value(brokers):
+    """RabbitMQ reads the first of duplicate keys (table_lookup, headers matching); leveret's decoder kept
+    the last (amqp/table.py). Found by the long run."""
+    replay(brokers, HEADERS_SETUP + [
+        ("bind", "q0", "hx", "", [("x-match", ("S", "any-with-x")), ("x-a", ("A", []))]),
+        ("publish", "hx", "", {"headers": [("x-a", ("b", 0)), ("x-a", ("A", []))]}, b"m1", False),
+        ("get", "q0"),
+        ("publish", "hx", "", {"headers": [("x-a", ("A", [])), ("x-a", ("b", 0))]}, b"m2", False),
+        ("get", "q0"),
+    ])
