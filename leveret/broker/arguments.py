@@ -247,6 +247,8 @@ MISSING: Any = _MISSING
 
 
 def _shown(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        return erlang_term(value)  # {Scale,Unscaled}, as RabbitMQ prints it (found by the fuzzer)
     shown = as_text(value)
     if isinstance(shown, bool):
         return "true" if shown else "false"

@@ -117,6 +117,8 @@ def test_a_redeclaration_is_compared_not_validated(brokers):
         ("declare_queue", "q1", [("x-queue-type", ("S", "classic"))]),
         ("declare_queue", "q1", []),
         ("declare_queue", "q1", [("x-queue-type", ("S", "quorum"))]),
+        ("declare_queue", "q1", [("x-message-ttl", ("D", (2, 100)))]),  # '{2,100}' (found by the long run)
+        ("declare_queue", "q1", [("x-message-ttl", ("D", (0, 0)))]),
     ])
 
 
