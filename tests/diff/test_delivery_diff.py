@@ -180,6 +180,9 @@ def test_requeue_order_redelivered_flags_and_counts_match(differential):
             second = get_all(c, queue)
             # Unacked deliveries of a closed channel go back too, ahead of later messages.
             publish(c, "", queue, b"late")
+            # RabbitMQ's queue takes a publish after its channel has moved on; a passive declare on the
+            # publishing channel reaches the queue after it, so the other channel's get finds it.
+            c.call(1, Queue.Declare(queue=queue, passive=True))
             method, _p, _b = c.get(2, queue, no_ack=False)
             c.call(2, pika.spec.Channel.Close(reply_code=200, reply_text="done", class_id=0, method_id=0))
             third = get_all(c, queue)
