@@ -65,7 +65,7 @@ def _create(client: ManagementClient, kind: str, name: str, body: dict[str, Any]
     click.echo(f"Added {kind} '{name}'.")
 
 
-def _delete(client: ManagementClient, path: str, missing: str, done: str) -> None:
+def delete_or_fail(client: ManagementClient, path: str, missing: str, done: str) -> None:
     """DELETE `path`; a 404 is the one-line error `missing`, else `done` is printed."""
     try:
         client.request("DELETE", path)
@@ -74,7 +74,7 @@ def _delete(client: ManagementClient, path: str, missing: str, done: str) -> Non
     click.echo(done)
 
 
-def _print_table(headings: list[str], rows: list[list[str]]) -> None:
+def print_table(headings: list[str], rows: list[list[str]]) -> None:
     click.echo(aligned(headings, rows))
 
 
@@ -90,7 +90,7 @@ def users() -> None:
 def users_list(client: ManagementClient) -> None:
     """Every user and its tags."""
     rows = client.get("/api/users")
-    _print_table(["user", "tags"], [[row["name"], ",".join(row["tags"])] for row in rows])
+    print_table(["user", "tags"], [[row["name"], ",".join(row["tags"])] for row in rows])
 
 
 @users.command("add")
@@ -108,7 +108,7 @@ def users_add(client: ManagementClient, name: str, password: str, tags: tuple[st
 @api_options
 def users_delete(client: ManagementClient, name: str) -> None:
     """Delete a user; its connections are closed."""
-    _delete(client, f"/api/users/{segment(name)}", f"user '{name}' does not exist", f"Deleted user '{name}'.")
+    delete_or_fail(client, f"/api/users/{segment(name)}", f"user '{name}' does not exist", f"Deleted user '{name}'.")
 
 
 @users.command("passwd")
@@ -140,7 +140,7 @@ def _print_limits(client: ManagementClient, kind: str, name: str | None) -> None
         rows = client.get(f"/api/{kind}-limits" + (f"/{segment(name)}" if name is not None else ""))
     except NotFound:
         raise click.ClickException(f"{kind} '{name}' does not exist") from None
-    _print_table([kind, "limit", "value"],
+    print_table([kind, "limit", "value"],
                  [[row[kind], limit, str(value)] for row in rows for limit, value in sorted(row["value"].items())])
 
 
@@ -170,7 +170,7 @@ def users_set_limit(client: ManagementClient, name: str, limit: str, value: int)
 @api_options
 def users_clear_limit(client: ManagementClient, name: str, limit: str) -> None:
     """Remove one of NAME's limits."""
-    _delete(client, f"/api/user-limits/{segment(name)}/{limit}", f"user '{name}' does not exist",
+    delete_or_fail(client, f"/api/user-limits/{segment(name)}/{limit}", f"user '{name}' does not exist",
             f"Cleared {limit} of user '{name}'.")
 
 
@@ -186,7 +186,7 @@ def vhosts() -> None:
 def vhosts_list(client: ManagementClient) -> None:
     """Every vhost, its description and message count."""
     rows = client.get("/api/vhosts")
-    _print_table(["name", "description", "messages"],
+    print_table(["name", "description", "messages"],
                  [[row["name"], row.get("description", ""), str(row.get("messages", 0))] for row in rows])
 
 
@@ -205,7 +205,7 @@ def vhosts_add(client: ManagementClient, name: str, description: str, tags: tupl
 @api_options
 def vhosts_delete(client: ManagementClient, name: str) -> None:
     """Delete a vhost with its queues, exchanges and messages; its connections are closed."""
-    _delete(client, f"/api/vhosts/{segment(name)}", f"vhost '{name}' does not exist", f"Deleted vhost '{name}'.")
+    delete_or_fail(client, f"/api/vhosts/{segment(name)}", f"vhost '{name}' does not exist", f"Deleted vhost '{name}'.")
 
 
 @vhosts.command("limits")
@@ -236,7 +236,7 @@ def vhosts_set_limit(client: ManagementClient, name: str, limit: str, value: int
 @api_options
 def vhosts_clear_limit(client: ManagementClient, name: str, limit: str) -> None:
     """Remove one of NAME's limits."""
-    _delete(client, f"/api/vhost-limits/{segment(name)}/{limit}", f"vhost '{name}' does not exist",
+    delete_or_fail(client, f"/api/vhost-limits/{segment(name)}/{limit}", f"vhost '{name}' does not exist",
             f"Cleared {limit} of vhost '{name}'.")
 
 
@@ -267,7 +267,7 @@ def permissions() -> None:
 def permissions_list(client: ManagementClient, vhost: str | None) -> None:
     """Every permission row: user, vhost, configure, write, read."""
     rows = _listing(client, "permissions", vhost)
-    _print_table(["user", "vhost", "configure", "write", "read"],
+    print_table(["user", "vhost", "configure", "write", "read"],
                  [[r["user"], r["vhost"], r["configure"], r["write"], r["read"]] for r in rows])
 
 
@@ -292,7 +292,7 @@ def permissions_set(client: ManagementClient, user: str, configure: str, write: 
 @api_options
 def permissions_clear(client: ManagementClient, user: str, vhost: str) -> None:
     """Remove USER's permission row in the vhost (it can no longer open it)."""
-    _delete(client, f"/api/permissions/{segment(vhost)}/{segment(user)}",
+    delete_or_fail(client, f"/api/permissions/{segment(vhost)}/{segment(user)}",
             f"user '{user}' has no permissions in vhost '{vhost}'",
             f"Cleared the permissions of user '{user}' in vhost '{vhost}'.")
 
@@ -308,7 +308,7 @@ def topic_permissions() -> None:
 def topic_permissions_list(client: ManagementClient, vhost: str | None) -> None:
     """Every topic permission row: user, vhost, exchange, write, read."""
     rows = _listing(client, "topic-permissions", vhost)
-    _print_table(["user", "vhost", "exchange", "write", "read"],
+    print_table(["user", "vhost", "exchange", "write", "read"],
                  [[r["user"], r["vhost"], r["exchange"], r["write"], r["read"]] for r in rows])
 
 
@@ -334,7 +334,7 @@ def topic_permissions_set(client: ManagementClient, user: str, exchange: str, wr
 @api_options
 def topic_permissions_clear(client: ManagementClient, user: str, vhost: str) -> None:
     """Remove every topic permission of USER in the vhost."""
-    _delete(client, f"/api/topic-permissions/{segment(vhost)}/{segment(user)}",
+    delete_or_fail(client, f"/api/topic-permissions/{segment(vhost)}/{segment(user)}",
             f"user '{user}' has no topic permissions in vhost '{vhost}'",
             f"Cleared the topic permissions of user '{user}' in vhost '{vhost}'.")
 

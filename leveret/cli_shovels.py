@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from leveret.cli_admin import _delete, _print_table, api_options, vhost_option
+from leveret.cli_admin import api_options, delete_or_fail, print_table, vhost_option
 from leveret.cli_client import ManagementClient, NotFound, segment
 
 # The add command's options, each the parameter key it sets (RabbitMQ's names with the prefix dropped).
@@ -35,7 +35,7 @@ def shovels_list(client: ManagementClient, vhost: str | None) -> None:
         rows = client.get(path)
     except NotFound:
         raise click.ClickException(f"vhost '{vhost}' does not exist") from None
-    _print_table(["vhost", "name", "state", "source", "destination"],
+    print_table(["vhost", "name", "state", "source", "destination"],
                  [[row["vhost"], row["name"], row["state"], _end(row, "src"), row.get("reason") or _end(row, "dest")]
                   for row in rows])
 
@@ -118,7 +118,7 @@ def shovels_add(client: ManagementClient, name: str, vhost: str, value_json: str
 @api_options
 def shovels_delete(client: ManagementClient, name: str, vhost: str) -> None:
     """Delete the shovel NAME: it stops, and what it had not acknowledged returns to its source."""
-    _delete(client, f"/api/parameters/shovel/{segment(vhost)}/{segment(name)}",
+    delete_or_fail(client, f"/api/parameters/shovel/{segment(vhost)}/{segment(name)}",
             f"shovel '{name}' does not exist in vhost '{vhost}'", f"Deleted shovel '{name}' in vhost '{vhost}'.")
 
 
@@ -128,7 +128,7 @@ def shovels_delete(client: ManagementClient, name: str, vhost: str) -> None:
 @api_options
 def shovels_restart(client: ManagementClient, name: str, vhost: str) -> None:
     """Stop the shovel NAME and start it afresh (its connections are opened again)."""
-    _delete(client, f"/api/shovels/vhost/{segment(vhost)}/{segment(name)}/restart",
+    delete_or_fail(client, f"/api/shovels/vhost/{segment(vhost)}/{segment(name)}/restart",
             f"shovel '{name}' does not exist in vhost '{vhost}'", f"Restarted shovel '{name}' in vhost '{vhost}'.")
 
 
