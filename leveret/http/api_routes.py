@@ -20,7 +20,6 @@ B = "/api/bindings/{vhost}/e/{source}/{kind:[qe]}/{destination}"
 def add_routes(app: web.Application, target: ManagementTarget) -> None:
     """Add these endpoints to `app`, and the rate sampler they read (http/rates.py)."""
     rates.install(app, target.broker)
-    app[health.CLUSTER_NAME] = []
     get, put, post, delete = app.router.add_get, app.router.add_put, app.router.add_post, app.router.add_delete
     get("/api/queues", queues.list_queues)
     get("/api/queues/{vhost}", queues.list_queues)

@@ -4,8 +4,9 @@ answers them: `/api/health/checks/{alarms,local-alarms,virtual-hosts}`,
 `/api/aliveness-test/{vhost}`, `/api/extensions` and `/api/cluster-name`.
 
 A passing check is 200 `{"status": "ok"}`, a failing one 503 `{"status": "failed", "reason": ...}` with
-RabbitMQ's extra fields. Leveret is one node, so the cluster's alarms are the node's. The cluster name
-lives in memory (RabbitMQ keeps it in its database; leveret's is back to the node name after a restart).
+RabbitMQ's extra fields. Leveret is one node, so the cluster's alarms are the node's. The cluster name is
+the global parameter `cluster_name`, as in RabbitMQ (so it is durable, exported with the definitions, and
+the node name while unset).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from leveret.http.target import ManagementTarget, target_of
 from leveret.http.vhost_access import named_vhost, require
 
 ALIVENESS_QUEUE = "aliveness-test"
-CLUSTER_NAME = web.AppKey("cluster_name", list)
+CLUSTER_NAME_PARAMETER = "cluster_name"
 
 
 def listeners(target: ManagementTarget) -> list[tuple[str, str, int]]:
@@ -41,8 +42,8 @@ def listeners(target: ManagementTarget) -> list[tuple[str, str, int]]:
 
 
 def cluster_name(request: web.Request) -> str:
-    names = request.app[CLUSTER_NAME]
-    return names[0] if names else node_name()
+    name = target_of(request).broker.parameters.get_global(CLUSTER_NAME_PARAMETER)
+    return name if isinstance(name, str) else node_name()
 
 
 def _ok(**extra: Any) -> web.Response:
@@ -132,5 +133,5 @@ async def put_cluster_name(request: web.Request) -> web.Response:
     body = await json_body(request)
     require_keys(body, "name")
     name = text_field(body, "name")
-    request.app[CLUSTER_NAME][:] = [name]
+    target_of(request).broker.parameters.set_global(CLUSTER_NAME_PARAMETER, name)
     return no_content()

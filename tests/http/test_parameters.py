@@ -164,3 +164,22 @@ def test_parameters_survive_a_restart_and_reach_a_component_registered_after(tmp
         assert component.events == [("applied", "/", "kept", {"ok": [1, {"$bytes": "x"}]})]
         call(base, "PUT", "/vhosts/doomed")
         assert call(base, "GET", "/parameters/test-component/doomed").body == []
+
+
+def test_the_cluster_name_is_the_global_parameter_cluster_name_and_survives_a_restart(tmp_path) -> None:
+    # As RabbitMQ 3.10: PUT /api/cluster-name stores the global parameter "cluster_name", and a PUT of that
+    # parameter renames the cluster; deleting it gives the node name back.
+    data_dir = str(tmp_path / "data")
+    with EmbeddedBroker(data_dir=data_dir) as broker:
+        base = api(broker)
+        node = call(base, "GET", "/cluster-name").body["name"]
+        assert call(base, "PUT", "/cluster-name", {"name": "edge-1"}).status == 204
+        assert call(base, "GET", "/global-parameters").body == [{"name": "cluster_name", "value": "edge-1"}]
+    with EmbeddedBroker(data_dir=data_dir) as broker:
+        base = api(broker)
+        assert call(base, "GET", "/cluster-name").body == {"name": "edge-1"}
+        assert call(base, "GET", "/overview").body["cluster_name"] == "edge-1"
+        assert call(base, "PUT", "/global-parameters/cluster_name", {"value": "edge-2"}).status == 204
+        assert call(base, "GET", "/cluster-name").body == {"name": "edge-2"}
+        assert call(base, "DELETE", "/global-parameters/cluster_name").status == 204
+        assert call(base, "GET", "/cluster-name").body == {"name": node}
