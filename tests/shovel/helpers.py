@@ -36,6 +36,14 @@ def shovel_state(broker: EmbeddedBroker, vhost: str, name: str) -> dict | None:
     return next((row for row in rows if row["name"] == name), None)
 
 
+def settled(broker: EmbeddedBroker, moved: int, timeout: float = 20.0) -> None:
+    """Wait until the broker's shovels counted `moved` messages. A destination delivers a message to its
+    consumers before the fsync that confirms it (as RabbitMQ does), and a shovel counts a message only once
+    confirmed (on-confirm), so a consumer at the destination can see every message before the count does."""
+    wait_for(lambda: on_loop(broker, broker.server.shovels.totals)["moved"] >= moved, timeout,
+             f"the shovels to count {moved} messages confirmed")
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll an observation that has no event to await (a shovel's state in another broker), bounded."""
     deadline = time.monotonic() + timeout
@@ -50,8 +58,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def publish(url: str, queue: str, count: int, *, body: Callable[[int], bytes] = lambda i: str(i).encode(),
             declare: bool = True, headers: dict | None = None) -> None:
-    """`count` persistent messages to `queue` (declared durable first), all routed when this returns (a
-    passive declare after them on the same channel is answered after they were handled)."""
+    """`count` persistent messages to a LEVERET `queue` (declared durable first), all routed when this returns
+    (leveret answers a passive declare after the publishes before it on the same channel). Not for RabbitMQ:
+    its queue process answers a declare's count before publishes still in its mailbox; use
+    `publish_confirmed` there."""
     connection = pika.BlockingConnection(pika_parameters(url))
     try:
         channel = connection.channel()
@@ -61,6 +71,21 @@ def publish(url: str, queue: str, count: int, *, body: Callable[[int], bytes] = 
             channel.basic_publish("", queue, body(i), pika.BasicProperties(delivery_mode=2, headers=headers))
         if queue:
             channel.queue_declare(queue, passive=True)
+    finally:
+        connection.close()
+
+
+def publish_confirmed(url: str, queue: str, bodies: list[bytes], **arguments: Any) -> None:
+    """Persistent messages to a durable `queue` (declared with `arguments`) with publisher confirms: each is
+    in the queue when its confirm arrives. On RabbitMQ a passive declare after unconfirmed publishes can
+    count fewer (its queue process answers the count ahead of deliveries still in its mailbox)."""
+    connection = pika.BlockingConnection(pika_parameters(url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.queue_declare(queue, durable=True, arguments=arguments or None)
+        for body in bodies:
+            channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
     finally:
         connection.close()
 

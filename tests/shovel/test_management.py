@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from leveret.cli import main
 from leveret.embedded import EmbeddedBroker
 from tests.http.api_client import api, call
-from tests.shovel.helpers import drain, publish, queue_length, wait_for
+from tests.shovel.helpers import drain, publish, queue_length, settled, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,6 +42,7 @@ def test_a_parameter_defines_a_shovel_listed_in_the_plugins_shape(leveret_broker
     assert call(base, "GET", "/shovels/nosuchvhost").status == 404
     publish(broker.url, "in", 20, declare=False)
     assert len(drain(broker.url, "out", 20)) == 20
+    settled(broker, 20)  # counted once confirmed, which can be after the delivery
 
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{broker.server.http_port}/metrics", timeout=10).read().decode()
     assert 'leveret_shovels{state="running"} 1' in metrics

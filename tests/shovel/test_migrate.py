@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from leveret.cli import main
 from tests.conftest import pika_parameters
 from tests.http.api_client import api, call
-from tests.shovel.helpers import drain, queue_length, rabbit_api
+from tests.shovel.helpers import drain, publish_confirmed, queue_length, rabbit_api
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -123,14 +123,8 @@ def test_what_rabbitmq_cannot_hold_is_a_warning(leveret_broker, source) -> None:
 
 def test_migrate_from_rabbitmq_to_leveret(leveret_broker, rabbit_vhost) -> None:
     vhost, rabbit = rabbit_vhost
-    connection = pika.BlockingConnection(pika_parameters(rabbit))
-    channel = connection.channel()
-    for i in range(3):
-        channel.queue_declare(f"r{i}", durable=True, arguments={"x-max-length": 1000})
-        for n in range(50):
-            channel.basic_publish("", f"r{i}", f"{i}.{n}".encode(), pika.BasicProperties(delivery_mode=2))
-    channel.queue_declare("r0", passive=True)
-    connection.close()
+    for i in range(3):  # confirmed: each queue holds all 50 before the move counts them
+        publish_confirmed(rabbit, f"r{i}", [f"{i}.{n}".encode() for n in range(50)], **{"x-max-length": 1000})
     moved = run(leveret_broker, "--from", "http://guest:guest@127.0.0.1:15672", "--vhost", vhost, "--timeout", "60")
     assert moved.exit_code == 0, moved.output
     local = leveret_broker.url.rsplit("/", 1)[0] + "/" + vhost
