@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 
 from leveret.access.grants import Grants
+from leveret.access.internal import InternalIdentity
 from leveret.access.passwords import SHA256, check_password, hash_password, valid_hash
 from leveret.access.patterns import check_pattern
 from leveret.store.api import DefinitionStore, Definitions, PermissionDef, TopicPermissionDef, UserDef, VHostDef
@@ -43,6 +44,8 @@ class AccessRegistry:
         self.on_user_deleted: list[Callable[[str], None]] = []
         # Authentication attempts by (protocol, succeeded), as rabbitmq_prometheus counts them (/metrics).
         self.auth_attempts: dict[tuple[str, bool], int] = {}
+        # The broker's own shovels log in as this (access/internal.py), whatever happens to the users.
+        self.internal = InternalIdentity()
 
     def _changed(self, user: str | None, vhost: str | None) -> None:
         for watcher in self.on_change:
@@ -212,7 +215,10 @@ class AccessRegistry:
     def authenticate(self, name: str, password: str, *, from_loopback: bool,
                      protocol: str = "amqp091") -> UserDef | None:
         """The user if the password is right and the user may connect from where it does, else None; the
-        attempt is counted under `protocol` (RabbitMQ's labels: amqp091, http)."""
+        attempt is counted under `protocol` (RabbitMQ's labels: amqp091, http). The internal identity
+        (access/internal.py) is not an attempt: RabbitMQ's direct connections are not counted either."""
+        if protocol == "amqp091" and from_loopback and self._internal(name) and self.internal.matches(name, password):
+            return self.internal.user()
         user = self.users.get(name)
         if user is not None and not check_password(user.password_hash, user.hashing_algorithm, password):
             user = None
@@ -240,6 +246,14 @@ class AccessRegistry:
     def grants(self, user: str, vhost: str) -> Grants | None:
         """The user's rights in the vhost, read live from this registry at each check, or None when it may not
         enter it (no such vhost or no permission row: RabbitMQ refuses both at connection.open)."""
-        if vhost not in self.vhosts or (user, vhost) not in self.permissions:
+        if vhost not in self.vhosts:
+            return None
+        if self._internal(user):
+            return Grants(user, vhost, {(user, vhost): self.internal.permission(vhost)}, {})
+        if (user, vhost) not in self.permissions:
             return None
         return Grants(user, vhost, self.permissions, self.topic_permissions)
+
+    def _internal(self, name: str) -> bool:
+        """Whether `name` is the internal identity (and not a real user who happens to have its name)."""
+        return name == self.internal.name and name not in self.users

@@ -240,13 +240,14 @@ class Server:
         return bound
 
     def _local_broker(self) -> LocalBroker | None:
-        """How a shovel reaches this broker (`amqp://` without a host): the plain listener over loopback."""
+        """How a shovel reaches this broker (`amqp://` without a host): the plain listener over loopback, as
+        the internal identity (access/internal.py), so that no user's existence or password matters."""
         if self.amqp_listener is None:
             return None
         host = self.settings.host
         if host in ("", "0.0.0.0", "::", "localhost"):
             host = "127.0.0.1"
-        return LocalBroker(host, self.port, self.settings.default_user, self.settings.default_pass)
+        return LocalBroker(host, self.port, self.users.internal.name, self.users.internal.password)
 
     def _forget_shovel(self, vhost: str, name: str) -> None:
         """A shovel that finished its src-delete-after count deletes its parameter, as RabbitMQ's does."""

@@ -38,8 +38,10 @@ for _name in ("aiormq.connection", "aiormq.channel"):
 class LocalBroker:
     """How a shovel reaches the broker it runs in, for URIs without a host (`amqp://`, `amqp:///vhost`).
 
-    RabbitMQ opens a direct (in-VM) connection there; leveret connects to its own listener over loopback as
-    `user` (the default user unless the URI names one; docs/compatibility.md).
+    RabbitMQ opens a direct (in-VM) connection there as an internal user with every right; leveret connects
+    to its own listener over loopback as its internal identity (leveret/access/internal.py: a password made
+    at start that only this process knows), so deleting guest or changing its password breaks no shovel. A
+    URI that names a user (`amqp://alice:secret@/vhost`) connects as that user instead.
     """
 
     host: str

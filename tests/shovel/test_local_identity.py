@@ -1,0 +1,53 @@
+"""A local shovel end (`amqp://` without a host) does not depend on any user: it logs in as the broker's
+internal identity (leveret/access/internal.py), as RabbitMQ's direct connection does."""
+
+from __future__ import annotations
+
+import pika
+import pytest
+
+from leveret.access.registry import AccessRegistry
+from leveret.store.memory import MemoryDefinitionStore
+from tests.conftest import pika_parameters
+from tests.shovel.helpers import drain, on_loop, publish, shovel_state, wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_a_local_shovel_runs_with_guest_deleted(leveret_broker) -> None:
+    broker = leveret_broker
+    users = broker.server.users
+    on_loop(broker, users.add_user, "alice", "wonderland", ("administrator",))
+    on_loop(broker, users.set_permissions, "alice", "/", ".*", ".*", ".*")
+    on_loop(broker, users.delete_user, "guest")
+    alice = broker.url.replace("guest:guest@", "alice:wonderland@")
+    publish(alice, "in", 100)
+    on_loop(broker, broker.server.broker.parameters.set, "/", "shovel", "local",
+            {"src-uri": "amqp://", "src-queue": "in", "dest-uri": "amqp://", "dest-queue": "out"})
+    wait_for(lambda: (row := shovel_state(broker, "/", "local")) and row["state"] == "running", 20,
+             "the local shovel to run without guest")
+    assert [body for _, body in drain(alice, "out", 100)] == [str(i).encode() for i in range(100)]
+
+
+def test_the_internal_identity_is_not_a_login_anyone_else_can_use(leveret_broker) -> None:
+    broker = leveret_broker
+    internal = broker.server.users.internal
+    url = broker.url.replace("guest:guest@", f"{internal.name}:not-the-password@")
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+        pika.BlockingConnection(pika_parameters(url))
+    # Nor does it open the management API, even with the right password.
+    registry = broker.server.users
+    assert on_loop(broker, lambda: registry.authenticate(internal.name, internal.password, from_loopback=True,
+                                                         protocol="http")) is None
+
+
+def test_a_real_user_with_the_internal_name_gets_only_its_own_rights() -> None:
+    registry = AccessRegistry(MemoryDefinitionStore())
+    registry.add_vhost("/")
+    internal = registry.internal
+    assert registry.authenticate(internal.name, internal.password, from_loopback=True) is not None
+    assert registry.authenticate(internal.name, internal.password, from_loopback=False) is None
+    assert registry.grants(internal.name, "/").allows("queue", "any", "configure")
+    registry.add_user(internal.name, "chosen")
+    assert registry.authenticate(internal.name, internal.password, from_loopback=True) is None
+    assert registry.grants(internal.name, "/") is None  # no permission row of its own
