@@ -30,6 +30,7 @@ from leveret.server.move_tasks import MoveTasks
 from leveret.server.protocol import AMQPProtocol, TLSProtocol
 from leveret.server.tls import server_context
 from leveret.shovel.endpoints import LocalBroker
+from leveret.shovel.tls import ClientTLS
 from leveret.shovel.manager import Shovels
 from leveret.store.definitions import FileDefinitionStore
 from leveret.store.filestore import FileMessageStore
@@ -161,7 +162,8 @@ class Server:
         self.kafka_port: int | None = None  # None until the Kafka listener listens (or when it is off)
         self.kafka = None  # the KafkaListener (server/kafka_listener.py) once it listens: the API lists its topics
         # Dynamic shovels (leveret/shovel/): outgoing AMQP clients on this loop, started once we listen.
-        self.shovels = Shovels(f"leveret@{socket.gethostname()}", self._local_broker, self._forget_shovel)
+        self.shovels = Shovels(f"leveret@{socket.gethostname()}", self._local_broker, self._forget_shovel,
+                               ClientTLS(settings.ssl_cacertfile, settings.ssl_min_version))
         self.broker.parameters.register("shovel", self.shovels)  # the stored ones are applied here
         if settings.load_definitions:
             from leveret.http.definitions_import import load_definitions_file  # the API's importer

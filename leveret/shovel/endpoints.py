@@ -14,6 +14,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import aiormq
 
+from leveret.shovel.tls import ClientTLS, tls_end
+
 CONNECT_TIMEOUT = 15.0  # seconds for a whole connection handshake: a silent peer fails the attempt
 HEARTBEAT = 10  # seconds: a peer that went away without a FIN is noticed within about twice that
 
@@ -77,13 +79,20 @@ def without_password(uri: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-async def connect(uris: tuple[str, ...], local: LocalBroker | None) -> aiormq.abc.AbstractConnection:
-    """One connection to one of `uris` (chosen at random, as RabbitMQ chooses), bounded in time."""
-    url = connection_url(random.choice(uris), local)
+async def connect(uris: tuple[str, ...], local: LocalBroker | None,
+                  tls: ClientTLS = ClientTLS()) -> aiormq.abc.AbstractConnection:
+    """One connection to one of `uris` (chosen at random, as RabbitMQ chooses), bounded in time; an amqps
+    URI with leveret's TLS settings and its own query parameters (tls.py)."""
+    uri = random.choice(uris)
+    url = connection_url(uri, local)
     if "heartbeat=" not in url:
         url += ("&" if "?" in url else "?") + f"heartbeat={HEARTBEAT}"
     async with asyncio.timeout(CONNECT_TIMEOUT):
-        return await aiormq.connect(url)
+        end = await asyncio.to_thread(tls_end, uri, tls)  # it reads certificate files: off the loop
+        if end is None:
+            return await aiormq.connect(url)
+        options = {} if end.server_hostname is None else {"server_hostname": end.server_hostname}
+        return await aiormq.connect(url, context=end.context, **options)
 
 
 async def declare_queue(connection: aiormq.abc.AbstractConnection, channel: aiormq.abc.AbstractChannel,

@@ -16,6 +16,7 @@ from typing import Any
 
 from leveret.shovel.definition import parse
 from leveret.shovel.endpoints import LocalBroker, without_password
+from leveret.shovel.tls import ClientTLS
 from leveret.shovel.worker import TERMINATED, Shovel
 
 log = logging.getLogger("leveret.shovel")
@@ -25,10 +26,11 @@ class Shovels:
     """The dynamic shovels of one broker, keyed by (vhost, name)."""
 
     def __init__(self, node: str, local: Callable[[], LocalBroker | None],
-                 forget: Callable[[str, str], Any] | None = None) -> None:
+                 forget: Callable[[str, str], Any] | None = None, tls: ClientTLS = ClientTLS()) -> None:
         """`local`: how to reach this broker once it listens; `forget(vhost, name)`: delete a finished
-        shovel's parameter (the runtime parameters' clear)."""
+        shovel's parameter (the runtime parameters' clear); `tls`: what amqps ends trust (tls.py)."""
         self.node = node
+        self.tls = tls
         self.local = local
         self.forget = forget
         self.shovels: dict[tuple[str, str], Shovel] = {}
@@ -46,7 +48,7 @@ class Shovels:
     def applied(self, vhost: str, name: str, value: Any) -> None:
         definition = parse(name, value)
         self._discard((vhost, name))
-        shovel = Shovel(vhost, name, definition, None, self.node, self._finished)
+        shovel = Shovel(vhost, name, definition, None, self.node, self._finished, self.tls)
         self.shovels[(vhost, name)] = shovel
         if self.loop is not None:
             self._start(shovel)

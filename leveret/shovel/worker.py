@@ -22,6 +22,7 @@ from pamqp import commands as spec
 
 from leveret.shovel.definition import ShovelDefinition
 from leveret.shovel.endpoints import LocalBroker, connect, declare_queue, without_password
+from leveret.shovel.tls import ClientTLS
 
 log = logging.getLogger("leveret.shovel")
 
@@ -38,8 +39,9 @@ class Shovel:
     """One dynamic shovel of one vhost, and its state as GET /api/shovels shows it."""
 
     def __init__(self, vhost: str, name: str, definition: ShovelDefinition, local: LocalBroker | None,
-                 node: str, on_finished: Callable[[Shovel], None] | None = None) -> None:
+                 node: str, on_finished: Callable[[Shovel], None] | None = None, tls: ClientTLS = ClientTLS()) -> None:
         self.vhost = vhost
+        self.tls = tls  # what amqps ends trust (leveret's TLS settings)
         self.name = name
         self.definition = definition
         self.local = local
@@ -118,9 +120,9 @@ class Shovel:
         d = self.definition
         loop = asyncio.get_running_loop()
         self._failed = failed = loop.create_future()
-        source = await connect(d.src_uris, self.local)
+        source = await connect(d.src_uris, self.local, self.tls)
         self._connections.append(source)
-        destination = await connect(d.dest_uris, self.local)
+        destination = await connect(d.dest_uris, self.local, self.tls)
         self._connections.append(destination)
         for connection in (source, destination):
             connection.closing.add_done_callback(partial(_connection_lost, failed))
