@@ -9,10 +9,13 @@ chromium and chromium-driver and selenium (the test extras).
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pika
@@ -32,7 +35,23 @@ PAGES = (
     ("connections", "#/connections", "Connections and channels", "table.data tbody tr", 440),
     ("dead-letters", "#/dead-letters/%2F/orders.dlq", "Dead letters in orders.dlq", "table.data td", 760),
     ("admin", "#/admin", "Users, virtual hosts and permissions", "table.data tbody tr", 640),
+    ("policies", "#/policies", "Policies", "table.data tbody tr", 940),
+    ("definitions", "#/definitions", "Definitions", "form.action", 420),
 )
+
+
+def put_policies(http_port: int) -> None:
+    """A user policy on the orders queues and an operator policy capping every queue, through the API."""
+    for path, body in (
+            ("/api/policies/%2F/orders-limits", {"pattern": "^orders$", "apply-to": "queues", "priority": 1,
+                                                  "definition": {"max-length": 10000, "message-ttl": 3600000}}),
+            ("/api/operator-policies/%2F/cap", {"pattern": ".*", "apply-to": "queues", "priority": 0,
+                                                "definition": {"max-length-bytes": 100000000}})):
+        request = urllib.request.Request(f"http://127.0.0.1:{http_port}{path}", method="PUT",
+                                         data=json.dumps(body).encode())
+        request.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+        request.add_header("Content-Type", "application/json")
+        urllib.request.urlopen(request, timeout=10).close()
 
 
 def populate(url: str, stop: threading.Event) -> None:
@@ -81,6 +100,7 @@ def main(out: Path) -> None:
         stop = threading.Event()
         traffic = threading.Thread(target=populate, args=(broker.url, stop), daemon=True)
         traffic.start()
+        put_policies(broker.server.http_port)
         driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
         try:
             base = f"http://127.0.0.1:{broker.server.http_port}/"

@@ -252,3 +252,101 @@ def test_move_tasks_are_listed_on_the_dead_letters_page(browser: Any, broker: Em
     assert row[1] == "listed-dlq"
     tasks = [cells(r) for r in browser.find_elements("css selector", "section table.data tbody tr")]
     assert any(task[1:5] == ["listed-dlq", "finished", "1", "1"] for task in tasks)
+
+
+@pytest.fixture
+def own_broker() -> Iterator[EmbeddedBroker]:
+    """A broker of the test's own (for pages that change the broker's definitions), with queue 'jobs.a'."""
+    with EmbeddedBroker() as b:
+        conn = pika.BlockingConnection(pika.URLParameters(b.url))
+        conn.channel().queue_declare("jobs.a")
+        conn.close()
+        yield b
+
+
+def test_a_policy_set_through_the_form_applies_and_is_deleted(browser: Any, own_broker: EmbeddedBroker) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    open_page(browser, own_broker, "#/policies")
+    form = wait_for(browser, "form.action", "Add or update a policy")
+    form.find_element(By.NAME, "name").send_keys("short-jobs")
+    form.find_element(By.NAME, "pattern").send_keys("^jobs\\.")
+    Select(form.find_element(By.NAME, "apply-to")).select_by_value("queues")
+    form.find_element(By.NAME, "priority").clear()
+    form.find_element(By.NAME, "priority").send_keys("3")
+    form.find_element(By.NAME, "definition").send_keys('{"max-length": 7, "message-ttl": 60000}')
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    assert wait_for(browser, "form.action .ok").text == "Policy short-jobs set."
+    assert row_of(browser, "short-jobs")[:6] == ["/", "short-jobs", "^jobs\\.", "queues", "3",
+                                                 '{"max-length":7,"message-ttl":60000}']
+    (policy,) = api_get(own_broker, "/api/policies/%2F")
+    assert (policy["name"], policy["definition"], policy["priority"]) == ("short-jobs", {"max-length": 7,
+                                                                                        "message-ttl": 60000}, 3)
+
+    open_page(browser, own_broker, "#/queues/%2F/jobs.a")  # the queue shows the policy it now has
+    assert cells(wait_for(browser, "table.facts tr", "Policy"))[0] == "short-jobs"
+    assert cells(wait_for(browser, "table.facts tr", "Effective policy"))[0] == '{"max-length":7,"message-ttl":60000}'
+
+    open_page(browser, own_broker, "#/policies")
+    wait_for(browser, "table.data tr", "short-jobs").find_element(By.CSS_SELECTOR, "button.delete").click()
+    wait_for(browser, "section", "Nothing here.")
+    assert api_get(own_broker, "/api/policies/%2F") == []
+    assert api_get(own_broker, "/api/queues/%2F/jobs.a")["policy"] is None
+
+
+def test_a_policy_the_broker_refuses_shows_its_reason(browser: Any, own_broker: EmbeddedBroker) -> None:
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, own_broker, "#/policies")
+    form = wait_for(browser, "form.action", "Add or update a policy")
+    form.find_element(By.NAME, "name").send_keys("bad")
+    form.find_element(By.NAME, "pattern").send_keys(".*")
+    form.find_element(By.NAME, "definition").send_keys('{"max-length": "many"}')
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    assert "Validation failed" in wait_for(browser, "form.action .error").text
+    assert api_get(own_broker, "/api/policies/%2F") == []
+
+
+def test_definitions_download_and_upload(browser: Any, own_broker: EmbeddedBroker, tmp_path: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    open_page(browser, own_broker, "#/definitions")
+    wait_for(browser, "form.action", "Download definitions").find_element(By.CSS_SELECTOR, "button").click()
+    assert "Downloaded 1 queues" in wait_for(browser, "form.action .ok").text
+    saved = WebDriverWait(browser, WAIT).until(
+        lambda _: [p for p in downloads.glob("leveret-definitions-*.json")], "no definitions file downloaded")
+    downloaded = json.loads(saved[0].read_text())
+    assert downloaded == api_get(own_broker, "/api/definitions")
+    assert [q["name"] for q in downloaded["queues"]] == ["jobs.a"]
+
+    # Upload an edited copy: a new queue, exchange, binding and policy appear in the broker.
+    downloaded["queues"].append({"name": "uploaded", "vhost": "/", "durable": True, "auto_delete": False,
+                                 "arguments": {"x-max-length": 9}})
+    downloaded["exchanges"].append({"name": "up-x", "vhost": "/", "type": "direct", "durable": True,
+                                    "auto_delete": False, "internal": False, "arguments": {}})
+    downloaded["bindings"].append({"source": "up-x", "vhost": "/", "destination": "uploaded",
+                                   "destination_type": "queue", "routing_key": "k", "arguments": {}})
+    downloaded["policies"].append({"vhost": "/", "name": "up-p", "pattern": "^uploaded$", "apply-to": "queues",
+                                   "definition": {"message-ttl": 1000}, "priority": 0})
+    upload = tmp_path / "edited.json"
+    upload.write_text(json.dumps(downloaded))
+    form = wait_for(browser, "form.action", "Upload definitions")
+    form.find_element(By.NAME, "file").send_keys(str(upload))
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    assert wait_for(browser, "form.action .ok", "Imported").text == "Imported edited.json."
+    queue = api_get(own_broker, "/api/queues/%2F/uploaded")
+    assert (queue["arguments"], queue["policy"]) == ({"x-max-length": 9}, "up-p")
+    assert [(b["source"], b["routing_key"]) for b in api_get(own_broker, "/api/queues/%2F/uploaded/bindings")
+            if b["source"]] == [("up-x", "k")]
+
+    # A file that is not definitions: the broker's reason, nothing imported.
+    upload.write_text('{"queues": [{"name": "broken", "vhost": "no-such-vhost", "durable": true}]}')
+    form.find_element(By.NAME, "file").send_keys(str(upload))
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    assert "HTTP 400" in wait_for(browser, "form.action .error").text
+    assert "broken" not in [q["name"] for q in api_get(own_broker, "/api/queues")]

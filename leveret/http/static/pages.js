@@ -1,10 +1,10 @@
 // The listing pages: overview (live totals and rate charts), queues, exchanges, connections and channels,
-// policies, and users/vhosts/permissions (read-only). Each page is `async (params) => ({element, update})`:
+// policies (policies.js), and users/vhosts/permissions (read-only). Each page is `async (params) => ({element, update})`:
 // `update`, when there is one, is called every few seconds to refresh the figures in place.
 
 import { get, rows, seg } from "./api.js";
 import { History, legend, lineChart } from "./chart.js";
-import { at, bytes, dataTable, errorBox, facts, h, json, number, section } from "./dom.js";
+import { at, bytes, dataTable, errorBox, facts, h, number, section } from "./dom.js";
 
 const rate = (path) => (row) => at(row, `message_stats.${path}_details.rate`);
 const queueLink = (row) => `#/queues/${seg(row.vhost)}/${seg(row.name)}`;
@@ -138,16 +138,8 @@ export async function connectionsPage() {
   return { element: h("div", {}, h("h1", {}, "Connections and channels"), holder), update };
 }
 
-export async function policiesPage() {
-  const columns = [
-    { label: "Virtual host", key: "vhost" }, { label: "Name", key: "name" }, { label: "Pattern", key: "pattern" },
-    { label: "Apply to", key: "apply-to" }, { label: "Priority", key: "priority", numeric: true },
-    { label: "Definition", value: (row) => json(row.definition) },
-  ];
-  return { element: h("div", {}, h("h1", {}, "Policies"),
-    await tableSection("User policies", "/policies", columns),
-    await tableSection("Operator policies", "/operator-policies", columns)) };
-}
+// The policies page (a form and delete buttons) is its own module.
+export { policiesPage } from "./policies.js";
 
 export async function adminPage() {
   return { element: h("div", {}, h("h1", {}, "Users, virtual hosts and permissions"),
