@@ -5,8 +5,8 @@ into a durable dead-letter queue, then replays them in four tasks and checks the
 
 1. a quarter at a rate limit (`--rate`): the rate achieved against the limit;
 2. the next part at the same limit, cancelled after `--cancel-after` seconds: how long the cancel took;
-3. the rest without a limit, killed with SIGKILL a third of the way in: the restart's recovery time and
-   what was where afterwards (the task is not resumed);
+3. half the rest without a limit, killed with SIGKILL a third of the way in: the restart's recovery time,
+   what was where afterwards, and the task resumed by the restart (same id) until it finished;
 4. what is left, without a limit: the unlimited move rate.
 
 Then it consumes the original queue and checks the multiset of ids: every id there, none left in the
@@ -113,16 +113,20 @@ def leveret_run(args: argparse.Namespace, out: dict[str, Any]) -> bool:
         second = wait_for(http, second["id"], lambda t: t["state"] != "running")
         out["2_cancelled"] = (f"{second['state']} after {second['moved']} of {second['total']}, "
                               f"{(time.monotonic() - asked) * 1000:.0f} ms after the DELETE")
-        # 3: no limit, killed a third of the way in
-        before = ready(http, "dlq")
-        third = api(http, "POST", "/move-tasks", {"source": "dlq"})
-        third = wait_for(http, third["id"], lambda t: t["moved"] >= before // 3 or t["state"] != "running")
+        # 3: half the rest, no limit, killed a third of the way in; the restart resumes it
+        half = ready(http, "dlq") // 2
+        third = api(http, "POST", "/move-tasks", {"source": "dlq", "count": half})
+        third = wait_for(http, third["id"], lambda t: t["moved"] >= half // 3 or t["state"] != "running")
         broker.kill()
         out["3_killed"] = f"at {third['moved']} of {third['total']} moved (as last seen)"
         out["3_restart_after_kill_s"] = round(broker.start(), 2)
         http = broker.http_port
         left, moved = ready(http, "dlq"), ready(http, "work")
-        out["3_after_restart"] = f"dlq {left}, work {moved}, sum {left + moved} (>= {n}), tasks {api(http, 'GET', '/move-tasks')}"
+        out["3_after_restart"] = f"dlq {left}, work {moved}, sum {left + moved} (>= {n})"
+        resumed = wait_for(http, third["id"], lambda t: t["state"] != "running")
+        out["3_resumed"] = (f"task {resumed['id']} (same id: {resumed['id'] == third['id']}) resumed "
+                            f"{resumed['resumed']}x, {resumed['state']}: {resumed['moved']} of {resumed['total']} "
+                            f"moved as counted (from its saved progress)")
         # 4: the rest, no limit
         started = time.monotonic()
         fourth = api(http, "POST", "/move-tasks", {"source": "dlq"})

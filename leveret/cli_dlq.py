@@ -214,9 +214,10 @@ def tasks(client: ManagementClient, as_json: bool) -> None:
             return f"exchange '{d['exchange']}'" + (f" key '{d['routing_key']}'" if d["routing_key"] is not None else "")
         return f"queue '{d['queue']}'" if d["type"] == "queue" else "original queues"
 
-    click.echo(aligned(["id", "vhost", "source", "to", "state", "moved", "total", "rate", "reason"], [
+    # `resumed`: restarts the task went on after (a broker older than durable tasks has no such field).
+    click.echo(aligned(["id", "vhost", "source", "to", "state", "moved", "total", "rate", "resumed", "reason"], [
         [t["id"], t["vhost"], t["source"], target(t["destination"]), t["state"], str(t["moved"]), str(t["total"]),
-         f"{t['rate']:g}", t["reason"] or ""] for t in rows]))
+         f"{t['rate']:g}", str(t.get("resumed", 0)), t["reason"] or ""] for t in rows]))
 
 
 @dlq.command("cancel")

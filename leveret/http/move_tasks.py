@@ -5,7 +5,8 @@
   `"exchange": NAME` with an optional `"routing_key"` (else each message's own). 201 with the task
   (and a `Location` header).
 - `GET /api/move-tasks` (the tasks of the vhosts the user may see), `GET /api/move-tasks/{id}`: progress
-  (`total`, `moved`, `remaining`, `rate`, `state` running|finished|cancelled|failed, `reason`).
+  (`total`, `moved`, `remaining`, `rate`, `state` running|finished|cancelled|failed, `reason`; `durable`: a
+  restart resumes it, `resumed`: how many restarts did).
 - `DELETE /api/move-tasks/{id}`: cancel (204; the batch in hand is finished first). 404 when unknown.
 
 Permissions as RabbitMQ's management plugin applies them to a get and a publish: read on the source

@@ -19,6 +19,7 @@ from leveret.broker.message import PropertiesCodec
 from leveret.clock import Clock, SystemClock
 from leveret.config import Settings
 from leveret.durable import DurableBroker
+from leveret.durable.move_task_records import MoveTaskRecords
 from leveret.server import process
 from leveret.server.alarms import DISK, MEMORY, ResourceAlarms
 from leveret.server.durability import Durability
@@ -185,7 +186,8 @@ class Server:
         self.users.on_change.append(self._access_watchers[0])
         self.users.on_user_deleted.append(self._access_watchers[1])
         self.durability = Durability(self.loop, self.message_store)
-        self.move_tasks = MoveTasks(self.durability)
+        self.move_tasks = MoveTasks(self.durability, MoveTaskRecords(self.data_dir, self.file_io))
+        self.move_tasks.resume(self.broker)  # the tasks a stop or a crash interrupted
         self.timer_driver = TimerDriver(self.loop, self.broker.timers, self.clock)
         self.timer_driver.start()
         self.disk_alarm = DiskAlarm(self.loop, self.data_dir, self.settings.disk_free_limit,

@@ -1,11 +1,14 @@
-"""kill -9 in the middle of a move task: nothing is lost, and a message moved twice is flagged redelivered.
+"""kill -9 in the middle of a move task: the task resumes at the restart, under its id, nothing is lost, and a
+message moved twice is flagged redelivered.
 
 Three thousand persistent dead letters (x-death naming their original queue) are replayed at a rate limit;
-the broker process is killed while the task runs, restarted (the task is not resumed), and a second task
-moves what is left. Every message id is then in the original queue at least once, none stays in the
-dead-letter queue, and an id found n times has at least n - 1 copies flagged redelivered (the copy made
-before the kill comes back flagged by crash recovery; a copy of a source message recovered after the crash
-is flagged by the move).
+the broker process is killed while the task runs, restarted (the task resumes and is listed as resumed),
+killed again while the resumed task runs, and restarted, and the task finishes. Every message id is then in
+the original queue at least once, and an id found n times has at least n - 1 copies flagged redelivered
+(the copy made before a kill comes back flagged by crash recovery; a copy of a source message recovered
+after the crash is flagged by the move). Dead letters that arrive after the task started, before or after
+a restart, are not the task's: they stay in the dead-letter queue. A clean stop pauses a task; the next
+start resumes it, with nothing moved twice.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ def _api(proc: BrokerProcess) -> str:
     return f"http://127.0.0.1:{proc.http_port}/api"
 
 
-def _fill(url: str) -> None:
+def _fill(url: str, first: int = 0, count: int = MESSAGES) -> None:
+    """Dead letters with ids first..first+count-1 into durable queue dlq (declared with work if needed)."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
     ch = conn.channel()
     ch.queue_declare("work", durable=True)
     ch.queue_declare("dlq", durable=True)
     death = {"count": 1, "reason": "rejected", "queue": "work", "exchange": "", "routing-keys": ["work"]}
     ch.tx_select()
-    for ident in range(MESSAGES):
+    for ident in range(first, first + count):
         props = pika.BasicProperties(delivery_mode=2, headers={"x-death": [death], "id": ident})
         ch.basic_publish("", "dlq", str(ident).encode(), props)
     ch.tx_commit()  # durable once committed
@@ -57,31 +61,66 @@ def _drain(url: str, queue: str) -> list[tuple[int, bool]]:
     return out
 
 
-def test_kill_mid_move_loses_nothing_and_flags_duplicates(tmp_path: Any) -> None:
-    data_dir = str(tmp_path / "data")
-    with BrokerProcess(data_dir, settings={"http_port": 0}) as proc:
-        _fill(proc.url)
-        task = call(_api(proc), "POST", "/move-tasks", {"source": "dlq", "max_rate": 4000}).body
-        deadline = time.monotonic() + 20
-        while _task(proc, task["id"])["moved"] < 800 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        proc.kill()
-    with BrokerProcess(data_dir, settings={"http_port": 0}) as proc:
-        assert call(_api(proc), "GET", "/move-tasks").body == []  # not resumed
-        left = call(_api(proc), "GET", "/queues/%2F").body
-        in_dlq = next(q["messages"] for q in left if q["name"] == "dlq")
-        assert 0 < in_dlq < MESSAGES  # the kill came in the middle of the move
-        rest = call(_api(proc), "POST", "/move-tasks", {"source": "dlq"}).body
-        deadline = time.monotonic() + 30
-        while _task(proc, rest["id"])["state"] == "running" and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _task(proc, rest["id"])["state"] == "finished"
-        work = _drain(proc.url, "work")
-        assert _drain(proc.url, "dlq") == []
-        proc.stop()
+def _wait_for_task(proc: BrokerProcess, task_id: str, until: Any, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    task = _task(proc, task_id)
+    while not until(task) and time.monotonic() < deadline:
+        time.sleep(0.01)
+        task = _task(proc, task_id)
+    assert until(task), task
+    return task
+
+
+def _check_moved(work: list[tuple[int, bool]], ids: range) -> None:
     seen = Counter(ident for ident, _ in work)
-    assert set(seen) == set(range(MESSAGES))
+    assert set(seen) == set(ids)
     flagged: dict[int, int] = defaultdict(int)
     for ident, redelivered in work:
         flagged[ident] += redelivered
     assert all(flagged[ident] >= count - 1 for ident, count in seen.items())
+
+
+def test_kill_mid_move_resumes_the_task_and_loses_nothing(tmp_path: Any) -> None:
+    data_dir = str(tmp_path / "data")
+    with BrokerProcess(data_dir, settings={"http_port": 0}) as proc:
+        _fill(proc.url)
+        task = call(_api(proc), "POST", "/move-tasks", {"source": "dlq", "max_rate": 1000}).body
+        assert (task["total"], task["durable"], task["resumed"]) == (MESSAGES, True, 0)
+        _fill(proc.url, MESSAGES, 100)  # late dead letters: not the task's
+        _wait_for_task(proc, task["id"], lambda t: t["moved"] >= 800)
+        proc.kill()
+    with BrokerProcess(data_dir, settings={"http_port": 0}) as proc:
+        (resumed,) = call(_api(proc), "GET", "/move-tasks").body
+        assert (resumed["id"], resumed["resumed"], resumed["total"]) == (task["id"], 1, MESSAGES)
+        _fill(proc.url, MESSAGES + 100, 100)  # dead letters arriving after the restart: not the task's either
+        running = _wait_for_task(proc, task["id"], lambda t: t["moved"] >= resumed["moved"] + 300)
+        assert running["state"] == "running"
+        proc.kill()
+    with BrokerProcess(data_dir, settings={"http_port": 0}) as proc:
+        finished = _wait_for_task(proc, task["id"], lambda t: t["state"] != "running")
+        assert (finished["state"], finished["resumed"], finished["remaining"]) == ("finished", 2, 0)
+        assert 0 < finished["moved"] <= MESSAGES
+        work = _drain(proc.url, "work")
+        left = _drain(proc.url, "dlq")
+        proc.stop()
+    _check_moved(work, range(MESSAGES))
+    assert sorted(ident for ident, _ in left) == list(range(MESSAGES, MESSAGES + 200))
+
+
+def test_a_clean_stop_pauses_the_task_and_the_next_start_resumes_it(tmp_path: Any) -> None:
+    data_dir = str(tmp_path / "data")
+    with BrokerProcess(data_dir, settings={"http_port": 0}) as proc:
+        _fill(proc.url)
+        task = call(_api(proc), "POST", "/move-tasks", {"source": "dlq", "max_rate": 2000, "count": 2500}).body
+        _wait_for_task(proc, task["id"], lambda t: t["moved"] >= 500)
+        assert proc.stop() == 0
+    with BrokerProcess(data_dir, settings={"http_port": 0}) as proc:
+        finished = _wait_for_task(proc, task["id"], lambda t: t["state"] != "running")
+        assert (finished["state"], finished["resumed"], finished["moved"]) == ("finished", 1, 2500)
+        work = _drain(proc.url, "work")
+        left = _drain(proc.url, "dlq")
+        assert call(_api(proc), "GET", "/move-tasks").body[0]["state"] == "finished"
+        proc.stop()
+    # A clean stop leaves nothing to move twice: each of the first 2,500 once, unflagged; the rest untouched.
+    assert work == [(ident, False) for ident in range(2500)]
+    assert left == [(ident, False) for ident in range(2500, MESSAGES)]

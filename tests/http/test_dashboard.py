@@ -350,3 +350,31 @@ def test_definitions_download_and_upload(browser: Any, own_broker: EmbeddedBroke
     form.find_element(By.CSS_SELECTOR, "button").click()
     assert "HTTP 400" in wait_for(browser, "form.action .error").text
     assert "broken" not in [q["name"] for q in api_get(own_broker, "/api/queues")]
+
+
+def test_a_move_task_resumed_after_a_restart_is_listed_so(browser: Any, tmp_path: Any) -> None:
+    """A durable move task paused by a clean stop goes on at the next start, and the page says so."""
+    data_dir = str(tmp_path / "data")
+    with EmbeddedBroker(data_dir=data_dir) as first:
+        conn = pika.BlockingConnection(pika.URLParameters(first.url))
+        channel = conn.channel()
+        channel.confirm_delivery()
+        channel.queue_declare("slow-work", durable=True)
+        channel.queue_declare("slow-dlq", durable=True)
+        death = {"count": 1, "reason": "rejected", "queue": "slow-work", "exchange": "", "routing-keys": ["slow-work"]}
+        for i in range(40):
+            channel.basic_publish("", "slow-dlq", str(i).encode(),
+                                  pika.BasicProperties(delivery_mode=2, headers={"x-death": [death]}))
+        conn.close()
+        request = urllib.request.Request(base(first) + "api/move-tasks", method="POST",
+                                         data=json.dumps({"source": "slow-dlq", "max_rate": 10}).encode(),
+                                         headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode(),
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            task = json.loads(response.read())
+    with EmbeddedBroker(data_dir=data_dir) as second:
+        (resumed,) = api_get(second, "/api/move-tasks")
+        assert (resumed["id"], resumed["state"], resumed["resumed"]) == (task["id"], "running", 1)
+        open_page(browser, second, "#/dead-letters")
+        row = row_of(browser, task["id"])
+        assert row[1:3] == ["slow-dlq", "running"] and row[5] == "after 1 restart"

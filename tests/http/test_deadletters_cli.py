@@ -48,7 +48,8 @@ def test_replay_move_tasks_cancel(broker: EmbeddedBroker, channel: Any) -> None:
     assert [(b, "x-replay-count" in h) for b, h, _ in drain(channel, "parking")] == [
         (b"work-2", False), (b"work-3", False), (b"work-4", False)]
     lines = dlq(broker, "tasks").splitlines()
-    assert lines[0].split() == ["id", "vhost", "source", "to", "state", "moved", "total", "rate", "reason"]
+    assert lines[0].split() == ["id", "vhost", "source", "to", "state", "moved", "total", "rate", "resumed",
+                                  "reason"]
     assert "original queues" in lines[1] and "queue 'parking'" in lines[2]
     assert [t["state"] for t in json.loads(dlq(broker, "tasks", "--json"))] == ["finished", "finished"]
     channel.basic_publish("", "dlq", b"stray")

@@ -24,7 +24,7 @@ function progress(task) {
   return h("div", { class: "task", dataset: { state: task.state } },
     h("progress", { max: 100, value: done }),
     h("span", {}, ` ${task.state}: ${number(task.moved)} of ${number(task.total)} moved`
-      + (task.reason ? ` (${task.reason})` : "")));
+      + (task.reason ? ` (${task.reason})` : "") + (task.resumed ? " (resumed after a restart)" : "")));
 }
 
 async function startMove(body, onDone) {
@@ -127,6 +127,8 @@ export async function deadLetterIndexPage() {
       tasks.replaceChildren(dataTable([
         { label: "Task", key: "id" }, { label: "From", key: "source" }, { label: "State", key: "state" },
         { label: "Moved", key: "moved", numeric: true }, { label: "Total", key: "total", numeric: true },
+        // A durable task a restart interrupted goes on: how many times it was resumed.
+        { label: "Resumed", key: "resumed", numeric: true, format: (times) => (times ? `after ${times} restart${times > 1 ? "s" : ""}` : "") },
         { label: "", value: () => "", format: (_, row) => row.state === "running" ? h("button", {
           type: "button", onclick: async () => { await api("DELETE", `/move-tasks/${seg(row.id)}`); await update(); },
         }, "Cancel") : "" },
