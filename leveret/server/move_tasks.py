@@ -28,12 +28,13 @@ first copy and removed when it ends, so a task running when the broker stops or 
 id, when it starts again (a clean stop pauses the tasks rather than cancelling them). What the resumed task
 moves is what is still in the source of the messages the task was given: those stored before it started
 (store offsets below the source's `boundary`, the store's next offset at the start), never a message that
-arrived later, up to `count` less the progress recorded (saved at most once a second, so a resumed task's `moved` counts
-from up to a second of moves before the kill: it may end below `total`). Recorded progress only counts moves whose
-source acks were already durable when it was written, so a resumed task never stops short; it may move
-again a message whose copy was made before the kill but whose ack was not yet durable (at-least-once: that
-source comes back from recovery flagged redelivered, and so does its new copy). A source message not
-stored (a transient one, or in a non-durable queue) does not survive the restart and is not waited for.
+arrived later, up to `count` less the progress recorded. Progress is saved at most once a second, and only
+moves whose source acks were already durable count in it, so a resumed task never stops short of its own
+messages, and its `moved` counts on from up to a second before the kill (it may finish below `total`). It
+may move again a message whose copy was made before the kill but whose ack was not yet durable
+(at-least-once: that source comes back from recovery flagged redelivered, and so does its new copy). A
+source message not stored (a transient one, or in a non-durable queue) does not survive the restart and is
+not waited for.
 """
 
 from __future__ import annotations
@@ -368,10 +369,15 @@ class MoveTasks:
                             record.get("source"), record.get("vhost"))
                 self.records.remove(record["id"])
                 continue
-            destination = Destination(queue=record["queue"], exchange=record["exchange"],
-                                      routing_key=record["routing_key"])
-            task = MoveTask(vhost, source, destination, record["count"], record["max_rate"], record["replay_count"],
-                            self.records, record)
+            try:
+                destination = Destination(queue=record["queue"], exchange=record["exchange"],
+                                          routing_key=record["routing_key"])
+                task = MoveTask(vhost, source, destination, record["count"], record["max_rate"],
+                                record["replay_count"], self.records, record)
+            except (KeyError, TypeError) as exc:  # a record this version cannot read: the start goes on
+                log.warning("move task %s not resumed: its record lacks %s", record["id"], exc)
+                self.records.remove(record["id"])
+                continue
             log.info("move task %s from %s resumed: %d of %d moved before the restart", task.id,
                      source.describe(), task.moved, task.total)
             self._launch(task)

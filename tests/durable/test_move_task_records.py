@@ -35,3 +35,19 @@ def test_unreadable_records_and_leftovers_are_dropped(tmp_path: Path) -> None:
 def test_a_refused_save_is_reported_not_raised(tmp_path: Path) -> None:
     (tmp_path / DIRECTORY).write_bytes(b"a file where the directory should be")
     assert MoveTaskRecords(str(tmp_path)).save({"id": "x"}) is False
+
+
+def test_a_record_missing_fields_is_dropped_at_the_start_and_the_broker_starts(tmp_path: Path) -> None:
+    import pika
+
+    from leveret.embedded import EmbeddedBroker
+
+    data_dir = str(tmp_path / "data")
+    with EmbeddedBroker(data_dir=data_dir) as broker:
+        conn = pika.BlockingConnection(pika.URLParameters(broker.url))
+        conn.channel().queue_declare("dlq", durable=True)
+        conn.close()
+    MoveTaskRecords(data_dir).save({"id": "old", "vhost": "/", "source": "dlq", "started_at": 1.0})
+    with EmbeddedBroker(data_dir=data_dir) as broker:
+        assert broker.server.move_tasks.list() == []
+    assert MoveTaskRecords(data_dir).load() == []
