@@ -36,7 +36,7 @@ def test_a_parameter_defines_a_shovel_listed_in_the_plugins_shape(leveret_broker
     assert call(base, "PUT", "/parameters/shovel/%2F/s", {"value": LOCAL}).status == 201
     row = running(broker, "s")
     assert set(row) == {"node", "timestamp", "name", "vhost", "type", "state", "src_uri", "src_protocol",
-                        "dest_protocol", "dest_uri", "src_queue", "dest_queue"}
+                        "dest_protocol", "dest_uri", "src_queue", "dest_queue", "forwarded"}
     assert (row["vhost"], row["type"], row["src_protocol"], row["src_uri"]) == ("/", "dynamic", "amqp091", "amqp://")
     assert [r["name"] for r in shovels(broker, "%2F")] == ["s"]
     assert call(base, "GET", "/shovels/nosuchvhost").status == 404

@@ -7,6 +7,7 @@ import { adminPage, connectionsPage, exchangesPage, overviewPage, policiesPage, 
 import { queuePage } from "./queue.js";
 import { deadLetterIndexPage, deadLettersPage } from "./deadletters.js";
 import { definitionsPage } from "./definitions.js";
+import { shovelsPage } from "./shovels.js";
 
 const REFRESH_MS = 5000;
 
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^#\/definitions$/, definitionsPage, "Definitions", "#/definitions"],
   [/^#\/dead-letters$/, deadLetterIndexPage, "Dead letters", "#/dead-letters"],
   [/^#\/dead-letters\/([^/]+)\/([^/]+)$/, deadLettersPage],
+  [/^#\/shovels$/, shovelsPage, "Shovels", "#/shovels"],
 ];
 
 const main = document.getElementById("main");
