@@ -11,11 +11,16 @@ src-delete-after queue-length; timed from the parameter's PUT until the shovel d
   rr  RabbitMQ -> RabbitMQ, RabbitMQ's own shovel between two queues of one vhost
 Every run checks the destination holds exactly COUNT messages (none lost, none twice) and the source none.
 RabbitMQ is the shared one on 127.0.0.1:5672, in a vhost of the bench's own, deleted after.
+
+Besides the wall time, each run with leveret's shovel prints the CPU time the shovel's leveret process
+(user + system, from /proc) spent per message: on a machine shared with other work the wall time swings
+with the load, the CPU a message costs much less.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import uuid
@@ -48,6 +53,13 @@ def ready(url: str, queue: str) -> int:
         connection.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed_shovel(api: str, vhost: str, value: dict, timeout: float = 3600) -> float:
     """Seconds from the PUT until the shovel deleted its own parameter."""
     path = f"/api/parameters/shovel/{vhost}/bench"
@@ -61,14 +73,17 @@ def timed_shovel(api: str, vhost: str, value: dict, timeout: float = 3600) -> fl
     return time.monotonic() - start
 
 
-def run(scenario: str, count: int, rabbit_vhost: str) -> float:
+def run(scenario: str, count: int, rabbit_vhost: str) -> tuple[float, float | None]:
+    """Seconds the shovel took, and CPU seconds of the leveret process running it (None: RabbitMQ's shovel)."""
     rabbit = f"amqp://guest:guest@127.0.0.1:5672/{rabbit_vhost}"
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b, \
             BrokerProcess(a, settings={"http_port": 0}) as source, BrokerProcess(b) as other:
         local_api = f"http://127.0.0.1:{source.http_port}"
         queue, dest = f"src-{scenario}", f"dst-{scenario}"
+        cpu_before = 0.0
         if scenario == "fr":
             preload(rabbit, queue, count)
+            cpu_before = cpu_seconds(source.proc.pid)
             seconds = timed_shovel(local_api, "%2F", {"src-uri": rabbit, "src-queue": queue, "dest-uri": "amqp://",
                                                       "dest-queue": dest})
             src_url, dest_url = rabbit, source.url
@@ -79,6 +94,7 @@ def run(scenario: str, count: int, rabbit_vhost: str) -> float:
             src_url, dest_url = rabbit, rabbit
         else:
             preload(source.url, queue, count)
+            cpu_before = cpu_seconds(source.proc.pid)
             src_url = source.url
             if scenario == "ll":
                 dest_url = other.url
@@ -93,11 +109,12 @@ def run(scenario: str, count: int, rabbit_vhost: str) -> float:
                 seconds = timed_shovel(RABBIT_API, rabbit_vhost, {"src-uri": source.url, "src-queue": queue,
                                                                   "dest-uri": f"amqp:///{rabbit_vhost}",
                                                                   "dest-queue": dest})
+        cpu = cpu_seconds(source.proc.pid) - cpu_before if scenario in ("ll", "lr", "fr") else None
         moved, left = ready(dest_url, dest), ready(src_url, queue)
         assert (moved, left) == (count, 0), f"{scenario}: destination {moved}, source {left}, expected {count}, 0"
         source.stop()
         other.stop()
-    return seconds
+    return seconds, cpu
 
 
 def main() -> None:
@@ -110,8 +127,11 @@ def main() -> None:
     call(RABBIT_API, "PUT", f"/api/permissions/{vhost}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
     try:
         for scenario in args.scenarios.split(","):
-            seconds = run(scenario, args.count, vhost)
-            print(f"{scenario}: {args.count} msgs in {seconds:.2f} s = {args.count / seconds:,.0f} msg/s", flush=True)
+            seconds, cpu = run(scenario, args.count, vhost)
+            load = " ".join(open("/proc/loadavg").read().split()[:3])
+            per_message = f", leveret CPU {cpu * 1e6 / args.count:,.0f} us/msg" if cpu is not None else ""
+            print(f"{scenario}: {args.count} msgs in {seconds:.2f} s = {args.count / seconds:,.0f} msg/s"
+                  f"{per_message} (loadavg {load})", flush=True)
     finally:
         call(RABBIT_API, "DELETE", f"/api/vhosts/{vhost}")
 

@@ -6,7 +6,8 @@ declares, consumes with `src-prefetch-count` and moves messages until an end goe
 to `BACKOFF_FACTOR` times it and at most `MAX_BACKOFF` (a successful start resets it). Safety rests on the ack mode: with `on-confirm` a source
 message is acknowledged only after the destination confirmed it, so whatever fails, an acknowledged message
 is at the destination (duplicates only as at-least-once allows); unacknowledged ones return to the source
-queue when the source connection goes.
+queue when the source connection goes. Source acks go out in order, a confirm batch at a time with
+`multiple` (acks.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from functools import partial
 import aiormq
 from pamqp import commands as spec
 
+from leveret.shovel.acks import SourceAcks
 from leveret.shovel.definition import ShovelDefinition
 from leveret.shovel.endpoints import LocalBroker, connect, declare_queue, without_password
 from leveret.shovel.tls import ClientTLS
@@ -58,6 +60,7 @@ class Shovel:
         self._remaining: int | None = None  # messages still to move before deleting itself (None: never)
         self._ran = False  # the current attempt got as far as running
         self._in_flight = 0  # deliveries taken and not yet settled (an earlier attempt's included, until cancelled)
+        self._acks: SourceAcks | None = None  # the current attempt's source acknowledgements (None: no-ack)
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -140,6 +143,7 @@ class Shovel:
             prefetch = min(prefetch or self._remaining, self._remaining)
         await consumer.basic_qos(prefetch_count=prefetch)
         self._publisher, self._consumer = publisher, consumer
+        self._acks = None if d.ack_mode == "no-ack" else SourceAcks(consumer)
         await consumer.basic_consume(queue, self._on_delivery, no_ack=d.ack_mode == "no-ack")
         self._set(RUNNING)
         self._ran = True
@@ -178,10 +182,14 @@ class Shovel:
     async def _move(self, message: aiormq.abc.DeliveredMessage) -> None:
         d = self.definition
         tag = message.delivery.delivery_tag
+        acks = self._acks  # this attempt's (a delivery task of an earlier one settles on its own channel)
+        if acks is not None:
+            acks.delivered(tag)  # before any await: deliveries are registered in their order
         if self._remaining is not None:
             if self._remaining <= 0:
                 # Past the count (prefetched before the last one was taken): back to the source, untouched.
-                await message.channel.basic_reject(tag, requeue=True)
+                if acks is not None:
+                    await acks.give_back(tag, nack=False)
                 return
             self._remaining -= 1
         exchange, routing_key = self._destination_of(message)
@@ -192,11 +200,12 @@ class Shovel:
             wait=False)
         if isinstance(confirmation, spec.Basic.Nack):
             # Refused by the destination: back to the source (basic.nack's requeue default, as RabbitMQ).
-            await self._consumer.basic_nack(tag, requeue=True)
+            if acks is not None:
+                await acks.give_back(tag, nack=True)
             return
         self.moved += 1
-        if d.ack_mode != "no-ack":
-            await self._consumer.basic_ack(tag)
+        if acks is not None:
+            await acks.ack(tag)  # with the others of its confirm batch, in one `multiple` ack (acks.py)
 
     def _destination_of(self, message: aiormq.abc.DeliveredMessage) -> tuple[str, str]:
         d = self.definition
