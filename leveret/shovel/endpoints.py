@@ -15,6 +15,7 @@ from urllib.parse import quote, unquote, urlsplit
 import aiormq
 
 from leveret.shovel.tls import ClientTLS, tls_end
+from leveret.shovel.transport import CoalescingTransport
 
 CONNECT_TIMEOUT = 15.0  # seconds for a whole connection handshake: a silent peer fails the attempt
 HEARTBEAT = 10  # seconds: a peer that went away without a FIN is noticed within about twice that
@@ -89,10 +90,12 @@ async def connect(uris: tuple[str, ...], local: LocalBroker | None,
         url += ("&" if "?" in url else "?") + f"heartbeat={HEARTBEAT}"
     async with asyncio.timeout(CONNECT_TIMEOUT):
         end = await asyncio.to_thread(tls_end, uri, tls)  # it reads certificate files: off the loop
-        if end is None:
-            return await aiormq.connect(url)
-        options = {} if end.server_hostname is None else {"server_hostname": end.server_hostname}
-        return await aiormq.connect(url, context=end.context, **options)
+        options: dict = {"transport_factory": CoalescingTransport()}
+        if end is not None:
+            options["context"] = end.context
+            if end.server_hostname is not None:
+                options["server_hostname"] = end.server_hostname
+        return await aiormq.connect(url, **options)
 
 
 async def declare_queue(connection: aiormq.abc.AbstractConnection, channel: aiormq.abc.AbstractChannel,
