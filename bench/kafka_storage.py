@@ -1,21 +1,18 @@
-"""The storage decision for Kafka records (docs/kafka.md), measured in-process, no sockets:
+"""The storage of Kafka records (docs/kafka.md "Storage"), measured in-process, no sockets:
 
     python3 -m bench.kafka_storage                    # 1,000-record batches of 1 KB, 30 batches, best of 3
 
-- per-record (what leveret does): DataPlane.produce of a 1,000-record batch: decode, one stream entry per
-  record (AMQP properties, the stream's append and tail), then DataPlane.fetch re-encoding a batch;
-- opaque (the alternative): the produced batch kept as one stream entry, its bytes appended as they came (the
-  CRC checked once), and a fetch serving those bytes with the base offset patched.
-
-The opaque figures are the store's cost of that design, not a working implementation of it: a stream whose
-entries each span many offsets (and AMQP consumers reading records out of them) does not exist in leveret.
+- opaque (what leveret does): DataPlane.produce of a 1,000-record batch kept whole as one stream entry (header
+  and CRC checked, base offset written in), then DataPlane.fetch serving the stored bytes; and the AMQP side's
+  cost, the records decoded out of the stored batches (kafka/stored.py messages_of) as a stream consumer reads;
+- per-record (the first version's layout, kept for records whose batches cannot be kept whole): the same
+  batch decoded and appended as one stream entry per record, and a fetch re-encoding them as a batch.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import struct
 import sys
 import tempfile
 import time
@@ -23,16 +20,16 @@ import time
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from crc32c import crc32c  # noqa: E402
-
 from leveret.amqp.properties import BasicProperties  # noqa: E402
 from leveret.amqp.stream_offset import delivery_properties  # noqa: E402
 from leveret.broker.message import PropertiesCodec  # noqa: E402
 from leveret.durable import DurableBroker  # noqa: E402
 from leveret.kafka.data import DataPlane  # noqa: E402
 from leveret.kafka.producers import ProducerStates  # noqa: E402
-from leveret.kafka.records import encode_batch, encode_record  # noqa: E402
+from leveret.kafka.records import batch_records, encode_batch, encode_record  # noqa: E402
+from leveret.kafka.stored import messages_of  # noqa: E402
 from leveret.kafka.topics import Topics  # noqa: E402
+from leveret.store.api import StoredBatch  # noqa: E402
 
 RECORDS, SIZE, BATCHES, ROUNDS = 1000, 1024, 30, 3
 
@@ -53,43 +50,52 @@ def main() -> None:
     now = int(time.time() * 1000)
     batch = encode_batch(0, now, now, RECORDS, RECORDS - 1, body)
     directory = tempfile.mkdtemp(prefix="bench-kafka-storage-")
-    node = DurableBroker.open(directory, PropertiesCodec(BasicProperties.from_raw, delivery_properties))
+    node = DurableBroker.open(directory, PropertiesCodec(BasicProperties.from_raw, delivery_properties, messages_of))
     try:
         node.recover_at_start()
         vhost = node.broker.vhost("/")
         assert vhost is not None
         data = DataPlane(Topics(vhost), ProducerStates(1))
-        produce = {"acks": 1, "topics": [{"name": "per-record", "partitions": [{"index": 0, "records": batch}]}]}
-        fetch = {"max_bytes": 4 << 20, "min_bytes": 1, "max_wait_ms": 0, "topics": [{"topic": "per-record", "partitions": [
+        produce = {"acks": 1, "topics": [{"name": "opaque", "partitions": [{"index": 0, "records": batch}]}]}
+        fetch = {"max_bytes": 4 << 20, "min_bytes": 1, "max_wait_ms": 0, "topics": [{"topic": "opaque", "partitions": [
             {"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20}]}]}
 
-        def per_record_produce() -> None:
+        def opaque_produce() -> None:
             for _ in range(BATCHES):
                 data.produce(produce)
             node.messages.sync()
 
-        def per_record_fetch() -> None:
+        def fetch_all(topic: str) -> None:
+            fetch["topics"][0]["topic"] = topic  # type: ignore[index]
             part = fetch["topics"][0]["partitions"][0]  # type: ignore[index]
             for i in range(BATCHES):
                 part["fetch_offset"] = i * RECORDS
                 data.fetch(fetch, 11)
 
-        vhost.declare_queue("opaque", durable=True, arguments={"x-queue-type": "stream"})
-        store = vhost.queues["opaque"].stream_store  # type: ignore[attr-defined]
+        data.topics.find_or_create("opaque", True)
+        queue = data.topics.partition("opaque", 0)
+        assert queue is not None
 
-        def opaque_produce() -> None:
+        def amqp_decode() -> None:
+            for entry in queue.stream_store.read_from(0):
+                if isinstance(entry, StoredBatch):
+                    messages_of(entry)
+                if entry.offset >= BATCHES * RECORDS:
+                    break
+
+        data.topics.find_or_create("per-record", True)
+        per_record_queue = data.topics.partition("per-record", 0)
+        assert per_record_queue is not None
+
+        def per_record_produce() -> None:
             for _ in range(BATCHES):
-                if crc32c(memoryview(batch)[21:]) != struct.unpack_from(">I", batch, 17)[0]:
-                    raise AssertionError("crc")
-                store.append("opaque", "", b"", batch, now)
+                DataPlane._append("per-record", per_record_queue, batch_records(batch))
             node.messages.sync()
 
-        def opaque_fetch() -> None:
-            for stored in store.read_from(0):
-                bytes(struct.pack(">q", stored.offset * RECORDS)) + bytes(stored.body[8:])
-
-        rows = [("per-record produce", best(per_record_produce)), ("per-record fetch", best(per_record_fetch)),
-                ("opaque produce", best(opaque_produce)), ("opaque fetch", best(opaque_fetch))]
+        rows = [("opaque produce", best(opaque_produce)), ("opaque fetch", best(lambda: fetch_all("opaque"))),
+                ("amqp read of batches", best(amqp_decode)),
+                ("per-record produce", best(per_record_produce)),
+                ("per-record fetch", best(lambda: fetch_all("per-record")))]
     finally:
         node.close()
         shutil.rmtree(directory, ignore_errors=True)

@@ -88,6 +88,10 @@ class Settings:
     kafka_port: int = 9092
     kafka_auto_create_topics: bool = True
     kafka_partitions: int = 1
+    # Kafka's producer.id.expiration.ms: an idempotent producer's state in a partition is dropped after this long
+    # unused; and offsets.retention.minutes: an empty consumer group and its committed offsets go after this long.
+    kafka_producer_id_expiration_ms: int = 7 * 24 * 3600 * 1000
+    kafka_offsets_retention_minutes: int = 7 * 24 * 60
     # A definitions file (RabbitMQ's JSON, as GET /api/definitions exports it) imported at every start, after
     # recovery, as RabbitMQ's load_definitions; "" imports none. A file that cannot be imported fails the start.
     load_definitions: str = ""
@@ -136,6 +140,8 @@ BOUNDS: dict[str, Bounds] = {
     "ssl_port": Bounds(None, 65535),  # negative disables the listener
     "kafka_port": Bounds(None, 65535),  # negative disables the listener
     "kafka_partitions": Bounds(1, 10000),
+    "kafka_producer_id_expiration_ms": Bounds(1, None),
+    "kafka_offsets_retention_minutes": Bounds(1, None),
 }
 
 # Integer settings counted in bytes: they also take a unit, as RabbitMQ's configuration does ("50MB", "1GiB").

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple, Protocol
 
+from leveret.store.api import StoredBatch, StoredMessage
+
 
 class Properties(Protocol):
     """What the broker needs from a content header's properties."""
@@ -80,7 +82,10 @@ class RawProperties:
 class PropertiesCodec(NamedTuple):
     """The codec's two ways from stored property bytes back to properties, given to the broker by whoever
     builds it (the broker never imports the codec): `from_raw` for messages read back from a store,
-    `with_stream_offset` for a stream delivery (the stored bytes plus its x-stream-offset header)."""
+    `with_stream_offset` for a stream delivery (the stored bytes plus its x-stream-offset header), and
+    `batch_messages` for the messages of a batch a stream keeps whole (a Kafka record batch: the Kafka side's
+    reader, leveret/kafka/stored.py; without one, stream consumers skip such batches)."""
 
     from_raw: Callable[[bytes], Properties]
     with_stream_offset: Callable[[bytes, int], Properties]
+    batch_messages: Callable[[StoredBatch], list[StoredMessage | None]] | None = None

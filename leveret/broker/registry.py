@@ -315,7 +315,7 @@ class Registry:
         queue = StreamQueue(
             name, vhost_name, arguments=arguments, store=store, settings=settings, clock=self.clock,
             timers=self.timers, delivery_properties=self.codec.with_stream_offset,
-            delete_store=lambda: streams.delete_stream(vhost_name, name),
+            batch_messages=self.codec.batch_messages, delete_store=lambda: streams.delete_stream(vhost_name, name),
         )
         self.queues[name] = queue
         self.lifecycle.queues_created += 1

@@ -36,6 +36,12 @@ same group commit as queue messages. Recently appended messages are also kept in
 store iterator (bounded memory: one read chunk). A delivery's x-stream-offset header is added to the stored
 property bytes by the codec (amqp/stream_offset.py, handed over as `PropertiesCodec.with_stream_offset`).
 
+Batches. A Kafka producer's record batch is kept whole as one log entry that spans its records' offsets
+(`enqueue_batch`, store/api.py `StoredBatch`): the Kafka fetch sends its bytes unchanged, and a consumer that
+reaches it gets its records decoded out of it (by the `batch_messages` reader the server hands in, the Kafka
+side's kafka/stored.py), one delivery per record at its own offset, as if each had been published alone.
+The newest decoded batch is kept, so consumers reading together decode it once.
+
 `StreamQueue` is a `QueueType` (queue_type.py), not a `Queue`: it shares the interface, not the machinery.
 """
 
@@ -54,7 +60,7 @@ from leveret.broker.stats import MessageStats
 from leveret.broker.stream_arguments import STREAM_MODULE, StreamSettings, parse_interval
 from leveret.broker.stream_tail import TAIL_BYTES, Tail
 from leveret.broker.timers import Slot
-from leveret.store.api import StoredMessage, StreamStore
+from leveret.store.api import StoredBatch, StoredMessage, StreamStore, entry_end
 
 if TYPE_CHECKING:
     from leveret.broker.consumer import Consumer
@@ -71,15 +77,18 @@ RETENTION_INTERVAL = 30.0
 
 
 class StreamCursor:
-    """Where one consumer stands in a stream: the next offset, a disk reader, and its tracking name."""
+    """Where one consumer stands in a stream: the next offset, a disk reader, its tracking name, and the
+    messages of the batch it is reading through (decoded once, when it reached the batch)."""
 
-    __slots__ = ("offset", "reader", "tracking", "acked")
+    __slots__ = ("offset", "reader", "tracking", "acked", "batch_base", "batch")
 
     def __init__(self, offset: int, tracking: str | None) -> None:
         self.offset = offset
-        self.reader: Iterator[StoredMessage] | None = None
+        self.reader: Iterator[StoredMessage | StoredBatch] | None = None
         self.tracking = tracking
         self.acked = -1  # highest offset acked (tracked consumers only)
+        self.batch_base = -1
+        self.batch: list[StoredMessage | None] = []
 
     def drop_reader(self) -> None:
         if self.reader is not None:
@@ -114,9 +123,11 @@ class StreamQueue:
         timers: "Timers",
         delivery_properties: Callable[[bytes, int], Properties],
         delete_store: Callable[[], None] | None = None,
+        batch_messages: Callable[[StoredBatch], list[StoredMessage | None]] | None = None,
     ) -> None:
         """`delivery_properties` makes a delivery's properties from the stored bytes and the offset (the
-        codec's, with the x-stream-offset header: broker/message.py `PropertiesCodec`)."""
+        codec's, with the x-stream-offset header: broker/message.py `PropertiesCodec`); `batch_messages` reads
+        the messages out of a stored batch (by offset from its base, None where there is none)."""
         self.name = name
         self.vhost_name = vhost_name
         self.arguments: dict[str, Any] = dict(arguments or {})
@@ -129,9 +140,11 @@ class StreamQueue:
         self.clock = clock
         self.delivery_properties = delivery_properties
         self._delete_store = delete_store
+        self._read_batch = batch_messages
         self._cursors: dict[Consumer, StreamCursor] = {}
         self._exclusive: Consumer | None = None
         self._tail = Tail(TAIL_BYTES)
+        self._decoded: tuple[int, list[StoredMessage | None]] | None = None
         # Called after every append: readers that are not consumers (the Kafka listener's long-polling
         # fetches) wait for new messages through these.
         self.append_watchers: list[Callable[[], None]] = []
@@ -199,14 +212,29 @@ class StreamQueue:
                 watcher()
         return QueueEntry(offset, message)
 
-    def read_from(self, offset: int) -> Iterator[StoredMessage]:
-        """The stored messages from `offset` (or the first kept one) to the current end, from the in-memory
-        tail where it holds them: how readers that are not consumers (the Kafka fetch) read the log."""
+    def enqueue_batch(self, exchange: str, span: int, batch_format: int, data: list[bytes]) -> int:
+        """Append a batch of `span` messages kept in its producer's encoding (a Kafka record batch) as one
+        entry; return its first offset. AMQP consumers get its messages decoded out of it (`batch_messages`)."""
+        now = int(self.clock.time() * 1000)
+        raw = data[0] if len(data) == 1 else b"".join(data)  # kept by the tail: a view stays a view
+        offset = self.stream_store.append_batch(exchange, span, batch_format, [raw], now)
+        self._tail.append(StoredBatch(offset, now, 0, exchange, span, batch_format, raw), len(raw) + 64, span)
+        if self._cursors:
+            self.dispatch()
+        if self.append_watchers:
+            for watcher in tuple(self.append_watchers):
+                watcher()
+        return offset
+
+    def read_from(self, offset: int) -> Iterator[StoredMessage | StoredBatch]:
+        """The stored entries from `offset` (or the first kept one) to the current end, from the in-memory
+        tail where it holds them: how readers that are not consumers (the Kafka fetch) read the log. A batch
+        spanning `offset` comes whole."""
         store = self.stream_store
         tail = self._tail
         end = store.next_offset
         offset = max(offset, store.first_offset)
-        reader: Iterator[StoredMessage] | None = None
+        reader: Iterator[StoredMessage | StoredBatch] | None = None
         try:
             while offset < end:
                 stored = tail.get(offset)
@@ -216,10 +244,10 @@ class StreamQueue:
                     stored = next(reader, None)
                     if stored is None:
                         return
-                    if stored.offset < offset:
+                    if entry_end(stored) <= offset:
                         continue
                 yield stored
-                offset = stored.offset + 1
+                offset = entry_end(stored)
         finally:
             if reader is not None:
                 reader.close()  # type: ignore[attr-defined]
@@ -382,18 +410,31 @@ class StreamQueue:
             cursor.drop_reader()
         while cursor.offset < end and consumer.has_credit():
             offset = cursor.offset
-            stored = tail.get(offset)
-            if stored is not None:
-                cursor.drop_reader()
-            else:
-                if cursor.reader is None:
-                    cursor.reader = store.read_from(offset)
-                stored = next(cursor.reader, None)
+            batch = cursor.batch
+            if 0 <= offset - cursor.batch_base < len(batch):
+                stored = batch[offset - cursor.batch_base]
                 if stored is None:
-                    cursor.reader = None
-                    break  # the reader met the end (only if the log lost records; retried next time)
-                if stored.offset < offset:
+                    cursor.offset = offset + 1  # a record the batch does not hold (or cannot be read)
                     continue
+            else:
+                entry = tail.get(offset)
+                if entry is not None:
+                    cursor.drop_reader()
+                else:
+                    if cursor.reader is None:
+                        cursor.reader = store.read_from(offset)
+                    entry = next(cursor.reader, None)
+                    if entry is None:
+                        cursor.reader = None
+                        break  # the reader met the end (only if the log lost records; retried next time)
+                    if entry_end(entry) <= offset:
+                        continue
+                if type(entry) is StoredBatch:
+                    cursor.batch_base, cursor.batch = entry.offset, self._batch_messages(entry)
+                    if offset < entry.offset:
+                        cursor.offset = entry.offset  # the log skipped offsets (damage recovery cut)
+                    continue
+                stored = entry
             cursor.offset = stored.offset + 1
             properties = make(bytes(stored.props_raw), stored.offset)
             message = Message(stored.exchange, stored.routing_key, properties, bytes(stored.body))
@@ -404,6 +445,18 @@ class StreamQueue:
         if not consumer.has_credit():
             consumer.blocked = True
         return delivered
+
+    def _batch_messages(self, batch: StoredBatch) -> list[StoredMessage | None]:
+        """The messages of a stored batch, by offset from its base (None where it holds none); the newest
+        decoded batch is kept, so consumers reading together decode it once."""
+        if self._decoded is not None and self._decoded[0] == batch.offset:
+            return self._decoded[1]
+        if self._read_batch is None:
+            messages: list[StoredMessage | None] = [None] * batch.span  # no reader for it: nothing to deliver
+        else:
+            messages = self._read_batch(batch)
+        self._decoded = (batch.offset, messages)
+        return messages
 
     # -- lifetime -------------------------------------------------------------------------------
     def close(self) -> int:

@@ -1,10 +1,12 @@
 """The data plane of the Kafka listener, sans-IO: Produce, Fetch, ListOffsets, Metadata, CreateTopics and
 DeleteTopics against one vhost's topics (topics.py).
 
-Storage is one stream entry per record (mapping.py says how a record becomes an AMQP message): AMQP
-consumers of the partition's stream get each record as it is appended, and a fetch reads stored messages
-(from the stream's in-memory tail while it holds them) and writes one uncompressed record batch per
-partition. docs/kafka.md says why per-record entries rather than stored batches.
+Storage: a produced record batch is kept whole, as one stream entry spanning its records' offsets (its base
+offset and leader epoch written into it on the way in; the CRC does not cover them), and a fetch sends the
+stored bytes unchanged; AMQP consumers of the partition's stream get its records decoded out of it
+(stored.py, mapped as mapping.py says). Messages published over AMQP are one entry each, and a fetch encodes
+each run of them as one uncompressed batch. Reads come from the stream's in-memory tail while it holds them.
+docs/kafka.md ("Storage") has the measurements behind this.
 
 Waiting is the caller's: `produce` says whether anything was written (acks=all waits for the group commit
 covering it), `fetch` how many bytes it found and which partitions to watch for a long poll.
@@ -12,6 +14,7 @@ covering it), `fetch` how many bytes it found and which partitions to watch for 
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from leveret.amqp.properties import BasicProperties
@@ -21,11 +24,24 @@ from leveret.broker.stream import StreamQueue
 from leveret.kafka import apis, errors
 from leveret.kafka.mapping import RecordView, properties_for
 from leveret.kafka.producers import ProducerStates, SequenceError
-from leveret.kafka.records import UnsupportedCompression, decode_batches, encode_batch, encode_record
+from leveret.kafka.records import (
+    CONTROL,
+    TRANSACTIONAL,
+    UnsupportedCompression,
+    batch_records,
+    encode_batch,
+    encode_record,
+    scan_batches,
+)
 from leveret.kafka.topics import TopicError, Topics
 from leveret.kafka.wire import INT16, INT32, KafkaDecodeError, encode
+from leveret.store.api import BATCH_FORMAT_KAFKA, StoredBatch, StoredMessage
 
 LATEST, EARLIEST = -1, -2
+# Written into a batch when it is appended: its base offset (first field) and partition leader epoch (0).
+BASE_OFFSET = struct.Struct(">q")
+LEADER_EPOCH = struct.Struct(">i")
+LEADER_EPOCH_AT = 12
 NODE_ID = 0
 CLUSTER_ID = "leveret"
 
@@ -53,7 +69,7 @@ class DataPlane:
             topics_out.append({"name": name, "partitions": parts_out})
         return {"topics": topics_out}, wrote
 
-    def _produce_partition(self, topic: str, index: int, data: bytes | None) -> dict[str, Any]:
+    def _produce_partition(self, topic: str, index: int, data: bytes | bytearray | memoryview | None) -> dict[str, Any]:
         result: dict[str, Any] = {"index": index, "error_code": errors.NONE, "base_offset": -1,
                                   "log_append_time_ms": -1, "log_start_offset": -1, "wrote": False}
         code, partitions = self.topics.find_or_create(topic, True)
@@ -61,8 +77,12 @@ class DataPlane:
             result["error_code"] = code or errors.UNKNOWN_TOPIC_OR_PARTITION
             return result
         queue = partitions[index]
+        if data is None:
+            data = bytearray()
+        elif type(data) is not bytearray and (type(data) is not memoryview or data.readonly):
+            data = bytearray(data)  # batches get their offsets written in place (wire.Reader.nbytes)
         try:
-            batches = decode_batches(data or b"")
+            batches = scan_batches(data)
         except KafkaDecodeError:
             result["error_code"] = errors.CORRUPT_MESSAGE
             return result
@@ -70,6 +90,7 @@ class DataPlane:
             result["error_code"] = errors.UNSUPPORTED_COMPRESSION_TYPE
             return result
         base = -1
+        view = memoryview(data)
         try:
             for batch in batches:
                 if batch.producer_id >= 0:
@@ -77,12 +98,19 @@ class DataPlane:
                     if duplicate is not None:
                         base = duplicate if base < 0 else base
                         continue
-                first = self._append(topic, queue, batch.records)
+                if batch.count > 0 and batch.last_offset_delta == batch.count - 1 \
+                        and not batch.attributes & (TRANSACTIONAL | CONTROL):
+                    first = self._append_batch(topic, queue, data, batch.start, batch.end, batch.count)
+                else:
+                    # Offsets with gaps, or what a transactional producer sends: record by record.
+                    first = self._append(topic, queue, batch_records(view[batch.start : batch.end]))
                 if batch.producer_id >= 0:
                     self.producers.appended(queue, batch, first)
                 if base < 0:
                     base = first
                 result["wrote"] = True
+        except KafkaDecodeError:
+            result["error_code"] = errors.CORRUPT_MESSAGE
         except SequenceError as exc:
             result["error_code"] = exc.code
         except (BrokerError, OSError) as exc:
@@ -90,6 +118,18 @@ class DataPlane:
         result["base_offset"] = base
         result["log_start_offset"] = queue.stream_store.first_offset
         return result
+
+    @staticmethod
+    def _append_batch(topic: str, queue: StreamQueue, data: bytearray | memoryview, start: int, end: int, count: int) -> int:
+        """Keep the batch at data[start:end] whole as one stream entry (a view of the request's buffer: no copy),
+        its base offset and leader epoch written in first as a fetch must serve them (the CRC covers neither),
+        so fetches send the stored bytes unchanged."""
+        base = queue.stream_store.next_offset
+        BASE_OFFSET.pack_into(data, start, base)
+        LEADER_EPOCH.pack_into(data, start + LEADER_EPOCH_AT, 0)
+        first = queue.enqueue_batch(topic, count, BATCH_FORMAT_KAFKA, [memoryview(data)[start:end]])
+        assert first == base, "a stream's next offset moved between reading and appending it"
+        return first
 
     @staticmethod
     def _append(topic: str, queue: StreamQueue, records: list) -> int:
@@ -125,7 +165,8 @@ class DataPlane:
                 head: dict[str, Any] = {"partition_index": part["partition"], "error_code": errors.NONE,
                                         "high_watermark": -1, "last_stable_offset": -1, "log_start_offset": -1,
                                         "preferred_read_replica": -1}
-                records = b""
+                records: list[bytes] = []
+                size = 0
                 if queue is None:
                     head["error_code"] = errors.UNKNOWN_TOPIC_OR_PARTITION
                 else:
@@ -140,38 +181,65 @@ class DataPlane:
                     elif offset < end and (budget > 0 or found == 0):
                         # At least one record even past the limits, so a large record is never stuck.
                         limit = min(part["partition_max_bytes"], budget) if found else part["partition_max_bytes"]
-                        records = self._read_batch(queue, offset, max(limit, 1))
-                        found += len(records)
-                        budget -= len(records)
+                        records, size = self._read_batches(queue, offset, max(limit, 1))
+                        found += size
+                        budget -= size
                 encode(apis.FETCH_PARTITION_HEAD, version, head, out)
-                out.append(INT32.pack(len(records)))
-                out.append(records)
+                out.append(INT32.pack(size))
+                out += records
         return out, found, watched
 
-    def _read_batch(self, queue: StreamQueue, offset: int, limit: int) -> bytes:
+    def _read_batches(self, queue: StreamQueue, offset: int, limit: int) -> tuple[list[bytes], int]:
+        """Record batches from `offset` up to about `limit` bytes (at least one): stored Kafka batches as they
+        are (one that begins below `offset` too: clients skip the records before the offset they asked for,
+        as they do with Kafka), and runs of messages published over AMQP encoded as one batch each."""
+        out: list[bytes] = []
+        size = 0
+        run: list[StoredMessage] = []
+        run_bytes = 0  # about what the run's records will take: settled by _encode_run
+        for entry in queue.read_from(offset):
+            if type(entry) is StoredBatch:
+                if run:
+                    size += self._encode_run(run, out)
+                    run, run_bytes = [], 0
+                if size and size + len(entry.data) > limit:
+                    break  # only the first batch may pass the limit
+                if entry.batch_format == BATCH_FORMAT_KAFKA:
+                    out.append(entry.data)
+                    size += len(entry.data)
+            else:
+                run.append(entry)
+                run_bytes += len(entry.body) + 32
+                if size + run_bytes < limit:
+                    continue
+                size += self._encode_run(run, out)
+                run, run_bytes = [], 0
+            if size >= limit:
+                break
+        if run:
+            size += self._encode_run(run, out)
+        return out, size
+
+    def _encode_run(self, run: list[StoredMessage], out: list[bytes]) -> int:
+        """One uncompressed batch of these consecutive messages, appended to `out`; its size."""
         body = bytearray()
         read = self.view.read
-        base = -1
+        base = run[0].offset
         base_ts = max_ts = 0
-        count = 0
-        for stored in queue.read_from(offset):
+        for i, stored in enumerate(run):
             key, timestamp, headers = read(bytes(stored.props_raw))
             if key is None and stored.routing_key:
                 key = stored.routing_key.encode()
             if timestamp is None:
                 timestamp = stored.timestamp
-            if base < 0:
-                base, base_ts, max_ts = stored.offset, timestamp, timestamp
+            if i == 0:
+                base_ts = max_ts = timestamp
             elif timestamp > max_ts:
                 max_ts = timestamp
             encode_record(body, stored.offset - base, timestamp - base_ts, key, stored.body, headers)
-            count += 1
-            last = stored.offset - base
-            if len(body) >= limit:
-                break
-        if not count:
-            return b""
-        return encode_batch(base, base_ts, max_ts, count, last, body)
+        batch = encode_batch(base, base_ts, max_ts, len(run), run[-1].offset - base, body)
+        out.append(batch)
+        return len(batch)
 
     # -- offsets and metadata -------------------------------------------------------------------------------
     def list_offsets(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -243,6 +311,8 @@ class DataPlane:
         for name in request["topic_names"]:
             answer = {"name": name, "error_code": errors.NONE}
             try:
+                for queue in self.topics.partitions(name) or []:
+                    self.producers.forget_partition(queue)
                 self.topics.delete(name)
             except TopicError as exc:
                 answer["error_code"] = exc.code

@@ -21,6 +21,10 @@ from leveret.kafka.wire import INT16, INT32, KafkaDecodeError, Reader, encode, w
 MAX_REQUEST = 100 * 1024 * 1024
 
 
+# A request at least this large is read into a buffer of its own (FrameReader.feed).
+TAKE_WHOLE = 64 * 1024
+
+
 class RequestHeader(NamedTuple):
     api_key: int
     api_version: int
@@ -34,12 +38,31 @@ class FrameReader:
     def __init__(self, limit: int = MAX_REQUEST) -> None:
         self._buffer = bytearray()
         self._limit = limit
+        self._large: bytearray | None = None  # a large request being read into its own buffer
+        self._filled = 0
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """Every whole request in what arrived so far; KafkaDecodeError for a size no broker would read."""
+    def feed(self, data: bytes) -> list[bytes | bytearray]:
+        """Every whole request in what arrived so far; KafkaDecodeError for a size no broker would read.
+
+        A large request (a produce of a big batch, read in many pieces) is read into a buffer of its own,
+        allocated once at its full size when its size prefix arrives, and handed over as it is: the produce
+        keeps its batches as views of it (wire.Reader.nbytes), so its bytes are copied once, from the socket's
+        reads into that buffer."""
+        frames: list[bytes | bytearray] = []
+        view = memoryview(data)
+        frame = self._large
+        if frame is not None:
+            filled = self._filled
+            take = min(len(frame) - filled, len(view))
+            frame[filled : filled + take] = view[:take]
+            self._filled = filled + take
+            if self._filled < len(frame):
+                return frames
+            frames.append(frame)
+            self._large = None
+            view = view[take:]
         buffer = self._buffer
-        buffer += data
-        frames = []
+        buffer += view
         pos = 0
         end = len(buffer)
         while end - pos >= 4:
@@ -47,8 +70,15 @@ class FrameReader:
             if size < 8 or size > self._limit:
                 raise KafkaDecodeError(f"request size {size}")
             if end - pos - 4 < size:
+                if size >= TAKE_WHOLE:
+                    frame = self._large = bytearray(size)
+                    have = end - pos - 4
+                    frame[:have] = buffer[pos + 4 : end]
+                    self._filled = have
+                    pos = end
                 break
-            frames.append(bytes(buffer[pos + 4 : pos + 4 + size]))
+            frame = buffer[pos + 4 : pos + 4 + size]  # a bytearray: writable, as wire.Reader.nbytes wants
+            frames.append(frame if size >= TAKE_WHOLE else bytes(frame))
             pos += 4 + size
         if pos:
             del buffer[:pos]

@@ -12,6 +12,11 @@ Static membership (`group.instance.id`) is accepted and ignored: such a member i
 Committed offsets live in the partition streams' offset tracking (the store's durable offsets file, the one
 AMQP consumers' server-side tracking uses) under the name `kafka:<group>`; OffsetCommit is answered after
 the group commit that makes them durable. Commit metadata strings are kept in memory only.
+
+Expiry (Kafka's offsets.retention.minutes, 7 days by default): a group with no members whose last commit and
+last departure are older than the retention is removed with its committed offsets; checked once a minute on
+the broker's timers. A group with committed offsets that nobody has used since a restart counts from the
+start.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ from leveret.kafka.topics import Topics
 EMPTY, PREPARING, COMPLETING, STABLE = "Empty", "PreparingRebalance", "CompletingRebalance", "Stable"
 MIN_SESSION_MS, MAX_SESSION_MS = 1000, 1800000
 TRACKING_PREFIX = "kafka:"
+# Kafka's offsets.retention.minutes default (7 days), in seconds; how often expiry looks (seconds).
+DEFAULT_RETENTION = 7 * 24 * 3600.0
+SWEEP_INTERVAL = 60.0
 
 
 class Responder(Protocol):
@@ -54,9 +62,10 @@ class Member:
 
 
 class Group:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, now: float) -> None:
         self.name = name
         self.state = EMPTY
+        self.idle_since = now  # wall-clock seconds: when it last became empty or had offsets committed
         self.generation = 0
         self.protocol_type = ""
         self.protocol: str | None = None
@@ -69,12 +78,55 @@ class Group:
 class GroupCoordinator:
     """Every consumer group of the listener's vhost."""
 
-    def __init__(self, topics: Topics, timers: Timers, clock: Clock, initial_delay: float = 0.2) -> None:
+    def __init__(self, topics: Topics, timers: Timers, clock: Clock, initial_delay: float = 0.2,
+                 retention: float = DEFAULT_RETENTION) -> None:
         self.topics = topics
         self.timers = timers
         self.clock = clock
         self.initial_delay = initial_delay
+        self.retention = retention
         self.groups: dict[str, Group] = {}
+        self._started = clock.time()
+        self._adopted = False
+        self._sweeper = Slot(timers, self._sweep)
+        self._sweeper.arm(clock.monotonic() + SWEEP_INTERVAL)
+
+    def _group(self, name: str) -> Group:
+        group = self.groups.get(name)
+        if group is None:
+            group = self.groups[name] = Group(name, self.clock.time())
+        return group
+
+    # -- expiry --------------------------------------------------------------------------------------------
+    def _sweep(self) -> None:
+        self.expire_groups()
+        self._sweeper.arm(self.clock.monotonic() + SWEEP_INTERVAL)
+
+    def expire_groups(self) -> list[str]:
+        """Drop the groups that have been empty, with no offset committed, for `retention` seconds, and their
+        committed offsets (Kafka's offsets.retention.minutes); their names. Groups with committed offsets but
+        not seen since the start count as idle from the start."""
+        tracked: dict[str, list[Any]] = {}
+        for topic in self.topics.names():
+            for queue in self.topics.partitions(topic) or []:
+                for consumer in queue.stream_store.tracked_names():
+                    if consumer.startswith(TRACKING_PREFIX):
+                        tracked.setdefault(consumer[len(TRACKING_PREFIX):], []).append(queue)
+        if not self._adopted:
+            self._adopted = True
+            for name in tracked:
+                if name not in self.groups:
+                    self.groups[name] = Group(name, self._started)
+        oldest = self.clock.time() - self.retention
+        expired = [name for name, group in self.groups.items()
+                   if group.state == EMPTY and not group.members and group.idle_since <= oldest]
+        for name in expired:
+            group = self.groups.pop(name)
+            if group.rebalance is not None:
+                group.rebalance.cancel()
+            for queue in tracked.get(name, ()):
+                queue.stream_store.forget_offset(TRACKING_PREFIX + name)
+        return expired
 
     def handlers(self, responder: Any) -> dict[int, Callable[[Any, dict[str, Any], Any], None]]:
         def bind(method: Callable[..., dict[str, Any] | None]) -> Callable[[Any, dict[str, Any], Any], None]:
@@ -111,7 +163,7 @@ class GroupCoordinator:
             return refuse(errors.INVALID_GROUP_ID)
         if not MIN_SESSION_MS <= request["session_timeout_ms"] <= MAX_SESSION_MS:
             return refuse(errors.INVALID_SESSION_TIMEOUT)
-        group = self.groups.setdefault(name, Group(name))
+        group = self._group(name)
         offered = {p["name"] for p in request["protocols"]}
         if group.members and (request["protocol_type"] != group.protocol_type or not offered & self._common(group)):
             return refuse(errors.INCONSISTENT_GROUP_PROTOCOL)
@@ -167,6 +219,7 @@ class GroupCoordinator:
         group.generation += 1
         if not group.members:
             group.state, group.protocol, group.leader = EMPTY, None, None
+            group.idle_since = self.clock.time()
             return
         group.protocol = self._vote(group)
         if group.leader not in group.members:
@@ -289,6 +342,7 @@ class GroupCoordinator:
             if group.rebalance is not None:
                 group.rebalance.cancel()
             group.state, group.protocol, group.leader = EMPTY, None, None
+            group.idle_since = self.clock.time()
             group.generation += 1
         elif group.state == PREPARING:
             if all(m.join is not None for m in group.members.values()):
@@ -307,6 +361,7 @@ class GroupCoordinator:
                 self._after_departure(group)
 
     def stop(self) -> None:
+        self._sweeper.cancel()
         for group in self.groups.values():
             if group.rebalance is not None:
                 group.rebalance.cancel()
@@ -322,7 +377,7 @@ class GroupCoordinator:
             group, _member, code = self._member(request)
             if not code and group is not None and group.state == PREPARING:
                 code = errors.REBALANCE_IN_PROGRESS
-        group = self.groups.setdefault(name, Group(name))
+        group = self._group(name)
         topics_out = []
         wrote = False
         for topic in request["topics"]:
@@ -334,6 +389,7 @@ class GroupCoordinator:
                     answer = errors.UNKNOWN_TOPIC_OR_PARTITION
                 if not answer and queue is not None and part["committed_offset"] >= 0:
                     queue.stream_store.track_offset(TRACKING_PREFIX + name, part["committed_offset"])
+                    group.idle_since = self.clock.time()
                     group.metadata[(topic["name"], part["partition_index"])] = part["committed_metadata"]
                     wrote = True
                 parts.append({"partition_index": part["partition_index"], "error_code": answer})

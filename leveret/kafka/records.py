@@ -47,15 +47,6 @@ class Record(NamedTuple):
     headers: list[tuple[str, bytes | None]]
 
 
-class Batch(NamedTuple):
-    attributes: int
-    last_offset_delta: int
-    base_timestamp: int
-    max_timestamp: int
-    producer_id: int
-    producer_epoch: int
-    base_sequence: int
-    records: list[Record]
 
 
 def _decompress(codec: int, data: bytes) -> bytes:
@@ -86,9 +77,33 @@ def _decompress(codec: int, data: bytes) -> bytes:
     raise KafkaDecodeError(f"unknown compression codec {codec}")
 
 
-def decode_batches(data: bytes) -> list[Batch]:
-    """Every batch in a Produce request's records field; KafkaDecodeError when any is malformed."""
-    batches = []
+class BatchView(NamedTuple):
+    """A record batch's header fields and where it lies in the data it came in, its records not decoded."""
+
+    start: int
+    end: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    count: int
+
+
+class Batch(NamedTuple):
+    """A batch with its records decoded."""
+
+    header: BatchView
+    records: list[Record]
+
+
+def scan_batches(data: bytes | memoryview) -> list[BatchView]:
+    """The batches in a Produce request's records field, each header and CRC checked and its compression
+    codec known to be available, the records left encoded (a produce keeps them as they are); KafkaDecodeError
+    when a batch is malformed, UnsupportedCompression when its codec's package is not installed."""
+    views = []
     pos = 0
     end = len(data)
     while pos < end:
@@ -103,14 +118,65 @@ def decode_batches(data: bytes) -> list[Batch]:
             raise KafkaDecodeError("record batch length beyond the data")
         if crc32c(memoryview(data)[pos + CRC_START : batch_end]) != crc:
             raise KafkaDecodeError("record batch CRC mismatch")
-        body = data[pos + BATCH_HEADER_SIZE : batch_end]
         codec = attributes & COMPRESSION_MASK
-        if codec:
-            body = _decompress(codec, body)
-        records = _decode_records(body, count, base_ts)
-        batches.append(Batch(attributes, last_delta, base_ts, max_ts, pid, pepoch, base_seq, records))
+        if codec and codec not in _available_codecs():
+            if codec > ZSTD:
+                raise KafkaDecodeError(f"unknown compression codec {codec}")
+            raise UnsupportedCompression(codec)
+        views.append(BatchView(pos, batch_end, attributes, last_delta, base_ts, max_ts, pid, pepoch, base_seq, count))
         pos = batch_end
-    return batches
+    return views
+
+
+_codecs: frozenset[int] | None = None
+
+
+def _available_codecs() -> frozenset[int]:
+    """The compression codecs whose packages import here (looked up once): gzip always."""
+    global _codecs
+    if _codecs is None:
+        found = {GZIP}
+        try:
+            import snappy  # type: ignore[import-not-found]  # noqa: F401
+
+            found.add(SNAPPY)
+        except ImportError:
+            pass
+        try:
+            import lz4.frame  # type: ignore[import-not-found]  # noqa: F401
+
+            found.add(LZ4)
+        except ImportError:
+            pass
+        try:
+            import zstandard  # type: ignore[import-not-found]  # noqa: F401
+
+            found.add(ZSTD)
+        except ImportError:
+            pass
+        _codecs = frozenset(found)
+    return _codecs
+
+
+def batch_records(batch: bytes | memoryview) -> list[Record]:
+    """The records of one whole batch (its header first), decompressed and decoded; KafkaDecodeError when
+    they are malformed. The CRC is not checked here (scan_batches did, when the batch came in)."""
+    if len(batch) < BATCH_HEADER_SIZE:
+        raise KafkaDecodeError("truncated record batch")
+    fields = BATCH_HEADER.unpack_from(batch, 0)
+    attributes, base_ts, count = fields[5], fields[7], fields[12]
+    body = bytes(batch[BATCH_HEADER_SIZE:])
+    codec = attributes & COMPRESSION_MASK
+    if codec:
+        body = _decompress(codec, body)
+    return _decode_records(body, count, base_ts)
+
+
+def decode_batches(data: bytes) -> list[Batch]:
+    """Every batch in a Produce request's records field, records decoded; KafkaDecodeError when any is
+    malformed."""
+    view = memoryview(data)
+    return [Batch(b, batch_records(view[b.start : b.end])) for b in scan_batches(data)]
 
 
 def _decode_records(body: bytes, count: int, base_ts: int) -> list[Record]:

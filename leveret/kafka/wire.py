@@ -99,9 +99,20 @@ class Reader:
             raise KafkaDecodeError("null where bytes are required")
         return self.raw(n)
 
-    def nbytes(self) -> bytes | None:
+    def nbytes(self) -> bytearray | memoryview | None:
+        """Nullable bytes (only a produce's record batches are), writable, so the broker writes each batch's
+        base offset into it and keeps the batch without copying it again (data.py): a view of the request
+        when it came in a buffer of its own (frames.FrameReader), else a copy."""
         n = self.int32()
-        return None if n < 0 else self.raw(n)
+        if n < 0:
+            return None
+        end = self.pos + n
+        if end > len(self.data):
+            raise KafkaDecodeError(f"truncated at byte {self.pos}")
+        data = self.data
+        value = memoryview(data)[self.pos:end] if type(data) is bytearray else bytearray(memoryview(data)[self.pos:end])
+        self.pos = end
+        return value
 
     def uvarint(self) -> int:
         data, pos, shift, value = self.data, self.pos, 0, 0

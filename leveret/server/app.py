@@ -20,6 +20,7 @@ from leveret.clock import Clock, SystemClock
 from leveret.config import Settings
 from leveret.durable import DurableBroker
 from leveret.durable.move_task_records import MoveTaskRecords
+from leveret.kafka.stored import messages_of
 from leveret.server import process
 from leveret.server.alarms import DISK, MEMORY, ResourceAlarms
 from leveret.server.durability import Durability
@@ -124,7 +125,7 @@ class Server:
         # The file stores under data_dir and the broker over them (leveret/durable/), its durable model rebuilt
         # before anyone connects.
         self.node = DurableBroker.open(
-            self.data_dir, PropertiesCodec(BasicProperties.from_raw, delivery_properties), file_io=self.file_io,
+            self.data_dir, PropertiesCodec(BasicProperties.from_raw, delivery_properties, messages_of), file_io=self.file_io,
             clock=self.clock, consumer_timeout=settings.consumer_timeout, memory_budget=settings.memory_budget,
             loopback_users=tuple(settings.loopback_users),
         )

@@ -52,8 +52,12 @@ class KafkaListener:
         topics = Topics(vhost, auto_create=settings.kafka_auto_create_topics,
                         default_partitions=settings.kafka_partitions)
         self.topics = topics
-        self.data = DataPlane(topics, ProducerStates(int(time.time() * 1000) << 8))
-        self.groups: GroupCoordinator | None = GroupCoordinator(topics, server.broker.timers, server.clock)
+        clock = server.clock
+        self.data = DataPlane(topics, ProducerStates(int(time.time() * 1000) << 8,
+                                                     now_ms=lambda: int(clock.time() * 1000),
+                                                     expiration_ms=settings.kafka_producer_id_expiration_ms))
+        self.groups: GroupCoordinator | None = GroupCoordinator(
+            topics, server.broker.timers, server.clock, retention=settings.kafka_offsets_retention_minutes * 60.0)
         self.connections: set[KafkaProtocol] = set()
         self._server: asyncio.AbstractServer | None = None
 
@@ -89,6 +93,10 @@ class KafkaListener:
         durability = self.server.durability
         assert durability is not None
         durability.wait_for_commit(waiter, 0)
+
+
+# A response part at least this large is handed to the transport alone (KafkaProtocol._flush).
+LARGE_PART = 64 * 1024
 
 
 class KafkaProtocol(asyncio.Protocol):
@@ -130,8 +138,22 @@ class KafkaProtocol(asyncio.Protocol):
     def _flush(self) -> None:
         self._flush_scheduled = False
         out, self._out = self._out, []
-        if out and self.transport is not None and not self.transport.is_closing():
-            self.transport.writelines(out)
+        transport = self.transport
+        if not out or transport is None or transport.is_closing():
+            return
+        # Large parts (stored record batches, up to megabytes each) are written as they are; joining them with
+        # the small ones first, as writelines does, would copy every fetched byte once more.
+        small: list[bytes] = []
+        for part in out:
+            if len(part) < LARGE_PART:
+                small.append(part)
+                continue
+            if small:
+                transport.write(b"".join(small))
+                small = []
+            transport.write(part)
+        if small:
+            transport.write(b"".join(small))
 
     def pause_writing(self) -> None:
         if self.transport is not None:

@@ -56,6 +56,29 @@ class StoredMessage(NamedTuple):
     body: bytes
 
 
+# The batch formats a stream entry may hold (store/format.py, KIND_BATCH): a Kafka record batch, magic 2.
+BATCH_FORMAT_KAFKA = 1
+
+
+class StoredBatch(NamedTuple):
+    """Messages a stream stores as one entry (a Kafka record batch, kept as it came): they take the offsets
+    `offset` .. `offset + span - 1`; `data` is in `batch_format`'s encoding (store/format.py), and only the
+    producer's protocol reads it (AMQP consumers get the messages decoded out of it)."""
+
+    offset: int
+    timestamp: int  # milliseconds since the epoch, the append time
+    flags: int
+    exchange: str
+    span: int
+    batch_format: int
+    data: bytes
+
+
+def entry_end(entry: StoredMessage | StoredBatch) -> int:
+    """The offset after a stream entry: a batch takes `span` offsets, a message one."""
+    return entry.offset + (entry.span if type(entry) is StoredBatch else 1)
+
+
 class CommitHandle(Protocol):
     """A prepared group commit; ``run()`` may be called on another thread (the fsync worker)."""
 
@@ -127,6 +150,10 @@ class StreamStore(Protocol):
     def append(self, exchange: str, routing_key: str, props_raw: bytes, body: bytes, timestamp: int) -> int:
         """Store a message; return its offset."""
 
+    def append_batch(self, exchange: str, span: int, batch_format: int, data: list[bytes], timestamp: int) -> int:
+        """Store the concatenation of `data` as one batch of `span` messages; return its first offset (the
+        caller may write that offset into the batch beforehand: it is `next_offset`)."""
+
     @property
     def first_offset(self) -> int:
         """The lowest offset still kept (== next_offset when the stream is empty)."""
@@ -139,8 +166,12 @@ class StreamStore(Protocol):
     def last_chunk_offset(self) -> int:
         """First offset of the newest chunk (the records one commit made durable): "last" starts here."""
 
-    def read_from(self, offset: int) -> Iterator[StoredMessage]:
-        """Messages from `offset` (or the first kept one after it) to the current end, in order."""
+    def recent_offset(self, segments: int) -> int:
+        """The first offset of the newest `segments` segments (where reading the end of the log starts)."""
+
+    def read_from(self, offset: int) -> Iterator[StoredMessage | StoredBatch]:
+        """Entries from `offset` (or the first kept one after it) to the current end, in order; a batch
+        that spans `offset` comes whole."""
 
     def seek_time(self, timestamp: int) -> int:
         """Offset of the first message stamped at or after `timestamp` (ms); next_offset if none."""
@@ -161,6 +192,12 @@ class StreamStore(Protocol):
 
     def track_offset(self, consumer: str, offset: int) -> None:
         """Remember that `consumer` acknowledged up to `offset` (durable after the next commit)."""
+
+    def forget_offset(self, consumer: str) -> None:
+        """Drop `consumer`'s tracked offset (durable after the next commit)."""
+
+    def tracked_names(self) -> list[str]:
+        """The consumers with a tracked offset."""
 
     def delete(self) -> None:
         """Remove the stream's files; the store is unusable afterwards."""

@@ -36,6 +36,14 @@ Message payload (KIND_MESSAGE) carries everything a queue needs to rebuild itsel
     properties      the raw AMQP content-header property bytes, kept as received
     body            the rest of the payload, opaque
 
+Batch payload (KIND_BATCH, streams only): one record holding many messages, which take the offsets
+from the record's offset (the base) to base + span - 1, so the log's next offset moves by `span`::
+
+    BATCH_HEAD      "<IBB"  span (u32, at least 1), batch format, exchange length
+    exchange        UTF-8, at most 255 bytes: the exchange every message of the batch was published to
+    batch           the messages in the batch format's own encoding, opaque to the store
+                    (api.BATCH_FORMAT_KAFKA: one Kafka record batch, magic 2, its base offset the record's)
+
 Ack file ``<base offset, 20 digits>.ack`` (one per segment of a queue)
 ----------------------------------------------------------------------
 Fixed 12-byte records, no file header::
@@ -99,12 +107,17 @@ MAX_PAYLOAD = 1 << 30
 KIND_MESSAGE = 1
 KIND_RAW = 2
 KIND_DEFINITION = 3
-KINDS = frozenset((KIND_MESSAGE, KIND_RAW, KIND_DEFINITION))
+KIND_BATCH = 4
+KINDS = frozenset((KIND_MESSAGE, KIND_RAW, KIND_DEFINITION, KIND_BATCH))
 
 FLAG_PERSISTENT = 0x01
 
 MESSAGE_HEAD = struct.Struct("<BBI")
 assert MESSAGE_HEAD.size == 6
+
+BATCH_HEAD = struct.Struct("<IBB")
+assert BATCH_HEAD.size == 6
+_BATCH_SPAN = struct.Struct("<I")
 
 ACK_RECORD = struct.Struct("<QI")
 assert ACK_RECORD.size == 12
@@ -200,6 +213,19 @@ def encode_record(kind: int, flags: int, offset: int, timestamp: int, payload: b
     return b"".join((header, payload, RECORD_TRAILER.pack(crc32c(payload, header_crc))))
 
 
+def encode_record_parts(kind: int, flags: int, offset: int, timestamp: int, parts: list[bytes]) -> list[bytes]:
+    """The same record as `encode_record` of the parts joined, left in pieces (header, the parts, trailer), so
+    a large payload is written as it is rather than copied into one buffer first."""
+    header = bytearray(RECORD_HEADER.size)
+    RECORD_HEADER.pack_into(header, 0, RECORD_MAGIC, FORMAT_VERSION, kind, flags, sum(map(len, parts)), offset,
+                            timestamp, 0)
+    crc = crc32c(memoryview(header)[:RECORD_HEADER_CRC_SPAN])
+    struct.pack_into("<I", header, RECORD_HEADER_CRC_SPAN, crc)
+    for part in parts:
+        crc = crc32c(part, crc)
+    return [bytes(header), *parts, RECORD_TRAILER.pack(crc)]
+
+
 def decode_header(buf: bytes | bytearray | memoryview, pos: int) -> RecordHeader | None:
     """The header at `pos` if its magic, version, kind, length and header CRC check out, else None.
 
@@ -254,6 +280,21 @@ def decode_message(payload: bytes) -> tuple[str, str, bytes, bytes]:
     props_raw = payload[pos : pos + props_len]
     body = payload[pos + props_len :]
     return exchange, routing_key, props_raw, body
+
+
+def encode_batch_head(span: int, batch_format: int, exchange: str) -> bytes:
+    """The start of a KIND_BATCH payload, up to the batch's own bytes."""
+    ex = exchange.encode()
+    if len(ex) > 255 or span < 1:
+        raise ValueError("a batch spans at least one offset; its exchange is an AMQP shortstr")
+    return BATCH_HEAD.pack(span, batch_format, len(ex)) + ex
+
+
+def payload_span(kind: int, buf: bytes | bytearray | memoryview, pos: int = 0) -> int:
+    """How many offsets the record whose payload starts at `pos` takes: a batch's span, 1 for any other."""
+    if kind != KIND_BATCH or len(buf) - pos < _BATCH_SPAN.size:
+        return 1
+    return _BATCH_SPAN.unpack_from(buf, pos)[0] or 1
 
 
 def encode_ack(offset: int) -> bytes:

@@ -22,7 +22,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from leveret.store.format import KIND_RAW, Record, encode_record
+from leveret.store.format import KIND_BATCH, KIND_RAW, Record, encode_record, encode_record_parts, payload_span
 from leveret.store.fsio import REAL, FileIO, failures
 from leveret.store.recovery import RecoveryReport, remove_stale_tmp, scan_segments
 from leveret.store.segment import Checkpoint, Segment
@@ -123,24 +123,35 @@ class Log:
 
     # -- writing ------------------------------------------------------------------------------------
 
-    def append(self, payload: bytes, timestamp: int, kind: int = KIND_RAW, flags: int = 0) -> int:
-        """Append a record; return its offset. Durable only after a sync that begins later."""
+    def append(
+        self, payload: bytes | list[bytes], timestamp: int, kind: int = KIND_RAW, flags: int = 0, span: int = 1
+    ) -> int:
+        """Append a record; return its offset. Durable only after a sync that begins later.
+
+        A payload given in pieces is written without joining them (a large batch). A record of `span` > 1 (a
+        stream's KIND_BATCH, whose payload says the same span) takes the offsets from its own to `span - 1`
+        past it."""
         offset = self._next
-        record = encode_record(kind, flags, offset, timestamp, payload)
+        if type(payload) is list:
+            record: bytes | list[bytes] = encode_record_parts(kind, flags, offset, timestamp, payload)
+            size = sum(map(len, record))
+        else:
+            record = encode_record(kind, flags, offset, timestamp, payload)
+            size = len(record)
         active = self._segments[-1] if self._segments else None
-        if active is None or active.sealed or (active.count and active.size + len(record) > self.segment_size):
+        if active is None or active.sealed or (active.count and active.size + size > self.segment_size):
             active = self._roll(offset)
         try:
-            active.append(record, offset, timestamp)
+            active.append(record, offset, timestamp, span)
         except BaseException:
-            if active.last_offset == offset:
-                self._next = offset + 1  # counted in the segment: the rollback drops and reports it
+            if active.last_offset == offset + span - 1:
+                self._next = offset + span  # counted in the segment: the rollback drops and reports it
             raise
         finally:
             # Even a failed append is in the batch: rollback_open must find its segment.
             if not self._dirty or self._dirty[-1] is not active:
                 self._dirty.append(active)
-        self._next = offset + 1
+        self._next = offset + span
         if self._on_dirty is not None:
             self._on_dirty()
         return offset
@@ -262,8 +273,10 @@ class Log:
             entry = segment.index.floor_offset(offset)
             position = entry[1] if entry is not None else None
             for record in segment.iterate() if position is None else segment.iterate(position):
-                if record.offset >= offset:
-                    offset = record.offset + 1
+                # A batch that began before `offset` but reaches it is yielded whole: the reader picks.
+                after = record.offset + (1 if record.kind != KIND_BATCH else payload_span(KIND_BATCH, record.payload))
+                if after > offset:
+                    offset = after
                     yield record
             if not self._segments or segment is not self._segments[-1]:
                 # Iterating a long log must not leave a descriptor open per segment.

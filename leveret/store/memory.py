@@ -20,10 +20,12 @@ from leveret.store.api import (
     PermissionDef,
     PolicyDef,
     QueueDef,
+    StoredBatch,
     StoredMessage,
     TopicPermissionDef,
     UserDef,
     VHostDef,
+    entry_end,
 )
 from leveret.store.stream import FLAG_CHUNK_START
 
@@ -125,7 +127,8 @@ class MemoryStreamStore:
         self.max_bytes = max_bytes
         self._on_dirty = on_dirty
         self._bases: list[int] = []
-        self._segments: list[list[StoredMessage]] = []
+        self._segments: list[list[StoredMessage | StoredBatch]] = []
+        self._starts: list[list[int]] = []  # each segment's entries' first offsets (batches span several)
         self._sizes: list[int] = []
         self._next = 0
         self._last_chunk = 0
@@ -154,23 +157,33 @@ class MemoryStreamStore:
         return len(self._segments)
 
     def append(self, exchange: str, routing_key: str, props_raw: bytes, body: bytes, timestamp: int) -> int:
-        offset = self._next
         size = 38 + len(exchange.encode()) + len(routing_key.encode()) + len(props_raw) + len(body)
+        return self._add(lambda offset, flags: StoredMessage(offset, timestamp, flags, exchange, routing_key,
+                                                             bytes(props_raw), bytes(body)), size, 1, timestamp)
+
+    def append_batch(self, exchange: str, span: int, batch_format: int, data: list[bytes], timestamp: int) -> int:
+        raw = b"".join(data)
+        size = 38 + len(exchange.encode()) + len(raw)
+        return self._add(lambda offset, flags: StoredBatch(offset, timestamp, flags, exchange, span, batch_format, raw),
+                         size, span, timestamp)
+
+    def _add(self, make, size: int, span: int, timestamp: int) -> int:
+        offset = self._next
         rolled = False
         if not self._segments or (self._segments[-1] and self._sizes[-1] + size > self.segment_size):
             self._bases.append(offset)
             self._segments.append([])
+            self._starts.append([])
             self._sizes.append(16)
             rolled = len(self._segments) > 1
         flags = 0 if self._chunk_open else FLAG_CHUNK_START
         if not self._chunk_open:
             self._chunk_open = True
             self._last_chunk = offset
-        self._segments[-1].append(
-            StoredMessage(offset, timestamp, flags, exchange, routing_key, bytes(props_raw), bytes(body))
-        )
+        self._segments[-1].append(make(offset, flags))
+        self._starts[-1].append(offset)
         self._sizes[-1] += size
-        self._next = offset + 1
+        self._next = offset + span
         if self._on_dirty is not None:
             self._on_dirty()
         if rolled:
@@ -181,21 +194,26 @@ class MemoryStreamStore:
         """A commit began: the next append starts a new chunk."""
         self._chunk_open = False
 
-    def read_from(self, offset: int) -> Iterator[StoredMessage]:
+    def recent_offset(self, segments: int) -> int:
+        return self._bases[-segments:][0] if self._segments else self._next
+
+    def read_from(self, offset: int) -> Iterator[StoredMessage | StoredBatch]:
         while True:
             if not self._segments or offset >= self._next:
                 return
             i = max(bisect_right(self._bases, offset) - 1, 0)
-            segment = self._segments[i]
-            start = max(offset - self._bases[i], 0)
-            if start >= len(segment):
+            segment, starts = self._segments[i], self._starts[i]
+            j = max(bisect_right(starts, offset) - 1, 0)
+            if j < len(segment) and entry_end(segment[j]) <= offset:
+                j += 1
+            if j >= len(segment):
                 if i + 1 >= len(self._segments):
                     return
                 offset = self._bases[i + 1]
                 continue
-            message = segment[start]
-            offset = message.offset + 1
-            yield message
+            entry = segment[j]
+            offset = entry_end(entry)
+            yield entry
 
     def seek_time(self, timestamp: int) -> int:
         for segment in self._segments:
@@ -214,6 +232,7 @@ class MemoryStreamStore:
             ):
                 dropped.append(self._bases.pop(0))
                 self._segments.pop(0)
+                self._starts.pop(0)
                 self._sizes.pop(0)
             else:
                 break
@@ -227,8 +246,15 @@ class MemoryStreamStore:
         if self._on_dirty is not None:
             self._on_dirty()
 
+    def forget_offset(self, consumer: str) -> None:
+        self._tracked.pop(consumer, None)
+
+    def tracked_names(self) -> list[str]:
+        return list(self._tracked)
+
     def delete(self) -> None:
         self._segments.clear()
+        self._starts.clear()
         self._bases.clear()
         self._sizes.clear()
         self.deleted = True

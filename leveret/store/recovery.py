@@ -232,7 +232,7 @@ def scan_segment(directory: str, base: int, report: RecoveryReport) -> Segment |
             segment.holes[position] = length
 
         end, torn_reason = scan_records(FileWindow(fd, size), SEGMENT_HEADER.size, segment.note_record, skip,
-                                        min_offset=base)
+                                        min_offset=base, spans=True)
         segment.size = end
     finally:
         if fd >= 0:

@@ -17,6 +17,7 @@ from crc32c import crc32c
 from leveret.store.format import (
     ACK_RECORD,
     FORMAT_VERSION,
+    KIND_BATCH,
     KINDS,
     RECORD_HEADER,
     RECORD_HEADER_CRC_SPAN,
@@ -25,6 +26,7 @@ from leveret.store.format import (
     RECORD_TRAILER,
     decode_ack,
     decode_header,
+    payload_span,
     verify_payload,
 )
 
@@ -118,8 +120,12 @@ def scan_records(
     *,
     min_offset: int = 0,
     increasing: bool = True,
+    spans: bool = False,
 ) -> tuple[int, str | None]:
     """Walk the records of one log file from `position`: the one scanner every log reader uses.
+
+    A KIND_BATCH record takes `span` offsets (format.py), so the next record's offset must pass its last
+    one; with `spans` its span goes to `note` as a fifth argument when it is not 1.
 
     Every intact record (header CRC, payload CRC, and with `increasing` an offset above the last
     one accepted and at least `min_offset`) goes to `note`. A damaged region (bad header, bad CRC,
@@ -154,8 +160,16 @@ def scan_records(
                     or crc32c(view[i + RECORD_HEADER.size : end], header_crc) != unpack_trailer(buf, end)[0]
                 ):
                     break
-                note(offset, timestamp, chunk_start + i, end + RECORD_TRAILER.size - i)
-                last = offset
+                if kind == KIND_BATCH:
+                    span = payload_span(kind, buf, i + RECORD_HEADER.size)
+                    if spans:
+                        note(offset, timestamp, chunk_start + i, end + RECORD_TRAILER.size - i, span)
+                    else:
+                        note(offset, timestamp, chunk_start + i, end + RECORD_TRAILER.size - i)
+                    last = offset + span - 1
+                else:
+                    note(offset, timestamp, chunk_start + i, end + RECORD_TRAILER.size - i)
+                    last = offset
                 i = end + RECORD_TRAILER.size
             view.release()
             if chunk_start + i != position:
@@ -170,8 +184,12 @@ def scan_records(
         if header is not None:
             got = window.get(position, header.size)
             if got is not None and verify_payload(got[0], got[1], header):
-                note(header.offset, header.timestamp, position, header.size)
-                last = header.offset
+                span = payload_span(header.kind, got[0], got[1] + RECORD_HEADER.size)
+                if spans and span != 1:
+                    note(header.offset, header.timestamp, position, header.size, span)
+                else:
+                    note(header.offset, header.timestamp, position, header.size)
+                last = header.offset + span - 1
                 position += header.size
                 continue
             reason = "incomplete record" if got is None else "payload checksum mismatch"

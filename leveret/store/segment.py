@@ -24,6 +24,7 @@ from crc32c import crc32c
 
 from leveret.store.format import (
     FORMAT_VERSION,
+    KIND_BATCH,
     MAX_PAYLOAD,
     RECORD_HEADER,
     RECORD_HEADER_CRC_SPAN,
@@ -171,8 +172,9 @@ class Segment:
 
     # -- bookkeeping shared by appends and the recovery scan --------------------------------------
 
-    def note_record(self, offset: int, timestamp: int, position: int, size: int) -> None:
-        """Account for a record of `size` bytes at `position` (index, counts, timestamps)."""
+    def note_record(self, offset: int, timestamp: int, position: int, size: int, span: int = 1) -> None:
+        """Account for a record of `size` bytes at `position` taking offsets `offset` .. `offset + span - 1`
+        (index, counts, timestamps)."""
         if position - self._last_indexed >= INDEX_INTERVAL:
             self._index.add(offset, position, self.max_ts)
             self._last_indexed = position
@@ -180,7 +182,7 @@ class Segment:
             self.missing.update(range(self.last_offset + 1, offset))
         if self.first_offset is None:
             self.first_offset = offset
-        self.last_offset = offset
+        self.last_offset = offset + span - 1
         self.count += 1
         if timestamp > self.max_ts:
             self.max_ts = timestamp
@@ -197,16 +199,48 @@ class Segment:
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def append(self, record: bytes, offset: int, timestamp: int) -> None:
-        """Append an encoded record (see format.encode_record)."""
+    def append(self, record: bytes | list[bytes], offset: int, timestamp: int, span: int = 1) -> None:
+        """Append an encoded record (see format.encode_record, or the pieces of format.encode_record_parts)
+        taking `span` offsets from `offset`."""
         if self._write_fd is None:
             self._write_fd = self.io.open(self.path, APPEND_FLAGS)
-        self.note_record(offset, timestamp, self.size, len(record))
+        if type(record) is list:
+            self._append_large(record, offset, timestamp, span)
+            return
+        self.note_record(offset, timestamp, self.size, len(record), span)
         self._pending += record
         self.size += len(record)
         self.unsynced = True
         if len(self._pending) >= WRITE_BUFFER:
             self.flush()
+
+    def _append_large(self, parts: list[bytes], offset: int, timestamp: int, span: int) -> None:
+        """A record in pieces (a Kafka batch of a megabyte): written straight to the file after the buffer,
+        as copying it into the buffer would cost about what the write does. A failed write is cut off as
+        `flush` cuts a failed buffer."""
+        size = sum(map(len, parts))
+        start = self.size
+        self.note_record(offset, timestamp, start, size, span)
+        self.size += size
+        self.unsynced = True
+        if len(self._pending) + size < WRITE_BUFFER:
+            for part in parts:
+                self._pending += part
+            return
+        self.flush()
+        if self._torn:
+            raise OSError(28, "segment sealed after a failed write", self.path)
+        assert self._write_fd is not None
+        try:
+            for part in parts:
+                self.io.write_all(self._write_fd, part)
+        except OSError:
+            try:
+                self.io.ftruncate(self._write_fd, start)
+            except OSError:
+                self._torn = True
+                self.sealed = True
+            raise
 
     def flush(self) -> None:
         """Hand buffered bytes to the kernel (no fsync)."""
@@ -397,7 +431,8 @@ class Segment:
                     return
                 continue
             if crc32c(view[start:end], header_crc) == unpack_trailer(buf, end)[0]:
-                yield Record(offset, timestamp, kind, flags, buf[start:end])
+                # A batch (megabytes, read to be sent on) is a view of the read buffer, not a copy.
+                yield Record(offset, timestamp, kind, flags, view[start:end] if kind == KIND_BATCH else buf[start:end])
                 pos = end + RECORD_TRAILER.size
             else:
                 # Damaged payload: skip what recovery skipped (the hole may run past this record).

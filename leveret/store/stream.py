@@ -3,9 +3,11 @@
 Layout of a stream's directory (under ``<data>/streams/<sha1 of vhost NUL name>/``)::
 
     stream.name                  {"vhost": ..., "name": ...}, written atomically (see filestore.py)
-    <base>.seg                   the log (format.py); records are KIND_MESSAGE
+    <base>.seg                   the log (format.py); records are KIND_MESSAGE, or KIND_BATCH
+                                 for a Kafka record batch kept whole (one record, many offsets)
     offsets.log                  tracked consumer offsets: KIND_RAW records, offset field = the
-                                 acknowledged offset, payload = the consumer tag (UTF-8)
+                                 acknowledged offset, payload = the consumer tag (UTF-8); with
+                                 FLAG_FORGOTTEN the consumer's offset is dropped
 
 Chunks. RabbitMQ's x-stream-offset "last" starts at the newest *chunk*: the batch of messages its
 writer made durable together. Leveret's equivalent is the group commit, so the first record a
@@ -27,14 +29,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from leveret.store.api import StoredMessage
+from leveret.store.api import StoredBatch, StoredMessage
 from leveret.store.commit import GroupCommit
 from leveret.store.format import (
+    BATCH_HEAD,
+    KIND_BATCH,
     KIND_MESSAGE,
     KIND_RAW,
     MESSAGE_HEAD,
     RECORD_HEADER,
     RECORD_TRAILER,
+    encode_batch_head,
     encode_message,
     encode_record,
 )
@@ -45,6 +50,8 @@ from leveret.store.resync import BufferWindow, scan_records
 
 # Set on the first record of each chunk (records made durable by one group commit).
 FLAG_CHUNK_START = 0x02
+# Set on an offsets.log record that drops the consumer's offset (an expired Kafka group's).
+FLAG_FORGOTTEN = 0x01
 OFFSETS_FILE = "offsets.log"
 OFFSETS_COMPACT_BYTES = 1 << 20
 
@@ -64,6 +71,14 @@ def stored_message(offset: int, timestamp: int, flags: int, payload: bytes) -> S
         payload[props_at:body_at],
         payload[body_at:],
     )
+
+
+def stored_batch(offset: int, timestamp: int, flags: int, payload: bytes | memoryview) -> StoredBatch:
+    """A KIND_BATCH payload (a view of the read buffer: segment.py) as a StoredBatch, its batch not decoded."""
+    span, batch_format, ex_len = BATCH_HEAD.unpack_from(payload, 0)
+    at = BATCH_HEAD.size + ex_len
+    return StoredBatch(offset, timestamp, flags, bytes(payload[BATCH_HEAD.size : at]).decode(), span, batch_format,
+                       memoryview(payload)[at:])  # a view: a batch is up to megabytes, read only to be sent on
 
 
 class OffsetFile:
@@ -89,8 +104,12 @@ class OffsetFile:
         def note(offset: int, _timestamp: int, position: int, size: int) -> None:
             if data[position + 2] != KIND_RAW:  # the record's kind byte
                 return
-            name = data[position + RECORD_HEADER.size : position + size - RECORD_TRAILER.size]
-            self.offsets[name.decode("utf-8", "replace")] = offset
+            raw = data[position + RECORD_HEADER.size : position + size - RECORD_TRAILER.size]
+            name = raw.decode("utf-8", "replace")
+            if data[position + 3] & FLAG_FORGOTTEN:  # the flags byte
+                self.offsets.pop(name, None)
+            else:
+                self.offsets[name] = offset
 
         def skip(position: int, length: int, reason: str) -> None:
             note_damage(found.corrupt_records, Damage(self.path, position, length, reason))
@@ -106,6 +125,11 @@ class OffsetFile:
         """Remember `offset` for `name` (written on the next sync)."""
         self.offsets[name] = offset
         self._pending += encode_record(KIND_RAW, 0, offset, 0, name.encode())
+
+    def forget(self, name: str) -> None:
+        """Drop `name`'s offset (a record saying so is written on the next sync)."""
+        if self.offsets.pop(name, None) is not None:
+            self._pending += encode_record(KIND_RAW, FLAG_FORGOTTEN, 0, 0, name.encode())
 
     def dup_for_sync(self) -> list[int]:
         """Write pending records (compacting a large file first); a descriptor to fdatasync, or none."""
@@ -207,12 +231,18 @@ class FileStreamStore:
         return len(self._log.segments)
 
     def append(self, exchange: str, routing_key: str, props_raw: bytes, body: bytes, timestamp: int) -> int:
+        return self._append(encode_message(exchange, routing_key, props_raw, body), timestamp, KIND_MESSAGE, 1)
+
+    def append_batch(self, exchange: str, span: int, batch_format: int, data: list[bytes], timestamp: int) -> int:
+        return self._append([encode_batch_head(span, batch_format, exchange), *data], timestamp, KIND_BATCH, span)
+
+    def _append(self, payload: bytes | list[bytes], timestamp: int, kind: int, span: int) -> int:
         log = self._log
         segments = log.segments
         before = len(segments)
         flags = 0 if self._chunk_open else FLAG_CHUNK_START
         try:
-            offset = log.append(encode_message(exchange, routing_key, props_raw, body), timestamp, KIND_MESSAGE, flags)
+            offset = log.append(payload, timestamp, kind, flags, span)
         except OSError as exc:
             failures.note("write to a stream", exc)
             if self._group is not None:
@@ -227,10 +257,17 @@ class FileStreamStore:
             self.apply_retention(timestamp)
         return offset
 
-    def read_from(self, offset: int) -> Iterator[StoredMessage]:
-        make = stored_message
+    def recent_offset(self, segments: int) -> int:
+        kept = self._log.segments[-segments:]
+        return max(kept[0].base, self.first_offset) if kept else self.next_offset
+
+    def read_from(self, offset: int) -> Iterator[StoredMessage | StoredBatch]:
+        message, batch = stored_message, stored_batch
         for record in self._log.iterate(max(offset, self._log.first_offset)):
-            yield make(record.offset, record.timestamp, record.flags, record.payload)
+            if record.kind == KIND_BATCH:
+                yield batch(record.offset, record.timestamp, record.flags, record.payload)
+            else:
+                yield message(record.offset, record.timestamp, record.flags, record.payload)
 
     def seek_time(self, timestamp: int) -> int:
         return self._log.seek_time(timestamp)
@@ -249,6 +286,14 @@ class FileStreamStore:
             return
         self._offsets.set(consumer, offset)
         self._mark_dirty()
+
+    def forget_offset(self, consumer: str) -> None:
+        if not self._deleted and consumer in self._offsets.offsets:
+            self._offsets.forget(consumer)
+            self._mark_dirty()
+
+    def tracked_names(self) -> list[str]:
+        return list(self._offsets.offsets)
 
     def delete(self) -> None:
         self._deleted = True

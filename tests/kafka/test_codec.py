@@ -85,6 +85,19 @@ def test_frames_are_split_whatever_the_reads() -> None:
         frames.FrameReader().feed(INT32.pack(-5))
 
 
+@pytest.mark.parametrize("read_size", [1, 1000, 65536, 300_000])
+def test_large_frames_between_small_ones_are_split_whatever_the_reads(read_size: int) -> None:
+    payloads = [b"s" * 9, bytes(range(256)) * 400, b"t" * 12, b"u" * frames.TAKE_WHOLE, b"v" * 200_000, b"w" * 8]
+    stream = b"".join(INT32.pack(len(p)) + p for p in payloads)
+    reader = frames.FrameReader()
+    got: list = []
+    for i in range(0, len(stream), read_size):
+        got += reader.feed(stream[i : i + read_size])
+    assert [bytes(g) for g in got] == payloads
+    # The large ones are handed over in a buffer of their own, writable (a produce writes offsets into it).
+    assert [type(g) for g in got] == [bytes, bytearray, bytes, bytearray, bytearray, bytes]
+
+
 def _versions_response(version: int) -> tuple[int, list[bytes]]:
     header = frames.RequestHeader(apis.API_VERSIONS, version, 9, "c")
     frame = b"".join(frames.api_versions(header))
