@@ -22,7 +22,7 @@ class Tail:
     __slots__ = ("items", "starts", "sizes", "head", "bytes", "limit", "next")
 
     def __init__(self, limit: int) -> None:
-        self.items: list[StoredMessage | StoredBatch] = []
+        self.items: list[StoredMessage | StoredBatch | None] = []  # None: trimmed, before head
         self.starts: list[int] = []
         self.sizes: list[int] = []
         self.head = 0
@@ -49,6 +49,7 @@ class Tail:
         total = self.bytes
         while total > self.limit and head < last:
             total -= sizes[head]
+            items[head] = None  # let go now (the list is cut later): a batch may be a megabyte
             head += 1
         if head > 1024 and head * 2 > len(items):
             del items[:head]
@@ -60,7 +61,7 @@ class Tail:
 
     def get(self, offset: int) -> StoredMessage | StoredBatch | None:
         """The entry holding `offset` (a batch spanning it comes whole), or None if the tail does not."""
-        items = self.items
+        items: list = self.items
         head = self.head
         if len(items) <= head or offset >= self.next:
             return None

@@ -11,6 +11,7 @@ gets UNSUPPORTED_VERSION with a v0 body listing the ranges, as Kafka does, so ev
 
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple
 
 from leveret.kafka import apis
@@ -21,8 +22,10 @@ from leveret.kafka.wire import INT16, INT32, KafkaDecodeError, Reader, encode, w
 MAX_REQUEST = 100 * 1024 * 1024
 
 
-# A request at least this large is read into a buffer of its own (FrameReader.feed).
+# A request at least this large is read into a buffer of its own (FrameReader.feed); up to this many of those
+# buffers are kept per connection for reuse.
 TAKE_WHOLE = 64 * 1024
+SPARE_BUFFERS = 16
 
 
 class RequestHeader(NamedTuple):
@@ -40,6 +43,7 @@ class FrameReader:
         self._limit = limit
         self._large: bytearray | None = None  # a large request being read into its own buffer
         self._filled = 0
+        self._spare: list[bytearray] = []  # large request buffers handed out, reused once nothing refers to them
 
     def feed(self, data: bytes) -> list[bytes | bytearray]:
         """Every whole request in what arrived so far; KafkaDecodeError for a size no broker would read.
@@ -71,7 +75,7 @@ class FrameReader:
                 raise KafkaDecodeError(f"request size {size}")
             if end - pos - 4 < size:
                 if size >= TAKE_WHOLE:
-                    frame = self._large = bytearray(size)
+                    frame = self._large = self._buffer_of(size)
                     have = end - pos - 4
                     frame[:have] = buffer[pos + 4 : end]
                     self._filled = have
@@ -83,6 +87,29 @@ class FrameReader:
         if pos:
             del buffer[:pos]
         return frames
+
+
+    def _buffer_of(self, size: int) -> bytearray:
+        """A buffer for a large request: one handed out before that nothing refers to any more (its batches
+        left the stream's in-memory tail and every response), resized, or a new one. Fresh memory costs a page
+        fault per page on first touch, and on this kind of machine that is most of a produce's cost."""
+        spare = self._spare
+        for i in range(len(spare)):
+            # Referenced by the list and the call only: no view of it (data.py's batches) is alive.
+            if sys.getrefcount(spare[i]) <= 2:
+                buffer = spare[i]
+                if len(buffer) != size:
+                    buffer[size:] = b""  # cut (or, below, grown) in place: nothing can see it now
+                    if len(buffer) < size:
+                        buffer += bytes(size - len(buffer))
+                del spare[i]
+                spare.append(buffer)
+                return buffer
+        buffer = bytearray(size)
+        spare.append(buffer)
+        if len(spare) > SPARE_BUFFERS:
+            del spare[0]
+        return buffer
 
 
 def read_header(payload: bytes) -> tuple[RequestHeader, Reader]:

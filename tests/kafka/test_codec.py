@@ -98,6 +98,25 @@ def test_large_frames_between_small_ones_are_split_whatever_the_reads(read_size:
     assert [type(g) for g in got] == [bytes, bytearray, bytes, bytearray, bytearray, bytes]
 
 
+def test_a_large_request_buffer_is_reused_only_once_nothing_refers_to_it() -> None:
+    reader = frames.FrameReader()
+
+    def request(fill: bytes) -> bytearray:
+        payload = fill * 100_000
+        (got,) = reader.feed(INT32.pack(len(payload)) + payload[:10]) + reader.feed(payload[10:])
+        assert got == payload
+        return got
+
+    first = request(b"a")
+    kept = memoryview(first)[:4]  # a stored batch's view of it, as data.py keeps
+    del first
+    second = request(b"b")
+    assert kept.obj is not second and bytes(kept) == b"aaaa"
+    del second
+    assert request(b"c") is not kept.obj
+    assert bytes(kept) == b"aaaa"
+
+
 def _versions_response(version: int) -> tuple[int, list[bytes]]:
     header = frames.RequestHeader(apis.API_VERSIONS, version, 9, "c")
     frame = b"".join(frames.api_versions(header))
