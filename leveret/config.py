@@ -90,6 +90,10 @@ class Settings:
     kafka_partitions: int = 1
     # Kafka's producer.id.expiration.ms: an idempotent producer's state in a partition is dropped after this long
     # unused; and offsets.retention.minutes: an empty consumer group and its committed offsets go after this long.
+    # SASL/PLAIN on the Kafka listener against leveret's users (kafka/sasl.py): off serves anyone who connects.
+    # kafka_ssl: the Kafka listener speaks TLS, with the certificate and verification of the ssl_* settings.
+    kafka_sasl: bool = False
+    kafka_ssl: bool = False
     kafka_producer_id_expiration_ms: int = 7 * 24 * 3600 * 1000
     kafka_offsets_retention_minutes: int = 7 * 24 * 60
     # A definitions file (RabbitMQ's JSON, as GET /api/definitions exports it) imported at every start, after

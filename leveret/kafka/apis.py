@@ -15,6 +15,7 @@ from leveret.kafka.wire import ANY, Nullable, Schema
 PRODUCE, FETCH, LIST_OFFSETS, METADATA = 0, 1, 2, 3
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 8, 9, 10, 11, 12, 13, 14
 DESCRIBE_GROUPS, LIST_GROUPS, API_VERSIONS, CREATE_TOPICS, DELETE_TOPICS, INIT_PRODUCER_ID = 15, 16, 18, 19, 20, 22
+SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36
 
 # key -> (lowest, highest) version leveret accepts and advertises.
 VERSIONS: dict[int, tuple[int, int]] = {
@@ -35,6 +36,10 @@ VERSIONS: dict[int, tuple[int, int]] = {
     CREATE_TOPICS: (2, 4),
     DELETE_TOPICS: (1, 3),
     INIT_PRODUCER_ID: (0, 1),
+    # SASL (sasl.py): the handshake from v1, whose token travels in SaslAuthenticate (v0's raw token frames are
+    # what clients send only to brokers without SaslAuthenticate).
+    SASL_HANDSHAKE: (1, 1),
+    SASL_AUTHENTICATE: (0, 1),
 }
 
 THROTTLE = ("throttle_time_ms", "int32", 1, ANY)
@@ -180,6 +185,16 @@ INIT_PRODUCER_ID_RESPONSE: Schema = (
     ("error_code", "int16", 0, ANY),
     ("producer_id", "int64", 0, ANY),
     ("producer_epoch", "int16", 0, ANY),
+)
+
+SASL_HANDSHAKE_REQUEST: Schema = (("mechanism", "string", 0, ANY),)
+SASL_HANDSHAKE_RESPONSE: Schema = (("error_code", "int16", 0, ANY), ("mechanisms", ["string"], 0, ANY))
+SASL_AUTHENTICATE_REQUEST: Schema = (("auth_bytes", "bytes", 0, ANY),)
+SASL_AUTHENTICATE_RESPONSE: Schema = (
+    ("error_code", "int16", 0, ANY),
+    ("error_message", "nstring", 0, ANY),
+    ("auth_bytes", "bytes", 0, ANY),
+    ("session_lifetime_ms", "int64", 1, ANY),
 )
 
 CREATE_TOPICS_REQUEST: Schema = (
@@ -348,4 +363,6 @@ SCHEMAS: dict[int, tuple[Schema, Schema | None]] = {
     CREATE_TOPICS: (CREATE_TOPICS_REQUEST, CREATE_TOPICS_RESPONSE),
     DELETE_TOPICS: (DELETE_TOPICS_REQUEST, DELETE_TOPICS_RESPONSE),
     INIT_PRODUCER_ID: (INIT_PRODUCER_ID_REQUEST, INIT_PRODUCER_ID_RESPONSE),
+    SASL_HANDSHAKE: (SASL_HANDSHAKE_REQUEST, SASL_HANDSHAKE_RESPONSE),
+    SASL_AUTHENTICATE: (SASL_AUTHENTICATE_REQUEST, SASL_AUTHENTICATE_RESPONSE),
 }

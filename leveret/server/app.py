@@ -115,7 +115,7 @@ class Server:
         # The amqps listener's context, built here so a missing or wrong certificate fails the start before
         # anything is opened (server/tls.py).
         self.tls_context: ssl.SSLContext | None = None
-        if settings.ssl_port >= 0 or settings.http_ssl:
+        if settings.ssl_port >= 0 or settings.http_ssl or settings.kafka_ssl:
             self.tls_context = server_context(settings)
         # Client errors are logged one line each, rate-limited across all connections.
         self.errorlog = ErrorLog(self.clock.monotonic)

@@ -13,7 +13,10 @@ the transport's buffer passes its high-water mark, until it drains.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import ssl
 import time
+from collections import deque
 from typing import Any, Protocol
 
 from leveret.broker.vhost import Broker
@@ -38,6 +41,8 @@ class KafkaServer(Protocol):
     clock: Clock
     errorlog: ErrorLog
     durability: Durability | None
+    users: Any  # leveret.access.AccessRegistry: authenticate(...) and grants(...)
+    tls_context: ssl.SSLContext | None  # the amqps listener's (ssl_* settings), used with kafka_ssl
 
 
 class KafkaListener:
@@ -52,6 +57,8 @@ class KafkaListener:
         topics = Topics(vhost, auto_create=settings.kafka_auto_create_topics,
                         default_partitions=settings.kafka_partitions)
         self.topics = topics
+        self.vhost_name = vhost.name
+        self.sasl_required = settings.kafka_sasl
         clock = server.clock
         self.data = DataPlane(topics, ProducerStates(int(time.time() * 1000) << 8,
                                                      now_ms=lambda: int(clock.time() * 1000),
@@ -62,8 +69,9 @@ class KafkaListener:
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self, host: str, port: int) -> int:
+        tls = self.server.tls_context if self.server.settings.kafka_ssl else None
         self._server = await self.loop.create_server(lambda: KafkaProtocol(self), host, port, reuse_address=True,
-                                                     backlog=1024)
+                                                     backlog=1024, ssl=tls)
         return self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -83,6 +91,17 @@ class KafkaListener:
         return group_rows(self.groups, self.topics) if self.groups is not None else []
 
     # -- what sessions need of the server ------------------------------------------------------------------
+    def check_user(self, user: str, password: str, peer: Any) -> bool:
+        """SASL/PLAIN (kafka/sasl.py): the password is right, the user may connect from `peer` (loopback_users)
+        and has a permission row in the listener's vhost."""
+        try:
+            from_loopback = not peer or ipaddress.ip_address(peer[0]).is_loopback
+        except ValueError:
+            from_loopback = False
+        users = self.server.users
+        found = users.authenticate(user, password, from_loopback=from_loopback, protocol="kafka")
+        return found is not None and users.grants(user, self.vhost_name) is not None
+
     def kick_durability(self) -> None:
         durability = self.server.durability
         if durability is not None:
@@ -95,8 +114,10 @@ class KafkaListener:
         durability.wait_for_commit(waiter, 0)
 
 
-# A response part at least this large is handed to the transport alone (KafkaProtocol._flush).
+# A response part at least this large is handed to the transport alone, in pieces of at most WRITE_SLICE, and
+# only while the transport's buffer is under its high-water mark (KafkaProtocol._flush).
 LARGE_PART = 64 * 1024
+WRITE_SLICE = 256 * 1024
 
 
 class KafkaProtocol(asyncio.Protocol):
@@ -109,8 +130,9 @@ class KafkaProtocol(asyncio.Protocol):
         self.session = KafkaSession(listener, self)
         self.peer: Any = None
         self.local_address: tuple[str, int] = ("127.0.0.1", 0)
-        self._out: list[bytes] = []
+        self._out: deque[bytes | memoryview] = deque()
         self._flush_scheduled = False
+        self._writes_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -119,7 +141,7 @@ class KafkaProtocol(asyncio.Protocol):
         if sockname:
             # Metadata names the address the client reached us at, so it reconnects to the same one.
             self.local_address = (sockname[0], sockname[1])
-        transport.set_write_buffer_limits(high=4 * 1024 * 1024)  # type: ignore[attr-defined]
+        transport.set_write_buffer_limits(high=WRITE_SLICE)  # type: ignore[attr-defined]
         self.listener.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -135,38 +157,50 @@ class KafkaProtocol(asyncio.Protocol):
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
-    def _flush(self) -> None:
+    def _flush(self, everything: bool = False) -> None:
+        """Hand queued response bytes to the transport while it is under its high-water mark (all of them when
+        closing): large parts in WRITE_SLICE pieces, small ones joined. Kept out of the transport's buffer, a
+        fetch's megabytes are not moved again each time the socket takes a piece of them."""
         self._flush_scheduled = False
-        out, self._out = self._out, []
+        out = self._out
         transport = self.transport
-        if not out or transport is None or transport.is_closing():
+        if transport is None or transport.is_closing():
+            out.clear()
             return
-        # Large parts (stored record batches, up to megabytes each) are written as they are; joining them with
-        # the small ones first, as writelines does, would copy every fetched byte once more.
         small: list[bytes] = []
-        for part in out:
+        while out and (everything or not self._writes_paused):
+            part = out.popleft()
             if len(part) < LARGE_PART:
                 small.append(part)
                 continue
             if small:
                 transport.write(b"".join(small))
                 small = []
-            transport.write(part)
+            if everything or len(part) <= WRITE_SLICE:
+                transport.write(part)
+                continue
+            view = memoryview(part)
+            out.appendleft(view[WRITE_SLICE:])
+            transport.write(view[:WRITE_SLICE])  # may pause writes (pause_writing), which ends the loop
         if small:
             transport.write(b"".join(small))
 
     def pause_writing(self) -> None:
+        self._writes_paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self._writes_paused = False
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
+            if self._out:
+                self._flush()
 
     def close(self) -> None:
         self.session.closed = True
         if self.transport is not None:
-            self._flush()
+            self._flush(everything=True)
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from leveret.kafka import apis, errors, frames
 from leveret.kafka.data import DataPlane
 from leveret.kafka.groups import GroupCoordinator
+from leveret.kafka.sasl import SaslState
 from leveret.kafka.wire import KafkaDecodeError, decode, encode
 from leveret.server.errorlog import ErrorLog
 
@@ -33,6 +34,9 @@ class SessionHost(Protocol):
     data: DataPlane
     groups: GroupCoordinator | None
     errorlog: ErrorLog
+    sasl_required: bool
+
+    def check_user(self, user: str, password: str, peer: Any) -> bool: ...
 
     def kick_durability(self) -> None: ...
 
@@ -132,6 +136,9 @@ def _fail_partitions(body: dict[str, Any]) -> None:
                     part["base_offset"] = -1
 
 
+SASL_KEYS = frozenset((apis.SASL_HANDSHAKE, apis.SASL_AUTHENTICATE))
+
+
 class KafkaSession:
     """The requests of one connection (its transport is `protocol`)."""
 
@@ -155,6 +162,10 @@ class KafkaSession:
         groups = listener.groups
         if groups is not None:
             self.handlers.update(groups.handlers(self))
+        self.sasl = SaslState(listener.sasl_required, lambda user, password: listener.check_user(
+            user, password, protocol.peer))
+        self.handlers[apis.SASL_HANDSHAKE] = lambda h, r, s: self._answer(h, s, self.sasl.handshake(r))
+        self.handlers[apis.SASL_AUTHENTICATE] = self._sasl_authenticate
 
     # -- input ---------------------------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -176,17 +187,30 @@ class KafkaSession:
             self.reply(slot, frames.api_versions(header))
             return
         if not frames.check_version(header):
-            self.listener.errorlog.connection_error(
-                self.protocol.peer, header.client_id or "", errors.UNSUPPORTED_VERSION,
-                "unsupported Kafka API", f"key {header.api_key} version {header.api_version}")
-            self.protocol.close()
-            self.closed = True
+            self._refuse(header, "unsupported Kafka API", f"key {header.api_key} version {header.api_version}",
+                         errors.UNSUPPORTED_VERSION)
+            return
+        if not self.sasl.allows(header.api_key, SASL_KEYS):
+            # Kafka drops a connection that sends anything but the handshake before authenticating.
+            self._refuse(header, "Kafka request before SASL authentication", f"key {header.api_key}")
             return
         request = decode(apis.SCHEMAS[header.api_key][0], header.api_version, reader)
         slot = None
         if not (header.api_key == apis.PRODUCE and request["acks"] == 0):
             slot = self._take_slot()
         self.handlers[header.api_key](header, request, slot)
+
+    def _refuse(self, header: frames.RequestHeader, what: str, detail: str, code: int = 0) -> None:
+        """Log one line and close the connection (what Kafka does with a request it will not read)."""
+        self.listener.errorlog.connection_error(self.protocol.peer, header.client_id or "", code, what, detail)
+        self.protocol.close()
+        self.closed = True
+
+    def _sasl_authenticate(self, header: frames.RequestHeader, request: dict[str, Any], slot: _Slot | None) -> None:
+        body, keep = self.sasl.authenticate(request)
+        self._answer(header, slot, body)
+        if not keep:  # answered first, then closed, as Kafka does
+            self._refuse(header, "Kafka SASL authentication failed", body["error_message"] or "", body["error_code"])
 
     def _take_slot(self) -> _Slot:
         slot = _Slot()

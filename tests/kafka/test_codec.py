@@ -138,4 +138,4 @@ def test_the_advertised_ranges_are_the_issues() -> None:
     # Pinned: each range was checked against what librdkafka 2.x, kafka-python 3 and aiokafka send (docs/kafka.md).
     assert apis.VERSIONS == {0: (3, 8), 1: (4, 11), 2: (1, 5), 3: (0, 8), 8: (2, 7), 9: (1, 5), 10: (0, 2),
                              11: (0, 5), 12: (0, 3), 13: (0, 3), 14: (0, 3), 15: (0, 4), 16: (0, 2), 18: (0, 3),
-                             19: (2, 4), 20: (1, 3), 22: (0, 1)}
+                             19: (2, 4), 20: (1, 3), 22: (0, 1), 17: (1, 1), 36: (0, 1)}
