@@ -116,3 +116,24 @@ def test_offset_tracking_resumes_inside_a_batch_and_after_a_restart(tmp_path) ->
             client.close()
         assert [o for o, _, _ in consume(broker.url, "tracked-0", 12, {"x-stream-offset": "first"})] == list(range(12))
 
+
+
+def test_large_batches_are_fetched_whole_by_a_slow_reader(kafka_bootstrap) -> None:
+    """Responses of megabytes go out in pieces while the socket takes them (server/kafka_listener.py): five
+    fetches sent before any is read still come back whole, in order, every batch's CRC intact."""
+    client = RawClient(kafka_bootstrap)
+    try:
+        big = [bytes([65 + i]) * 300_000 for i in range(3)]
+        for i, value in enumerate(big):
+            assert produce(client, "large", [value, b"tail%d" % i]) == 2 * i
+        for correlation in range(5):
+            client.send(apis.FETCH, 11, 100 + correlation, fetch_body("large", 0))
+        for correlation in range(5):
+            got, payload = client.receive()
+            assert got == 100 + correlation
+            code, high, records = fetch_partition(payload)
+            assert (code, high) == (0, 6)
+            served = [[r.value for r in batch_records(records[b.start:b.end])] for b in scan_batches(records)]
+            assert served == [[value, b"tail%d" % i] for i, value in enumerate(big)]
+    finally:
+        client.close()
