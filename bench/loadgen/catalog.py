@@ -52,6 +52,9 @@ CATALOG: dict[str, Entry] = {
                     "(d) 1 publisher + 1 consumer, open loop at 2,000 msgs/s"),
     "e": Entry(s.fanout, {"count": 30_000}, {"count": 10_000}, ("publish_msgs_per_s", "deliveries_per_s"),
                "(e) fanout to 3 queues, 3 consumers"),
+    "m": Entry(s.many_queues, {"count": 80_000}, {"count": 16_000},
+               ("msgs_per_s", "e2e_latency.p50_ms", "e2e_latency.p99_ms"),
+               "(m) 8 queues, 8 publishers, 8 consumers (a process each), closed loop per queue, window 1000"),
     "f": Entry(s.declares, {"count": 1000}, {"count": 1000}, ("declare_s", "rss_per_queue_kib"),
                "(f) 1,000 queue declares: time and broker RSS"),
     "g": Entry(s.backlog, {"count": 1_000_000}, {"count": 20_000},
@@ -74,7 +77,7 @@ for _libname in ("pika", "aiopika"):
                                                f"({_kind}) through {_libname}: {_doc}")
 
 # What --quick compares: one of each kind of load, about a minute for A B A B A B.
-QUICK_SET = ("a1k", "b", "c", "d-closed", "d-open", "f")
+QUICK_SET = ("a1k", "b", "c", "d-closed", "d-open", "f", "m")
 # What the generator's capacity is measured with (against the null broker).
 CAPACITY_SET = ("a16", "a1k", "a64k", "b", "c", "d-closed", "e")
 

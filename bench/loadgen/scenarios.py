@@ -361,6 +361,56 @@ def fanout(url: str, *, size: int = 1024, count: int = 30_000, queues: int = 3, 
                    metrics, verdict, probe)
 
 
+# --- (m) -------------------------------------------------------------------
+def many_queues(url: str, *, size: int = 1024, count: int = 80_000, queues: int = 8, window: int = 1000,
+                timeout: float = 90.0, pid: int | None = None) -> dict:
+    """(m) ``queues`` queues, each with its own publisher and consumer process, closed loop per queue.
+
+    The load that a broker using more than one core could spread: independent queues, no shared state
+    between them. Each publisher keeps at most ``window`` messages unconsumed on its queue; the rate is
+    every delivery over the slowest consumer's time."""
+    deadline = time.monotonic() + timeout
+    probe = BrokerProbe(url, pid)
+    verdict = Verdict()
+    names = [_name(f"m{i}") for i in range(queues)]
+    per = [count // queues + (1 if i < count % queues else 0) for i in range(queues)]
+    ctl = Connection(url)
+    ctl.channel_open(1)
+    for q in names:
+        ctl.queue_declare(1, q)
+    team = Team()
+    for q, n in zip(names, per):
+        progress = CTX.RawValue("q", 0)
+        team.add(consumer_worker, url=url, queue=q, expected=n, per_publisher=[n], record_latency=True,
+                 progress=progress, deadline=deadline)
+        team.add(publisher_worker, url=url, exchange="", routing_key=q, body_size=size, count=n,
+                 window=window, consumed=progress, deadline=deadline)
+    team.start()
+    probe.mark("before")
+    team.go()
+    results = team.collect(timeout=timeout + 10)
+    probe.mark("after")
+    received = 0
+    latencies: list = []
+    for i, n in enumerate(per):
+        cons, pub = results[2 * i], results[2 * i + 1]
+        _check_publisher(verdict, f"publisher{i}", pub, n, confirms=False)
+        if cons.get("error"):
+            verdict.fail(f"consumer{i}: {cons['error']}")
+        if "ledger" in cons:
+            verdict.ledger(f"consumer{i}", cons["ledger"])
+        received += cons.get("received", 0)
+        latencies += cons.get("latencies_us") or []
+    slowest = max((r.get("elapsed") or 0) for r in results[0::2])
+    metrics = {"msgs_per_s": round(received / slowest) if slowest else 0,
+               "e2e_latency": percentiles(latencies), "elapsed_s": round(slowest, 3)}
+    for q in names:
+        _finish_queue(ctl, q, verdict)
+    ctl.close()
+    return _result(f"m-queues-{queues}", {"size": size, "count": count, "queues": queues, "window": window},
+                   metrics, verdict, probe)
+
+
 # --- (f) -------------------------------------------------------------------
 def declares(url: str, *, count: int = 1000, timeout: float = 60.0, pid: int | None = None) -> dict:
     """(f) Declare ``count`` queues one RPC at a time; time and broker RSS."""

@@ -48,6 +48,7 @@ def null_url():
     lambda u: scenarios.end_to_end(u, count=3000, timeout=20),
     lambda u: scenarios.end_to_end(u, count=200, rate=1000.0, timeout=20),
     lambda u: scenarios.fanout(u, count=1000, timeout=20),
+    lambda u: scenarios.many_queues(u, count=1600, timeout=20),
     lambda u: scenarios.declares(u, count=50, timeout=20),
     lambda u: scenarios.backlog(u, count=3000, timeout=20),
     lambda u: scenarios.connections(u, count=20, idle=0.1, per_connection=3, timeout=20),

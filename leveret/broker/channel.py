@@ -17,11 +17,11 @@ never calls back into the broker, so delivering inside a broker call is safe.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Hashable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Protocol
 
 from leveret.broker.ack_deadlines import AckDeadlines
 from leveret.broker.arguments import as_text, field_type_name
-from leveret.broker.consumer import Consumer
+from leveret.broker.consumer import UNLIMITED, Consumer
 from leveret.broker.entry import QueueEntry
 from leveret.broker.errors import NotAllowed, NotImplementedByBroker, PreconditionFailed
 from leveret.broker.lifecycle import Lifecycle
@@ -41,6 +41,9 @@ class DeliveryTarget(Protocol):
 
     def deliver(self, consumer_tag: str, delivery_tag: int, redelivered: bool, message: Message) -> None:
         """Send basic.deliver + content."""
+
+    # Optional: `deliver_batch(consumer_tag, deliveries)`, deliveries a list of (delivery_tag, redelivered,
+    # message) for one consumer: the same as `deliver` for each, in order, made at once.
 
     def consumer_cancelled(self, consumer_tag: str) -> None:
         """Send a server-initiated basic.cancel (e.g. the queue was deleted)."""
@@ -88,7 +91,11 @@ Unacked = tuple[int, QueueType, QueueEntry, "Consumer | None"]
 class Channel:
     """Consumers, unacked deliveries and credit of one channel of one connection."""
 
-    def __init__(self, vhost: ChannelHost, target: DeliveryTarget, owner: Hashable, *, user: str = "guest") -> None:
+    def __init__(self, vhost: ChannelHost, target: DeliveryTarget, owner: Hashable, *, user: str = "guest",
+                 refill_later: Callable[["Channel"], bool] | None = None) -> None:
+        """`refill_later(channel)`: the owner may take over putting consumers back into rotation after acks
+        (it returns True, and calls `refill_due` later); without it, or when it returns False, that happens
+        at once."""
         self.vhost = vhost
         self.target = target
         self.owner = owner
@@ -108,6 +115,8 @@ class Channel:
         self._ack_deadlines = AckDeadlines(vhost.timers, lambda: vhost.clock.monotonic(),
                                            self._check_ack_deadlines)
         self._ack_pending = self._ack_deadlines.pending  # read on every settle
+        self._refill_later = refill_later
+        self._refill_pending = False  # `refill_later` took the refill: `refill_due` comes
 
     # -- facts ------------------------------------------------------------------------------
     @property
@@ -138,6 +147,14 @@ class Channel:
         if self.closed or self._paused:
             return False
         return not self._global_prefetch or self._global_unacked < self._global_prefetch
+
+    def credit(self) -> int:
+        """How many more acknowledged deliveries the channel-wide limit allows (a large number without one)."""
+        if self.closed or self._paused:
+            return 0
+        if not self._global_prefetch:
+            return UNLIMITED
+        return max(0, self._global_prefetch - self._global_unacked)
 
     # -- flow and qos -----------------------------------------------------------------------
     def qos(self, prefetch_size: int, prefetch_count: int, global_: bool) -> None:
@@ -257,6 +274,42 @@ class Channel:
         message = queue.message_for_delivery(entry) if queue.adds_delivery_count else entry.message
         self.target.deliver(consumer.tag, tag, entry.redelivered, message)
 
+    def send_deliveries(self, consumer: Consumer, queue: QueueType, entries: list[QueueEntry]) -> None:
+        """A run of entries for one consumer with credit for all of them (a queue's dispatch): the same
+        bookkeeping as `send_delivery` for each, then one call to the target for all."""
+        tag = self._next_tag
+        stats = queue.stats
+        no_ack = consumer.no_ack
+        unacked = self._unacked
+        timeout = queue.ack_timeout
+        rewrites = queue.adds_delivery_count
+        deliveries = []
+        for entry in entries:
+            redelivered = entry.redelivered
+            if redelivered:
+                stats.redeliver += 1
+            if not no_ack:
+                unacked[tag] = (tag, queue, entry, consumer)
+                if timeout:
+                    self._ack_deadlines.start(tag, timeout)
+            deliveries.append((tag, redelivered, queue.message_for_delivery(entry) if rewrites else entry.message))
+            tag += 1
+        self._next_tag = tag
+        count = len(entries)
+        if no_ack:
+            stats.deliver_no_ack += count
+        else:
+            stats.deliver += count
+            consumer.unacked += count
+            self._global_unacked += count
+        deliver_batch = getattr(self.target, "deliver_batch", None)
+        if deliver_batch is not None:
+            deliver_batch(consumer.tag, deliveries)
+            return
+        deliver = self.target.deliver
+        for delivery_tag, redelivered, message in deliveries:
+            deliver(consumer.tag, delivery_tag, redelivered, message)
+
     def deliver_reply(self, message: Message) -> bool:
         """A direct reply-to message addressed to this channel (no ack, no queue); False if nobody listens."""
         if self.closed or self._reply_tag is None:
@@ -356,7 +409,7 @@ class Channel:
             if consumer is not None:
                 consumer.unacked -= 1
                 self._global_unacked -= 1
-                self._refill()
+                self._credit_freed()
             return
         by_queue: dict[QueueType, list[QueueEntry]] = {}
         for _, queue, entry, consumer in records:
@@ -372,7 +425,7 @@ class Channel:
                 queue.requeue(entries, delay=delay)
             else:
                 queue.discard(entries, "rejected")
-        self._refill()
+        self._credit_freed()
 
     def restore(self, records: list[Unacked]) -> None:
         """Put taken (unsettled) deliveries back as unacked, e.g. on tx.rollback."""
@@ -393,6 +446,21 @@ class Channel:
         if not requeue:
             raise NotImplementedByBroker("requeue=false")
         self.settle(self.take(0, True), ack=False, requeue=True)
+
+    def _credit_freed(self) -> None:
+        """Acks freed credit: refill now, or leave it to the owner (one refill for a read full of acks)."""
+        if self._refill_pending:
+            return
+        later = self._refill_later
+        if later is not None and later(self):
+            self._refill_pending = True
+            return
+        self._refill()
+
+    def refill_due(self) -> None:
+        """The refill `refill_later` took over."""
+        self._refill_pending = False
+        self._refill()
 
     def _refill(self) -> None:
         """Put consumers that were out of credit back into rotation if they now have some."""

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
     from leveret.broker.queue_type import QueueType
 
 
+# The credit of a consumer without a prefetch limit (a dispatch step caps its run anyway).
+UNLIMITED = 1 << 30
+
+
 class Consumer:
     """State of one subscription: its credit (prefetch) and its place in the queue's rotation."""
 
@@ -62,6 +66,16 @@ class Consumer:
         if self.prefetch and self.unacked >= self.prefetch:
             return False
         return self.channel.has_credit()
+
+    def credit(self) -> int:
+        """How many more deliveries are allowed now; UNLIMITED when no limit applies."""
+        channel = self.channel
+        if not channel.accepts_deliveries():
+            return 0
+        if self.no_ack:
+            return UNLIMITED
+        credit = self.prefetch - self.unacked if self.prefetch else UNLIMITED
+        return min(credit, channel.credit())
 
     def __repr__(self) -> str:
         return f"<Consumer {self.tag!r} on {self.queue.name!r}>"

@@ -89,6 +89,11 @@ class ConsumerRotation:
         level.append(consumer)
         self._dispatch()
 
+    def alone(self) -> bool:
+        """Whether exactly one consumer is in rotation (others, if any, are blocked)."""
+        priorities = self.priorities
+        return len(priorities) == 1 and len(self._levels[priorities[0]]) == 1
+
     def next(self) -> Consumer | None:
         """The consumer to deliver to now (it moves to the back of its level); None if nobody has credit.
         Consumers met without credit leave the rotation, blocked."""

@@ -31,7 +31,8 @@ class ChannelSession(ConfirmingChannel):
         super().__init__(number, session.writer.write_frames, session.call_soon)
         self.session = session
         self.frame_max = session.handshake.frame_max
-        self.broker_channel = Channel(session.vhost, self, session, user=session.username)
+        self.broker_channel = Channel(session.vhost, self, session, user=session.username,
+                                      refill_later=session.refill_later)
         self.transaction: Transaction | None = None  # from tx.select on
 
     def release(self) -> None:
@@ -49,6 +50,11 @@ class ChannelSession(ConfirmingChannel):
                 message.properties.raw, message.body, self.frame_max,
             )
         )
+
+    def deliver_batch(self, consumer_tag: str, deliveries: list) -> None:
+        frames: list = []
+        serializer.basic_deliver_batch(self.number, consumer_tag, deliveries, self.frame_max, frames)
+        self.write_frames(frames)
 
     def channel_error(self, error: BrokerError) -> None:
         """The broker closes this channel (e.g. consumer timeout: 406 with RabbitMQ's text)."""

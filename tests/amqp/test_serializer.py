@@ -10,8 +10,9 @@ from codec_strategies import shortstrs
 from leveret.amqp import spec
 from leveret.amqp.parser import FrameParser
 from leveret.amqp.properties import BasicProperties
+from leveret.broker.message import Message
 from leveret.amqp.serializer import (
-    HEARTBEAT, PROTOCOL_HEADER, basic_ack_frame, basic_deliver_frames, basic_get_ok_frames,
+    HEARTBEAT, PROTOCOL_HEADER, basic_ack_frame, basic_deliver_batch, basic_deliver_frames, basic_get_ok_frames,
     basic_nack_frame, basic_return_frames, content_frames, method_frame,
 )
 
@@ -65,6 +66,24 @@ def test_deliver_frames_equal_generic_for_any_arguments(channel, tag, delivery_t
     method = spec.BasicDeliver(consumer_tag=tag, delivery_tag=delivery_tag, redelivered=redelivered, exchange=exchange, routing_key=rk)
     frames = basic_deliver_frames(channel, tag, delivery_tag, redelivered, exchange, rk, PROPS, body, 4096)
     assert b"".join(frames) == generic(channel, method, body, 4096)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 65535), shortstrs, st.sampled_from([0, 4096, 131072]),
+    st.lists(st.tuples(st.integers(0, 2**64 - 1), st.booleans(), st.sampled_from(["", "ex"]),
+                       st.sampled_from(["q", "k"]), st.sampled_from(BODIES)), min_size=1, max_size=5),
+)
+def test_a_batch_of_deliveries_equals_one_deliver_each(channel, tag, frame_max, deliveries):
+    items = [(delivery_tag, redelivered, Message(exchange, rk, BasicProperties.from_raw(PROPS), body))
+             for delivery_tag, redelivered, exchange, rk, body in deliveries]
+    out: list = []
+    basic_deliver_batch(channel, tag, items, frame_max, out)
+    one_each = [b"".join(basic_deliver_frames(channel, tag, delivery_tag, redelivered, m.exchange, m.routing_key,
+                                              PROPS, m.body, frame_max)) for delivery_tag, redelivered, m in items]
+    assert b"".join(out) == b"".join(one_each)
+    # Large bodies stay their own items, as in basic_deliver_frames.
+    assert all(any(item is m.body for item in out) for _, _, m in items if 4096 < len(m.body) <= (frame_max or 10**9) - 8)
 
 
 def test_large_bodies_are_separate_items_not_copied():
