@@ -7,6 +7,10 @@ local RabbitMQ (127.0.0.1:5672, management API on 15672), each run with a new se
 sequences ran, and writes every difference it finds (shrunk by hypothesis) to OUT as a ready-to-paste
 pytest test; a difference already written (same operation and same two answers) is counted, not written
 again. Exit status 1 when any difference was found. Meant to run in the background: use `nice -n 10`.
+
+It leaves no vhost behind on either broker: each sequence deletes its own, SIGINT and SIGTERM stop the run
+through the same clean-up (then print the count so far and exit 130), and vhosts an earlier run killed
+outright left on RabbitMQ (its pid in the name no longer running) are deleted at the start.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import logging
 import os
 import random
+import signal
 import sys
 import time
 
@@ -97,34 +102,61 @@ def main(argv: list[str] | None = None) -> int:
     profile = settings(max_examples=args.examples, stateful_step_count=args.steps, deadline=None, database=None,
                        suppress_health_check=list(HealthCheck))
     deadline = time.monotonic() + args.minutes * 60
-    runs = 0
-    with EmbeddedBroker() as embedded:
-        brokers = (lockstep.rabbitmq(), lockstep.leveret(embedded))
-        while time.monotonic() < deadline:
-            machine = chosen[runs % len(chosen)]
-            runs += 1
-            run_seed, next_seed = next_seed, next_seed + 1
-            machine.brokers = brokers
-            try:
-                run_state_machine_as_test(seed(run_seed)(counter.wrap(machine)), settings=profile)
-            except Exception as exc:  # a Difference, several in a group, or hypothesis' Flaky...: the run goes on
-                for failure in flatten(exc):
-                    if isinstance(failure, lockstep.Difference):
-                        key = signature(failure)
-                    else:
-                        key = f"{type(failure).__name__}: {failure}"[:300]
-                        print(f"run failed with {key}", flush=True)
-                    found[key] = found.get(key, 0) + 1
-                    if found[key] == 1 and isinstance(failure, lockstep.Difference):
-                        write_counterexample(args.out, machine.__name__, run_seed, len(found), failure)
-            print(f"{time.strftime('%H:%M:%S')} run {runs} {machine.__name__} seed {run_seed}: "
-                  f"{counter.sequences} sequences, {len(found)} distinct differences, "
-                  f"{len(errors.found)} internal errors", flush=True)
+    interrupted = False
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started in the background, where SIGINT is ignored
+    orphans = lockstep.delete_orphaned_vhosts(lockstep.rabbitmq())
+    if orphans:
+        print(f"deleted {len(orphans)} vhost(s) earlier runs left on RabbitMQ: {', '.join(orphans)}", flush=True)
+    try:
+        with EmbeddedBroker() as embedded:
+            brokers = (lockstep.rabbitmq(), lockstep.leveret(embedded))
+            fuzz(chosen, brokers, profile, deadline, next_seed, counter, found, errors, args.out)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("interrupted", flush=True)
+    finally:
+        left = lockstep.delete_live_vhosts()
+        if left:
+            print(f"deleted {len(left)} vhost(s) the interrupted sequence left: {', '.join(left)}", flush=True)
     for text in errors.found[:5]:
         print(text[-2000:])
     print(f"sequences run: {counter.sequences}; distinct differences: {len(found)}; "
-          f"internal errors: {len(errors.found)}")
+          f"internal errors: {len(errors.found)}" + (" (interrupted)" if interrupted else ""))
+    if interrupted:
+        return 130
     return 1 if found or errors.found else 0
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM ends the run as Ctrl-C does: every finally (the sequence's teardown, the vhost sweep) runs."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def fuzz(chosen, brokers, profile, deadline, next_seed, counter, found, errors, out) -> int:
+    """Run the machines in turn, each run with the next seed, until the deadline; the number of runs."""
+    runs = 0
+    while time.monotonic() < deadline:
+        machine = chosen[runs % len(chosen)]
+        runs += 1
+        run_seed, next_seed = next_seed, next_seed + 1
+        machine.brokers = brokers
+        try:
+            run_state_machine_as_test(seed(run_seed)(counter.wrap(machine)), settings=profile)
+        except Exception as exc:  # a Difference, several in a group, or hypothesis' Flaky...: the run goes on
+            for failure in flatten(exc):
+                if isinstance(failure, lockstep.Difference):
+                    key = signature(failure)
+                else:
+                    key = f"{type(failure).__name__}: {failure}"[:300]
+                    print(f"run failed with {key}", flush=True)
+                found[key] = found.get(key, 0) + 1
+                if found[key] == 1 and isinstance(failure, lockstep.Difference):
+                    write_counterexample(out, machine.__name__, run_seed, len(found), failure)
+        print(f"{time.strftime('%H:%M:%S')} run {runs} {machine.__name__} seed {run_seed}: "
+              f"{counter.sequences} sequences, {len(found)} distinct differences, "
+              f"{len(errors.found)} internal errors", flush=True)
+    return runs
 
 
 def write_counterexample(out: str, machine: str, run_seed: int, number: int, difference: lockstep.Difference) -> None:

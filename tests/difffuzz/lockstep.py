@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import struct
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +31,19 @@ from wireclient import BrokerClosed, WireClient
 RABBITMQ_AMQP = "127.0.0.1:5672"
 RABBITMQ_API = "http://127.0.0.1:15672/api"
 WAIT = 10.0
+VHOST_PREFIX = "difffuzz-"
+
+
+def vhost_name() -> str:
+    """A fresh vhost name carrying this process's id, so a sweep can tell a dead run's vhosts from a live one's."""
+    return f"{VHOST_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:10]}"
+
+
+# Every vhost this process asked a broker to create and has not yet seen deleted: registered before the
+# create request (its reply may be lost after the broker made it), so `delete_live_vhosts` can remove what an
+# interrupted or failed sequence left behind.
+_live_vhosts: dict[tuple[str, str], "Broker"] = {}
+_live_lock = threading.Lock()
 
 
 @dataclass
@@ -47,7 +62,15 @@ class Broker:
         with urllib.request.urlopen(request, timeout=WAIT) as response:
             response.read()
 
+    def _get(self, path: str):
+        request = urllib.request.Request(self.api + path)
+        request.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+        with urllib.request.urlopen(request, timeout=WAIT) as response:
+            return json.loads(response.read())
+
     def create_vhost(self, vhost: str) -> None:
+        with _live_lock:
+            _live_vhosts[(self.api, vhost)] = self
         quoted = urllib.parse.quote(vhost, safe="")
         self._call("PUT", f"/vhosts/{quoted}")
         self._call("PUT", f"/permissions/{quoted}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
@@ -58,9 +81,56 @@ class Broker:
         except urllib.error.HTTPError as error:
             if error.code != 404:
                 raise
+        with _live_lock:
+            _live_vhosts.pop((self.api, vhost), None)
+
+    def vhosts(self) -> list[str]:
+        return [entry["name"] for entry in self._get("/vhosts")]
 
     def url(self, vhost: str) -> str:
         return f"amqp://guest:guest@{self.amqp}/{urllib.parse.quote(vhost, safe='')}"
+
+
+def delete_live_vhosts() -> list[str]:
+    """Delete every vhost this process created and has not deleted (after an interrupt or a failed close)."""
+    with _live_lock:
+        left = list(_live_vhosts.items())
+    deleted = []
+    for (_api, vhost), broker in left:
+        try:
+            broker.delete_vhost(vhost)
+            deleted.append(vhost)
+        except (OSError, urllib.error.URLError):
+            pass  # that broker is gone (an embedded leveret already stopped): its vhosts went with it
+    return deleted
+
+
+def delete_orphaned_vhosts(broker: Broker) -> list[str]:
+    """Delete the fuzzer's vhosts on `broker` whose process is gone (a run killed with SIGKILL leaves them).
+
+    Only names this module makes (`difffuzz-<pid>-<hex>`) with a pid that no longer runs here: vhosts of a
+    fuzzer or test suite still running, in this process or another, are left alone.
+    """
+    deleted = []
+    for vhost in broker.vhosts():
+        if not vhost.startswith(VHOST_PREFIX):
+            continue
+        pid, _, suffix = vhost[len(VHOST_PREFIX):].partition("-")
+        if not (pid.isdigit() and len(suffix) == 10) or _running(int(pid)):
+            continue
+        broker.delete_vhost(vhost)
+        deleted.append(vhost)
+    return deleted
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def rabbitmq() -> Broker:
@@ -110,9 +180,13 @@ class Session:
     def __init__(self, broker: Broker, vhost: str) -> None:
         self.broker = broker
         self.vhost = vhost
-        broker.create_vhost(vhost)
         self.client: WireClient | None = None
-        self._connect()
+        try:
+            broker.create_vhost(vhost)
+            self._connect()
+        except BaseException:
+            self.close()
+            raise
 
     def _connect(self) -> None:
         self.client = RawHeaderClient(self.broker.url(self.vhost), timeout=WAIT)
@@ -125,9 +199,13 @@ class Session:
         assert isinstance(self.client.call(1, Confirm.Select()), Confirm.SelectOk)
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        self.broker.delete_vhost(self.vhost)
+        """Close the connection and delete the vhost; the vhost goes even when the connection is broken."""
+        try:
+            if self.client is not None:
+                self.client.close()
+        finally:
+            self.client = None
+            self.broker.delete_vhost(self.vhost)
 
     # -- running one operation --------------------------------------------------------------------
     def run(self, operation: tuple):
@@ -259,9 +337,13 @@ class Lockstep:
     done: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        vhost = f"difffuzz-{uuid.uuid4().hex[:10]}"
-        for broker in self.brokers:
-            self.sessions.append(Session(broker, vhost))
+        vhost = vhost_name()
+        try:
+            for broker in self.brokers:
+                self.sessions.append(Session(broker, vhost))
+        except BaseException:
+            self.close()
+            raise
 
     def step(self, operation: tuple):
         """Run one operation on every broker; fail with the sequence if their observations differ."""
@@ -274,8 +356,16 @@ class Lockstep:
         return reference
 
     def close(self) -> None:
+        """Close every session, each even when another's close fails; the first failure is raised after."""
+        failure = None
         for session in self.sessions:
-            session.close()
+            try:
+                session.close()
+            except BaseException as exc:  # an interrupt mid-close still lets the others delete their vhost
+                failure = failure or exc
+        self.sessions.clear()
+        if failure is not None:
+            raise failure
 
 
 class Difference(AssertionError):

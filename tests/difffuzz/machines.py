@@ -36,6 +36,14 @@ class LockstepMachine(RuleBasedStateMachine):
         super().__init__()
         self.lockstep = Lockstep(self.brokers)
         self.step = self.lockstep.step
+        try:
+            self.prepare()
+        except BaseException:
+            self.lockstep.close()  # hypothesis calls teardown only for a machine whose __init__ returned
+            raise
+
+    def prepare(self) -> None:
+        """The operations every sequence of this machine starts with (run in lockstep like the rules)."""
 
     def teardown(self) -> None:
         self.lockstep.close()
@@ -68,8 +76,7 @@ header_tables = st.lists(st.tuples(_KEYS, field_values), max_size=3)
 
 
 class HeadersTyping(LockstepMachine):
-    def __init__(self) -> None:
-        super().__init__()
+    def prepare(self) -> None:
         self.declare_exchange_and_queues("hx", "headers")
 
     @rule(queue=st.sampled_from(QUEUES), arguments=binding_arguments())
@@ -109,8 +116,7 @@ patterns = st.one_of(_dotted(_PATTERN_WORDS), st.sampled_from(["#", "#.#", "*.#.
 
 
 class TopicRouting(LockstepMachine):
-    def __init__(self) -> None:
-        super().__init__()
+    def prepare(self) -> None:
         self.declare_exchange_and_queues("tx", "topic")
 
     @rule(queue=st.sampled_from(QUEUES), pattern=patterns)
