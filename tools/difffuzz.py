@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, seed, settings  # noqa: E402
 from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
 
 import lockstep  # noqa: E402
-import machines  # noqa: E402
+import catalog  # noqa: E402
 from leveret.embedded import EmbeddedBroker  # noqa: E402
 
 TEST_TEMPLATE = '''
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=25, help="operations per sequence (at most)")
     args = parser.parse_args(argv)
 
-    chosen = [m for m in machines.MACHINES if not args.machine or m.__name__ in args.machine]
+    chosen = [m for m in catalog.MACHINES if not args.machine or m.__name__ in args.machine]
     errors = InternalErrors()
     logging.getLogger().addHandler(errors)
     os.makedirs(args.out, exist_ok=True)

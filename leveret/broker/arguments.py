@@ -171,6 +171,8 @@ def erlang_term(value: Any) -> str:
     if isinstance(value, decimal.Decimal):
         _, exponent, unscaled = _scalar_key(value)
         return f"{{{-exponent},{unscaled}}}"
+    if isinstance(value, int):
+        return str(int(value))  # a timestamp prints as its number, as in RabbitMQ (not leveret's repr)
     return short_text(value)
 
 
@@ -252,6 +254,8 @@ def _shown(value: Any) -> Any:
     shown = as_text(value)
     if isinstance(shown, bool):
         return "true" if shown else "false"
+    if isinstance(shown, int):
+        return int(shown)  # a timestamp prints as its number, as RabbitMQ 3.10 does (found by the fuzzer)
     if isinstance(shown, _CONTAINERS):
         return short_text(shown)
     return shown

@@ -188,11 +188,13 @@ class Queue(QueueDeadlines, StoredMessages):
         self.ready.append(entry)
         if self._priorities:
             self.dispatch()
-        if entry.expires_at is not None:
+        # drop-head first, then expiry: RabbitMQ 3.10 drops over the limit, then sweeps expired heads when the
+        # new message may expire or a drop uncovered a new head (a TTL-0 message behind the dropped one
+        # goes too; found by the fuzzer)
+        dropped = self._drop_over_limit() if self._limited else False
+        if entry.expires_at is not None or dropped:
             # TTL 0: what no consumer took just now expires now (RabbitMQ semantics)
             self._expire_heads()
-        if self._limited:
-            self._drop_over_limit()
         return entry
 
     def next_seq(self) -> int:
@@ -207,17 +209,21 @@ class Queue(QueueDeadlines, StoredMessages):
             return True
         return settings.max_length_bytes is not None and self.ready.bytes + size > settings.max_length_bytes
 
-    def _drop_over_limit(self) -> None:
-        """x-overflow drop-head: drop (dead-letter, reason maxlen) from the head until within limits."""
+    def _drop_over_limit(self) -> bool:
+        """x-overflow drop-head: drop (dead-letter, reason maxlen) from the head until within limits; whether
+        anything was dropped."""
         settings = self.settings
         ready = self.ready
         max_length = settings.max_length
         max_bytes = settings.max_length_bytes
+        dropped = False
         while ready and (
             (max_length is not None and len(ready) > max_length)
             or (max_bytes is not None and ready.bytes > max_bytes)
         ):
             self._dead_letter(ready.popleft(), deadletter.MAXLEN)
+            dropped = True
+        return dropped
 
     def requeue(self, entries: Iterable[QueueEntry], *, delay: bool = False) -> None:
         """Return unacknowledged entries to their original positions, marked redelivered.
@@ -248,6 +254,10 @@ class Queue(QueueDeadlines, StoredMessages):
                 back.append(entry)
         if back:
             self._return_to_ready(back)
+            if self._limited and settings.overflow == "drop-head":
+                # RabbitMQ 3.10 drops over the limit after a requeue too (requeue_and_run: maybe_drop_head;
+                # found by the fuzzer's hour run)
+                self._drop_over_limit()
             if self._may_expire:
                 self._expire_heads()
             self.dispatch()
@@ -309,7 +319,9 @@ class Queue(QueueDeadlines, StoredMessages):
         else:
             self.unacked_count += 1
         if self._may_expire:
-            self._arm_expiry()
+            # heads expired by now go before get-ok counts what is left (RabbitMQ 3.10's fetch drops them;
+            # found by the fuzzer)
+            self._expire_heads()
         return entry
 
     def unfetch(self, entry: QueueEntry) -> None:
@@ -414,7 +426,7 @@ class Queue(QueueDeadlines, StoredMessages):
             consumer.channel.send_delivery(consumer, self, entry)
             delivered += 1
         if delivered and self._may_expire:
-            self._arm_expiry()
+            self._expire_heads()  # as after a fetch: a head uncovered by the deliveries and due goes now
         return delivered
 
     def detach_consumers(self) -> list[Consumer]:

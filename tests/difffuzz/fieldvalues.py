@@ -58,6 +58,57 @@ def encode_array(items) -> bytes:
     return struct.pack(">I", len(body)) + body
 
 
+def decode_value(raw: bytes, offset: int) -> tuple:
+    """The typed value (as `encode_value` takes it) at `offset`, and the offset after it."""
+    tag = chr(raw[offset])
+    offset += 1
+    if tag in _FIXED:
+        (value,) = struct.unpack_from(_FIXED[tag], raw, offset)
+        return (tag, value), offset + struct.calcsize(_FIXED[tag])
+    if tag == "t":
+        return (tag, bool(raw[offset])), offset + 1
+    if tag == "D":
+        scale, unscaled = struct.unpack_from(">Bi", raw, offset)
+        return (tag, (scale, unscaled)), offset + 5
+    if tag in "Sx":
+        (size,) = struct.unpack_from(">I", raw, offset)
+        return (tag, raw[offset + 4:offset + 4 + size]), offset + 4 + size
+    if tag == "V":
+        return (tag, None), offset
+    if tag == "A":
+        items, offset = decode_array(raw, offset)
+        return (tag, items), offset
+    if tag == "F":
+        entries, offset = decode_table(raw, offset)
+        return (tag, entries), offset
+    raise ValueError(f"unknown tag {tag!r}")
+
+
+def decode_table(raw: bytes, offset: int = 0) -> tuple:
+    """[(key, typed), ...] in wire order (duplicates kept), and the offset after the table."""
+    (size,) = struct.unpack_from(">I", raw, offset)
+    offset += 4
+    end = offset + size
+    entries = []
+    while offset < end:
+        length = raw[offset]
+        key = raw[offset + 1:offset + 1 + length].decode(errors="replace")
+        value, offset = decode_value(raw, offset + 1 + length)
+        entries.append((key, value))
+    return entries, end
+
+
+def decode_array(raw: bytes, offset: int) -> tuple:
+    (size,) = struct.unpack_from(">I", raw, offset)
+    offset += 4
+    end = offset + size
+    items = []
+    while offset < end:
+        value, offset = decode_value(raw, offset)
+        items.append(value)
+    return items, end
+
+
 def show(typed) -> str:
     """A compact reading of a typed value for failure messages: I:1, S:'a', A[b:1], F{k=I:1}."""
     tag, value = typed

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 
 import pika.frame
-from pika.spec import Basic, Channel, Confirm, Connection, Exchange, Queue
+from pika.spec import Basic, Channel, Confirm, Connection, Exchange, Queue, Tx
 
 import rawmethods
 from wireclient import BrokerClosed, WireClient
@@ -175,12 +175,16 @@ def describe(method) -> tuple:
 
 
 class Session:
-    """One broker's side of a sequence: a vhost of its own, a connection, channel 1 in confirm mode."""
+    """One broker's side of a sequence: a vhost of its own, a connection, channel 1 (in confirm mode unless
+    `confirm` is false, as a channel that will use transactions must be)."""
 
-    def __init__(self, broker: Broker, vhost: str) -> None:
+    def __init__(self, broker: Broker, vhost: str, confirm: bool = True) -> None:
         self.broker = broker
         self.vhost = vhost
+        self.confirm = confirm
         self.client: WireClient | None = None
+        self.closed = None  # the close (or lost connection) that ended the current operation
+        self.events: list = []  # deliveries, returns, cancels and stray confirms, in the order they came
         try:
             broker.create_vhost(vhost)
             self._connect()
@@ -196,7 +200,8 @@ class Session:
 
     def _open_channel(self) -> None:
         assert isinstance(self.client.channel(1), Channel.OpenOk)
-        assert isinstance(self.client.call(1, Confirm.Select()), Confirm.SelectOk)
+        if self.confirm:
+            assert isinstance(self.client.call(1, Confirm.Select()), Confirm.SelectOk)
 
     def close(self) -> None:
         """Close the connection and delete the vhost; the vhost goes even when the connection is broken."""
@@ -209,18 +214,27 @@ class Session:
 
     # -- running one operation --------------------------------------------------------------------
     def run(self, operation: tuple):
-        """The observation of one operation; a broker-closed channel or connection is opened again."""
+        """The observation of one operation; a broker-closed channel or connection is opened again.
+
+        What the broker sent on its own meanwhile (deliveries, returns, server cancels) is part of it:
+        `(reply, "events", (event, ...))`.
+        """
         name, *args = operation
+        self.events = []
+        self.closed = None
         try:
             observed = getattr(self, "op_" + name)(*args)
         except (BrokerClosed, EOFError, OSError) as exc:
-            observed = ("connection lost", type(exc).__name__)
-        if _is_close(observed):
-            self._recover(observed)
+            observed = self.closed = ("connection lost", type(exc).__name__)
+        if self.events:
+            observed = (observed, "events", tuple(self.events))
+            self.events = []
+        if self.closed is not None:
+            self._recover(self.closed)
         return observed
 
-    def _recover(self, observed) -> None:
-        if observed[0] == "Channel.Close":
+    def _recover(self, closed) -> None:
+        if closed[0] == "Channel.Close":
             self._open_channel()
         else:
             try:
@@ -229,10 +243,38 @@ class Session:
                 pass
             self._connect()
 
+    def _await(self, *replies):
+        """The next frame on channel 1 that is one of `replies` (or a close); what the broker sends on its
+        own before it goes to `events`, each message read whole."""
+        client = self.client
+        while True:
+            frame = client.next_frame()
+            method = getattr(frame, "method", None)
+            if isinstance(method, Connection.Close):
+                client.send(0, Connection.CloseOk())
+                self.closed = observe(method)
+                return frame
+            if isinstance(method, Channel.Close):
+                client.send(frame.channel_number, Channel.CloseOk())
+                self.closed = observe(method)
+                return frame
+            if isinstance(method, replies):
+                return frame
+            if isinstance(method, (Basic.Deliver, Basic.Return)):
+                self.events.append(message(client, frame))
+            elif method is not None:
+                self.events.append(observe(method))
+            else:
+                self.events.append(("unexpected frame", type(frame).__name__))
+
+    def _call(self, method, *replies):
+        self.client.send(1, method)
+        return observe(self._await(*(replies or _REPLIES[type(method)])).method)
+
     def _sync(self, payload: bytes, *replies):
         """Send a method frame we encoded; its reply, or the close that replaced it."""
         self.client.send_raw(1, 1, payload)
-        return observe(self.client.wait(1, *replies).method)
+        return observe(self._await(*replies).method)
 
     def op_declare_exchange(self, name, kind, arguments, passive=False, durable=False, auto_delete=False,
                             internal=False):
@@ -240,17 +282,17 @@ class Session:
         return self._sync(payload, Exchange.DeclareOk)
 
     def op_delete_exchange(self, name, if_unused=False):
-        return observe(self.client.call(1, Exchange.Delete(exchange=name, if_unused=if_unused)))
+        return self._call(Exchange.Delete(exchange=name, if_unused=if_unused))
 
     def op_declare_queue(self, name, arguments, passive=False, durable=False, exclusive=False, auto_delete=False):
         payload = rawmethods.queue_declare(name, arguments, passive, durable, exclusive, auto_delete)
         return self._sync(payload, Queue.DeclareOk)
 
     def op_delete_queue(self, name, if_unused=False, if_empty=False):
-        return observe(self.client.call(1, Queue.Delete(queue=name, if_unused=if_unused, if_empty=if_empty)))
+        return self._call(Queue.Delete(queue=name, if_unused=if_unused, if_empty=if_empty))
 
     def op_purge(self, name):
-        return observe(self.client.call(1, Queue.Purge(queue=name)))
+        return self._call(Queue.Purge(queue=name))
 
     def op_bind(self, queue, exchange, routing_key, arguments):
         return self._sync(rawmethods.queue_bind(queue, exchange, routing_key, arguments), Queue.BindOk)
@@ -262,29 +304,31 @@ class Session:
         payload = rawmethods.exchange_bind(destination, source, routing_key, arguments)
         return self._sync(payload, Exchange.BindOk)
 
+    def op_unbind_exchange(self, destination, source, routing_key, arguments):
+        payload = rawmethods.exchange_unbind(destination, source, routing_key, arguments)
+        return self._sync(payload, Exchange.UnbindOk)
+
     def op_publish(self, exchange, routing_key, properties, body, mandatory=False):
-        """Publish and wait for its confirm: the returned message (if any) and the ack or nack."""
-        client = self.client
+        """Publish; in confirm mode wait for its confirm: (returned message, ack or nack) or the ack alone.
+
+        Without confirms nothing answers a publish: a `settled` operation around it shows its effects."""
         method = pika.frame.Method(1, Basic.Publish(exchange=exchange, routing_key=routing_key,
                                                     mandatory=mandatory)).marshal()
         header = rawmethods.content_header(len(body), properties)
         frames = [method, _frame(2, 1, header)]
         if body:
             frames.append(_frame(3, 1, body))
-        client.sock.sendall(b"".join(frames))
-        observed = []
-        while True:
-            frame = client.wait(1, Basic.Ack, Basic.Nack, Basic.Return)
-            if isinstance(frame.method, Basic.Return):
-                observed.append(message(client, frame))
-                continue
-            observed.append(observe(frame.method))
-            return observed[0] if len(observed) == 1 else tuple(observed)
+        self.client.sock.sendall(b"".join(frames))
+        if not self.confirm:
+            return ("sent",)
+        reply = observe(self._await(Basic.Ack, Basic.Nack).method)
+        returned, self.events = self.events, []
+        return (*returned, reply) if returned else reply
 
     def op_get(self, queue, no_ack=True):
         client = self.client
         client.send(1, Basic.Get(queue=queue, no_ack=no_ack))
-        frame = client.wait(1, Basic.GetOk, Basic.GetEmpty)
+        frame = self._await(Basic.GetOk, Basic.GetEmpty)
         if isinstance(frame.method, Basic.GetOk):
             return message(client, frame)
         return observe(frame.method)
@@ -299,12 +343,61 @@ class Session:
         return self._after(Basic.Reject(delivery_tag=delivery_tag, requeue=requeue))
 
     def op_recover(self, requeue=True):
-        return observe(self.client.call(1, Basic.Recover(requeue=requeue)))
+        return self._call(Basic.Recover(requeue=requeue))
+
+    def op_qos(self, prefetch_count, global_qos=False):
+        return self._call(Basic.Qos(prefetch_count=prefetch_count, global_qos=global_qos))
+
+    def op_consume(self, queue, consumer_tag, no_ack=False, exclusive=False, arguments=()):
+        payload = rawmethods.basic_consume(queue, consumer_tag, no_ack, exclusive, arguments)
+        return self._sync(payload, Basic.ConsumeOk)
+
+    def op_cancel(self, consumer_tag):
+        return self._call(Basic.Cancel(consumer_tag=consumer_tag))
+
+    def op_tx_select(self):
+        return self._call(Tx.Select())
+
+    def op_tx_commit(self):
+        return self._call(Tx.Commit())
+
+    def op_tx_rollback(self):
+        return self._call(Tx.Rollback())
+
+    def op_confirm_select(self):
+        return self._call(Confirm.Select())
+
+    def op_settled(self, operation, queues):
+        """`operation`, then a passive declare of each of `queues`: (its reply, their replies).
+
+        Deliveries, returns and confirms an operation causes come asynchronously; in RabbitMQ each comes
+        from the queue's process, and a passive declare asks that same process for its counts, so the
+        declare-ok comes after everything the queue sent for the operation. The events before the last
+        declare-ok are this operation's, on both brokers alike; the counts are compared too."""
+        name, *args = operation
+        reply = getattr(self, "op_" + name)(*args)
+        if _is_close(reply):
+            return reply
+        counts = []
+        for queue in queues:
+            counted = self._sync(rawmethods.queue_declare(queue, (), passive=True), Queue.DeclareOk)
+            counts.append(counted)
+            if _is_close(counted):
+                return (reply, tuple(counts))
+        return (reply, tuple(counts))
 
     def _after(self, method):
         """An asynchronous method: what a passive declare of amq.direct answers after it (an error shows)."""
         self.client.send(1, method)
-        return observe(self.client.call(1, Exchange.Declare(exchange="amq.direct", passive=True)))
+        return self._call(Exchange.Declare(exchange="amq.direct", passive=True))
+
+
+_REPLIES = {
+    Exchange.Delete: (Exchange.DeleteOk,), Exchange.Declare: (Exchange.DeclareOk,), Queue.Delete: (Queue.DeleteOk,),
+    Queue.Purge: (Queue.PurgeOk,), Basic.Recover: (Basic.RecoverOk,), Basic.Qos: (Basic.QosOk,),
+    Basic.Cancel: (Basic.CancelOk,), Tx.Select: (Tx.SelectOk,), Tx.Commit: (Tx.CommitOk,),
+    Tx.Rollback: (Tx.RollbackOk,), Confirm.Select: (Confirm.SelectOk,),
+}
 
 
 def _frame(kind: int, channel: int, payload: bytes) -> bytes:
@@ -325,7 +418,42 @@ def observe(method):
 def message(client: WireClient, frame) -> tuple:
     """A returned or fetched message: its method, content header payload (bytes, exact) and body."""
     method, _properties, body = client.read_message(1, frame)
-    return describe(method), client.last_header_raw, body
+    return describe(method), comparable_header(client.last_header_raw), body
+
+
+def comparable_header(raw: bytes):
+    """The content header as compared: its bytes, unless it carries `x-death`; then its decoded properties
+    with each x-death `time` reduced to its type (the moment a message died is not the same on two
+    brokers run one after the other) and `count` to its value (leveret writes `I` where RabbitMQ writes
+    `l`: docs/compatibility.md, "Field-table types are kept")."""
+    if b"x-death" not in raw:
+        return raw
+    decoded = rawmethods.decode_content_header(raw)
+    headers = decoded.get("headers")
+    if headers is not None:
+        decoded["headers"] = [(key, _comparable_deaths(value) if key == "x-death" else value)
+                              for key, value in headers]
+    return ("decoded", tuple(sorted(decoded.items())))
+
+
+def _comparable_deaths(typed):
+    tag, deaths = typed
+    if tag != "A":
+        return typed
+    comparable = []
+    for death in deaths:
+        if death[0] != "F":
+            comparable.append(death)
+            continue
+        entries = []
+        for key, value in death[1]:
+            if key == "time":
+                value = (value[0], "a time")
+            elif key == "count" and value[0] in ("I", "l"):
+                value = ("integer", value[1])
+            entries.append((key, value))
+        comparable.append(("F", entries))
+    return ("A", comparable)
 
 
 @dataclass
@@ -333,6 +461,7 @@ class Lockstep:
     """Both brokers' sessions for one sequence, and the sequence so far (for the failure message)."""
 
     brokers: tuple
+    confirm: bool = True
     sessions: list = field(default_factory=list)
     done: list = field(default_factory=list)
 
@@ -340,7 +469,7 @@ class Lockstep:
         vhost = vhost_name()
         try:
             for broker in self.brokers:
-                self.sessions.append(Session(broker, vhost))
+                self.sessions.append(Session(broker, vhost, self.confirm))
         except BaseException:
             self.close()
             raise

@@ -12,6 +12,9 @@ vhosts of its own, so nothing collides) and values drawn to collide across types
 - `QueueLimits`: max-length and max-length-bytes with each overflow mode, priorities, and what gets, acks,
   nacks, rejects (valid and unknown delivery tags), recovers and purges do to them.
 
+Dead-lettering, consumers and transactions, and exchange-to-exchange bindings have modules of their own
+(machines_deadletter.py, machines_delivery.py, machines_exchanges.py); catalog.py lists every machine.
+
 `Machine.brokers` is set by the runner (tests/difffuzz/test_difffuzz.py, tools/difffuzz.py) before a run:
 the reference first, then the broker under test.
 """
@@ -31,10 +34,11 @@ class LockstepMachine(RuleBasedStateMachine):
     """A state machine whose sequence runs on `brokers` in lockstep; one fresh vhost per sequence."""
 
     brokers: tuple = ()
+    confirm = True  # channel 1 in confirm mode (a machine that uses transactions must not)
 
     def __init__(self) -> None:
         super().__init__()
-        self.lockstep = Lockstep(self.brokers)
+        self.lockstep = Lockstep(self.brokers, self.confirm)
         self.step = self.lockstep.step
         try:
             self.prepare()
@@ -45,8 +49,21 @@ class LockstepMachine(RuleBasedStateMachine):
     def prepare(self) -> None:
         """The operations every sequence of this machine starts with (run in lockstep like the rules)."""
 
+    @staticmethod
+    def closed(observation) -> bool:
+        """Whether an observation (plain, settled or with events) ended in a channel or connection close."""
+        while isinstance(observation, tuple) and observation and isinstance(observation[0], tuple):
+            observation = observation[0]
+        return isinstance(observation, tuple) and bool(observation) and observation[0] in (
+            "Channel.Close", "Connection.Close", "connection lost")
+
     def teardown(self) -> None:
         self.lockstep.close()
+
+    def declare_limited_queue(self, arguments) -> None:
+        """q0 with the drawn arguments, once per sequence (machines that drive one queue's limits)."""
+        self.declared = True
+        self.step(("declare_queue", "q0", arguments))
 
     def declare_exchange_and_queues(self, exchange: str, kind: str) -> None:
         self.step(("declare_exchange", exchange, kind, []))
@@ -172,6 +189,15 @@ class QueueArguments(LockstepMachine):
         self.step(("get", queue))
 
 
+def settlement(tag: int, multiple: bool, how: str, requeue: bool) -> tuple:
+    """The operation that acks, nacks or rejects `tag` (reject has no multiple, ack no requeue)."""
+    if how == "ack":
+        return ("ack", tag, multiple)
+    if how == "nack":
+        return ("nack", tag, multiple, requeue)
+    return ("reject", tag, requeue)
+
+
 def _flag_values(flags: dict) -> tuple:
     return tuple(flags.get(name, False) for name in ("durable", "exclusive", "auto_delete"))
 
@@ -200,8 +226,7 @@ class QueueLimits(LockstepMachine):
     @precondition(lambda self: not self.declared)
     @rule(arguments=_LIMIT_ARGUMENTS)
     def declare(self, arguments):
-        self.declared = True
-        self.step(("declare_queue", "q0", arguments))
+        self.declare_limited_queue(arguments)
 
     @precondition(lambda self: self.declared)
     @rule(priority=_PRIORITIES, size=st.integers(0, 5))
@@ -220,12 +245,7 @@ class QueueLimits(LockstepMachine):
     @rule(tag=st.integers(0, 4), multiple=st.booleans(), how=st.sampled_from(["ack", "nack", "reject"]),
           requeue=st.booleans())
     def settle(self, tag, multiple, how, requeue):
-        if how == "ack":
-            self.step(("ack", tag, multiple))
-        elif how == "nack":
-            self.step(("nack", tag, multiple, requeue))
-        else:
-            self.step(("reject", tag, requeue))
+        self.step(settlement(tag, multiple, how, requeue))
 
     @precondition(lambda self: self.declared)
     @rule(requeue=st.booleans())
@@ -236,6 +256,3 @@ class QueueLimits(LockstepMachine):
     @rule()
     def purge(self):
         self.step(("purge", "q0"))
-
-
-MACHINES = (HeadersTyping, TopicRouting, QueueArguments, QueueLimits)

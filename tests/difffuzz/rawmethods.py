@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from fieldvalues import encode_table
+from fieldvalues import decode_table, encode_table
 
 
 def _short(text: str) -> bytes:
@@ -48,6 +48,16 @@ def exchange_bind(destination: str, source: str, routing_key: str, arguments=())
             + _bits(False) + encode_table(arguments))
 
 
+def exchange_unbind(destination: str, source: str, routing_key: str, arguments=()) -> bytes:
+    return (struct.pack(">HHH", 40, 40, 0) + _short(destination) + _short(source) + _short(routing_key)
+            + _bits(False) + encode_table(arguments))
+
+
+def basic_consume(queue: str, consumer_tag: str, no_ack=False, exclusive=False, arguments=()) -> bytes:
+    return (struct.pack(">HHH", 60, 20, 0) + _short(queue) + _short(consumer_tag)
+            + _bits(False, no_ack, exclusive, False) + encode_table(arguments))
+
+
 # Property flag bits, highest first, and how each property is encoded.
 _PROPERTIES = [
     ("content_type", "s"), ("content_encoding", "s"), ("headers", "F"), ("delivery_mode", "B"),
@@ -74,3 +84,26 @@ def content_header(body_size: int, properties: dict) -> bytes:
         else:
             fields += struct.pack(">Q", value)
     return struct.pack(">HHQH", 60, 0, body_size, flags) + fields
+
+
+def decode_content_header(raw: bytes) -> dict:
+    """A content header payload read back: {"body_size": n, property name: value}, headers typed."""
+    _class, _weight, body_size, flags = struct.unpack_from(">HHQH", raw)
+    offset = 14
+    decoded: dict = {"body_size": body_size}
+    for index, (name, kind) in enumerate(_PROPERTIES):
+        if not flags & (1 << (15 - index)):
+            continue
+        if kind == "s":
+            length = raw[offset]
+            decoded[name] = raw[offset + 1:offset + 1 + length].decode(errors="replace")
+            offset += 1 + length
+        elif kind == "F":
+            decoded[name], offset = decode_table(raw, offset)
+        elif kind == "B":
+            decoded[name] = raw[offset]
+            offset += 1
+        else:
+            (decoded[name],) = struct.unpack_from(">Q", raw, offset)
+            offset += 8
+    return decoded

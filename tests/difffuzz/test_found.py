@@ -173,3 +173,65 @@ def test_a_header_given_twice_counts_by_its_first_value(brokers):
         ("publish", "hx", "", {"headers": [("x-a", ("A", [])), ("x-a", ("b", 0))]}, b"m2", False),
         ("get", "q0"),
     ])
+
+
+def test_an_argument_the_queue_type_refuses_is_refused_before_its_value_is_checked(brokers):
+    """x-max-priority and x-queue-mode on a quorum queue: "invalid arg ... of queue type rabbit_quorum_queue"
+    whatever their value; leveret checked the value first (broker/queue_arguments.py). Found by the hour
+    run (QueueArguments, seed 1400006)."""
+    quorum = [("x-queue-type", ("S", "quorum"))]
+    replay(brokers, [("declare_queue", "q0", [entry] + quorum, False, True) for entry in (
+        ("x-max-priority", ("S", "1")), ("x-max-priority", ("I", -1)), ("x-max-priority", ("I", 300)),
+        ("x-queue-mode", ("S", "bogus")), ("x-queue-mode", ("I", 1)), ("x-message-ttl", ("S", "abc")),
+    )])
+
+
+def test_inequivalent_timestamps_print_as_numbers(brokers):
+    """"received the value '2' of type 'timestamp'", not 'Timestamp(2)' (broker/arguments.py). Found by the
+    hour run (QueueArguments, seed 1400002)."""
+    replay(brokers, QUEUE_SETUP + [
+        ("declare_queue", "q0", [("x-message-ttl", ("T", 2))]),
+        ("declare_queue", "q1", [("x-message-ttl", ("T", 3))]),
+        ("declare_queue", "q1", [("x-message-ttl", ("T", 2))]),
+    ])
+
+
+def test_drop_head_comes_before_expiry_and_a_fetch_drops_expired_heads(brokers):
+    """A TTL-0 message behind another: the publish that overflows drops the head (maxlen) and then the
+    uncovered TTL-0 head (expired), in that order, into the dead-letter queue; a get that uncovers one
+    counts the queue without it. Leveret expired before dropping, and counted the expired head
+    (broker/queue.py enqueue, fetch). Found by the ExpiryAndLimits machine."""
+    dead_lettering = [("x-dead-letter-exchange", ("S", "")), ("x-dead-letter-routing-key", ("S", "dl"))]
+    replay(brokers, [
+        ("declare_queue", "dl", []),
+        ("declare_queue", "q0", [("x-max-length", ("I", 1))] + dead_lettering),
+        ("publish", "", "q0", {}, b"kept until dropped", True),
+        ("settled", ("publish", "", "q0", {"expiration": "0"}, b"expires at the head", True), ["q0", "dl"]),
+        ("get", "dl"),
+        ("get", "dl"),
+        ("declare_queue", "q1", []),
+        ("publish", "", "q1", {"expiration": "60000"}, b"a", True),
+        ("settled", ("publish", "", "q1", {"expiration": "0"}, b"behind a", True), ["q1"]),
+        ("get", "q1"),
+        ("get", "q1"),
+    ])
+
+
+def test_a_requeue_past_the_length_limit_drops_from_the_head(brokers):
+    """Messages coming back (here: a connection closed by recover requeue=false, 540) to a queue at its
+    x-max-length drop its head, as RabbitMQ's requeue_and_run does; leveret kept both (broker/queue.py
+    requeue). Found by the hour run (QueueLimits, seed 1400007)."""
+    replay(brokers, [
+        ("declare_queue", "q0", [("x-max-length", ("I", 1))]),
+        ("publish", "", "q0", {}, b"1", True),
+        ("get", "q0", False),
+        ("publish", "", "q0", {}, b"2", True),
+        ("recover", False),
+        ("purge", "q0"),
+        ("declare_queue", "q1", [("x-max-length", ("I", 1)), ("x-overflow", ("S", "reject-publish"))]),
+        ("publish", "", "q1", {}, b"3", True),
+        ("get", "q1", False),
+        ("publish", "", "q1", {}, b"4", True),
+        ("nack", 1, False, True),
+        ("purge", "q1"),
+    ])
