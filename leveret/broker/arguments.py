@@ -5,9 +5,11 @@ a signedint, a plain float a double, str a longstr and bytes a binary (tag x); t
 subclasses naming their type in `field_type` (read here by duck typing, since broker/ does not import the
 codec). Used for "inequivalent arg" and "invalid x-match" messages and for the comparisons RabbitMQ makes:
 
-- argument equivalence (`values_equal`): the type classes match (every integer type and decimal are one
-  class, float and double another, each other type its own) and the values are equal (RabbitMQ's
-  `type_class` and `==`): I 1 equals l 1 and b 1, never t true, d 1.0, D 1 or T 1;
+- argument equivalence (`values_equal`, then `same_term`): the type classes match (every integer type and
+  decimal are one class, float and double another, each other type its own) and the values are equal
+  (RabbitMQ's `type_class` and `==`): I 1 equals l 1 and b 1; failing that, the decoded values are the same
+  Erlang term (assert_field_equivalence's match): I 5 equals T 5 and S "a" equals x "a", never t true,
+  d 1.0 or D 1;
 - headers-exchange matching (`header_values_equal`): Erlang's `==` on the decoded values, whatever their
   types: I 1 equals l 1, d 1.0 and T 1, S "a" equals x "a"; but t true is an atom and a decimal a
   {scale, unscaled} pair, so neither equals any number (Python's True == 1 == Decimal(1) must not leak);
@@ -118,6 +120,32 @@ def header_values_equal(a: Any, b: Any) -> bool:
         # An empty table and an empty array are both Erlang's [] (found by the fuzzer).
         return (not a and not b) or _exactly_equal(a, b)
     return _erlang_value(a) == _erlang_value(b)
+
+
+def same_term(a: Any, b: Any) -> bool:
+    """Whether two decoded values are the same Erlang term whatever their AMQP types: integers of any type
+    (timestamps included) by value, strings and byte arrays by bytes; 5 and 5.0 differ, and so do true
+    and 1. Containers carry their types inside, so they compare exactly (an empty table and an empty array
+    are both [])."""
+    if isinstance(a, _CONTAINERS) or isinstance(b, _CONTAINERS):
+        if not isinstance(a, _CONTAINERS) or not isinstance(b, _CONTAINERS):
+            return False
+        return (not a and not b) or _exactly_equal(a, b)
+    return _term_key(a) == _term_key(b)
+
+
+def _term_key(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return ("atom", value)
+    if isinstance(value, decimal.Decimal):
+        return _scalar_key(value)
+    if isinstance(value, int):
+        return ("integer", int(value))
+    if isinstance(value, float):
+        return ("float", value)
+    if isinstance(value, datetime.datetime):
+        return ("integer", int(value.timestamp()))
+    return ("binary", _scalar_key(value))
 
 
 def _erlang_value(value: Any) -> Any:
@@ -269,8 +297,9 @@ def first_inequivalent(
 ) -> tuple[str, str, str] | None:
     """The first of `keys` whose value differs: (key, received text, current text), else None.
 
-    Texts are RabbitMQ's: two values of one type print bare ('11' vs '10'); otherwise each side is
-    "the value 'v' of type 't'" or "none". `defaults` are values equivalent to absence
+    Texts are RabbitMQ's (rabbit_misc:assert_args_equivalence1): two values print bare ('11' vs '10',
+    '5.0' vs '5', whatever their types: found by the fuzzer); where one side is absent, the other is
+    "the value 'v' of type 't'" and it "none". `defaults` are values equivalent to absence
     (x-queue-type: classic); they decide equivalence only, the texts show what was sent (RabbitMQ 3.10:
     "received the value 'quorum' of type 'longstr' but current is none", found by the fuzzer).
     """
@@ -285,8 +314,8 @@ def first_inequivalent(
                 continue
         if old is _MISSING and new is _MISSING:
             continue
-        if old is not _MISSING and new is not _MISSING and type_class(old) == type_class(new):
-            if values_equal(old, new):
+        if old is not _MISSING and new is not _MISSING:
+            if (type_class(old) == type_class(new) and values_equal(old, new)) or same_term(old, new):
                 continue
             return key, f"'{_shown(new)}'", f"'{_shown(old)}'"
         return key, describe_value(new), describe_value(old)

@@ -203,15 +203,16 @@ def parse_queue_arguments(
         settings.single_active_consumer = sac
     # What the type refuses comes after every value check above (RabbitMQ 3.10's order: x-message-ttl 'abc'
     # with x-delivery-limit on a classic queue is "expected integer"); the type itself is checked first.
-    if settings.quorum:
-        # In RabbitMQ 3.10's order (checked against it): auto-delete, then exclusive, then durability.
-        for flag, bad in (("auto-delete", auto_delete), ("exclusive-owner", exclusive), ("non-durable", not durable)):
-            if bad:
-                raise PreconditionFailed(f"invalid property '{flag}' {check.where}")
     module = _REFUSED_BY_TYPE[settings.queue_type][0]
     for key in refused:
         if key in arguments:
             raise PreconditionFailed(f"invalid arg '{key}' {check.where} of queue type {module}")
+    if settings.quorum:
+        # In RabbitMQ 3.10's order (checked against it): auto-delete, then exclusive, then durability, after
+        # the arguments the type refuses (a non-durable quorum queue with x-max-priority: the argument).
+        for flag, bad in (("auto-delete", auto_delete), ("exclusive-owner", exclusive), ("non-durable", not durable)):
+            if bad:
+                raise PreconditionFailed(f"invalid property '{flag}' {check.where}")
 
     if "x-dead-letter-strategy" in arguments:
         strategy = as_text(arguments["x-dead-letter-strategy"])

@@ -66,12 +66,19 @@ class StreamSettings:
         self.segment_size = segment_size
 
 
-def parse_stream_arguments(queue_name: str, vhost_name: str, arguments: dict[str, Any]) -> StreamSettings:
-    """Validate a new stream's arguments with RabbitMQ 3.10's errors."""
+def refuse_arguments(queue_name: str, vhost_name: str, arguments: dict[str, Any]) -> None:
+    """The arguments a stream refuses, whatever their values: RabbitMQ 3.10 checks them before the queue's
+    durable, exclusive and auto-delete properties (found by the fuzzer)."""
     where = f"for queue '{queue_name}' in vhost '{vhost_name}'"
     for key in REFUSED_ARGUMENTS:
         if key in arguments:
             raise PreconditionFailed(f"invalid arg '{key}' {where} of queue type {STREAM_MODULE}")
+
+
+def parse_stream_arguments(queue_name: str, vhost_name: str, arguments: dict[str, Any]) -> StreamSettings:
+    """Validate a new stream's arguments with RabbitMQ 3.10's errors."""
+    refuse_arguments(queue_name, vhost_name, arguments)
+    where = f"for queue '{queue_name}' in vhost '{vhost_name}'"
 
     def integer(key: str) -> int | None:
         if key not in arguments:

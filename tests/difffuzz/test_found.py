@@ -235,3 +235,35 @@ def test_a_requeue_past_the_length_limit_drops_from_the_head(brokers):
         ("nack", 1, False, True),
         ("purge", "q1"),
     ])
+
+
+def test_arguments_a_queue_type_refuses_come_before_its_properties(brokers):
+    """A stream or quorum queue declared non-durable, exclusive or auto-delete with an argument its type
+    refuses: RabbitMQ 3.10 names the argument, leveret named the property (broker/queue_arguments.py,
+    broker/registry.py). Found by the hour run (QueueArguments, seed 1400018)."""
+    stream, quorum = [("x-queue-type", ("S", "stream"))], [("x-queue-type", ("S", "quorum"))]
+    replay(brokers, [
+        ("declare_queue", "q0", stream + [("x-message-ttl", ("S", "1"))], False, False, False, False),
+        ("declare_queue", "q0", stream + [("x-max-priority", ("I", 5))], False, True, True, False),
+        ("declare_queue", "q0", stream + [("x-overflow", ("S", "drop-head"))], False, True, False, True),
+        ("declare_queue", "q0", quorum + [("x-max-priority", ("I", 5))], False, False, False, False),
+        ("declare_queue", "q0", quorum + [("x-queue-mode", ("S", "lazy"))], False, True, True, False),
+        ("declare_queue", "q0", quorum + [("x-max-priority", ("S", "x"))], False, True, False, True),
+    ])
+
+
+def test_inequivalent_values_print_bare_whatever_their_types_and_the_same_term_is_equivalent(brokers):
+    """rabbit_misc:assert_args_equivalence1: two present values that differ print bare ('5.0', not "the value
+    '5.0' of type 'double'"), and values of other type classes that are the same Erlang term are
+    equivalent (I 5 and T 5) (broker/arguments.py first_inequivalent, same_term). Found by the hour run
+    (QueueArguments, seed 1400022)."""
+    declared = ("declare_queue", "q0", [("x-message-ttl", ("b", 0))])
+    replay(brokers, [
+        declared, ("declare_queue", "q0", [("x-message-ttl", ("S", "1"))]),
+        declared, ("declare_queue", "q0", [("x-message-ttl", ("d", 0.0))]),
+        declared, ("declare_queue", "q0", [("x-message-ttl", ("T", 0))]),
+        declared, ("declare_queue", "q0", [("x-message-ttl", ("S", "0"))]),
+        ("declare_queue", "q1", [("x-dead-letter-exchange", ("S", "a"))]),
+        ("declare_queue", "q1", [("x-dead-letter-exchange", ("x", b"a"))]),
+        ("declare_queue", "q1", [("x-dead-letter-exchange", ("x", b"b"))]),
+    ])
