@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"deleted {len(left)} vhost(s) the interrupted sequence left: {', '.join(left)}", flush=True)
     for text in errors.found[:5]:
         print(text[-2000:])
+    for crash, count in sorted(lockstep.REFERENCE_CRASHES.items()):
+        print(f"RabbitMQ internal error (sequence stopped there) x{count}: {crash}")
     print(f"sequences run: {counter.sequences}; distinct differences: {len(found)}; "
           f"internal errors: {len(errors.found)}" + (" (interrupted)" if interrupted else ""))
     if interrupted:
