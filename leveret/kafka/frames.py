@@ -22,10 +22,11 @@ from leveret.kafka.wire import INT16, INT32, KafkaDecodeError, Reader, encode, w
 MAX_REQUEST = 100 * 1024 * 1024
 
 
-# A request at least this large is read into a buffer of its own (FrameReader.feed); up to this many of those
-# buffers are kept per connection for reuse.
+# A request at least this large is read into a buffer of its own (FrameReader.feed); those buffers are kept per
+# connection for reuse up to this many bytes (a stream's in-memory tail holds 4 MB of them alive, so the rest
+# is what can be reused).
 TAKE_WHOLE = 64 * 1024
-SPARE_BUFFERS = 16
+SPARE_BYTES = 16 * 1024 * 1024
 
 
 class RequestHeader(NamedTuple):
@@ -107,8 +108,8 @@ class FrameReader:
                 return buffer
         buffer = bytearray(size)
         spare.append(buffer)
-        if len(spare) > SPARE_BUFFERS:
-            del spare[0]
+        while len(spare) > 1 and sum(map(len, spare)) > SPARE_BYTES:
+            del spare[0]  # the oldest: most likely the next to be let go by the stream's tail, but bounded
         return buffer
 
 
