@@ -143,6 +143,7 @@ def fuzz(chosen, brokers, profile, deadline, next_seed, counter, found, errors, 
         runs += 1
         run_seed, next_seed = next_seed, next_seed + 1
         machine.brokers = brokers
+        lockstep.DIFFERENCES_SEEN.clear()
         try:
             run_state_machine_as_test(seed(run_seed)(counter.wrap(machine)), settings=profile)
         except Exception as exc:  # a Difference, several in a group, or hypothesis' Flaky...: the run goes on
@@ -152,6 +153,8 @@ def fuzz(chosen, brokers, profile, deadline, next_seed, counter, found, errors, 
                 else:
                     key = f"{type(failure).__name__}: {failure}"[:300]
                     print(f"run failed with {key}", flush=True)
+                    for seen in lockstep.DIFFERENCES_SEEN[:1]:
+                        print(f"the first difference this run saw (not seen again on replay):\n{seen}", flush=True)
                 found[key] = found.get(key, 0) + 1
                 if found[key] == 1 and isinstance(failure, lockstep.Difference):
                     write_counterexample(out, machine.__name__, run_seed, len(found), failure)

@@ -497,7 +497,10 @@ class Lockstep:
                 REFERENCE_CRASHES[key] = REFERENCE_CRASHES.get(key, 0) + 1
                 self.stopped = True
                 return reference
-            raise Difference(self.done, self.sessions[0].broker.label, reference, session.broker.label, other)
+            difference = Difference(self.done, self.sessions[0].broker.label, reference, session.broker.label, other)
+            if len(DIFFERENCES_SEEN) < 20:
+                DIFFERENCES_SEEN.append(difference)
+            raise difference
         return reference
 
     def close(self) -> None:
@@ -514,6 +517,9 @@ class Lockstep:
 
 
 REFERENCE_CRASHES: dict[str, int] = {}
+# The first differences raised (the long run clears it per run): when hypothesis reports a failure that did
+# not happen again on replay (Flaky...), these say what it was.
+DIFFERENCES_SEEN: list = []
 
 
 def _internal_error(observed) -> bool:
