@@ -198,6 +198,8 @@ def erlang_term(value: Any) -> str:
         return "undefined"
     if isinstance(value, decimal.Decimal):
         _, exponent, unscaled = _scalar_key(value)
+        if -(2**31) <= unscaled < 0:
+            unscaled += 2**32  # RabbitMQ decodes the wire's unscaled value as unsigned (found by the fuzzer)
         return f"{{{-exponent},{unscaled}}}"
     if isinstance(value, int):
         return str(int(value))  # a timestamp prints as its number, as in RabbitMQ (not leveret's repr)

@@ -267,3 +267,14 @@ def test_inequivalent_values_print_bare_whatever_their_types_and_the_same_term_i
         ("declare_queue", "q1", [("x-dead-letter-exchange", ("x", b"a"))]),
         ("declare_queue", "q1", [("x-dead-letter-exchange", ("x", b"b"))]),
     ])
+
+
+def test_a_negative_decimal_prints_as_rabbitmq_decodes_it(brokers):
+    """RabbitMQ decodes a decimal's unscaled value as unsigned 32 bits: D {0,-1} prints as '{0,4294967295}'
+    (broker/arguments.py erlang_term). Found by the second hour run (QueueArguments, seed 1500011)."""
+    replay(brokers, QUEUE_SETUP + [
+        ("declare_queue", "q0", [("x-message-ttl", ("D", (0, -1)))]),
+        ("declare_queue", "q0", [("x-message-ttl", ("D", (3, -2**31)))]),
+        ("declare_queue", "q1", [("x-message-ttl", ("D", (0, -5)))]),
+        ("bind", "q0", "amq.headers", "", [("x-match", ("D", (1, -7)))]),
+    ])
