@@ -80,10 +80,26 @@ def wait_for(browser: Any, css: str, text: str | None = None) -> Any:
     return WebDriverWait(browser, WAIT).until(found, f"no {css!r} with {text!r}")
 
 
-def cells(row: Any) -> list[str]:
+def text_of(browser: Any, css: str) -> str:
+    """The text of the first element matching `css`, read as it is found (a refresh may replace it after)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def read(driver: Any) -> Any:
+        try:
+            found = driver.find_elements(By.CSS_SELECTOR, css)
+            return (found[0].text,) if found else False
+        except StaleElementReferenceException:
+            return False
+
+    return WebDriverWait(browser, WAIT).until(read, f"no {css!r}")[0]
+
+
+def cells(row: Any, cell_css: str = "td") -> list[str]:
     from selenium.webdriver.common.by import By
 
-    return [cell.text for cell in row.find_elements(By.CSS_SELECTOR, "td")]
+    return [cell.text for cell in row.find_elements(By.CSS_SELECTOR, cell_css)]
 
 
 def open_page(browser: Any, broker: EmbeddedBroker, fragment: str) -> None:
@@ -108,8 +124,70 @@ def api_get(broker: EmbeddedBroker, path: str) -> Any:
         return json.loads(response.read())
 
 
-def row_of(browser: Any, name: str) -> list[str]:
-    return cells(wait_for(browser, "table.data tbody tr", name))
+def table(browser: Any, css: str = "table.data tbody tr", cell_css: str = "td") -> list[list[str]]:
+    """The cell texts of every row matching `css`, read in one go. The dashboard refreshes its tables every
+    few seconds, replacing the rows: a row replaced between finding and reading it makes the read start over
+    (StaleElementReferenceException), so no test reads half an old table."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def read(driver: Any) -> Any:
+        try:
+            return ([cells(row, cell_css) for row in driver.find_elements(By.CSS_SELECTOR, css)],)
+        except StaleElementReferenceException:
+            return False
+
+    return WebDriverWait(browser, WAIT).until(read)[0]
+
+
+def table_becomes(browser: Any, column: int, expected: list[str], css: str = "table.data tbody tr") -> list[str]:
+    """Column `column` of the rows matching `css` once it reads `expected` (or what it reads after WAIT)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def column_of(rows: list[list[str]]) -> list[str]:
+        return [row[column] for row in rows if len(row) > column]
+
+    try:
+        WebDriverWait(browser, WAIT).until(lambda driver: column_of(table(driver, css)) == expected)
+    except TimeoutException:
+        pass  # the caller's assert shows what the table holds instead
+    return column_of(table(browser, css))
+
+
+def fact(browser: Any, label: str) -> str:
+    """The value a page's facts table shows beside `label`, once it shows one."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def value(driver: Any) -> Any:
+        found = [row[1] for row in table(driver, "table.facts tr", "th, td") if len(row) == 2 and row[0] == label]
+        return (found[0],) if found else False
+
+    return WebDriverWait(browser, WAIT).until(value, f"no fact {label!r}")[0]
+
+
+def table_becomes_containing(browser: Any, css: str, wanted: Any) -> list[list[str]]:
+    """The rows matching `css` once one of them satisfies `wanted` (or as they read after WAIT)."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    try:
+        WebDriverWait(browser, WAIT).until(lambda driver: any(wanted(row) for row in table(driver, css)))
+    except TimeoutException:
+        pass  # the caller's assert shows what the table holds instead
+    return table(browser, css)
+
+
+def row_of(browser: Any, name: str, css: str = "table.data tbody tr") -> list[str]:
+    """The cells of the first row matching `css` whose text contains `name`, once there is one."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def first(driver: Any) -> Any:
+        rows = [row for row in table(driver, css) if name in " ".join(row)]
+        return (rows[0],) if rows else False
+
+    return WebDriverWait(browser, WAIT).until(first, f"no {css!r} row with {name!r}")[0]
 
 
 def test_files_need_no_login_and_the_api_still_does(broker: EmbeddedBroker) -> None:
@@ -136,30 +214,27 @@ def test_a_wrong_password_is_refused_at_the_form(browser: Any, broker: EmbeddedB
     form.find_element(By.NAME, "username").send_keys("guest")
     form.find_element(By.NAME, "password").send_keys("not-the-password")
     form.find_element(By.CSS_SELECTOR, "button").click()
-    assert wait_for(browser, "#login .error").text == "Login failed."
+    assert text_of(browser, "#login .error") == "Login failed."
 
 
 def test_overview_shows_the_totals_and_charts(browser: Any, broker: EmbeddedBroker) -> None:
     open_page(browser, broker, "#/")
-    assert wait_for(browser, '[data-tile="Queues"] .tile-value').text == "3"
-    assert wait_for(browser, '[data-tile="Total messages"] .tile-value').text == "4"
+    assert text_of(browser, '[data-tile="Queues"] .tile-value') == "3"
+    assert text_of(browser, '[data-tile="Total messages"] .tile-value') == "4"
     assert len(browser.find_elements("css selector", "svg.chart")) == 2
-    assert wait_for(browser, 'strong[data-series="Total"]').text == "4"
+    assert text_of(browser, 'strong[data-series="Total"]') == "4"
 
 
 def test_queues_show_real_counts_sort_and_filter(browser: Any, broker: EmbeddedBroker) -> None:
-    from selenium.webdriver.common.by import By
-
     open_page(browser, broker, "#/queues")
     assert row_of(browser, "orders")[:7] == ["/", "orders", "classic", "running", "3", "0", "3"]
     wait_for(browser, "th", "Total").click()  # ascending, then descending
     wait_for(browser, "th", "Total").click()
-    names = [cells(row)[1] for row in browser.find_elements(By.CSS_SELECTOR, "table.data tbody tr")]
-    assert names == ["orders", "invoices", "empty"]
+    assert table_becomes(browser, 1, ["orders", "invoices", "empty"]) == ["orders", "invoices", "empty"]
     box = wait_for(browser, "input.filter")
     box.send_keys("/^inv/")
-    assert [cells(row)[1] for row in browser.find_elements(By.CSS_SELECTOR, "table.data tbody tr")] == ["invoices"]
-    assert wait_for(browser, ".count").text == "1 of 3"
+    assert table_becomes(browser, 1, ["invoices"]) == ["invoices"]
+    assert text_of(browser, ".count") == "1 of 3"
 
 
 def test_a_queue_page_publishes_gets_and_purges(browser: Any, broker: EmbeddedBroker) -> None:
@@ -220,13 +295,11 @@ def dead_letter(broker: EmbeddedBroker, prefix: str, bodies: tuple[bytes, ...]) 
 
 
 def test_the_dead_letter_view_decodes_each_x_death(browser: Any, broker: EmbeddedBroker) -> None:
-    from selenium.webdriver.common.by import By
-
     dead_letter(broker, "view", (b"first", b"second"))
     open_page(browser, broker, "#/dead-letters/%2F/view-dlq")
     assert row_of(browser, "first")[:5] == ["rejected", "view-work", "(AMQP default)", "view-work", "1"]
     assert row_of(browser, "second")[-1] == "second"
-    summaries = [cells(row) for row in browser.find_elements(By.CSS_SELECTOR, ".columns table tbody tr")]
+    summaries = table(browser, ".columns table tbody tr")
     assert summaries == [["rejected", "2"], ["view-work", "2"]]
 
 
@@ -235,7 +308,7 @@ def test_replay_moves_dead_letters_back_to_their_queue(browser: Any, broker: Emb
     open_page(browser, broker, "#/dead-letters/%2F/replay-dlq")
     assert row_of(browser, "one")[:2] == ["rejected", "replay-work"]
     wait_for(browser, "button.replay").click()
-    assert "2 of 2 moved" in wait_for(browser, '.task[data-state="finished"]').text
+    assert "2 of 2 moved" in text_of(browser, '.task[data-state="finished"]')
     counts = {q["name"]: q["messages"] for q in api_get(broker, "/api/queues/%2F")}
     assert (counts["replay-work"], counts["replay-dlq"]) == (2, 0)
     wait_for(browser, "main", "Nothing here.")  # the view refreshed: the dead-letter queue is empty
@@ -250,8 +323,9 @@ def test_move_tasks_are_listed_on_the_dead_letters_page(browser: Any, broker: Em
     open_page(browser, broker, "#/dead-letters")
     row = row_of(browser, "listed-dlq")  # the first table lists queues; the move tasks table follows
     assert row[1] == "listed-dlq"
-    tasks = [cells(r) for r in browser.find_elements("css selector", "section table.data tbody tr")]
-    assert any(task[1:5] == ["listed-dlq", "finished", "1", "1"] for task in tasks)
+    task = ["listed-dlq", "finished", "1", "1"]
+    tasks = table_becomes_containing(browser, "section table.data tbody tr", lambda row: row[1:5] == task)
+    assert any(row[1:5] == task for row in tasks), tasks
 
 
 @pytest.fixture
@@ -277,7 +351,7 @@ def test_a_policy_set_through_the_form_applies_and_is_deleted(browser: Any, own_
     form.find_element(By.NAME, "priority").send_keys("3")
     form.find_element(By.NAME, "definition").send_keys('{"max-length": 7, "message-ttl": 60000}')
     form.find_element(By.CSS_SELECTOR, "button").click()
-    assert wait_for(browser, "form.action .ok").text == "Policy short-jobs set."
+    assert text_of(browser, "form.action .ok") == "Policy short-jobs set."
     assert row_of(browser, "short-jobs")[:6] == ["/", "short-jobs", "^jobs\\.", "queues", "3",
                                                  '{"max-length":7,"message-ttl":60000}']
     (policy,) = api_get(own_broker, "/api/policies/%2F")
@@ -285,8 +359,8 @@ def test_a_policy_set_through_the_form_applies_and_is_deleted(browser: Any, own_
                                                                                         "message-ttl": 60000}, 3)
 
     open_page(browser, own_broker, "#/queues/%2F/jobs.a")  # the queue shows the policy it now has
-    assert cells(wait_for(browser, "table.facts tr", "Policy"))[0] == "short-jobs"
-    assert cells(wait_for(browser, "table.facts tr", "Effective policy"))[0] == '{"max-length":7,"message-ttl":60000}'
+    assert fact(browser, "Policy") == "short-jobs"
+    assert fact(browser, "Effective policy") == '{"max-length":7,"message-ttl":60000}'
 
     open_page(browser, own_broker, "#/policies")
     wait_for(browser, "table.data tr", "short-jobs").find_element(By.CSS_SELECTOR, "button.delete").click()
@@ -304,7 +378,7 @@ def test_a_policy_the_broker_refuses_shows_its_reason(browser: Any, own_broker: 
     form.find_element(By.NAME, "pattern").send_keys(".*")
     form.find_element(By.NAME, "definition").send_keys('{"max-length": "many"}')
     form.find_element(By.CSS_SELECTOR, "button").click()
-    assert "Validation failed" in wait_for(browser, "form.action .error").text
+    assert "Validation failed" in text_of(browser, "form.action .error")
     assert api_get(own_broker, "/api/policies/%2F") == []
 
 
@@ -317,7 +391,7 @@ def test_definitions_download_and_upload(browser: Any, own_broker: EmbeddedBroke
     browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     open_page(browser, own_broker, "#/definitions")
     wait_for(browser, "form.action", "Download definitions").find_element(By.CSS_SELECTOR, "button").click()
-    assert "Downloaded 1 queues" in wait_for(browser, "form.action .ok").text
+    assert "Downloaded 1 queues" in text_of(browser, "form.action .ok")
     saved = WebDriverWait(browser, WAIT).until(
         lambda _: [p for p in downloads.glob("leveret-definitions-*.json")], "no definitions file downloaded")
     downloaded = json.loads(saved[0].read_text())
@@ -348,7 +422,7 @@ def test_definitions_download_and_upload(browser: Any, own_broker: EmbeddedBroke
     upload.write_text('{"queues": [{"name": "broken", "vhost": "no-such-vhost", "durable": true}]}')
     form.find_element(By.NAME, "file").send_keys(str(upload))
     form.find_element(By.CSS_SELECTOR, "button").click()
-    assert "HTTP 400" in wait_for(browser, "form.action .error").text
+    assert "HTTP 400" in text_of(browser, "form.action .error")
     assert "broken" not in [q["name"] for q in api_get(own_broker, "/api/queues")]
 
 
