@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
@@ -174,7 +175,35 @@ async def put_parameter(request: web.Request) -> web.Response:
     if vhost is None:
         return _vhost_not_found()
     component, name = request.match_info["component"], request.match_info["name"]
+    if component == "shovel":
+        _check_local_shovel_ends(request, body["value"])
     return created_or_updated(set_parameter(target_of(request), vhost, component, name, body["value"]))
+
+
+def _local_vhosts(value: Any) -> set[str]:
+    """The vhosts a shovel value reaches through this broker's internal identity: its URIs without a host and
+    without credentials of their own (`amqp://` is "/", `amqp:///name` is name)."""
+    if not isinstance(value, dict):
+        return set()
+    found = set()
+    for key in ("src-uri", "dest-uri"):
+        uris = value.get(key)
+        for uri in [uris] if isinstance(uris, str) else uris if isinstance(uris, list) else []:
+            parts = urlsplit(uri) if isinstance(uri, str) else None
+            if parts is not None and not parts.hostname and parts.username is None:
+                found.add(unquote(parts.path[1:]) if len(parts.path) > 1 else "/")
+    return found
+
+
+def _check_local_shovel_ends(request: web.Request, value: Any) -> None:
+    """A shovel's local ends connect with every right (access/internal.py), so the user defining it must be
+    one who may connect to each vhost they reach, as RabbitMQ checks the user who sets a shovel parameter
+    against the vhost of each direct URI."""
+    users = target_of(request).users
+    user = request[USER].name
+    for vhost in sorted(_local_vhosts(value)):
+        if vhost not in users.vhosts or (user, vhost) not in users.permissions:
+            raise validation_failed(f'user "{user}" may not connect to vhost "{vhost}"')
 
 
 @policymaker_only

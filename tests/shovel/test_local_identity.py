@@ -9,6 +9,7 @@ import pytest
 from leveret.access.registry import AccessRegistry
 from leveret.store.memory import MemoryDefinitionStore
 from tests.conftest import pika_parameters
+from tests.http.api_client import api, call
 from tests.shovel.helpers import drain, on_loop, publish, shovel_state, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,3 +52,23 @@ def test_a_real_user_with_the_internal_name_gets_only_its_own_rights() -> None:
     registry.add_user(internal.name, "chosen")
     assert registry.authenticate(internal.name, internal.password, from_loopback=True) is None
     assert registry.grants(internal.name, "/") is None  # no permission row of its own
+
+
+def test_a_user_may_only_define_local_ends_in_vhosts_it_may_connect_to(leveret_broker) -> None:
+    """The internal identity has every right, so the user who defines a shovel is checked instead (as RabbitMQ
+    checks the user who sets a shovel parameter against each direct URI's vhost)."""
+    broker = leveret_broker
+    base = api(broker)
+    assert call(base, "PUT", "/vhosts/secret", {}).status == 201
+    assert call(base, "PUT", "/users/bob", {"password": "builder", "tags": "policymaker"}).status == 201
+    assert call(base, "PUT", "/permissions/%2F/bob", {"configure": ".*", "write": ".*", "read": ".*"}).status == 201
+    bob = ("bob", "builder")
+    value = {"src-uri": "amqp:///secret", "src-queue": "payroll", "dest-uri": "amqp://", "dest-queue": "mine"}
+    refused = call(base, "PUT", "/parameters/shovel/%2F/steal", {"value": value}, auth=bob)
+    assert refused.status == 400
+    assert refused.body["reason"] == 'Validation failed\n\nuser "bob" may not connect to vhost "secret"\n'
+    allowed = {**value, "src-uri": "amqp://", "src-queue": "own"}
+    assert call(base, "PUT", "/parameters/shovel/%2F/own", {"value": allowed}, auth=bob).status == 201
+    # Credentials of its own in the URI: that user's rights apply at connect, nothing to check here.
+    named = {**value, "src-uri": "amqp://guest:guest@/secret"}
+    assert call(base, "PUT", "/parameters/shovel/%2F/named", {"value": named}, auth=bob).status == 201
