@@ -217,7 +217,7 @@ class AccessRegistry:
         """The user if the password is right and the user may connect from where it does, else None; the
         attempt is counted under `protocol` (RabbitMQ's labels: amqp091, http). The internal identity
         (access/internal.py) is not an attempt: RabbitMQ's direct connections are not counted either."""
-        if protocol == "amqp091" and from_loopback and self._internal(name) and self.internal.matches(name, password):
+        if protocol == "amqp091" and from_loopback and self.is_internal(name) and self.internal.matches(name, password):
             return self.internal.user()
         user = self.users.get(name)
         if user is not None and not check_password(user.password_hash, user.hashing_algorithm, password):
@@ -248,12 +248,12 @@ class AccessRegistry:
         enter it (no such vhost or no permission row: RabbitMQ refuses both at connection.open)."""
         if vhost not in self.vhosts:
             return None
-        if self._internal(user):
+        if self.is_internal(user):
             return Grants(user, vhost, {(user, vhost): self.internal.permission(vhost)}, {})
         if (user, vhost) not in self.permissions:
             return None
         return Grants(user, vhost, self.permissions, self.topic_permissions)
 
-    def _internal(self, name: str) -> bool:
+    def is_internal(self, name: str) -> bool:
         """Whether `name` is the internal identity (and not a real user who happens to have its name)."""
         return name == self.internal.name and name not in self.users

@@ -92,7 +92,7 @@ class Channel:
     """Consumers, unacked deliveries and credit of one channel of one connection."""
 
     def __init__(self, vhost: ChannelHost, target: DeliveryTarget, owner: Hashable, *, user: str = "guest",
-                 refill_later: Callable[["Channel"], bool] | None = None) -> None:
+                 refill_later: Callable[["Channel"], bool] | None = None, may_impersonate: bool = False) -> None:
         """`refill_later(channel)`: the owner may take over putting consumers back into rotation after acks
         (it returns True, and calls `refill_due` later); without it, or when it returns False, that happens
         at once."""
@@ -100,6 +100,9 @@ class Channel:
         self.target = target
         self.owner = owner
         self.user = user
+        # The broker's internal identity (its shovels) republishes messages with whatever user_id they carry,
+        # as RabbitMQ's internal user may.
+        self.may_impersonate = may_impersonate
         self.consumers: dict[str, Consumer] = {}
         self.closed = False
         vhost.lifecycle.channels_opened += 1
@@ -327,7 +330,7 @@ class Channel:
     def check_user_id(self, message: Message) -> None:
         """A publish may only claim the authenticated user as its user_id (RabbitMQ's 406)."""
         user_id = message.properties.user_id
-        if user_id is not None and as_text(user_id) != self.user:
+        if user_id is not None and as_text(user_id) != self.user and not self.may_impersonate:
             raise PreconditionFailed(
                 f"user_id property set to '{as_text(user_id)}' but authenticated user was '{self.user}'"
             )

@@ -32,7 +32,8 @@ class ChannelSession(ConfirmingChannel):
         self.session = session
         self.frame_max = session.handshake.frame_max
         self.broker_channel = Channel(session.vhost, self, session, user=session.username,
-                                      refill_later=session.refill_later)
+                                      refill_later=session.refill_later,
+                                      may_impersonate=session.users.is_internal(session.username))
         self.transaction: Transaction | None = None  # from tx.select on
 
     def release(self) -> None:

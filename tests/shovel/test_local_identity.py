@@ -22,12 +22,19 @@ def test_a_local_shovel_runs_with_guest_deleted(leveret_broker) -> None:
     on_loop(broker, users.set_permissions, "alice", "/", ".*", ".*", ".*")
     on_loop(broker, users.delete_user, "guest")
     alice = broker.url.replace("guest:guest@", "alice:wonderland@")
-    publish(alice, "in", 100)
+    publish(alice, "in", 99)
+    # One that names its publisher: the shovel republishes it as it is (the internal identity may, as
+    # RabbitMQ's internal user may; any other user would be refused a user_id not its own).
+    connection = pika.BlockingConnection(pika_parameters(alice))
+    connection.channel().basic_publish("", "in", b"99", pika.BasicProperties(delivery_mode=2, user_id="alice"))
+    connection.close()
     on_loop(broker, broker.server.broker.parameters.set, "/", "shovel", "local",
             {"src-uri": "amqp://", "src-queue": "in", "dest-uri": "amqp://", "dest-queue": "out"})
     wait_for(lambda: (row := shovel_state(broker, "/", "local")) and row["state"] == "running", 20,
              "the local shovel to run without guest")
-    assert [body for _, body in drain(alice, "out", 100)] == [str(i).encode() for i in range(100)]
+    got = drain(alice, "out", 100)
+    assert [body for _, body in got] == [str(i).encode() for i in range(100)]
+    assert got[-1][0].user_id == "alice"
 
 
 def test_the_internal_identity_is_not_a_login_anyone_else_can_use(leveret_broker) -> None:
