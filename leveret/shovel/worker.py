@@ -61,6 +61,7 @@ class Shovel:
         self._ran = False  # the current attempt got as far as running
         self._in_flight = 0  # deliveries taken and not yet settled (an earlier attempt's included, until cancelled)
         self._acks: SourceAcks | None = None  # the current attempt's source acknowledgements (None: no-ack)
+        self._consumer_tag = ""  # the current attempt's consumer on the source
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -144,7 +145,8 @@ class Shovel:
         await consumer.basic_qos(prefetch_count=prefetch)
         self._publisher, self._consumer = publisher, consumer
         self._acks = None if d.ack_mode == "no-ack" else SourceAcks(consumer)
-        await consumer.basic_consume(queue, self._on_delivery, no_ack=d.ack_mode == "no-ack")
+        self._consumer_tag = (await consumer.basic_consume(queue, self._on_delivery,
+                                                           no_ack=d.ack_mode == "no-ack")).consumer_tag
         self._set(RUNNING)
         self._ran = True
         await failed
@@ -192,6 +194,12 @@ class Shovel:
                     await acks.give_back(tag, nack=False)
                 return
             self._remaining -= 1
+            if self._remaining == 0:
+                # The last one to move: take no more. Without the cancel, each ack frees a prefetch slot for
+                # a delivery past the count, rejected and redelivered at once, over and over (a livelock that
+                # kept the shovel from ever being idle enough to finish). Deliveries already on their way are
+                # given back below, or (those after the cancel-ok) when the connection closes.
+                await self._consumer.basic_cancel(self._consumer_tag)
         exchange, routing_key = self._destination_of(message)
         # wait=False: aiormq would otherwise hold its channel lock until each frame is written, one publish
         # per loop turn; the confirm (on-confirm) is still awaited.
