@@ -125,14 +125,19 @@ def test_on_a_disk_that_stays_full_put_back_messages_wait_their_turn_and_the_bro
     ch = conn.channel()
     ch.confirm_delivery()
     ch.queue_declare("dlq", durable=True)
+    # The TTL is long enough for the publishes and the arming to finish on a loaded machine before the first
+    # message expires (with 300 ms every message had sometimes expired before the disk was "full").
     ch.queue_declare("src", durable=True, arguments={
-        "x-message-ttl": 300, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"})
+        "x-message-ttl": 3000, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dlq"})
     bodies = [b"%03d" % i + b"." * 4096 for i in range(40)]
     for body in bodies:
         ch.basic_publish("", "src", body, PERSISTENT)
     broker.io.arm("write", stay=True)
     broker.io.arm("open", stay=True)
-    conn.process_data_events(1.0)  # all expired; their dead-lettering fills the buffer and is refused
+    assert ch.queue_declare("src", passive=True).method.message_count == len(bodies), "expired before the arming"
+    deadline = time.monotonic() + 15.0
+    while not broker.io.fired and time.monotonic() < deadline:  # expiry; dead-lettering fills the buffer, refused
+        conn.process_data_events(0.05)
     assert broker.io.fired
 
     started = time.monotonic()
