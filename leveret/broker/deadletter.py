@@ -61,7 +61,7 @@ def _deaths(headers: dict[str, Any] | None) -> list[Any] | None:
 def updated_x_death(
     message: Message, queue_name: str, reason: str, epoch_seconds: float
 ) -> dict[str, Any]:
-    """The headers the dead-lettered copy carries (x-death updated, x-first-death-* set once)."""
+    """The headers the dead-lettered copy carries (x-death updated, x-first-death-* set at the first death)."""
     headers = dict(message.headers or {})
     deaths = _deaths(headers)
     entry: dict[str, Any] = {
@@ -91,7 +91,12 @@ def updated_x_death(
                 entry = bumped
                 break
         headers["x-death"] = [dict(sorted(entry.items())), *deaths]
-    if "x-first-death-reason" not in headers:
+    if "x-death" not in (message.headers or {}):
+        # the first death only, as RabbitMQ 3.10 (update_x_death_header): a message that carries x-death
+        # (a publisher's own, say) gets no x-first-death-*; one without gets them, overwriting any it
+        # carries, which go after x-death as RabbitMQ writes them (found by the fuzzer)
+        for key in ("x-first-death-exchange", "x-first-death-queue", "x-first-death-reason"):
+            headers.pop(key, None)
         headers["x-first-death-exchange"] = message.exchange
         headers["x-first-death-queue"] = queue_name
         headers["x-first-death-reason"] = reason

@@ -323,7 +323,12 @@ class Session:
         if not self.confirm:
             return ("sent",)
         reply = observe(self._await(Basic.Ack, Basic.Nack).method)
-        returned, self.events = self.events, []
+        # A return comes before the confirm (RabbitMQ's channel sends both itself); a delivery of the same
+        # message may come on either side of it in RabbitMQ (its channel coalesces confirms, and with a
+        # channel prefetch the queue asks the limiter before delivering: docs/compatibility.md, "Confirms
+        # and deliveries"), so deliveries stay events of the operation, unordered against the confirm.
+        returned = [event for event in self.events if event[0][0] == "Basic.Return"]
+        self.events = [event for event in self.events if event[0][0] != "Basic.Return"]
         return (*returned, reply) if returned else reply
 
     def op_get(self, queue, no_ack=True):

@@ -38,6 +38,7 @@ class ConsumeAndQos(LockstepMachine):
     def __init__(self) -> None:
         self.declared = False
         self.published = 0
+        self.global_qos = None
         super().__init__()
 
     def settled(self, operation: tuple) -> None:
@@ -51,7 +52,11 @@ class ConsumeAndQos(LockstepMachine):
     @precondition(lambda self: self.declared)
     @rule(prefetch=st.integers(0, 3), global_qos=st.booleans())
     def qos(self, prefetch, global_qos):
-        self.settled(("qos", prefetch, global_qos))
+        # One kind of prefetch per sequence: with both, RabbitMQ 3.10 enforces only the consumer's
+        # (docs/compatibility.md, "Channel and consumer prefetch together").
+        if self.global_qos is None:
+            self.global_qos = global_qos
+        self.settled(("qos", prefetch, self.global_qos))
 
     @precondition(lambda self: self.declared)
     @rule(tag=_CONSUMER_TAGS, no_ack=st.booleans(), exclusive=st.integers(0, 4), arguments=_CONSUMER_ARGUMENTS)

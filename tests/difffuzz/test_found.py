@@ -278,3 +278,22 @@ def test_a_negative_decimal_prints_as_rabbitmq_decodes_it(brokers):
         ("declare_queue", "q1", [("x-message-ttl", ("D", (0, -5)))]),
         ("bind", "q0", "amq.headers", "", [("x-match", ("D", (1, -7)))]),
     ])
+
+
+def test_x_first_death_headers_are_written_only_at_the_first_death(brokers):
+    """A message published with an x-death of its own gets no x-first-death-* when it dies; one without
+    x-death gets them, replacing any it carried (broker/deadletter.py). Found by the second hour run
+    (DeadLetterChains, seed 1500022)."""
+    death = ("F", [("count", ("l", 2)), ("reason", ("S", "expired")), ("queue", ("S", "q1")),
+                   ("exchange", ("S", "")), ("routing-keys", ("A", [("S", "q1")]))])
+    dead_lettering = [("x-dead-letter-exchange", ("S", "")), ("x-dead-letter-routing-key", ("S", "dl"))]
+    replay(brokers, [
+        ("declare_queue", "dl", []),
+        ("declare_queue", "q0", dead_lettering + [("x-message-ttl", ("I", 0))]),
+        ("settled", ("publish", "", "q0", {"headers": [("x-death", ("A", [death]))]}, b"m1", True), ["q0", "dl"]),
+        ("get", "dl"),
+        ("settled", ("publish", "", "q0", {"headers": [("x-first-death-queue", ("S", "elsewhere")),
+                                                       ("x-first-death-reason", ("S", "old"))]}, b"m2", True),
+         ["q0", "dl"]),
+        ("get", "dl"),
+    ])
