@@ -18,9 +18,12 @@ from tests.http.api_client import api, call
 from tests.rabbitnode import RabbitNode, require_rabbitmq_install
 from tests.shovel.helpers import drain, publish, queue_length, rabbit_api, wait_for
 
-pytestmark = pytest.mark.timeout(120)
-
 SUITE_COUNT = int(os.environ.get("LEVERET_SHOVEL_TEST_COUNT", "2000"))
+# Each move of SUITE_COUNT may take a minute, plus a second per 250 messages (a loaded machine moves about
+# 1,000 a second), so LEVERET_SHOVEL_TEST_COUNT=100000 runs the 100,000 each way within its bounds.
+MOVE_SECONDS = 60.0 + SUITE_COUNT / 250
+
+pytestmark = pytest.mark.timeout(int(60 + 3 * MOVE_SECONDS))
 
 
 def bodies(got) -> list[int]:
@@ -38,15 +41,15 @@ def test_leveret_to_rabbitmq_and_back_on_confirm_none_lost_or_duplicated(rabbit_
         publish(broker.url, "outbound", SUITE_COUNT)
         set_shovel(api(broker), "to-rabbit", {"src-uri": "amqp://", "src-queue": "outbound", "dest-uri": rabbit,
                                               "dest-queue": "central", "src-delete-after": "queue-length"})
-        wait_for(lambda: call(api(broker), "GET", "/parameters/shovel/%2F/to-rabbit").status == 404, 60,
+        wait_for(lambda: call(api(broker), "GET", "/parameters/shovel/%2F/to-rabbit").status == 404, MOVE_SECONDS,
                  "the shovel to RabbitMQ to finish")
         assert queue_length(rabbit, "central") == SUITE_COUNT
         # And back: a shovel in leveret pulling from RabbitMQ.
         set_shovel(api(broker), "from-rabbit", {"src-uri": rabbit, "src-queue": "central", "dest-uri": "amqp://",
                                                 "dest-queue": "inbound", "src-delete-after": "queue-length"})
-        wait_for(lambda: call(api(broker), "GET", "/parameters/shovel/%2F/from-rabbit").status == 404, 60,
+        wait_for(lambda: call(api(broker), "GET", "/parameters/shovel/%2F/from-rabbit").status == 404, MOVE_SECONDS,
                  "the shovel from RabbitMQ to finish")
-        got = drain(broker.url, "inbound", SUITE_COUNT)
+        got = drain(broker.url, "inbound", SUITE_COUNT, MOVE_SECONDS)
         assert bodies(got) == list(range(SUITE_COUNT))  # none lost, none twice
         assert all(properties.delivery_mode == 2 for properties, _ in got)
         assert queue_length(rabbit, "central") == 0
