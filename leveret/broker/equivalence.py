@@ -31,6 +31,8 @@ QUEUE_EQUIVALENCE_ARGS = (
     "x-queue-master-locator",
     "x-delivery-limit",
 )
+# A classic queue's redeclaration ignores x-delivery-limit (RabbitMQ 3.10; found by the fuzzer).
+CLASSIC_EQUIVALENCE_ARGS = tuple(key for key in QUEUE_EQUIVALENCE_ARGS if key != "x-delivery-limit")
 EXCHANGE_EQUIVALENCE_ARGS = ("alternate-exchange",)
 
 

@@ -257,7 +257,9 @@ class Registry:
             # A redeclaration is compared with the queue, never validated (RabbitMQ 3.10: x-message-ttl 'abc'
             # against a queue without one is "inequivalent arg", not "expected integer").
             equivalence.check_queue(queue, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
-                                    arguments=arguments, owner=owner, compared=equivalence.QUEUE_EQUIVALENCE_ARGS,
+                                    arguments=arguments, owner=owner,
+                                    compared=(equivalence.QUEUE_EQUIVALENCE_ARGS if getattr(queue.settings, "quorum", False)
+                                              else equivalence.CLASSIC_EQUIVALENCE_ARGS),
                                     defaults={"x-queue-type": "classic"})
             queue.touch()
             return queue, queue.message_count, queue.consumer_count

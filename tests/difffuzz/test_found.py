@@ -297,3 +297,13 @@ def test_x_first_death_headers_are_written_only_at_the_first_death(brokers):
          ["q0", "dl"]),
         ("get", "dl"),
     ])
+
+
+def test_a_classic_queue_redeclared_ignores_x_delivery_limit(brokers):
+    """RabbitMQ 3.10 does not compare x-delivery-limit when a classic queue is redeclared; leveret did
+    (broker/equivalence.py). Found by the hour runs (QueueArguments, seeds 1500065 and 1600020)."""
+    replay(brokers, QUEUE_SETUP + [
+        ("declare_queue", "q0", [("x-delivery-limit", ("S", "1"))]),
+        ("declare_queue", "q0", [("x-delivery-limit", ("b", 0))]),
+        ("declare_queue", "q0", []),
+    ])
