@@ -4,7 +4,8 @@ Delivery tags are per channel, start at 1 and grow by one for every delivery and
 deliveries live in an OrderedDict by tag, so `multiple` acks pop from the front in O(1) each.
 
 Credit follows RabbitMQ: basic.qos global=false sets the limit of consumers created afterwards, global=true
-a limit shared by every consumer of the channel; no-ack consumers and basic.get are not limited. When an
+a limit shared by every consumer of the channel; no-ack consumers and basic.get are not limited, but a
+basic.get awaiting its ack counts against the channel-wide limit (as RabbitMQ 3.10's limiter counts it). When an
 ack frees credit the channel puts its blocked consumers back into their queues' rotation.
 
 Settled or requeued messages are grouped per queue so each queue merges a requeued batch once, keeping
@@ -355,6 +356,7 @@ class Channel:
         self._next_tag = tag + 1
         if not no_ack:
             self._unacked[tag] = (tag, q, entry, None)
+            self._global_unacked += 1
             if q.ack_timeout:
                 self._ack_deadlines.start(tag, q.ack_timeout)
         message = q.message_for_delivery(entry, get=True) if q.adds_delivery_count else entry.message
@@ -409,16 +411,18 @@ class Channel:
             _, queue, entry, consumer = records[0]
             queue.settle((entry,))
             queue.stats.ack += 1
+            self._global_unacked -= 1
             if consumer is not None:
                 consumer.unacked -= 1
-                self._global_unacked -= 1
                 self._credit_freed()
+            elif self._global_prefetch:
+                self._credit_freed()  # a get's ack frees channel-wide credit only
             return
         by_queue: dict[QueueType, list[QueueEntry]] = {}
+        self._global_unacked -= len(records)
         for _, queue, entry, consumer in records:
             if consumer is not None:
                 consumer.unacked -= 1
-                self._global_unacked -= 1
             by_queue.setdefault(queue, []).append(entry)
         for queue, entries in by_queue.items():
             if ack:

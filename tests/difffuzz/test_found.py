@@ -307,3 +307,17 @@ def test_a_classic_queue_redeclared_ignores_x_delivery_limit(brokers):
         ("declare_queue", "q0", [("x-delivery-limit", ("b", 0))]),
         ("declare_queue", "q0", []),
     ])
+
+
+def test_an_unacked_get_counts_against_the_channel_wide_prefetch(brokers):
+    """With basic.qos global=true, RabbitMQ 3.10 counts a basic.get awaiting its ack against the channel's
+    limit, so a consumer with prefetch 1 gets nothing while the get is unacked; leveret delivered m2
+    (broker/channel.py). Found by the last check run (ConsumeAndQos, seed 1600024)."""
+    replay(brokers, [
+        ("declare_queue", "q0", []),
+        ("settled", ("publish", "", "q0", {}, b"m1", True), ["q0"]),
+        ("settled", ("publish", "", "q0", {}, b"m2", True), ["q0"]),
+        ("settled", ("get", "q0", False), ["q0"]),
+        ("settled", ("qos", 1, True), ["q0"]),
+        ("settled", ("consume", "q0", "c0", False, True, []), ["q0"]),
+    ])
