@@ -43,8 +43,8 @@ class DeliveryTarget(Protocol):
     def deliver(self, consumer_tag: str, delivery_tag: int, redelivered: bool, message: Message) -> None:
         """Send basic.deliver + content."""
 
-    # Optional: `deliver_batch(consumer_tag, deliveries)`, deliveries a list of (delivery_tag, redelivered,
-    # message) for one consumer: the same as `deliver` for each, in order, made at once.
+    def deliver_batch(self, consumer_tag: str, deliveries: list) -> None:
+        """`deliver` for each (delivery_tag, redelivered, message) of one consumer, in order, made at once."""
 
     def consumer_cancelled(self, consumer_tag: str) -> None:
         """Send a server-initiated basic.cancel (e.g. the queue was deleted)."""
@@ -306,13 +306,7 @@ class Channel:
             stats.deliver += count
             consumer.unacked += count
             self._global_unacked += count
-        deliver_batch = getattr(self.target, "deliver_batch", None)
-        if deliver_batch is not None:
-            deliver_batch(consumer.tag, deliveries)
-            return
-        deliver = self.target.deliver
-        for delivery_tag, redelivered, message in deliveries:
-            deliver(consumer.tag, delivery_tag, redelivered, message)
+        self.target.deliver_batch(consumer.tag, deliveries)
 
     def deliver_reply(self, message: Message) -> bool:
         """A direct reply-to message addressed to this channel (no ack, no queue); False if nobody listens."""

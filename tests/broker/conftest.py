@@ -36,6 +36,10 @@ class RecordingTarget:
     def deliver(self, consumer_tag: str, delivery_tag: int, redelivered: bool, message: Message) -> None:
         self.deliveries.append((consumer_tag, delivery_tag, redelivered, message))
 
+    def deliver_batch(self, consumer_tag: str, deliveries: list) -> None:
+        for delivery_tag, redelivered, message in deliveries:
+            self.deliver(consumer_tag, delivery_tag, redelivered, message)
+
     def consumer_cancelled(self, consumer_tag: str) -> None:
         self.cancelled.append(consumer_tag)
 
