@@ -205,25 +205,25 @@ class StreamQueue:
         routing_key = message.routing_key
         offset = self.stream_store.append(exchange, routing_key, raw, body, now)
         self._tail.append(StoredMessage(offset, now, 0, exchange, routing_key, raw, body), len(body) + len(raw) + 64)
+        self._appended()
+        return QueueEntry(offset, message)
+
+    def _appended(self) -> None:
+        """After an append: feed the cursors, and wake the readers waiting for new entries."""
         if self._cursors:
             self.dispatch()
         if self.append_watchers:
             for watcher in tuple(self.append_watchers):
                 watcher()
-        return QueueEntry(offset, message)
 
     def enqueue_batch(self, exchange: str, span: int, batch_format: int, data: list[bytes]) -> int:
         """Append a batch of `span` messages kept in its producer's encoding (a Kafka record batch) as one
         entry; return its first offset. AMQP consumers get its messages decoded out of it (`batch_messages`)."""
-        now = int(self.clock.time() * 1000)
+        now = self._now_ms()
         raw = data[0] if len(data) == 1 else b"".join(data)  # kept by the tail: a view stays a view
         offset = self.stream_store.append_batch(exchange, span, batch_format, [raw], now)
         self._tail.append(StoredBatch(offset, now, 0, exchange, span, batch_format, raw), len(raw) + 64, span)
-        if self._cursors:
-            self.dispatch()
-        if self.append_watchers:
-            for watcher in tuple(self.append_watchers):
-                watcher()
+        self._appended()
         return offset
 
     def read_from(self, offset: int) -> Iterator[StoredMessage | StoredBatch]:
