@@ -55,17 +55,23 @@ class InternalErrors(logging.Handler):
 
 
 class Counting:
-    """Wraps a machine class so that each sequence it starts is counted."""
+    """Wraps a machine class so that each sequence it starts is counted: as a new sequence until the run has seen
+    a difference, as a replay after (hypothesis then re-runs shortened versions of the failing sequence to shrink
+    it, which generate nothing new)."""
 
     def __init__(self) -> None:
         self.sequences = 0
+        self.replays = 0
 
     def wrap(self, machine: type) -> type:
         counter = self
 
         class Counted(machine):  # type: ignore[misc, valid-type]
             def __init__(self) -> None:
-                counter.sequences += 1
+                if lockstep.DIFFERENCES_SEEN:
+                    counter.replays += 1
+                else:
+                    counter.sequences += 1
                 super().__init__()
 
         Counted.__name__ = machine.__name__
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(text[-2000:])
     for crash, count in sorted(lockstep.REFERENCE_CRASHES.items()):
         print(f"RabbitMQ internal error (sequence stopped there) x{count}: {crash}")
-    print(f"sequences run: {counter.sequences}; distinct differences: {len(found)}; "
+    print(f"sequences run: {counter.sequences} (and {counter.replays} shrinking replays); distinct differences: {len(found)}; "
           f"internal errors: {len(errors.found)}" + (" (interrupted)" if interrupted else ""))
     if interrupted:
         return 130
@@ -159,7 +165,7 @@ def fuzz(chosen, brokers, profile, deadline, next_seed, counter, found, errors, 
                 if found[key] == 1 and isinstance(failure, lockstep.Difference):
                     write_counterexample(out, machine.__name__, run_seed, len(found), failure)
         print(f"{time.strftime('%H:%M:%S')} run {runs} {machine.__name__} seed {run_seed}: "
-              f"{counter.sequences} sequences, {len(found)} distinct differences, "
+              f"{counter.sequences} sequences (+{counter.replays} replays), {len(found)} distinct differences, "
               f"{len(errors.found)} internal errors", flush=True)
     return runs
 
