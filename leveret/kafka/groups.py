@@ -11,7 +11,9 @@ Static membership (`group.instance.id`) is accepted and ignored: such a member i
 
 Committed offsets live in the partition streams' offset tracking (the store's durable offsets file, the one
 AMQP consumers' server-side tracking uses) under the name `kafka:<group>`; OffsetCommit is answered after
-the group commit that makes them durable. Commit metadata strings are kept in memory only.
+the group commit that makes them durable, with their metadata strings (in the same records, so the same
+fsync covers both). A metadata string longer than Kafka's offset.metadata.max.bytes default is refused with
+OFFSET_METADATA_TOO_LARGE, as Kafka refuses it.
 
 Expiry (Kafka's offsets.retention.minutes, 7 days by default): a group with no members whose last commit and
 last departure are older than the retention is removed with its committed offsets; checked once a minute on
@@ -32,6 +34,8 @@ from leveret.kafka.topics import Topics
 EMPTY, PREPARING, COMPLETING, STABLE = "Empty", "PreparingRebalance", "CompletingRebalance", "Stable"
 MIN_SESSION_MS, MAX_SESSION_MS = 1000, 1800000
 TRACKING_PREFIX = "kafka:"
+# Kafka's offset.metadata.max.bytes default (Kafka compares the string's length, as here).
+MAX_METADATA = 4096
 # Kafka's offsets.retention.minutes default (7 days), in seconds; how often expiry looks (seconds).
 DEFAULT_RETENTION = 7 * 24 * 3600.0
 SWEEP_INTERVAL = 60.0
@@ -72,7 +76,6 @@ class Group:
         self.leader: str | None = None
         self.members: dict[str, Member] = {}
         self.rebalance: Slot | None = None
-        self.metadata: dict[tuple[str, int], str | None] = {}
 
 
 class GroupCoordinator:
@@ -385,12 +388,14 @@ class GroupCoordinator:
             for part in topic["partitions"]:
                 answer = code
                 queue = self.topics.partition(topic["name"], part["partition_index"])
+                metadata = part["committed_metadata"] or ""  # null is stored as "", as Kafka stores it
                 if not answer and queue is None:
                     answer = errors.UNKNOWN_TOPIC_OR_PARTITION
+                if not answer and len(metadata) > MAX_METADATA:
+                    answer = errors.OFFSET_METADATA_TOO_LARGE
                 if not answer and queue is not None and part["committed_offset"] >= 0:
-                    queue.stream_store.track_offset(TRACKING_PREFIX + name, part["committed_offset"])
+                    queue.stream_store.track_offset(TRACKING_PREFIX + name, part["committed_offset"], metadata)
                     group.idle_since = self.clock.time()
-                    group.metadata[(topic["name"], part["partition_index"])] = part["committed_metadata"]
                     wrote = True
                 parts.append({"partition_index": part["partition_index"], "error_code": answer})
             topics_out.append({"name": topic["name"], "partitions": parts})
@@ -401,9 +406,7 @@ class GroupCoordinator:
         return body
 
     def offset_fetch(self, responder: Any, header: Any, request: dict[str, Any], slot: Any) -> dict[str, Any]:
-        name = request["group_id"]
-        group = self.groups.get(name)
-        tracking = TRACKING_PREFIX + name
+        tracking = TRACKING_PREFIX + request["group_id"]
         wanted = request["topics"]
         if wanted is None:
             wanted = []
@@ -418,9 +421,9 @@ class GroupCoordinator:
             for index in topic["partition_indexes"]:
                 queue = self.topics.partition(topic["name"], index)
                 offset = queue.stream_store.tracked_offset(tracking) if queue is not None else None
-                metadata = group.metadata.get((topic["name"], index), "") if group is not None else ""
+                metadata = queue.stream_store.tracked_metadata(tracking) if queue is not None else ""
                 parts.append({"partition_index": index, "committed_offset": -1 if offset is None else offset,
-                              "committed_leader_epoch": -1, "metadata": metadata if offset is not None else "",
+                              "committed_leader_epoch": -1, "metadata": metadata,
                               "error_code": errors.NONE})
             topics_out.append({"name": topic["name"], "partitions": parts})
         return {"topics": topics_out, "error_code": errors.NONE}

@@ -190,8 +190,11 @@ class StreamStore(Protocol):
     def tracked_offset(self, consumer: str) -> int | None:
         """The last offset `consumer` acknowledged with offset tracking on, if any."""
 
-    def track_offset(self, consumer: str, offset: int) -> None:
-        """Remember that `consumer` acknowledged up to `offset` (durable after the next commit)."""
+    def tracked_metadata(self, consumer: str) -> str:
+        """The metadata string `consumer` stored with its tracked offset (a Kafka commit's); "" when none."""
+
+    def track_offset(self, consumer: str, offset: int, metadata: str = "") -> None:
+        """Remember that `consumer` acknowledged up to `offset`, with `metadata` (durable after the next commit)."""
 
     def forget_offset(self, consumer: str) -> None:
         """Drop `consumer`'s tracked offset (durable after the next commit)."""

@@ -134,6 +134,7 @@ class MemoryStreamStore:
         self._last_chunk = 0
         self._chunk_open = False
         self._tracked: dict[str, int] = {}
+        self._metadata: dict[str, str] = {}
         self.deleted = False
 
     @property
@@ -241,13 +242,18 @@ class MemoryStreamStore:
     def tracked_offset(self, consumer: str) -> int | None:
         return self._tracked.get(consumer)
 
-    def track_offset(self, consumer: str, offset: int) -> None:
+    def tracked_metadata(self, consumer: str) -> str:
+        return self._metadata.get(consumer, "")
+
+    def track_offset(self, consumer: str, offset: int, metadata: str = "") -> None:
         self._tracked[consumer] = offset
+        self._metadata[consumer] = metadata
         if self._on_dirty is not None:
             self._on_dirty()
 
     def forget_offset(self, consumer: str) -> None:
         self._tracked.pop(consumer, None)
+        self._metadata.pop(consumer, None)
 
     def tracked_names(self) -> list[str]:
         return list(self._tracked)

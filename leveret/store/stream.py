@@ -7,7 +7,11 @@ Layout of a stream's directory (under ``<data>/streams/<sha1 of vhost NUL name>/
                                  for a Kafka record batch kept whole (one record, many offsets)
     offsets.log                  tracked consumer offsets: KIND_RAW records, offset field = the
                                  acknowledged offset, payload = the consumer tag (UTF-8); with
-                                 FLAG_FORGOTTEN the consumer's offset is dropped
+                                 FLAG_FORGOTTEN the consumer's offset is dropped; with
+                                 FLAG_METADATA the payload is OFFSET_NAME_LEN (the tag's length),
+                                 the tag, then a metadata string (UTF-8: a Kafka commit's); a
+                                 record without it has empty metadata, so files written before
+                                 the flag existed read as they did
 
 Chunks. RabbitMQ's x-stream-offset "last" starts at the newest *chunk*: the batch of messages its
 writer made durable together. Leveret's equivalent is the group commit, so the first record a
@@ -27,6 +31,7 @@ The file is rewritten (tmp, fsync, rename) when it grows past OFFSETS_COMPACT_BY
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterator
 
 from leveret.store.api import StoredBatch, StoredMessage
@@ -52,6 +57,10 @@ from leveret.store.resync import BufferWindow, scan_records
 FLAG_CHUNK_START = 0x02
 # Set on an offsets.log record that drops the consumer's offset (an expired Kafka group's).
 FLAG_FORGOTTEN = 0x01
+# Set on an offsets.log record whose payload carries a metadata string after the name; only records with
+# non-empty metadata carry it, so offsets without metadata (all of AMQP's) are written as before the flag.
+FLAG_METADATA = 0x04
+OFFSET_NAME_LEN = struct.Struct("<I")
 OFFSETS_FILE = "offsets.log"
 OFFSETS_COMPACT_BYTES = 1 << 20
 
@@ -81,13 +90,32 @@ def stored_batch(offset: int, timestamp: int, flags: int, payload: bytes | memor
                        memoryview(payload)[at:])  # a view: a batch is up to megabytes, read only to be sent on
 
 
+def encode_offset(name: str, offset: int, metadata: str) -> bytes:
+    """One offsets.log record: `name`'s offset, with its metadata string when it has one."""
+    if not metadata:
+        return encode_record(KIND_RAW, 0, offset, 0, name.encode())
+    raw = name.encode()
+    return encode_record(KIND_RAW, FLAG_METADATA, offset, 0, OFFSET_NAME_LEN.pack(len(raw)) + raw + metadata.encode())
+
+
+def decode_offset_payload(flags: int, raw: bytes) -> tuple[str, str]:
+    """An offsets.log record's (name, metadata)."""
+    if not flags & FLAG_METADATA:
+        return raw.decode("utf-8", "replace"), ""
+    (length,) = OFFSET_NAME_LEN.unpack_from(raw, 0)
+    at = OFFSET_NAME_LEN.size + length
+    return raw[OFFSET_NAME_LEN.size : at].decode("utf-8", "replace"), raw[at:].decode("utf-8", "replace")
+
+
 class OffsetFile:
-    """Consumer name -> last acknowledged offset, kept as an append-only file of checksummed records."""
+    """Consumer name -> last acknowledged offset (and its metadata string), kept as an append-only file of
+    checksummed records."""
 
     def __init__(self, path: str, report: RecoveryReport | None = None, io: FileIO = REAL) -> None:
         self.path = path
         self.io = io
         self.offsets: dict[str, int] = {}
+        self.metadata: dict[str, str] = {}  # only the names whose metadata is not empty
         self._pending = bytearray()
         size = self._load(report)
         self._size = size
@@ -104,12 +132,14 @@ class OffsetFile:
         def note(offset: int, _timestamp: int, position: int, size: int) -> None:
             if data[position + 2] != KIND_RAW:  # the record's kind byte
                 return
-            raw = data[position + RECORD_HEADER.size : position + size - RECORD_TRAILER.size]
-            name = raw.decode("utf-8", "replace")
-            if data[position + 3] & FLAG_FORGOTTEN:  # the flags byte
+            flags = data[position + 3]
+            name, metadata = decode_offset_payload(
+                flags, data[position + RECORD_HEADER.size : position + size - RECORD_TRAILER.size])
+            if flags & FLAG_FORGOTTEN:
                 self.offsets.pop(name, None)
+                self.metadata.pop(name, None)
             else:
-                self.offsets[name] = offset
+                self._remember(name, offset, metadata)
 
         def skip(position: int, length: int, reason: str) -> None:
             note_damage(found.corrupt_records, Damage(self.path, position, length, reason))
@@ -121,13 +151,21 @@ class OffsetFile:
             truncate_torn_tail(self.path, end, found, "torn offsets record")
         return end
 
-    def set(self, name: str, offset: int) -> None:
-        """Remember `offset` for `name` (written on the next sync)."""
+    def _remember(self, name: str, offset: int, metadata: str) -> None:
         self.offsets[name] = offset
-        self._pending += encode_record(KIND_RAW, 0, offset, 0, name.encode())
+        if metadata:
+            self.metadata[name] = metadata
+        else:
+            self.metadata.pop(name, None)
+
+    def set(self, name: str, offset: int, metadata: str = "") -> None:
+        """Remember `offset` and `metadata` for `name` (written on the next sync)."""
+        self._remember(name, offset, metadata)
+        self._pending += encode_offset(name, offset, metadata)
 
     def forget(self, name: str) -> None:
         """Drop `name`'s offset (a record saying so is written on the next sync)."""
+        self.metadata.pop(name, None)
         if self.offsets.pop(name, None) is not None:
             self._pending += encode_record(KIND_RAW, FLAG_FORGOTTEN, 0, 0, name.encode())
 
@@ -155,7 +193,7 @@ class OffsetFile:
 
     def _compact(self) -> None:
         # Rewrite the live map; fsynced here because a rename must never expose an unsynced file.
-        data = b"".join(encode_record(KIND_RAW, 0, off, 0, name.encode()) for name, off in self.offsets.items())
+        data = b"".join(encode_offset(name, off, self.metadata.get(name, "")) for name, off in self.offsets.items())
         self.close()
         self.io.write_atomically(self.path, data)
         self._size = len(data)
@@ -281,10 +319,14 @@ class FileStreamStore:
     def tracked_offset(self, consumer: str) -> int | None:
         return self._offsets.offsets.get(consumer)
 
-    def track_offset(self, consumer: str, offset: int) -> None:
-        if self._deleted or self._offsets.offsets.get(consumer) == offset:
+    def tracked_metadata(self, consumer: str) -> str:
+        return self._offsets.metadata.get(consumer, "")
+
+    def track_offset(self, consumer: str, offset: int, metadata: str = "") -> None:
+        if self._deleted or (self._offsets.offsets.get(consumer) == offset
+                             and self._offsets.metadata.get(consumer, "") == metadata):
             return
-        self._offsets.set(consumer, offset)
+        self._offsets.set(consumer, offset, metadata)
         self._mark_dirty()
 
     def forget_offset(self, consumer: str) -> None:

@@ -1,5 +1,6 @@
 """Consumer groups with real clients: three confluent-kafka consumers share six partitions, a member leaves
-and another joins (rebalances), and committed offsets survive a broker restart and a kill -9."""
+and another joins (rebalances), and committed offsets with their metadata strings survive a broker restart and
+a kill -9 (and offsets files written before metadata was stored read as empty metadata)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import time
 import pytest
 
 from leveret.embedded import EmbeddedBroker
+from leveret.store.filestore import STREAMS_DIR, queue_dir_name
+from leveret.store.stream import OFFSETS_FILE, FileStreamStore
 from tests.crash.broker_process import BrokerProcess, wait_until
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
@@ -96,17 +99,46 @@ def committed(bootstrap: str, group: str, topic: str) -> int:
         consumer.close()
 
 
-def commit_some(bootstrap: str, group: str, topic: str, offset: int) -> None:
+def committed_with_metadata(bootstrap: str, group: str, topic: str) -> tuple[int, str | None]:
+    """What confluent-kafka's committed() (OffsetFetch) answers for partition 0: offset and metadata (librdkafka
+    reports empty metadata as None or as "", read here as "")."""
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        (answer,) = consumer.committed([confluent_kafka.TopicPartition(topic, 0)], timeout=WAIT)
+        assert answer.error is None, answer.error
+        return answer.offset, answer.metadata or ""
+    finally:
+        consumer.close()
+
+
+def produce_some(bootstrap: str, topic: str, count: int) -> None:
     producer = kafka.KafkaProducer(bootstrap_servers=bootstrap)
-    for i in range(offset + 5):
+    for i in range(count):
         producer.send(topic, value=b"%d" % i)
     producer.flush(WAIT)
     producer.close()
+
+
+def commit_some(bootstrap: str, group: str, topic: str, offset: int, metadata: str = "") -> None:
+    """Produce a few records, then commit `offset` with `metadata` for `group` (kafka-python)."""
+    produce_some(bootstrap, topic, offset + 5)
     consumer = kafka.KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     try:
         tp = kafka.TopicPartition(topic, 0)
         consumer.assign([tp])
-        consumer.commit({tp: kafka.OffsetAndMetadata(offset, "", -1)})
+        consumer.commit({tp: kafka.OffsetAndMetadata(offset, metadata, -1)})
+    finally:
+        consumer.close()
+
+
+def commit_with_confluent(bootstrap: str, group: str, topic: str, offset: int, metadata: str) -> None:
+    """Commit `offset` with `metadata` (confluent-kafka: it sends the metadata with a NUL after it, and reads
+    back up to the first NUL, so a metadata string comes back as it went)."""
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        (answer,) = consumer.commit(offsets=[confluent_kafka.TopicPartition(topic, 0, offset, metadata=metadata)],
+                                    asynchronous=False)
+        assert answer.error is None, answer.error
     finally:
         consumer.close()
 
@@ -114,11 +146,23 @@ def commit_some(bootstrap: str, group: str, topic: str, offset: int) -> None:
 def test_committed_offsets_survive_a_restart(tmp_path) -> None:
     data_dir = str(tmp_path / "data")
     with EmbeddedBroker(data_dir=data_dir) as broker:
-        commit_some(broker.kafka_bootstrap, "durable", "kept", 7)
+        commit_some(broker.kafka_bootstrap, "durable", "kept", 7, "kafka-python's note")
+        commit_with_confluent(broker.kafka_bootstrap, "librdkafka", "kept", 3, "librdkafka's note \u00e9")
+        commit_some(broker.kafka_bootstrap, "plain", "kept", 2)
         assert committed(broker.kafka_bootstrap, "durable", "kept") == 7
         assert committed(broker.kafka_bootstrap, "never-committed", "kept") is None
+        assert committed_with_metadata(broker.kafka_bootstrap, "durable", "kept") == (7, "kafka-python's note")
     with EmbeddedBroker(data_dir=data_dir) as broker:
         assert committed(broker.kafka_bootstrap, "durable", "kept") == 7
+        assert committed_with_metadata(broker.kafka_bootstrap, "durable", "kept") == (7, "kafka-python's note")
+        assert committed_with_metadata(broker.kafka_bootstrap, "librdkafka", "kept") == (3, "librdkafka's note \u00e9")
+        assert committed_with_metadata(broker.kafka_bootstrap, "plain", "kept") == (2, "")
+        # A later commit replaces the metadata, an empty one included.
+        commit_with_confluent(broker.kafka_bootstrap, "durable", "kept", 8, "")
+        commit_with_confluent(broker.kafka_bootstrap, "plain", "kept", 2, "now noted")
+    with EmbeddedBroker(data_dir=data_dir) as broker:
+        assert committed_with_metadata(broker.kafka_bootstrap, "durable", "kept") == (8, "")
+        assert committed_with_metadata(broker.kafka_bootstrap, "plain", "kept") == (2, "now noted")
 
 
 def test_committed_offsets_survive_kill_9(tmp_path) -> None:
@@ -131,8 +175,56 @@ def test_committed_offsets_survive_kill_9(tmp_path) -> None:
         return "127.0.0.1:" + re.search(r":(\d+)\s*$", line).group(1)  # type: ignore[union-attr]
 
     with BrokerProcess(data_dir) as process:
-        commit_some(bootstrap(process), "crash", "survivor", 4)
-        process.kill()
+        commit_some(bootstrap(process), "crash", "survivor", 4, "before the crash")
+        commit_with_confluent(bootstrap(process), "crash-too", "survivor", 2, "librdkafka's, before the crash")
+        process.kill()  # the commits were answered: they were fsynced, metadata and all
     with BrokerProcess(data_dir) as process:
         assert committed(bootstrap(process), "crash", "survivor") == 4
+        assert committed_with_metadata(bootstrap(process), "crash", "survivor") == (4, "before the crash")
+        assert committed_with_metadata(bootstrap(process), "crash-too", "survivor") == (
+            2, "librdkafka's, before the crash")
         process.stop()
+
+
+# offsets.log of a stream as leveret wrote it before metadata was stored (encode_record(KIND_RAW, 0, offset, 0,
+# name) each): "kafka:old-group" at 7, then an AMQP consumer's server-side tracked offset, "reader" at 3.
+OLD_OFFSETS_LOG = bytes.fromhex(
+    "a70102000f000000070000000000000000000000000000002e504fba6b61666b613a6f6c642d67726f7570fa21058e"
+    "a7010200060000000300000000000000000000000000000061c0fbf472656164657282fcb14a")
+
+
+def test_offsets_written_before_metadata_was_stored_read_as_empty_metadata(tmp_path) -> None:
+    data_dir = str(tmp_path / "data")
+    with EmbeddedBroker(data_dir=data_dir) as broker:
+        produce_some(broker.kafka_bootstrap, "legacy", 10)
+    directory = os.path.join(data_dir, "messages", STREAMS_DIR, queue_dir_name("/", "legacy-0"))
+    with open(os.path.join(directory, OFFSETS_FILE), "wb") as f:
+        f.write(OLD_OFFSETS_LOG)
+    with EmbeddedBroker(data_dir=data_dir) as broker:
+        assert committed_with_metadata(broker.kafka_bootstrap, "old-group", "legacy") == (7, "")
+        commit_with_confluent(broker.kafka_bootstrap, "old-group", "legacy", 9, "after the upgrade")
+    with EmbeddedBroker(data_dir=data_dir) as broker:
+        assert committed_with_metadata(broker.kafka_bootstrap, "old-group", "legacy") == (9, "after the upgrade")
+    # The AMQP consumer's offset in the same file is as it was.
+    store = FileStreamStore(directory)
+    try:
+        assert store.tracked_offset("reader") == 3
+        assert store.tracked_metadata("reader") == ""
+    finally:
+        store.close()
+
+
+def test_metadata_longer_than_kafkas_limit_is_refused(kafka_bootstrap: str) -> None:
+    produce_some(kafka_bootstrap, "noted", 3)
+    # confluent-kafka sends a metadata string with its C terminator (one NUL more), so 4,095 characters are
+    # Kafka's offset.metadata.max.bytes of 4,096 on the wire.
+    commit_with_confluent(kafka_bootstrap, "limits", "noted", 1, "x" * 4095)
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": "limits"})
+    try:
+        with pytest.raises(confluent_kafka.KafkaException) as refused:
+            consumer.commit(offsets=[confluent_kafka.TopicPartition("noted", 0, 2, metadata="x" * 4096)],
+                            asynchronous=False)
+        assert refused.value.args[0].code() == confluent_kafka.KafkaError.OFFSET_METADATA_TOO_LARGE
+    finally:
+        consumer.close()
+    assert committed_with_metadata(kafka_bootstrap, "limits", "noted") == (1, "x" * 4095)
