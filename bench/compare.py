@@ -5,6 +5,13 @@
     python3 -m bench.compare --scenarios g --count 1000000 --rounds 3
     python3 -m bench.compare --garagemq --quick      # third column
     python3 -m bench.compare --quick --scrape        # with /metrics and /api/overview scraped every second
+    python3 -m bench.compare --scenarios m --leveret-shards 2 --rounds 5   # sharding's ceiling on m
+
+``--leveret-shards N`` adds a column ``leveret-xN``: N independent ``leveret serve``
+processes, and in the scenarios whose queues can be spread (m) queue i with its
+publisher and consumer on process i mod N.  Nothing is shared or forwarded
+between them, so it is the best a leveret that shards queues over N processes
+could do; scenarios with one queue cannot spread and are skipped in that column.
 
 leveret is started here (``leveret serve`` on a free loopback port with a
 fresh temp data dir) and stopped at the end; RabbitMQ is the one already
@@ -35,7 +42,7 @@ if __package__ in (None, ""):  # allow `python3 bench/compare.py` as well as `-m
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.loadgen import procinfo  # noqa: E402
-from bench.loadgen.catalog import CATALOG, QUICK_SET, flat, headline, run  # noqa: E402
+from bench.loadgen.catalog import CATALOG, QUICK_SET, flat, headline, run, shardable  # noqa: E402
 from bench.loadgen.client import BrokerAddress  # noqa: E402
 from bench.scrape import Scraper  # noqa: E402
 
@@ -55,7 +62,8 @@ def free_port() -> int:
 class ManagedBroker:
     """A broker process this script starts on a free port and always stops."""
 
-    def __init__(self, label: str, argv_for, ready_text: str | None, startup_timeout: float = 30.0) -> None:
+    def __init__(self, label: str, argv_for, ready_text: str | None, startup_timeout: float = 30.0,
+                 env: dict | None = None) -> None:
         self.label = label
         self.port = free_port()
         self.tmp = tempfile.mkdtemp(prefix=f"bench-{label}-")
@@ -65,6 +73,7 @@ class ManagedBroker:
         self.proc: subprocess.Popen | None = None
         self.log: list[str] = []
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        self.env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
 
     @property
     def pid(self) -> int | None:
@@ -73,7 +82,7 @@ class ManagedBroker:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     cwd=self.tmp, env=dict(os.environ, PYTHONPATH=REPO))
+                                     cwd=self.tmp, env=self.env)
         ready = threading.Event()
 
         def pump() -> None:
@@ -126,6 +135,32 @@ class ExternalBroker:
         pass
 
 
+class ShardedBroker:
+    """N brokers started alike, each holding a share of a scenario's queues; stopped together."""
+
+    def __init__(self, label: str, shards: list[ManagedBroker]) -> None:
+        self.label = label
+        self.shards = shards
+        self.url = shards[0].url
+        self.urls = [b.url for b in shards]
+
+    @property
+    def pid(self) -> list[int | None]:
+        return [b.pid for b in self.shards]
+
+    def start(self) -> None:
+        try:
+            for b in self.shards:
+                b.start()
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for b in self.shards:
+            b.stop()
+
+
 def leveret_broker(command: str, http_port: int = -1) -> ManagedBroker:
     base = shlex.split(command)
     # The management API is off unless scraped (--scrape): a fixed HTTP port would collide with any other
@@ -133,7 +168,8 @@ def leveret_broker(command: str, http_port: int = -1) -> ManagedBroker:
     return ManagedBroker("leveret", lambda port, tmp: base + ["serve", "--host", "127.0.0.1", "--port", str(port),
                                                              "--http-port", str(http_port),
                                                              "--data-dir", os.path.join(tmp, "data")],
-                         "listening on")
+                         # No Kafka listener: its fixed port (9092) would collide with a second leveret.
+                         "listening on", env={"LEVERET_KAFKA_PORT": "-1"})
 
 
 def garagemq_broker() -> ManagedBroker:
@@ -182,7 +218,10 @@ def table(results: list[dict], labels: list[str], scenarios: list[str]) -> list[
     rows = []
     head = f"{'scenario':10s} {'metric':26s}" + "".join(f"{lab:>14s}" for lab in labels)
     others = [lab for lab in labels if lab != "rabbitmq"]
-    head += "".join(f"{lab[:7] + '/rmq':>12s}" for lab in others) + "   honest runs"
+    # A sharded leveret is also compared with the single process of the same run.
+    sharded = [lab for lab in labels if lab.startswith("leveret-x") and "leveret" in labels]
+    head += "".join(f"{lab.replace('leveret-', 'lev-')[:7] + '/rmq':>12s}" for lab in others)
+    head += "".join(f"{lab[8:] + '/lev':>12s}" for lab in sharded) + "   honest runs"
     rows.append(head)
     rows.append("-" * len(head))
     for name in scenarios:
@@ -202,14 +241,15 @@ def table(results: list[dict], labels: list[str], scenarios: list[str]) -> list[
                 med[lab] = statistics.median(vals) if vals else None
             line = f"{name if i == 0 else '':10s} {key:26s}"
             line += "".join(f"{_fmt(med[lab]):>14s}" for lab in labels)
-            for lab in others:
-                a, b = med.get(lab), med.get("rabbitmq")
+            for lab, base in [(lab, "rabbitmq") for lab in others] + [(lab, "leveret") for lab in sharded]:
+                a, b = med.get(lab), med.get(base)
                 ratio = f"{a / b:.2f}" if (a is not None and b) else "n/a"
                 line += f"{ratio:>12s}"
             if i == 0:
                 line += "   " + " ".join(f"{lab}:{len(honest[lab])}/{len(per[lab])}" for lab in labels)
             rows.append(line)
-    rows.append("ratio = other/RabbitMQ; for *_ms, *_s, *_kib, *_mib and cpu_s lower is better, otherwise higher.")
+    rows.append("ratio = other/RabbitMQ (xN/lev: N leveret shards / one leveret); for *_ms, *_s, *_kib, *_mib "
+                "and cpu_s lower is better, otherwise higher.")
     return rows
 
 
@@ -235,6 +275,10 @@ def main(argv=None) -> int:
                     help="how to invoke leveret (serve --host --port --data-dir are appended)")
     ap.add_argument("--leveret-url", help="use an already running leveret instead of starting one")
     ap.add_argument("--no-leveret", action="store_true", help="RabbitMQ (and garagemq) only")
+    ap.add_argument("--leveret-shards", type=int, metavar="N",
+                    help="add a column leveret-xN: N leveret processes (started with --leveret-cmd), queue i of a "
+                         "many-queue scenario (m) with its clients on process i mod N, nothing shared between them: "
+                         "the ceiling of sharding queues over processes; one-queue scenarios are skipped there")
     ap.add_argument("--rabbit-url", default=RABBIT_URL)
     ap.add_argument("--garagemq", action="store_true", help="add garagemq (started here) as a third column")
     ap.add_argument("--out", help="JSON file (default bench/results/compare-<time>.json)")
@@ -259,6 +303,13 @@ def main(argv=None) -> int:
             scrape_urls += [f"http://127.0.0.1:{http_port}/metrics", f"http://127.0.0.1:{http_port}/api/overview"]
         brokers.append(ExternalBroker("leveret", args.leveret_url) if args.leveret_url
                        else leveret_broker(args.leveret_cmd, http_port))
+    if args.leveret_shards is not None:
+        if args.leveret_shards < 2:
+            ap.error("--leveret-shards needs N >= 2 (the single process is the leveret column)")
+        if not any(shardable(n) for n in scenarios):
+            ap.error(f"--leveret-shards: none of {scenarios} can spread its queues (try --scenarios m)")
+        n = args.leveret_shards
+        brokers.append(ShardedBroker(f"leveret-x{n}", [leveret_broker(args.leveret_cmd) for _ in range(n)]))
     scraper = Scraper(scrape_urls) if scrape_urls else None
     brokers.append(ExternalBroker("rabbitmq", args.rabbit_url))
     if args.garagemq:
@@ -287,15 +338,19 @@ def main(argv=None) -> int:
                 b.stop()  # removes its temp dir
                 notes.append(f"{b.label} did not start: {exc}")
                 print(f"# {b.label} did not start: {exc}", flush=True)
-        print(f"# brokers: {', '.join(f'{b.label}={b.url} pid={b.pid}' for b in started)}")
+        shown = [f"{b.label}={getattr(b, 'urls', b.url)} pid={b.pid}" for b in started]
+        print(f"# brokers: {', '.join(shown)}")
         print(f"# loadavg before: {load_before}; {os.cpu_count()} cores shared with other work", flush=True)
         if scraper is not None:
             scraper.start()
         for name in scenarios:
             for rnd in range(args.rounds):
                 for b in started:
+                    shards = getattr(b, "urls", None)
+                    if shards and not shardable(name):
+                        continue  # one queue cannot spread: the leveret column is this column's figure
                     try:
-                        r = run(name, b.url, quick=args.quick, overrides=overrides, pid=b.pid)
+                        r = run(name, b.url, quick=args.quick, overrides=overrides, pid=b.pid, shard_urls=shards)
                     except Exception as exc:  # a broken broker must not stop the comparison
                         r = {"name": name, "scenario": name, "metrics": {}, "broker": {},
                              "verdict": {"ok": False, "checks": {}, "problems": [f"{type(exc).__name__}: {exc}"]}}
@@ -322,7 +377,8 @@ def main(argv=None) -> int:
         json.dump({"argv": sys.argv, "loadavg_before": load_before, "loadavg_after": load_after,
                    "cores": os.cpu_count(), "rounds": args.rounds, "quick": args.quick, "notes": notes,
                    "scrape": args.scrape,
-                   "brokers": {b.label: b.url for b in started}, "table": rows, "results": results}, f, indent=1)
+                   "brokers": {b.label: getattr(b, "urls", b.url) for b in started}, "table": rows,
+                   "results": results}, f, indent=1)
     print(f"# results: {os.path.relpath(out, os.getcwd())}")
     return 0 if all(r["verdict"]["ok"] for r in results) else 1
 

@@ -53,7 +53,7 @@ CATALOG: dict[str, Entry] = {
     "e": Entry(s.fanout, {"count": 30_000}, {"count": 10_000}, ("publish_msgs_per_s", "deliveries_per_s"),
                "(e) fanout to 3 queues, 3 consumers"),
     "m": Entry(s.many_queues, {"count": 80_000}, {"count": 16_000},
-               ("msgs_per_s", "e2e_latency.p50_ms", "e2e_latency.p99_ms"),
+               ("msgs_per_s", "e2e_latency.p50_ms", "e2e_latency.p99_ms", "generator_cpu_s"),
                "(m) 8 queues, 8 publishers, 8 consumers (a process each), closed loop per queue, window 1000"),
     "f": Entry(s.declares, {"count": 1000}, {"count": 1000}, ("declare_s", "rss_per_queue_kib"),
                "(f) 1,000 queue declares: time and broker RSS"),
@@ -93,14 +93,23 @@ def flat(metrics: dict, prefix: str = "") -> dict:
     return out
 
 
+def shardable(name: str) -> bool:
+    """Whether the scenario can spread its queues over several independent brokers (``shard_urls``)."""
+    return "shard_urls" in inspect.signature(CATALOG[name].run).parameters
+
+
 def run(name: str, url: str, *, quick: bool = False, overrides: dict | None = None,
-        pid: int | None = None) -> dict:
-    """Run one named scenario against ``url``."""
+        pid: int | list[int] | None = None, shard_urls: list[str] | None = None) -> dict:
+    """Run one named scenario against ``url``, or against the brokers ``shard_urls`` if it is shardable."""
     entry = CATALOG[name]
     kwargs = dict(entry.quick if quick else entry.full)
     # Apply only the overrides this scenario takes (f has no --size, ...).
     accepted = inspect.signature(entry.run).parameters
     kwargs.update({k: v for k, v in (overrides or {}).items() if k in accepted})
+    if shard_urls:
+        if not shardable(name):
+            raise ValueError(f"scenario {name} cannot spread over shards")
+        kwargs["shard_urls"] = shard_urls
     try:
         result = entry.run(url, pid=pid, **kwargs)
     finally:

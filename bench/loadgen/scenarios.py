@@ -12,6 +12,7 @@ limits are parameters; every run stops by itself at its deadline.
 from __future__ import annotations
 
 import os
+import resource
 import time
 import uuid
 from dataclasses import asdict
@@ -35,28 +36,37 @@ def percentiles(values_us: list) -> dict:
 # Queues and exchanges created and not yet deleted, so that a run that fails
 # or is interrupted half-way leaves nothing behind on the broker (``cleanup``).
 _LIVE: dict[str, str] = {}
+# The broker of each name declared on another broker than the scenario's URL (the shards of ``many_queues``).
+_HOME: dict[str, str] = {}
 
 
-def _name(tag: str, kind: str = "queue") -> str:
+def _name(tag: str, kind: str = "queue", home: str | None = None) -> str:
     name = f"loadgen.{tag}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
     _LIVE[name] = kind
+    if home is not None:
+        _HOME[name] = home
     return name
 
 
 def _deleted(name: str) -> None:
     _LIVE.pop(name, None)
+    _HOME.pop(name, None)
 
 
 def cleanup(url: str) -> int:
     """Delete whatever the last scenario created and did not delete; never raises."""
-    if not _LIVE:
-        return 0
+    homes = {_HOME.get(name, url) for name in _LIVE}
+    return sum(_cleanup_at(home, [n for n in _LIVE if _HOME.get(n, url) == home]) for home in homes)
+
+
+def _cleanup_at(url: str, names: list[str]) -> int:
     done = 0
     conn = None
     try:
         conn = Connection(url, timeout=10)
         conn.channel_open(1)
-        for name, kind in list(_LIVE.items()):
+        for name in names:
+            kind = _LIVE[name]
             try:
                 if kind == "exchange":
                     conn.exchange_delete(1, name)
@@ -65,7 +75,7 @@ def cleanup(url: str) -> int:
                 done += 1
             except wire.AMQPClosed:
                 conn.channel_open(1)  # e.g. 404 on an already deleted name
-            _LIVE.pop(name, None)
+            _deleted(name)
     except (OSError, wire.AMQPClosed, wire.ProtocolViolation):
         pass
     finally:
@@ -75,22 +85,33 @@ def cleanup(url: str) -> int:
 
 
 class BrokerProbe:
-    """RSS and CPU of the broker process, if it can be found (else None)."""
+    """RSS and CPU of the broker process, if it can be found (else None).
 
-    def __init__(self, url: str, pid: int | None = None) -> None:
-        self.pid = pid or procinfo.pid_listening_on(BrokerAddress.parse(url).port)
-        self.cpu0 = procinfo.cpu_seconds(self.pid)
+    ``pid`` may be a list: a broker of several processes (the shards of ``--leveret-shards``), whose RSS
+    and CPU are the sums, with each process's CPU in ``cpu_s_per_process``."""
+
+    def __init__(self, url: str, pid: int | list[int] | None = None) -> None:
+        self.pids = list(pid) if isinstance(pid, (list, tuple)) else [
+            pid or procinfo.pid_listening_on(BrokerAddress.parse(url).port)]
+        self.pid = self.pids[0] if len(self.pids) == 1 else self.pids
+        self.cpu0 = [procinfo.cpu_seconds(p) for p in self.pids]
         self.marks: dict = {"pid": self.pid}
 
     def mark(self, label: str) -> int | None:
-        rss = procinfo.rss_kib(self.pid)
+        sizes = [procinfo.rss_kib(p) for p in self.pids]
+        rss = sum(sizes) if None not in sizes else None
         self.marks[f"rss_kib_{label}"] = rss
         return rss
 
     def finish(self) -> dict:
-        cpu1 = procinfo.cpu_seconds(self.pid)
-        if self.cpu0 is not None and cpu1 is not None:
-            self.marks["cpu_s"] = round(cpu1 - self.cpu0, 3)
+        used = []
+        for p, c0 in zip(self.pids, self.cpu0):
+            c1 = procinfo.cpu_seconds(p)
+            used.append(round(c1 - c0, 3) if c0 is not None and c1 is not None else None)
+        if None not in used:
+            self.marks["cpu_s"] = round(sum(used), 3)
+            if len(used) > 1:
+                self.marks["cpu_s_per_process"] = used
         return self.marks
 
 
@@ -363,33 +384,44 @@ def fanout(url: str, *, size: int = 1024, count: int = 30_000, queues: int = 3, 
 
 # --- (m) -------------------------------------------------------------------
 def many_queues(url: str, *, size: int = 1024, count: int = 80_000, queues: int = 8, window: int = 1000,
-                timeout: float = 90.0, pid: int | None = None) -> dict:
+                timeout: float = 90.0, pid: int | list[int] | None = None,
+                shard_urls: list[str] | None = None) -> dict:
     """(m) ``queues`` queues, each with its own publisher and consumer process, closed loop per queue.
 
     The load that a broker using more than one core could spread: independent queues, no shared state
     between them. Each publisher keeps at most ``window`` messages unconsumed on its queue; the rate is
-    every delivery over the slowest consumer's time."""
+    every delivery over the slowest consumer's time.
+
+    ``shard_urls``: independent brokers, one per shard; queue i, its publisher and its consumer use
+    shard i mod N (``pid`` then lists their pids). The ceiling of a broker that shards queues over
+    processes, with no hand-over or forwarding cost."""
     deadline = time.monotonic() + timeout
+    shard_urls = list(shard_urls or [url])
     probe = BrokerProbe(url, pid)
     verdict = Verdict()
-    names = [_name(f"m{i}") for i in range(queues)]
+    homes = [shard_urls[i % len(shard_urls)] for i in range(queues)]
+    names = [_name(f"m{i}", home=home) for i, home in enumerate(homes)]
     per = [count // queues + (1 if i < count % queues else 0) for i in range(queues)]
-    ctl = Connection(url)
-    ctl.channel_open(1)
-    for q in names:
-        ctl.queue_declare(1, q)
+    ctls = {}
+    for home in shard_urls:
+        ctls[home] = Connection(home)
+        ctls[home].channel_open(1)
+    for q, home in zip(names, homes):
+        ctls[home].queue_declare(1, q)
     team = Team()
-    for q, n in zip(names, per):
+    for q, n, home in zip(names, per, homes):
         progress = CTX.RawValue("q", 0)
-        team.add(consumer_worker, url=url, queue=q, expected=n, per_publisher=[n], record_latency=True,
+        team.add(consumer_worker, url=home, queue=q, expected=n, per_publisher=[n], record_latency=True,
                  progress=progress, deadline=deadline)
-        team.add(publisher_worker, url=url, exchange="", routing_key=q, body_size=size, count=n,
+        team.add(publisher_worker, url=home, exchange="", routing_key=q, body_size=size, count=n,
                  window=window, consumed=progress, deadline=deadline)
+    generator0 = _children_cpu_s()
     team.start()
     probe.mark("before")
     team.go()
     results = team.collect(timeout=timeout + 10)
     probe.mark("after")
+    generator_cpu_s = _children_cpu_s() - generator0
     received = 0
     latencies: list = []
     for i, n in enumerate(per):
@@ -403,12 +435,21 @@ def many_queues(url: str, *, size: int = 1024, count: int = 80_000, queues: int 
         latencies += cons.get("latencies_us") or []
     slowest = max((r.get("elapsed") or 0) for r in results[0::2])
     metrics = {"msgs_per_s": round(received / slowest) if slowest else 0,
-               "e2e_latency": percentiles(latencies), "elapsed_s": round(slowest, 3)}
-    for q in names:
-        _finish_queue(ctl, q, verdict)
-    ctl.close()
-    return _result(f"m-queues-{queues}", {"size": size, "count": count, "queues": queues, "window": window},
-                   metrics, verdict, probe)
+               "e2e_latency": percentiles(latencies), "elapsed_s": round(slowest, 3),
+               # What the 16 client processes used (fork to exit): on 2 cores, the CPU left for the broker.
+               "generator_cpu_s": round(generator_cpu_s, 3)}
+    for q, home in zip(names, homes):
+        _finish_queue(ctls[home], q, verdict)
+    for ctl in ctls.values():
+        ctl.close()
+    return _result(f"m-queues-{queues}", {"size": size, "count": count, "queues": queues, "window": window,
+                                          "shards": len(shard_urls)}, metrics, verdict, probe)
+
+
+def _children_cpu_s() -> float:
+    """User+system CPU of this process's finished (joined) child processes so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --- (f) -------------------------------------------------------------------

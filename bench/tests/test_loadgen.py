@@ -18,9 +18,8 @@ from bench.loadgen.ledger import Ledger
 from bench.loadgen.nullbroker import NullSession, NullState
 
 
-@pytest.fixture(scope="module")
-def null_url():
-    """A null broker on a free loopback port, in threads of this process."""
+def _null_broker():
+    """A null broker on a free loopback port, in threads of this process: (url, state, listening socket)."""
     state = NullState()
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
@@ -36,8 +35,23 @@ def null_url():
             NullSession(conn, state).start()
 
     threading.Thread(target=accept, daemon=True).start()
-    yield f"amqp://guest:guest@127.0.0.1:{port}/", state
+    return f"amqp://guest:guest@127.0.0.1:{port}/", state, lsock
+
+
+@pytest.fixture(scope="module")
+def null_url():
+    url, state, lsock = _null_broker()
+    yield url, state
     lsock.close()
+
+
+@pytest.fixture(scope="module")
+def two_null_brokers():
+    """Two independent null brokers: the shards of a sharded run."""
+    first, second = _null_broker(), _null_broker()
+    yield [first[:2], second[:2]]
+    first[2].close()
+    second[2].close()
 
 
 @pytest.mark.parametrize("run", [
@@ -119,13 +133,50 @@ def test_out_of_order_and_multiple_confirms_are_counted_exactly():
     assert pub._confirmed_upto == 7 and not pub._sparse
 
 
-def test_cleanup_deletes_what_an_interrupted_scenario_left(null_url):
-    url, state = null_url
-    name = scenarios._name("interrupted")
+def _declare_and_leave(url: str, name: str) -> None:
+    """What a scenario interrupted after its declare leaves behind."""
     conn = Connection(url)
     conn.channel_open(1)
     conn.queue_declare(1, name)
     conn.close()
+
+
+def test_cleanup_deletes_what_an_interrupted_scenario_left(null_url):
+    url, state = null_url
+    name = scenarios._name("interrupted")
+    _declare_and_leave(url, name)
     assert name in state.queues
     assert scenarios.cleanup(url) == 1
     assert name not in state.queues and not scenarios._LIVE
+
+
+def test_many_queues_spreads_its_queues_over_shards(two_null_brokers):
+    (url0, state0), (url1, state1) = two_null_brokers
+    declared: list[tuple[int, str]] = []
+
+    class Recording(dict):
+        def __init__(self, shard: int) -> None:
+            super().__init__()
+            self.shard = shard
+
+        def __setitem__(self, name, queue) -> None:
+            declared.append((self.shard, name))
+            super().__setitem__(name, queue)
+
+    state0.queues, state1.queues = Recording(0), Recording(1)
+    result = scenarios.many_queues(url0, count=1600, timeout=20, shard_urls=[url0, url1])
+    assert result["verdict"]["ok"], result["verdict"]["problems"]
+    assert result["params"]["shards"] == 2
+    # Queue i lives on shard i mod 2, its publisher and consumer with it (else the ledger would miss messages).
+    assert [shard for shard, name in declared if ".m" in name] == [0, 1] * 4
+    assert not state0.queues and not state1.queues
+    assert result["metrics"]["generator_cpu_s"] > 0
+
+
+def test_cleanup_deletes_on_the_shard_that_holds_the_name(two_null_brokers):
+    (url0, state0), (url1, state1) = two_null_brokers
+    name = scenarios._name("interrupted-shard", home=url1)
+    _declare_and_leave(url1, name)
+    assert name in state1.queues
+    assert scenarios.cleanup(url0) == 1
+    assert name not in state1.queues and not scenarios._LIVE and not scenarios._HOME
