@@ -279,6 +279,8 @@ MISSING: Any = _MISSING
 
 
 def _shown(value: Any) -> Any:
+    if value is None:
+        return "undefined"  # a void value is Erlang's 'undefined' (found by the fuzzer, QueueArguments 1700029)
     if isinstance(value, decimal.Decimal):
         return erlang_term(value)  # {Scale,Unscaled}, as RabbitMQ prints it (found by the fuzzer)
     shown = as_text(value)

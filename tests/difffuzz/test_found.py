@@ -321,3 +321,12 @@ def test_an_unacked_get_counts_against_the_channel_wide_prefetch(brokers):
         ("settled", ("qos", 1, True), ["q0"]),
         ("settled", ("consume", "q0", "c0", False, True, []), ["q0"]),
     ])
+
+
+def test_a_void_argument_prints_as_undefined(brokers):
+    """RabbitMQ prints a void argument in an "inequivalent arg" error as 'undefined' (Erlang's atom for it);
+    leveret printed Python's 'None' (broker/arguments.py). Found by the hour run (QueueArguments, seed 1700029)."""
+    replay(brokers, [
+        ("declare_queue", "q0", [], False, False, False, False),
+        ("declare_queue", "q0", [("x-message-ttl", ("V", None))], False, False, False, False),
+    ])
