@@ -60,12 +60,18 @@ class Side:
         self.ok("POST", "/exchanges/{v}/x1/publish", {"routing_key": "a.b", "payload": "hello",
                                                        "payload_encoding": "string",
                                                        "properties": {"delivery_mode": 2, "headers": {"h": 1}}})
-        self.connection = pika.BlockingConnection(pika.URLParameters(amqp + self.v))
+        # No heartbeats: this connection is read only while waiting for RabbitMQ's statistics, and on a loaded
+        # machine the module can outlast two heartbeat intervals, after which each broker would drop the
+        # consumer at its own moment and the listings of q2 would differ.
+        self.connection = pika.BlockingConnection(pika.URLParameters(amqp + self.v + "?heartbeat=0"))
         channel = self.connection.channel()
         channel.basic_qos(prefetch_count=3)
         channel.queue_declare("q2")
         channel.basic_consume("q2", lambda *args: None)
         channel.basic_publish("", "q2", b"x")
+        # A round trip after the publish: the broker has routed it when the answer comes (a publish has no
+        # answer of its own, and leveret's side, set up last, is not waited for otherwise).
+        channel.queue_declare("q2", passive=True)
         self.connection.process_data_events(time_limit=0.2)
 
     def path(self, template: str) -> str:
@@ -87,7 +93,10 @@ def _wait_for_stats(side: Side) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         queue, q1 = side.ok("GET", "/queues/{v}/q2"), side.ok("GET", "/queues/{v}/q1")
-        if "message_stats" in queue and queue.get("consumers") == 1 and q1.get("messages") == 1:
+        # Every figure a listing compares: the queues' own emissions (messages, consumers) and the channels'
+        # (message_stats) come at different moments, for q1 and q2 apart.
+        if (queue.get("message_stats", {}).get("publish") == 1 and queue.get("consumers") == 1
+                and q1.get("messages") == 1 and q1.get("message_stats", {}).get("publish") == 1):
             channels = side.ok("GET", "/vhosts/{v}/channels")
             if channels and "message_stats" in channels[0]:
                 return
