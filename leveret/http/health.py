@@ -16,15 +16,14 @@ from typing import Any
 from aiohttp import web
 
 from leveret.amqp.properties import BasicProperties
+from leveret.broker.cluster_name import CLUSTER_NAME_PARAMETER, cluster_name, node_name
 from leveret.broker.message import Message
 from leveret.broker.stats import count_get
-from leveret.http.nodes import node_name
 from leveret.http.responses import USER, BadRequest, administrator_only, json_body, no_content, require_keys, text_field
 from leveret.http.target import ManagementTarget, target_of
 from leveret.http.vhost_access import named_vhost, require
 
 ALIVENESS_QUEUE = "aliveness-test"
-CLUSTER_NAME_PARAMETER = "cluster_name"
 
 
 def listeners(target: ManagementTarget) -> list[tuple[str, str, int]]:
@@ -39,11 +38,6 @@ def listeners(target: ManagementTarget) -> list[tuple[str, str, int]]:
     if target.http_port is not None:
         found.append(("https" if https else "http", settings.http_host, target.http_port))
     return found
-
-
-def cluster_name(request: web.Request) -> str:
-    name = target_of(request).broker.parameters.get_global(CLUSTER_NAME_PARAMETER)
-    return name if isinstance(name, str) else node_name()
 
 
 def _ok(**extra: Any) -> web.Response:
@@ -124,7 +118,7 @@ async def extensions(request: web.Request) -> web.Response:
 
 async def get_cluster_name(request: web.Request) -> web.Response:
     """GET /api/cluster-name."""
-    return web.json_response({"name": cluster_name(request)})
+    return web.json_response({"name": cluster_name(target_of(request).broker.parameters)})
 
 
 @administrator_only

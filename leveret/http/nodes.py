@@ -12,20 +12,15 @@ client more than `max_output_buffer`, and `output_pauses`, how often that happen
 from __future__ import annotations
 
 import os
-import socket
 
 from aiohttp import web
 
+from leveret.broker.cluster_name import node_name
 from leveret.broker.exchanges import exchange_class
 from leveret.http.listing import item_response, list_response
 from leveret.http.rates import rates_of
 from leveret.http.responses import monitor_only
 from leveret.http.target import ManagementTarget, target_of
-
-
-def node_name() -> str:
-    """RabbitMQ names a node name@host; a leveret process is the one node on its host."""
-    return f"leveret@{socket.gethostname()}"
 
 
 def resources(target: ManagementTarget) -> dict:

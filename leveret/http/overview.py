@@ -18,9 +18,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from leveret import __version__
+from leveret.broker.cluster_name import cluster_name
 from leveret.broker.exchanges.delayed import DelayedMessageExchange
 from leveret.broker.stats import total
-from leveret.http.health import cluster_name, listeners
+from leveret.http.health import listeners
 from leveret.http.listing import item_response
 from leveret.http.nodes import exchange_types, node_name, resources
 from leveret.http.rates import QUEUE_FIELDS, Rates, rates_of, vhost_stats
@@ -88,5 +89,6 @@ def memory_budget(target: ManagementTarget) -> dict:
 
 async def get_overview(request: web.Request) -> web.Response:
     """GET /api/overview."""
-    info = overview_info(target_of(request), rates_of(request), cluster_name(request))
+    target = target_of(request)
+    info = overview_info(target, rates_of(request), cluster_name(target.broker.parameters))
     return item_response(request, info, nested=False)

@@ -82,7 +82,7 @@ class Session:
         )
         self.handshake = ServerHandshake(
             frame_max=self.settings.frame_max, channel_max=self.settings.channel_max,
-            heartbeat=self.settings.heartbeat, server_properties=server_properties(),
+            heartbeat=self.settings.heartbeat, server_properties=server_properties(broker.parameters),
         )
         self.channel_table = ChannelTable(self.settings.channel_max)
         self.channels: dict[int, ChannelSession] = self.channel_table.by_number  # (http/ counts them too)
