@@ -21,6 +21,8 @@ States and rules:
 * OPEN: frames become events. Per channel, content assembly runs
   method (HAS_CONTENT) -> header frame -> body frames until body_size; the result is one
   ContentReceived (a body_size of 0 completes at the header). Channels interleave freely.
+  Whole publishes at the front of a read take the fused path (`_fused_publishes`: same events,
+  no frame tuples); at the first frame it does not take, the general path reads the rest.
   Any frame out of that order is 505 UNEXPECTED_FRAME, with RabbitMQ's texts. A header
   declaring more than max_body_size makes the reader swallow that body without keeping it,
   and yields a ChannelFailed event (406) once the last body frame is in: RabbitMQ too answers
@@ -42,15 +44,17 @@ bad one in that read are dropped (the connection is closing anyway).
 
 from __future__ import annotations
 
+from struct import Struct
+
 from .errors import (
     PRECONDITION_FAILED, AMQPChannelError, AMQPConnectionError, BadProtocolHeader, FrameError,
     MalformedFrame, UnexpectedFrame,
 )
 from .events import ChannelFailed, ContentReceived, HeartbeatReceived, MethodReceived
-from .parser import FrameParser, _octets
+from .parser import FRAME_END, FrameParser, _octets
 from .properties import BasicProperties
 from .spec import BasicPublish, ConnectionClose, ConnectionCloseOk, decode_method
-from .wire import CONTENT_HEADER_PREFIX, METHOD_INDEX, UINT32
+from .wire import CONTENT_HEADER_PREFIX, FRAME_HEADER, METHOD_INDEX, UINT32
 
 PROTOCOL_HEADERS = frozenset({b"AMQP\x00\x00\x09\x01", b"AMQP\x01\x01\x00\x09"})
 
@@ -67,6 +71,9 @@ _BASIC_PUBLISH = BasicPublish.INDEX
 # through more routing keys than this just decodes as before).
 _PUBLISH_CACHE_SIZE = 256
 _unpack_header_prefix = CONTENT_HEADER_PREFIX.unpack_from
+_unpack_header = FRAME_HEADER.unpack_from
+# A content header frame's frame header and its fixed start (class, weight, body size) in one unpack.
+_unpack_header_frame = Struct(">BHIHHQ").unpack_from
 _from_raw = BasicProperties.from_raw
 
 
@@ -139,14 +146,22 @@ class ConnectionReader:
                 return []
         elif self._held:
             data, self._held = self._held + data, b""
+        if type(data) is not bytes:
+            data = bytes(data)
         events: list = []
         parse_error = None
+        head: list = []  # the frame that straddled reads, when the fused path did not take it
         try:
-            frames = self._parser.feed(data)
+            pos = 0
+            if self.channels_open:
+                pos = self._fused_publishes(data, head, events)
+            frames = self._parser.feed(data, pos) if pos >= 0 else []
         except FrameError as exc:
             # The frames before the broken one still count, and come first.
             frames = exc.frames
             parse_error = exc
+        if head:
+            frames[:0] = head
         if not self.channels_open:
             frames, early = self._split_before_open(frames)
             if early is not None:
@@ -203,6 +218,71 @@ class ConnectionReader:
                 error = UnexpectedFrame(f"type {frame_type}, all octets = <<{octets}>>")
                 return frames[:i], error
         return frames, None
+
+    def _fused_publishes(self, data: bytes, head: list, events: list) -> int:
+        """The fused publish path: whole publishes at the front of data straight to events.
+
+        A publisher's reads are mostly runs of basic.publish + content header + one body frame. Where
+        such a run starts the read (or follows the body frame that completes a content begun in an
+        earlier read) and its basic.publish payload is in the publish cache, each publish becomes one
+        ContentReceived here, in one pass over the bytes, without the frame tuples and body views of
+        the general path (parsing was a third of a publish's cost). Nothing here can raise: at the
+        first frame that is anything else (another method, a partial or oversized frame, a bad frame
+        end, a multi-frame body, an unknown header) it stops and returns that frame's position, and
+        the general path reads the rest of data from there, so every error still comes from one place
+        with the events before it. The checks are the general path's, which would accept each of
+        these publishes as the same event.
+
+        A frame that straddled reads is completed first and appended to `head` unless it could be
+        handled here (a body frame that ends its content). Returns -1 when data did not complete it.
+        """
+        parser = self._parser
+        assemblies = self._assemblies
+        pos = 0
+        if parser.buffered:
+            pos = parser.finish_partial(data, head)
+            if pos < 0:
+                return -1
+            frame_type, channel, payload = head[0]
+            assembly = assemblies.get(channel)
+            if frame_type != 3 or assembly is None or assembly.properties is None \
+                    or assembly.received + len(payload) > assembly.body_size:
+                return pos  # the general path takes it (and whatever it raises), and the rest of the read
+            self._frames_to_events(head, events)  # a body frame within its declared size: cannot raise
+            head.clear()
+        cache = self._publish_cache
+        if assemblies or not cache:
+            return pos
+        limit = parser.limit
+        max_body_size = self.max_body_size
+        append = events.append
+        total = len(data)
+        while total - pos >= 7:
+            frame_type, channel, size = _unpack_header(data, pos)
+            end = pos + 7 + size  # where the method frame's end octet is
+            if frame_type != 1 or not channel or size > limit or end + 20 > total or data[end] != FRAME_END:
+                break
+            method = cache.get(data[pos + 7 : end])
+            if method is None:
+                break
+            header_type, header_channel, size, class_id, weight, body_size = _unpack_header_frame(data, end + 1)
+            header_start = end + 8
+            header_end = header_start + size
+            if header_type != 2 or header_channel != channel or not 14 <= size <= limit or class_id != 60 \
+                    or weight or not 0 < body_size <= max_body_size or header_end + 8 > total \
+                    or data[header_end] != FRAME_END:
+                break
+            body_type, body_channel, size = _unpack_header(data, header_end + 1)
+            body_start = header_end + 8
+            body_end = body_start + size
+            if body_type != 3 or body_channel != channel or size != body_size or size > limit \
+                    or body_end >= total or data[body_end] != FRAME_END:
+                break
+            # The body's one copy, out of the read.
+            append(ContentReceived(channel, method, _from_raw(data[header_start + 12 : header_end]),
+                                   data[body_start:body_end]))
+            pos = body_end + 1
+        return pos
 
     def _frames_to_events(self, frames, events: list) -> None:
         """Turn frames into events appended to events (the hot loop)."""

@@ -71,8 +71,13 @@ class FrameParser:
         """How many bytes wait for the rest of their frame."""
         return len(self._buf)
 
-    def feed(self, data: bytes) -> list[tuple[int, int, bytes | memoryview]]:
-        """Parse every complete frame in the buffered bytes plus data.
+    @property
+    def limit(self) -> int:
+        """The largest payload accepted (frame_max itself; no limit is 0xFFFFFFFF)."""
+        return self._limit
+
+    def feed(self, data: bytes, start: int = 0) -> list[tuple[int, int, bytes | memoryview]]:
+        """Parse every complete frame in the buffered bytes plus data[start:].
 
         Returns (frame_type, channel, payload) tuples; payload is a memoryview for body
         frames and bytes for every other frame type.
@@ -80,32 +85,44 @@ class FrameParser:
         if type(data) is not bytes:
             data = bytes(data)
         frames: list = []
-        pos = 0
-        buf = self._buf
-        if buf:
-            # Complete the one frame that straddled reads from the front of data, parse it on its
-            # own, then parse the rest of data in place: the read itself is never copied.
-            total = len(data)
-            while True:
-                take = self._need - len(buf)
-                if total - pos < take:
-                    buf += memoryview(data)[pos:]
-                    return frames
-                buf += memoryview(data)[pos : pos + take]
-                pos += take
-                if len(buf) == 7:  # the header just completed: now the whole frame's size is known
-                    size = _unpack_header(buf, 0)[2]
-                    if size > self._limit:
-                        self._check_size(buf, 0, frames)
-                    self._need = 8 + size
-                    if size + 8 > len(buf):
-                        continue
-                break
-            # `buf` now holds exactly one frame; body views into it stay valid (it is handed off).
-            self._buf = bytearray()
-            self._scan(bytes(buf) if buf[0] != 3 else buf, 0, frames)
+        pos = start
+        if self._buf:
+            pos = self.finish_partial(data, frames, pos)
+            if pos < 0:
+                return frames
         self._scan(data, pos, frames)
         return frames
+
+    def finish_partial(self, data: bytes, frames: list, pos: int = 0) -> int:
+        """Complete the one frame that straddled reads from data[pos:] and append it to frames.
+
+        Returns the position in data after it, or -1 when data did not complete it (then all of
+        it is buffered). Nothing is buffered afterwards: the rest of data is the caller's to
+        `feed` (from the returned position) or to read itself. `data` must be bytes.
+        """
+        buf = self._buf
+        # Complete the one frame that straddled reads from the front of data, parse it on its
+        # own, then parse the rest of data in place: the read itself is never copied.
+        total = len(data)
+        while True:
+            take = self._need - len(buf)
+            if total - pos < take:
+                buf += memoryview(data)[pos:]
+                return -1
+            buf += memoryview(data)[pos : pos + take]
+            pos += take
+            if len(buf) == 7:  # the header just completed: now the whole frame's size is known
+                size = _unpack_header(buf, 0)[2]
+                if size > self._limit:
+                    self._check_size(buf, 0, frames)
+                self._need = 8 + size
+                if size + 8 > len(buf):
+                    continue
+            break
+        # `buf` now holds exactly one frame; body views into it stay valid (it is handed off).
+        self._buf = bytearray()
+        self._scan(bytes(buf) if buf[0] != 3 else buf, 0, frames)
+        return pos
 
     def _check_size(self, data, pos: int, frames: list) -> None:
         frame_type, _channel, size = _unpack_header(data, pos)
