@@ -319,7 +319,8 @@ class Channel:
 
     def publish(self, exchange: str, routing_key: str, message: Message, *, mandatory: bool = False) -> RouteResult:
         """basic.publish from this channel: user_id check, then `VHost.publish` (with reply-to rewriting)."""
-        self.check_user_id(message)
+        if message.properties.user_id is not None:
+            self.check_user_id(message)
         return self.vhost.publish(exchange, routing_key, message, mandatory=mandatory, channel=self)
 
     def check_user_id(self, message: Message) -> None:

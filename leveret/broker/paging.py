@@ -154,7 +154,11 @@ class PagedReadyList(ReadyList):
 
     # -- in ---------------------------------------------------------------------------------------
     def append(self, entry: "QueueEntry") -> None:
-        if len(self._seqs) > self._pos or self._window_full(entry.offset >= 0):
+        # An empty tail and room in the window is every publish of a queue that is not paging: decided
+        # here without calling _window_full (whose first test this is).
+        if len(self._seqs) > self._pos or (len(self.entries) >= self.window_count
+                                           or self.memory_bytes >= self.window_bytes) \
+                and self._window_full(entry.offset >= 0):
             offset = entry.offset
             if entry.returns or (offset < 0 and entry.expires_at is not None):
                 # State the store does not keep (a quorum return count; a deadline for a message with no

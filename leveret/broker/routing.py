@@ -1,8 +1,10 @@
 """A vhost's routing: publish (direct reply-to, expiration check, the delayed exchange's hold), CC/BCC,
 exchange-to-exchange bindings, alternate exchanges, dead-lettered copies and released delayed messages.
 
-Every publish, dead-lettered copy and released delayed message goes through `_deliver`; `_route` has a hot
-path for one routing key straight to queues. The direct reply-to registry (address -> channel) lives here
+Every dead-lettered copy, released delayed message and publish goes through `_deliver`, but for the most
+common publish: a message without headers, reply_to, expiration or user_id that its exchange routes by key to
+exactly one queue, which `publish` enqueues itself. `_route` has a hot path for one routing key straight to
+queues. The direct reply-to registry (address -> channel) lives here
 because a reply is published on some other channel of some other connection.
 """
 
@@ -119,7 +121,9 @@ class Routing:
         `channel` is the publishing channel, needed for direct reply-to (reply_to "amq.rabbitmq.reply-to"
         is rewritten to that channel's address, or refused if it has no reply consumer).
         """
-        source = self.check_publish(exchange)
+        source = self.exchanges.get(exchange)
+        if source is None or source.internal:
+            self.check_publish(exchange)  # raises: no such exchange, or an internal one
         source.stats.publish_in += 1
         # Most publishes carry none of reply_to, expiration, headers and user_id: one test skips their checks.
         plain = message.properties.routing_plain
@@ -129,7 +133,22 @@ class Routing:
             channel = self._reply_channels.get(routing_key)
             delivered = channel is not None and channel.deliver_reply(message)
             return RouteResult(delivered, [])
-        if not plain and message.properties.expiration is not None:
+        if plain:
+            if not source.needs_message and type(source) is not DelayedMessageExchange:
+                # The common publish (one routing key, no headers, an exchange routing by key alone) to
+                # exactly one queue: enqueued here as _deliver and _route would, without their calls and lists.
+                destinations = source.route(routing_key, None)
+                if len(destinations) == 1:
+                    (queue,) = destinations
+                    if type(queue) is Queue:
+                        if queue.enqueue(message) is None:
+                            result = RouteResult(True, [], 1)  # x-overflow reject-publish refused it
+                        else:
+                            queue.stats.publish += 1
+                            result = RouteResult(True, [queue])
+                        source.stats.publish_out += 1
+                        return result
+        elif message.properties.expiration is not None:
             check_expiration(message.properties.expiration)
         if type(source) is DelayedMessageExchange:
             delay = source.delay_of(message)

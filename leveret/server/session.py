@@ -189,7 +189,17 @@ class Session:
         try:
             kind = type(event)
             if kind is ContentReceived:
-                self._on_content(event)
+                # basic.publish with its content (the hot path, inline): route now, or hold it for tx.commit.
+                # A BrokerError closes the channel (below), naming basic.publish.
+                ch = self.channels.get(event.channel)
+                if ch is None or ch.closing:
+                    self._content_without_channel(ch, event.method)
+                else:
+                    # Properties that do not decode are 541 now, as in RabbitMQ, not later in whatever rewrites them.
+                    event.properties.check()
+                    if self.blocked_by and not self.reading_paused:
+                        self._block_now()  # a publish during a resource alarm blocks its connection (RabbitMQ's rule)
+                    self._publish(ch, event.method, event.properties, event.body)  # handlers.py's ChannelMethods.publish
             elif kind is MethodReceived:
                 self._on_method(event.channel, event.method)
             elif kind is HeartbeatReceived:
@@ -479,24 +489,12 @@ class Session:
             ch.broker_channel.pause_deliveries()
         self.writer.write_frame(reply)
 
-    def _on_content(self, event: ContentReceived) -> None:
-        """basic.publish with its content: route now, or hold it for tx.commit."""
-        number = event.channel
-        ch = self.channels.get(number)
-        if ch is None or ch.closing:
-            # Channels exist only while the connection runs: no open channel is the one check of the hot path.
-            state = self.handshake.state
-            if ch is not None or state == CLOSING:
-                return
-            if state != RUNNING:
-                raise frame_before_open(event.method)
-            raise self.channel_table.content_on_unopened()
-        # Properties that do not decode are 541 now, as in RabbitMQ, not later in whatever rewrites them.
-        event.properties.check()
-        m = event.method
-        if self.blocked_by and not self.reading_paused:
-            self._block_now()  # a publish during a resource alarm blocks its connection (RabbitMQ's rule)
-        try:
-            self._publish(ch, m, event.properties, event.body)  # handlers.py's ChannelMethods.publish
-        except BrokerError as exc:
-            self._fail_broker(number, m, exc)
+    def _content_without_channel(self, ch: ChannelSession | None, method: Any) -> None:
+        """A publish's content for a channel that is closing (dropped) or not open (an error)."""
+        # Channels exist only while the connection runs: no open channel is the one check of the hot path.
+        state = self.handshake.state
+        if ch is not None or state == CLOSING:
+            return
+        if state != RUNNING:
+            raise frame_before_open(method)
+        raise self.channel_table.content_on_unopened()
