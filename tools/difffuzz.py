@@ -19,6 +19,7 @@ import argparse
 import logging
 import os
 import random
+import re
 import signal
 import sys
 import time
@@ -85,7 +86,10 @@ def flatten(exc: BaseException) -> list[BaseException]:
 
 
 def signature(difference: lockstep.Difference) -> str:
-    return repr(difference.sequence[-1][0]) + "|" + str(difference).split("\n", 3)[1][:300]
+    """The operation and RabbitMQ's answer, with the sequence's own vhost name taken out (each sequence has
+    its own, so the same difference found twice would otherwise count as two)."""
+    answer = re.sub(re.escape(lockstep.VHOST_PREFIX) + r"[0-9]+-[0-9a-f]+", "VHOST", str(difference).split("\n", 3)[1])
+    return repr(difference.sequence[-1][0]) + "|" + answer[:300]
 
 
 def main(argv: list[str] | None = None) -> int:

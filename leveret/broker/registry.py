@@ -240,7 +240,10 @@ class Registry:
         # DurableDeclare andalso not ExclusiveDeclare; found by the fuzzer).
         durable = durable and not exclusive
         self.lifecycle.queues_declared += 1
-        if is_stream_declaration(arguments) or isinstance(self.queues.get(name), StreamQueue):
+        # The existing queue's type decides how a redeclaration is checked (a classic queue redeclared with
+        # x-queue-type stream is compared by the classic rules, in their order: found by the fuzzer).
+        existing = self.queues.get(name)
+        if isinstance(existing, StreamQueue) or (existing is None and is_stream_declaration(arguments)):
             return self._declare_stream(name, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
                                         arguments=dict(arguments or {}), owner=owner, authorize=authorize)
         if name == "":

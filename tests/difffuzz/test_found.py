@@ -330,3 +330,14 @@ def test_a_void_argument_prints_as_undefined(brokers):
         ("declare_queue", "q0", [], False, False, False, False),
         ("declare_queue", "q0", [("x-message-ttl", ("V", None))], False, False, False, False),
     ])
+
+
+def test_a_classic_queue_redeclared_as_a_stream_is_compared_by_the_classic_rules(brokers):
+    """A classic queue redeclared with x-queue-type stream and another argument: RabbitMQ compares by the
+    existing queue's rules in their order (x-message-ttl before x-queue-type); leveret took the stream path and
+    named x-queue-type (broker/registry.py). Found by the hour run (QueueArguments, seed 1700056)."""
+    replay(brokers, [
+        ("declare_queue", "q1", [], False, False, False, False),
+        ("declare_queue", "q1", [("x-message-ttl", ("b", 0)), ("x-queue-type", ("S", "stream"))],
+         False, False, False, False),
+    ])
