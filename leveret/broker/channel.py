@@ -4,8 +4,9 @@ Delivery tags are per channel, start at 1 and grow by one for every delivery and
 deliveries live in an OrderedDict by tag, so `multiple` acks pop from the front in O(1) each.
 
 Credit follows RabbitMQ: basic.qos global=false sets the limit of consumers created afterwards, global=true
-a limit shared by every consumer of the channel; no-ack consumers and basic.get are not limited, but a
-basic.get awaiting its ack counts against the channel-wide limit (as RabbitMQ 3.10's limiter counts it). When an
+a limit shared by every consumer of the channel; no-ack deliveries and basic.get do not count against it, but a
+basic.get awaiting its ack does (as RabbitMQ 3.10's limiter counts it), and once it is reached no consumer of
+the channel gets a delivery, no-ack ones included (the limiter refuses them all). When an
 ack frees credit the channel puts its blocked consumers back into their queues' rotation.
 
 Settled or requeued messages are grouped per queue so each queue merges a requeued batch once, keeping

@@ -62,7 +62,9 @@ class Consumer:
     def has_credit(self) -> bool:
         """Whether one more delivery is allowed now (per-consumer and channel-wide limits)."""
         if self.no_ack:
-            return self.channel.accepts_deliveries()
+            # Not counted, but not let through a full channel-wide limit either: RabbitMQ 3.10's limiter
+            # answers can_send false to every consumer of the channel once it is reached (found by the fuzzer).
+            return self.channel.has_credit()
         if self.prefetch and self.unacked >= self.prefetch:
             return False
         return self.channel.has_credit()
@@ -73,7 +75,7 @@ class Consumer:
         if not channel.accepts_deliveries():
             return 0
         if self.no_ack:
-            return UNLIMITED
+            return UNLIMITED if channel.has_credit() else 0
         credit = self.prefetch - self.unacked if self.prefetch else UNLIMITED
         return min(credit, channel.credit())
 

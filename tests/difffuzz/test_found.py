@@ -341,3 +341,19 @@ def test_a_classic_queue_redeclared_as_a_stream_is_compared_by_the_classic_rules
         ("declare_queue", "q1", [("x-message-ttl", ("b", 0)), ("x-queue-type", ("S", "stream"))],
          False, False, False, False),
     ])
+
+
+def test_a_full_channel_wide_prefetch_holds_no_ack_consumers_too(brokers):
+    """Once a channel's global prefetch (basic.qos global=true) is reached, RabbitMQ 3.10's limiter refuses every
+    consumer of the channel, no-ack ones included, until an ack frees credit; leveret delivered to the no-ack
+    consumer (broker/consumer.py). Found by the hour run (ConsumeAndQos, seed 1700069)."""
+    replay(brokers, [
+        ("declare_queue", "q0", []),
+        ("settled", ("qos", 1, True), ["q0"]),
+        ("settled", ("consume", "q0", "c0", False, False, [("x-priority", ("I", 1))]), ["q0"]),
+        ("settled", ("consume", "q0", "c1", True, False, []), ["q0"]),
+        ("settled", ("publish", "", "q0", {}, b"m1", True), ["q0"]),
+        ("settled", ("publish", "", "q0", {}, b"m2", True), ["q0"]),
+        ("settled", ("publish", "", "q0", {}, b"m3", True), ["q0"]),
+        ("settled", ("ack", 1, False), ["q0"]),
+    ])
