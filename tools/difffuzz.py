@@ -6,7 +6,9 @@ Starts an embedded leveret, then runs the machines of tests/difffuzz/machines.py
 local RabbitMQ (127.0.0.1:5672, management API on 15672), each run with a new seed. It prints how many
 sequences ran, and writes every difference it finds (shrunk by hypothesis) to OUT as a ready-to-paste
 pytest test; a difference already written (same operation and same two answers) is counted, not written
-again. Exit status 1 when any difference was found. Meant to run in the background: use `nice -n 10`.
+again. When hypothesis cannot replay a failing run (its machines draw operations from the brokers' answers,
+so a replay may draw another sequence), the run's first difference is replayed as recorded, and written if it
+happens again. Exit status 1 when any difference was found. Meant to run in the background: use `nice -n 10`.
 
 It leaves no vhost behind on either broker: each sequence deletes its own, SIGINT and SIGTERM stop the run
 through the same clean-up (then print the count so far and exit 130), and vhosts an earlier run killed
@@ -158,13 +160,13 @@ def fuzz(chosen, brokers, profile, deadline, next_seed, counter, found, errors, 
             run_state_machine_as_test(seed(run_seed)(counter.wrap(machine)), settings=profile)
         except Exception as exc:  # a Difference, several in a group, or hypothesis' Flaky...: the run goes on
             for failure in flatten(exc):
+                if not isinstance(failure, lockstep.Difference):
+                    print(f"run failed with {type(failure).__name__}: {failure}"[:600], flush=True)
+                    failure = replayed(brokers, failure)
                 if isinstance(failure, lockstep.Difference):
                     key = signature(failure)
                 else:
                     key = f"{type(failure).__name__}: {failure}"[:300]
-                    print(f"run failed with {key}", flush=True)
-                    for seen in lockstep.DIFFERENCES_SEEN[:1]:
-                        print(f"the first difference this run saw (not seen again on replay):\n{seen}", flush=True)
                 found[key] = found.get(key, 0) + 1
                 if found[key] == 1 and isinstance(failure, lockstep.Difference):
                     write_counterexample(out, machine.__name__, run_seed, len(found), failure)
@@ -172,6 +174,21 @@ def fuzz(chosen, brokers, profile, deadline, next_seed, counter, found, errors, 
               f"{counter.sequences} sequences (+{counter.replays} replays), {len(found)} distinct differences, "
               f"{len(errors.found)} internal errors", flush=True)
     return runs
+
+
+def replayed(brokers, failure: BaseException, attempts: int = 3) -> BaseException:
+    """A run hypothesis could not shrink (its machines draw operations from what the brokers answered, so a
+    replay may draw another sequence: Flaky...): the run's first difference, replayed as recorded, when it
+    happens again; else the failure, with that difference printed as not reproduced (timing)."""
+    for seen in lockstep.DIFFERENCES_SEEN[:1]:
+        for _ in range(attempts):
+            try:
+                lockstep.replay(brokers, list(seen.sequence))
+            except lockstep.Difference as again:
+                print("its first difference happens again when replayed as recorded", flush=True)
+                return again
+        print(f"its first difference, not reproduced in {attempts} replays as recorded:\n{seen}", flush=True)
+    return failure
 
 
 def write_counterexample(out: str, machine: str, run_seed: int, number: int, difference: lockstep.Difference) -> None:
