@@ -41,8 +41,9 @@ from leveret.http.permissions import (
     put_permission,
     put_topic_permission,
 )
-from leveret.http.responses import Refusal, not_found
+from leveret.http.responses import Refusal
 from leveret.http.target import TARGET, ManagementTarget
+from leveret.http.unmatched import unmatched_requests
 from leveret.http.users import (
     delete_user,
     get_user,
@@ -60,22 +61,18 @@ SHUTDOWN_TIMEOUT = 2.0
 
 @web.middleware
 async def refusals(request: web.Request, handler) -> web.StreamResponse:
-    """A handler's `Refusal` (a bad body: 400; a vhost the user may not see: 401) as RabbitMQ answers it, and
-    a path under /api/ that no route matches (such as `/api/queues//`, which Flower asks for the default
-    vhost) with RabbitMQ's JSON 404 rather than aiohttp's text one."""
+    """A handler's `Refusal` (a bad body: 400; a vhost the user may not see: 401) as RabbitMQ answers it
+    (paths no route takes are answered before the credentials, in http/unmatched.py)."""
     try:
         return await handler(request)
     except Refusal as exc:
         return exc.response()
-    except web.HTTPNotFound:
-        if request.path.startswith("/api/"):
-            return not_found()
-        raise
 
 
 def build_app(target: ManagementTarget) -> web.Application:
     """The management API for `target` (the running Server)."""
     app = web.Application(middlewares=[
+        unmatched_requests,  # before the credentials, as RabbitMQ checks the method and the path first
         basic_auth_middleware(target.users, exempt=METRICS_PATHS | dashboard.PUBLIC_PATHS, errorlog=target.errorlog,
                               exempt_prefix=dashboard.PUBLIC_PREFIX), refusals,
     ])
