@@ -11,7 +11,9 @@ distrusts every relation between files:
 * ack files without a segment, ack records for offsets the segment does not hold (including
   offsets past the recovered end, which new appends would reuse), torn ack tails and ack records
   with a bad CRC are removed, the ack file rewritten atomically;
-* stale ``*.tmp`` files are deleted.
+* stale ``*.tmp`` files are deleted;
+* of the torn copies in a directory only the newest TORN_COPIES_KEPT stay (the older are deleted, one log
+  line each), and a segment's copies go with it when the segment is deleted (segment.py).
 
 The scan streams every segment once in READ_CHUNK pieces, verifies every CRC and rebuilds the
 sparse index as it goes, so memory stays bounded and no saved index needs trusting.
@@ -43,6 +45,10 @@ from leveret.store.segment import Segment
 
 log = logging.getLogger("leveret.recovery")
 
+# Torn copies kept per directory: enough to inspect the last few crashes, few enough that a long-lived queue
+# that crashed a thousand times does not hold a thousand of them.
+TORN_COPIES_KEPT = 8
+
 
 @dataclass(frozen=True, slots=True)
 class Damage:
@@ -72,6 +78,7 @@ class RecoveryReport:
     orphaned_ack_files: list[str] = field(default_factory=list)
     stale_tmp_files: list[str] = field(default_factory=list)
     deleted_acked_segments: list[str] = field(default_factory=list)
+    removed_torn_copies: list[str] = field(default_factory=list)  # beyond TORN_COPIES_KEPT, the oldest
     # Queues opened from a clean-shutdown index (no scan), and clean indexes ignored (then scanned).
     trusted_clean_indexes: int = 0
     rejected_clean_indexes: list[Damage] = field(default_factory=list)
@@ -102,6 +109,7 @@ class RecoveryReport:
             "orphaned acks": self.orphaned_acks,
             "orphaned ack files": len(self.orphaned_ack_files),
             "stale tmp files": len(self.stale_tmp_files),
+            "old torn copies removed": len(self.removed_torn_copies),
         }
         return ", ".join(f"{name}: {n}" for name, n in counts.items() if n)
 
@@ -254,6 +262,22 @@ def remove_stale_tmp(directory: str, report: RecoveryReport) -> None:
             report.stale_tmp_files.append(path)
 
 
+def _copied_at(name: str) -> int:
+    """The unix ms a torn copy's name ends in (0, the oldest, for a name that does not parse)."""
+    stamp = name.rpartition(TORN_INFIX)[2]
+    return int(stamp) if stamp.isdigit() else 0
+
+
+def prune_torn_copies(directory: str, report: RecoveryReport, keep: int = TORN_COPIES_KEPT) -> None:
+    """Delete all but the newest `keep` torn copies in `directory`, one log line each."""
+    copies = sorted((name for name in os.listdir(directory) if TORN_INFIX in name), key=lambda n: (_copied_at(n), n))
+    for name in copies[:max(0, len(copies) - keep)]:
+        path = os.path.join(directory, name)
+        REAL.remove(path)
+        report.removed_torn_copies.append(path)
+        log.info("recovery removed %s: a directory keeps its %d newest torn copies", path, keep)
+
+
 def list_bases(directory: str, suffix: str) -> list[int]:
     """Sorted base offsets of the files in `directory` ending in `suffix`."""
     bases = (parse_base(name, suffix) for name in os.listdir(directory))
@@ -269,6 +293,7 @@ def scan_segments(directory: str, report: RecoveryReport) -> list[Segment]:
         segment = scan_segment(directory, base, report)
         if segment is not None:
             segments.append(segment)
+    prune_torn_copies(directory, report)  # after the scan: its own new copies count among the newest
     report.seconds += time.perf_counter() - started
     return segments
 

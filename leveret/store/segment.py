@@ -32,6 +32,7 @@ from leveret.store.format import (
     RECORD_OVERHEAD,
     RECORD_TRAILER,
     SEGMENT_HEADER,
+    TORN_INFIX,
     Record,
     encode_segment_header,
     segment_name,
@@ -355,11 +356,20 @@ class Segment:
         self.close_reader()
 
     def delete(self) -> None:
-        """Close and unlink the segment file."""
+        """Close and unlink the segment file, and the copies recovery kept of its torn tails (``.torn-*``:
+        they are bytes of this file only, kept for inspection while it lives)."""
         self._pending.clear()
         self.deleted = True
         self.close()
         self.io.remove(self.path)
+        prefix = os.path.basename(self.path) + TORN_INFIX
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if name.startswith(prefix):
+                self.io.remove(os.path.join(self.directory, name))
 
     # -- reading ----------------------------------------------------------------------------------
 
