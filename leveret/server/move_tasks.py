@@ -2,21 +2,15 @@
 
 A task takes up to `count` of the source queue's ready messages (all of those ready when it starts when no
 count is given: a task never chases messages that arrive later, which a replay rejected straight back into
-its dead-letter queue would be) and puts a copy of each where it is told:
-
-- by default, straight into the queue the message last died in (x-death's first table): the queue, not the
-  exchange it was published to, whose other bindings already had their copy the first time;
-- or straight into a named queue;
-- or through a named exchange, with a named routing key or else each message's own (an ordinary publish:
-  CC and BCC headers, alternate exchanges and exchange-to-exchange bindings apply).
+its dead-letter queue would be) and puts a copy of each where it is told: its original queue, a named queue,
+or through a named exchange (server/move_placement.py says where and how).
 
 Confirm-then-ack: a batch of copies is made durable (the group commit of server/durability.py, waited for
 as a publisher confirm waits) before the source messages are acked, so a kill -9 loses nothing; it may
 leave a message both moved and still in the source (killed between the two commits), and moving it again
-then makes a second copy. A source message flagged redelivered (every message recovered after a crash is)
-gives a copy flagged redelivered when it goes straight into a queue, so the consumer of the destination
-sees such a duplicate flagged. With `replay_count` each copy carries x-replay-count, one more than its
-source's. A rate limit paces the batches (`max_rate` messages per second).
+then makes a second copy. Every message recovered after a crash is flagged redelivered, and so is its copy
+when it goes straight into a queue, so the consumer of the destination sees such a duplicate flagged. A
+rate limit paces the batches (`max_rate` messages per second).
 
 A message that cannot be placed (its original queue is gone or unknown, the destination refused it at its
 length limit, the exchange is gone) stays at the head of the source, unflagged, and the task fails with the
@@ -44,15 +38,12 @@ import logging
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
-from leveret.broker import xdeath
 from leveret.broker.entry import QueueEntry
-from leveret.broker.errors import BrokerError
-from leveret.broker.message import Message
 from leveret.broker.queue import Queue
 from leveret.broker.vhost import VHost
+from leveret.server.move_placement import Destination, Unplaced, place_copy
 
 log = logging.getLogger("leveret.move_tasks")
 
@@ -61,23 +52,6 @@ PIPELINE = 4  # batches whose commits are awaited at once
 KEPT = 100  # finished tasks remembered for listing
 SAVE_INTERVAL = 1.0  # seconds between two saves of a running task's progress (each costs two fsyncs)
 RUNNING, FINISHED, CANCELLED, FAILED = "running", "finished", "cancelled", "failed"
-
-
-@dataclass(frozen=True)
-class Destination:
-    """Where copies go: `queue`, or `exchange` (with `routing_key`, None: each message's own), or neither:
-    each message's original queue."""
-
-    queue: str | None = None
-    exchange: str | None = None
-    routing_key: str | None = None
-
-    def describe(self) -> dict[str, Any]:
-        if self.exchange is not None:
-            return {"type": "exchange", "exchange": self.exchange, "routing_key": self.routing_key}
-        if self.queue is not None:
-            return {"type": "queue", "queue": self.queue}
-        return {"type": "original-queue"}
 
 
 class _CommitWaiter:
@@ -93,10 +67,6 @@ class _CommitWaiter:
     def confirm_failed(self, seq: int) -> None:
         if not self.future.done():
             self.future.set_result(False)
-
-
-class Unplaced(Exception):
-    """A copy could not be placed; the task fails with this reason."""
 
 
 class MoveTask:
@@ -245,7 +215,7 @@ class MoveTask:
                 source.unfetch(entry)  # arrived after the task started (or since the restart): not its own
                 break
             try:
-                self._place(entry)
+                place_copy(self.vhost, self.destination, entry, self.replay_count)
             except Unplaced as exc:
                 source.unfetch(entry)
                 return taken, exc
@@ -254,42 +224,6 @@ class MoveTask:
                 return taken, Unplaced(f"the message store refused a copy: {exc}")
             taken.append(entry)
         return taken, None
-
-    def _copy(self, entry: QueueEntry, exchange: str, routing_key: str) -> Message:
-        message = entry.message
-        if self.replay_count:
-            headers = dict(message.headers or {})
-            headers[xdeath.REPLAY_COUNT] = xdeath.replay_count(message) + 1
-            return Message(exchange, routing_key, message.properties.replace(headers=headers), message.body)
-        return Message(exchange, routing_key, message.properties, message.body)
-
-    def _place(self, entry: QueueEntry) -> None:
-        destination = self.destination
-        if destination.exchange is not None:
-            routing_key = destination.routing_key
-            if routing_key is None:
-                routing_key = entry.message.routing_key
-            try:
-                result = self.vhost.publish(destination.exchange, routing_key,
-                                            self._copy(entry, destination.exchange, routing_key))
-            except BrokerError as exc:
-                raise Unplaced(exc.text) from None
-            if not result.routed:
-                raise Unplaced(f"a message routed to no queue from exchange '{destination.exchange}' "
-                               f"with routing key '{routing_key}'")
-            if result.rejected:
-                raise Unplaced("a queue refused a message at its length limit (x-overflow reject-publish)")
-            return
-        name = destination.queue if destination.queue is not None else xdeath.origin_queue(entry.message)
-        if name is None:
-            raise Unplaced("a message has no x-death header: it was not dead-lettered, so it has no original queue")
-        queue = self.vhost.queues.get(name)
-        if queue is None:
-            raise Unplaced(f"no queue '{name}' in vhost '{self.vhost.name}'")
-        copy = self._copy(entry, "", name)
-        placed = queue.enqueue(copy, entry.redelivered) if isinstance(queue, Queue) else queue.enqueue(copy)
-        if placed is None:
-            raise Unplaced(f"{queue.describe()} refused a message at its length limit (x-overflow reject-publish)")
 
     @staticmethod
     def _commit(durability: Any) -> "asyncio.Future[bool] | None":
