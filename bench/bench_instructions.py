@@ -4,8 +4,8 @@ the machine's load, for before/after comparisons of hot-path changes on a busy m
     python3 -m bench.bench_instructions [--small 5000] [--large 15000] [modes...]
 
 Each mode of bench/bench_session.py (publish, confirm, deliver+ack; bytes through AMQPProtocol -> Session
--> broker with a fake transport, 100 B messages, 100 per read) runs twice under `valgrind --tool=callgrind`,
-with `small` and with `large` messages; the difference in instructions divided by the difference in
+-> broker with a fake transport, 100 B messages, 100 per read), and `e2e` (below), runs twice under
+`valgrind --tool=callgrind`, with `small` and with `large` messages; the difference in instructions divided by the difference in
 messages is the per-message count, start-up and import costs cancelled. Slow (Python runs ~50x slower under
 valgrind): a few minutes for the three modes. Compare trees by running it from each (PYTHONPATH=tree).
 """
@@ -19,11 +19,60 @@ import shutil
 import subprocess
 import sys
 
-MODES = ("publish", "confirm", "deliver+ack")
+MODES = ("publish", "confirm", "deliver+ack", "e2e")
+E2E_READ = 20  # publishes per read in e2e
+
+
+async def e2e(n: int, per_read: int = E2E_READ) -> None:
+    """Publish, deliver and ack with the consumer attached throughout (as in bench.compare's d-closed): a
+    consumer connection (prefetch 1000) on queue q, a publisher connection writing `per_read` publishes per
+    read, and after each such read the consumer's one multiple ack for what it was sent."""
+    import tempfile
+
+    from bench.bench_session import Transport, handshake
+    from leveret.amqp import spec
+    from leveret.amqp.properties import BasicProperties
+    from leveret.amqp.serializer import content_frames, method_frame
+    from leveret.config import Settings
+    from leveret.server.app import Server
+    from leveret.server.protocol import AMQPProtocol
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = Server(Settings(port=0, http_port=-1, host="127.0.0.1", data_dir=data_dir,
+                                 disk_check_interval=3600.0, memory_monitor_interval=3_600_000))
+        await server.start()
+        try:
+            consumer, publisher = AMQPProtocol(server), AMQPProtocol(server)
+            for protocol in (consumer, publisher):
+                protocol.connection_made(Transport())
+                protocol.data_received(handshake())
+            await asyncio.sleep(0)
+            consumer.data_received(method_frame(1, spec.BasicQos(prefetch_count=1000))
+                                   + method_frame(1, spec.BasicConsume(queue="q", consumer_tag="c")))
+            props = BasicProperties(content_type="text/plain").raw
+            read = b"".join(content_frames(1, spec.BasicPublish(exchange="", routing_key="q"), props, b"x" * 100,
+                                           131072)) * per_read
+            delivered = consumer.transport.out
+            tag = 0
+            for _ in range(n // per_read):
+                publisher.data_received(read)
+                tag += per_read
+                consumer.data_received(method_frame(1, spec.BasicAck(delivery_tag=tag, multiple=True)))
+                await asyncio.sleep(0)
+            assert consumer.transport.out > delivered, "nothing was delivered"
+            for protocol in (consumer, publisher):
+                protocol.transport = None
+                protocol.connection_lost(None)
+            await asyncio.sleep(0)
+        finally:
+            await server.stop()
 
 
 def one_mode(mode: str, n: int) -> None:
     """Run `mode` once with n messages (in this process: the one valgrind counts)."""
+    if mode == "e2e":
+        asyncio.run(e2e(n))
+        return
     from bench import bench_session
     results = asyncio.run(bench_session.run(n, 100, modes=(mode,)))
     assert mode in results

@@ -95,6 +95,7 @@ class Queue(QueueDeadlines, StoredMessages):
         self._priorities = self._rotation.priorities
         self.unblock = self._rotation.admit
         self.had_consumers = False
+        self.dispatch_pending = False  # waiting in its host's dispatch_due (see enqueue)
         self._limited = settings.max_length is not None or settings.max_length_bytes is not None
         # no length limit, priorities or queue TTL: enqueue takes its hot path (per-message TTL aside)
         self._plain = not self._limited and not settings.max_priority and settings.message_ttl is None
@@ -166,7 +167,15 @@ class Queue(QueueDeadlines, StoredMessages):
                 self._admit(entry)
             self.ready.append(entry)
             if self._priorities:
-                self.dispatch()
+                host = self.host
+                due = host.dispatch_due if host is not None else None
+                if due is None:
+                    self.dispatch()
+                elif not self.dispatch_pending:
+                    # A session is reading a run of publishes: this queue dispatches once when the run ends,
+                    # a run of deliveries per consumer instead of one delivery per publish.
+                    self.dispatch_pending = True
+                    due.append(self)
             return entry
         settings = self.settings
         if self._limited and settings.overflow != "drop-head" and self._would_overflow(len(message.body)):

@@ -29,6 +29,8 @@ class QueueHost(Protocol):
     clock: "Clock"
     timers: "Timers"
     consumer_timeout: int | None  # the broker-wide consumer timeout (ms), unless the queue sets its own
+    # Queues whose dispatch waits for the end of a run of publishes (VHost.dispatch_deferred); None: at once.
+    dispatch_due: list[Any] | None
 
     def dead_letter(self, queue: Any, message: Message, reason: str) -> None:
         """Route the dead-lettered copy of `message` (the queue has a dead-letter exchange)."""

@@ -59,6 +59,9 @@ class Routing:
     clock: Clock
     exchanges: dict[str, Exchange]
     _reply_channels: dict[str, ReplyChannel]
+    dispatch_due: list[QueueType] | None
+
+    def dispatch_deferred(self, stop: bool = False) -> None: ...
 
     def dead_letter(self, queue: Queue, message: Message, reason: str) -> None:
         """Publish the dead-lettered copy of `message` from `queue` to its dead-letter exchange.
@@ -130,6 +133,8 @@ class Routing:
         if not plain and channel is not None:
             message = channel.rewrite_reply_to(message)
         if exchange == "" and routing_key.startswith(REPLY_TO_PREFIX):
+            if self.dispatch_due:
+                self.dispatch_deferred()  # the deliveries of earlier publishes go first, as they would have
             channel = self._reply_channels.get(routing_key)
             delivered = channel is not None and channel.deliver_reply(message)
             return RouteResult(delivered, [])

@@ -80,6 +80,29 @@ class VHost(Registry, Routing):
         self.connections: set[Hashable] = set()
         # Its policies and operator policies (policies.py), matched as queues and exchanges are declared.
         self.policies = PolicySet()
+        # While a server session handles publishes, the queues they reached wait here to dispatch (a list;
+        # None: a queue dispatches as a message arrives). See `dispatch_deferred`.
+        self.dispatch_due: list[QueueType] | None = None
+
+    def dispatch_deferred(self, stop: bool = False) -> None:
+        """Dispatch the queues that waited in `dispatch_due`, in the order publishes reached them; with `stop`,
+        queues dispatch at once again from now on.
+
+        A session reading a run of publishes sets `dispatch_due` so that each queue they reach dispatches
+        once, a run of deliveries per consumer (Queue.dispatch), instead of one delivery per publish. It
+        calls this before anything that could see the difference: any other method or event, an error, a
+        basic.return or a nack, and at the end of the read (server/session.py)."""
+        due = self.dispatch_due
+        if stop:
+            self.dispatch_due = None
+        if due:
+            queues = list(due)
+            due.clear()
+            for queue in queues:
+                queue.dispatch_pending = False
+            for queue in queues:
+                if not queue.deleted:
+                    queue.dispatch()
 
     def __repr__(self) -> str:
         return f"<VHost {self.name!r} exchanges={len(self.exchanges)} queues={len(self.queues)}>"

@@ -231,8 +231,13 @@ class ChannelMethods:
             if seq is None:
                 raise  # inside tx.commit: the commit fails as a whole (_tx_commit)
             if seq:
+                self.vhost.dispatch_deferred()  # earlier publishes' deliveries before this nack
                 ch.confirm_unstored(seq, durability)
             return
+        if not result.routed or result.rejected:
+            # A basic.return or a nack may be written now: earlier publishes' deliveries go first, as they
+            # would have without deferred dispatch (broker/vhost.py `dispatch_deferred`).
+            self.vhost.dispatch_deferred()
         if not result.routed:
             self.vhost.lifecycle.unroutable(m.mandatory)
             if m.mandatory:

@@ -21,7 +21,7 @@ from leveret.amqp import serializer, spec
 from leveret.amqp.channels import ChannelTable
 from leveret.amqp.connection import AWAITING_HEADER, ConnectionReader
 from leveret.amqp.errors import AMQPChannelError, AMQPError, BadProtocolHeader, MalformedProperties
-from leveret.amqp.events import ChannelFailed, ContentReceived, HeartbeatReceived, MethodReceived
+from leveret.amqp.events import ChannelFailed, ContentReceived, MethodReceived
 from leveret.amqp.handshake import (
     AWAIT_HEADER, CLOSING, EXTERNAL, RUNNING, ClientClosed, CloseFinished, LoginRequested, OpenRequested,
     ServerHandshake, Tuned, connection_error, frame_before_open,
@@ -131,6 +131,7 @@ class Session:
                 data = b""
         finally:
             self._reading = False
+            self._dispatch_now()  # before the refills: the order the publishes and acks of the read came in
             if self._refills_due:
                 self._refill_channels()
         durability = self.durability
@@ -145,6 +146,16 @@ class Session:
             return False
         self._refills_due.append(channel)
         return True
+
+    def _dispatch_now(self) -> None:
+        """The queues this read's publishes reached dispatch now, and further publishes dispatch at once (until
+        the next content event: see `_handle_event`)."""
+        vhost = self.vhost
+        if vhost is not None and vhost.dispatch_due is not None:
+            try:
+                vhost.dispatch_deferred(stop=True)
+            except Exception as exc:  # a bug: as for any event, one line and 541
+                self._internal_error(exc)
 
     def _refill_channels(self) -> None:
         due = self._refills_due
@@ -198,26 +209,37 @@ class Session:
                     # Properties that do not decode are 541 now, as in RabbitMQ, not later in whatever rewrites them.
                     event.properties.check()
                     if self.blocked_by and not self.reading_paused:
+                        self._dispatch_now()
                         self._block_now()  # a publish during a resource alarm blocks its connection (RabbitMQ's rule)
+                    # Deferred dispatch: the queues these publishes reach dispatch once, at the next other event
+                    # or error or the end of the read (broker/vhost.py `dispatch_deferred`).
+                    vhost = self.vhost
+                    if vhost.dispatch_due is None:
+                        vhost.dispatch_due = []
                     self._publish(ch, event.method, event.properties, event.body)  # handlers.py's ChannelMethods.publish
-            elif kind is MethodReceived:
-                self._on_method(event.channel, event.method)
-            elif kind is HeartbeatReceived:
-                pass
-            elif kind is ChannelFailed:
-                err = event.error
-                self.close_channel(event.channel, err.reply_code, err.reply_text, err.class_id, err.method_id)
+            else:
+                if self.vhost is not None and self.vhost.dispatch_due is not None:
+                    self._dispatch_now()  # what this method does comes after the deliveries of the publishes before
+                if kind is MethodReceived:
+                    self._on_method(event.channel, event.method)
+                elif kind is ChannelFailed:
+                    err = event.error
+                    self.close_channel(event.channel, err.reply_code, err.reply_text, err.class_id, err.method_id)
         except AMQPError as exc:
+            self._dispatch_now()
             self._fail(exc)
         except BrokerError as exc:
+            self._dispatch_now()
             method = getattr(event, "method", None)
             self._fail_broker(getattr(event, "channel", 0), method, exc)
         except OSError as exc:
             # The store could not write a definition (disk full, I/O error) and the broker undid the change:
             # RabbitMQ's answer to an internal failure. One rate-limited line, no traceback.
+            self._dispatch_now()
             failures.note("write to the store", exc, "(the connection that asked for it was closed with 541)")
             self.close_connection(codes.INTERNAL_ERROR, "INTERNAL_ERROR", 0, 0, log=False)
         except Exception as exc:
+            self._dispatch_now()
             self._internal_error(exc)
         return not self.closed
 
