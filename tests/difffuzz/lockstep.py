@@ -378,8 +378,11 @@ class Session:
 
         Deliveries, returns and confirms an operation causes come asynchronously; in RabbitMQ each comes
         from the queue's process, and a passive declare asks that same process for its counts, so the
-        declare-ok comes after everything the queue sent for the operation. The events before the last
-        declare-ok are this operation's, on both brokers alike; the counts are compared too."""
+        declare-ok comes after everything the queue sent for the operation; but the channel process takes
+        that reply out of turn (it waits for it), so a delivery the queue sent just before it can still
+        follow the declare-ok on the wire. One more round trip through the channel (a passive declare of
+        amq.direct, which no queue answers) comes after such a delivery: the events before its reply are
+        this operation's, on both brokers alike; the counts are compared too."""
         name, *args = operation
         reply = getattr(self, "op_" + name)(*args)
         if _is_close(reply):
@@ -390,6 +393,7 @@ class Session:
             counts.append(counted)
             if _is_close(counted):
                 return (reply, tuple(counts))
+        self._call(Exchange.Declare(exchange="amq.direct", passive=True))
         return (reply, tuple(counts))
 
     def _after(self, method):
