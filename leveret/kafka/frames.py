@@ -22,11 +22,16 @@ from leveret.kafka.wire import INT16, INT32, KafkaDecodeError, Reader, encode, w
 MAX_REQUEST = 100 * 1024 * 1024
 
 
-# A request at least this large is read into a buffer of its own (FrameReader.feed); those buffers are kept per
+# A request at least this large is read into a buffer of its own (FrameReader); those buffers are kept per
 # connection for reuse up to this many bytes (a stream's in-memory tail holds 4 MB of them alive, so the rest
 # is what can be reused).
 TAKE_WHOLE = 64 * 1024
 SPARE_BYTES = 16 * 1024 * 1024
+# The reader's own buffer, for small requests and the first bytes of large ones: room for any small request
+# (under TAKE_WHOLE) after the bytes before it are moved down, and each read is offered at most READ_AHEAD of it,
+# so little of a large request lands here (to be copied again) before its size is known.
+OWN_BUFFER = 2 * TAKE_WHOLE
+READ_AHEAD = TAKE_WHOLE
 
 
 class RequestHeader(NamedTuple):
@@ -37,58 +42,89 @@ class RequestHeader(NamedTuple):
 
 
 class FrameReader:
-    """Splits a byte stream into request payloads (without their size prefix)."""
+    """Splits a byte stream into request payloads (without their size prefix).
+
+    The transport reads into the buffer `get_buffer` offers and reports how much with `filled` (asyncio's
+    BufferedProtocol). A large request (a produce of a big batch) is read into a buffer of its own, allocated
+    once at its full size when its size prefix arrives, so after its first read the socket fills it directly;
+    it is handed over as it is and the produce keeps its batches as views of it (wire.Reader.nbytes): its bytes
+    are copied once from the socket, and once into the segment."""
 
     def __init__(self, limit: int = MAX_REQUEST) -> None:
-        self._buffer = bytearray()
+        self._buffer = bytearray(OWN_BUFFER)
+        self._start = 0  # the first byte of _buffer not yet split off
+        self._end = 0  # the end of what was read into _buffer
         self._limit = limit
         self._large: bytearray | None = None  # a large request being read into its own buffer
         self._filled = 0
         self._spare: list[bytearray] = []  # large request buffers handed out, reused once nothing refers to them
 
-    def feed(self, data: bytes) -> list[bytes | bytearray]:
-        """Every whole request in what arrived so far; KafkaDecodeError for a size no broker would read.
-
-        A large request (a produce of a big batch, read in many pieces) is read into a buffer of its own,
-        allocated once at its full size when its size prefix arrives, and handed over as it is: the produce
-        keeps its batches as views of it (wire.Reader.nbytes), so its bytes are copied once, from the socket's
-        reads into that buffer."""
-        frames: list[bytes | bytearray] = []
-        view = memoryview(data)
-        frame = self._large
-        if frame is not None:
-            filled = self._filled
-            take = min(len(frame) - filled, len(view))
-            frame[filled : filled + take] = view[:take]
-            self._filled = filled + take
-            if self._filled < len(frame):
-                return frames
-            frames.append(frame)
-            self._large = None
-            view = view[take:]
+    def get_buffer(self) -> memoryview:
+        """Where the next read goes."""
+        large = self._large
+        if large is not None:
+            return memoryview(large)[self._filled :]
         buffer = self._buffer
-        buffer += view
-        pos = 0
-        end = len(buffer)
+        end = self._end
+        if len(buffer) - end < READ_AHEAD and self._start:
+            # A small request's first bytes sit near the end: move them down, making room for all of it.
+            start = self._start
+            buffer[: end - start] = buffer[start:end]
+            self._start, self._end = 0, end - start
+            end = self._end
+        return memoryview(buffer)[end : end + READ_AHEAD]
+
+    def filled(self, nbytes: int) -> list[bytes | bytearray]:
+        """`nbytes` were read into the last buffer given out: every request now whole; KafkaDecodeError for a
+        size no broker would read."""
+        frames: list[bytes | bytearray] = []
+        large = self._large
+        if large is not None:
+            self._filled += nbytes
+            if self._filled == len(large):
+                frames.append(large)
+                self._large = None
+            return frames
+        self._end += nbytes
+        buffer = self._buffer
+        pos, end = self._start, self._end
         while end - pos >= 4:
             (size,) = INT32.unpack_from(buffer, pos)
             if size < 8 or size > self._limit:
                 raise KafkaDecodeError(f"request size {size}")
-            if end - pos - 4 < size:
-                if size >= TAKE_WHOLE:
-                    frame = self._large = self._buffer_of(size)
-                    have = end - pos - 4
-                    frame[:have] = buffer[pos + 4 : end]
-                    self._filled = have
+            whole = end - pos - 4 >= size
+            if not whole and size < TAKE_WHOLE:
+                break  # the rest comes into this buffer
+            if size < TAKE_WHOLE:
+                frames.append(bytes(memoryview(buffer)[pos + 4 : pos + 4 + size]))
+            else:
+                # A request large enough for a buffer of its own: writable, as wire.Reader.nbytes wants.
+                frame = self._buffer_of(size)
+                have = min(end - pos - 4, size)
+                frame[:have] = memoryview(buffer)[pos + 4 : pos + 4 + have]
+                if not whole:
+                    self._large, self._filled = frame, have
                     pos = end
-                break
-            frame = buffer[pos + 4 : pos + 4 + size]  # a bytearray: writable, as wire.Reader.nbytes wants
-            frames.append(frame if size >= TAKE_WHOLE else bytes(frame))
+                    break
+                frames.append(frame)
             pos += 4 + size
-        if pos:
-            del buffer[:pos]
+        if pos == end:
+            self._start = self._end = 0
+        else:
+            self._start = pos
         return frames
 
+    def feed(self, data: bytes) -> list[bytes | bytearray]:
+        """Every request made whole by `data` (for callers that are handed bytes)."""
+        frames: list[bytes | bytearray] = []
+        view = memoryview(data)
+        while len(view):
+            into = self.get_buffer()
+            take = min(len(into), len(view))
+            into[:take] = view[:take]
+            view = view[take:]
+            frames += self.filled(take)
+        return frames
 
     def _buffer_of(self, size: int) -> bytearray:
         """A buffer for a large request: one handed out before that nothing refers to any more (its batches

@@ -5,7 +5,7 @@ that is negative. It serves the default vhost's streams as topics (kafka/topics.
 and one group coordinator shared by its connections, and closes its own connections when stopped (they
 are not AMQP connections, so `Server.stop` does not know them).
 
-`KafkaProtocol` is one connection: bytes to its `KafkaSession` (server/kafka_session.py), responses out
+`KafkaProtocol` is one connection: bytes read into its `KafkaSession`'s buffers (server/kafka_session.py), responses out
 through one `writelines` per loop turn. A client that does not read its responses stops being read once
 the transport's buffer passes its high-water mark, until it drains.
 """
@@ -120,8 +120,9 @@ LARGE_PART = 64 * 1024
 WRITE_SLICE = 256 * 1024
 
 
-class KafkaProtocol(asyncio.Protocol):
-    """One Kafka client connection."""
+class KafkaProtocol(asyncio.BufferedProtocol):
+    """One Kafka client connection. Buffered: the socket is read straight into the session's frame buffers (a
+    large produce request into a buffer of its own), not into a new bytes object per read to be copied again."""
 
     def __init__(self, listener: KafkaListener) -> None:
         self.listener = listener
@@ -144,9 +145,12 @@ class KafkaProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=WRITE_SLICE)  # type: ignore[attr-defined]
         self.listener.connections.add(self)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.session.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         try:
-            self.session.data_received(data)
+            self.session.buffer_updated(nbytes)
         except Exception as exc:  # a leveret bug: one line, this connection closed, nothing else touched
             self.listener.errorlog.internal_error(self.peer, "", exc)
             self.close()

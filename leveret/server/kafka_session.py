@@ -168,9 +168,14 @@ class KafkaSession:
         self.handlers[apis.SASL_AUTHENTICATE] = self._sasl_authenticate
 
     # -- input ---------------------------------------------------------------------------------------------
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self) -> memoryview:
+        """Where the transport reads the next bytes into (the frame reader's buffer)."""
+        return self.reader.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """`nbytes` were read into the buffer `get_buffer` gave: handle every request now whole."""
         try:
-            payloads = self.reader.feed(data)
+            payloads = self.reader.filled(nbytes)
             for payload in payloads:
                 if self.closed:
                     return
