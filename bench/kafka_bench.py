@@ -2,6 +2,7 @@
 
     python3 -m bench.kafka_bench                       # 100,000 records of 1 KB per scenario
     python3 -m bench.kafka_bench --records 300000 --rounds 3
+    python3 -m bench.kafka_bench --rounds 9 --scenarios ck-produce-acks1 --baseline /work/main
 
 leveret runs as `leveret serve` in its own process (fresh data directory, Kafka on a free port); the
 reference is the mock cluster inside confluent-kafka's bundled librdkafka, in this process (its own C
@@ -16,7 +17,9 @@ threads). Scenarios, all to one partition of a fresh topic, 1 KB values:
   from the batch headers.
 
 Figures are records/s (median over rounds); the ratio is leveret / reference. The issue's targets are
-printed beside them (produce 300,000/s acks=1 and 150,000/s acks=all, consume 500,000/s).
+printed beside them (produce 300,000/s acks=1 and 150,000/s acks=all, consume 500,000/s). `--scenarios`
+runs some of them; `--baseline DIR` also runs a second leveret from the checkout at DIR (a before/after in
+the same run: each round runs the scenarios on leveret, the baseline, then the reference).
 """
 
 from __future__ import annotations
@@ -52,11 +55,15 @@ IN_FLIGHT = 8
 class Leveret:
     """`leveret serve` in its own process; Kafka on a free port, AMQP on another, no HTTP."""
 
-    def __init__(self) -> None:
+    def __init__(self, checkout: str | None = None) -> None:
         self.tmp = tempfile.mkdtemp(prefix="bench-kafka-")
         env = dict(os.environ, LEVERET_HTTP_PORT="-1", LEVERET_KAFKA_PORT="0")
+        if checkout is not None:
+            # `-m` puts the working directory first on sys.path: the checkout's leveret package, not this one's.
+            checkout = os.path.abspath(checkout)
+            env["PYTHONPATH"] = checkout
         self.proc = subprocess.Popen([sys.executable, "-m", "leveret", "serve", "--port", "0", "--data-dir", self.tmp],
-                                     stderr=subprocess.PIPE, text=True, env=env)
+                                     stderr=subprocess.PIPE, text=True, env=env, cwd=checkout)
         deadline = time.monotonic() + 30
         self.bootstrap = ""
         assert self.proc.stderr is not None
@@ -245,14 +252,26 @@ def raw_fetch(bootstrap: str, topic: str, n: int) -> float:
     return got / elapsed
 
 
-def run_round(bootstrap: str, tag: str, n: int, value: bytes) -> dict[str, float]:
+def run_round(bootstrap: str, tag: str, n: int, value: bytes, scenarios: list[str]) -> dict[str, float]:
+    """The scenarios named, in TARGETS' order (ck-consume reads ck-produce-acks1's topic, raw-fetch
+    raw-produce-acks1's: without them it produces its records first, untimed)."""
     out = {}
-    out["ck-produce-acks1"] = ck_produce(bootstrap, f"ck1-{tag}", n, value, "1")
-    out["ck-produce-all"] = ck_produce(bootstrap, f"ckall-{tag}", n, value, "all")
-    out["ck-consume"] = ck_consume(bootstrap, f"ck1-{tag}", n)
-    out["raw-produce-acks1"] = raw_produce(bootstrap, f"raw1-{tag}", n, value, 1)
-    out["raw-produce-all"] = raw_produce(bootstrap, f"rawall-{tag}", n, value, -1)
-    out["raw-fetch"] = raw_fetch(bootstrap, f"raw1-{tag}", n)
+    if "ck-produce-acks1" in scenarios or "ck-consume" in scenarios:
+        rate = ck_produce(bootstrap, f"ck1-{tag}", n, value, "1")
+        if "ck-produce-acks1" in scenarios:
+            out["ck-produce-acks1"] = rate
+    if "ck-produce-all" in scenarios:
+        out["ck-produce-all"] = ck_produce(bootstrap, f"ckall-{tag}", n, value, "all")
+    if "ck-consume" in scenarios:
+        out["ck-consume"] = ck_consume(bootstrap, f"ck1-{tag}", n)
+    if "raw-produce-acks1" in scenarios or "raw-fetch" in scenarios:
+        rate = raw_produce(bootstrap, f"raw1-{tag}", n, value, 1)
+        if "raw-produce-acks1" in scenarios:
+            out["raw-produce-acks1"] = rate
+    if "raw-produce-all" in scenarios:
+        out["raw-produce-all"] = raw_produce(bootstrap, f"rawall-{tag}", n, value, -1)
+    if "raw-fetch" in scenarios:
+        out["raw-fetch"] = raw_fetch(bootstrap, f"raw1-{tag}", n)
     return out
 
 
@@ -261,26 +280,38 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--scenarios", default=",".join(TARGETS), help="comma-separated, of: " + ", ".join(TARGETS))
+    parser.add_argument("--baseline", metavar="DIR", help="also run leveret from this checkout, interleaved")
     args = parser.parse_args()
+    scenarios = [name for name in TARGETS if name in args.scenarios.split(",")]
     value = b"x" * args.size
     print("loadavg before:", open("/proc/loadavg").read().strip())
-    leveret, reference = Leveret(), Reference()
-    results: dict[str, dict[str, list[float]]] = {"leveret": {}, "reference": {}}
+    brokers: dict[str, Leveret | Reference] = {"leveret": Leveret()}
     try:
+        if args.baseline:
+            brokers["baseline"] = Leveret(args.baseline)
+        brokers["reference"] = Reference()
+        results: dict[str, dict[str, list[float]]] = {label: {} for label in brokers}
         for round_ in range(args.rounds):
-            for label, broker in (("leveret", leveret), ("reference", reference)):
-                for name, rate in run_round(broker.bootstrap, f"{label}{round_}", args.records, value).items():
+            for label, broker in brokers.items():
+                for name, rate in run_round(broker.bootstrap, f"{label}{round_}", args.records, value,
+                                            scenarios).items():
                     results[label].setdefault(name, []).append(rate)
     finally:
-        leveret.stop()
-        reference.stop()
+        for broker in brokers.values():
+            broker.stop()
     print("loadavg after: ", open("/proc/loadavg").read().strip())
     print(f"{args.records} records of {args.size} B, {args.rounds} round(s), medians in records/s")
-    print(f"{'scenario':20} {'leveret':>10} {'reference':>10} {'ratio':>6} {'target':>9}")
-    for name in TARGETS:
-        ours = statistics.median(results["leveret"][name])
+    columns = [label for label in brokers if label != "reference"]
+    print(f"{'scenario':20} " + " ".join(f"{label:>10} {'ratio':>6}" for label in columns)
+          + f" {'reference':>10} {'target':>9}")
+    for name in scenarios:
         theirs = statistics.median(results["reference"][name])
-        print(f"{name:20} {ours:10,.0f} {theirs:10,.0f} {ours / theirs:6.2f} {TARGETS[name]:9,}")
+        cells = []
+        for label in columns:
+            ours = statistics.median(results[label][name])
+            cells.append(f"{ours:10,.0f} {ours / theirs:6.2f}")
+        print(f"{name:20} " + " ".join(cells) + f" {theirs:10,.0f} {TARGETS[name]:9,}")
 
 
 if __name__ == "__main__":
