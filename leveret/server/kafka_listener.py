@@ -30,6 +30,7 @@ from leveret.kafka.topics import Topics
 from leveret.server.durability import Durability
 from leveret.server.errorlog import ErrorLog
 from leveret.server.kafka_session import KafkaSession
+from leveret.server.kafka_snapshots import SnapshotFiles
 
 
 class KafkaServer(Protocol):
@@ -62,7 +63,8 @@ class KafkaListener:
         clock = server.clock
         self.data = DataPlane(topics, ProducerStates(int(time.time() * 1000) << 8,
                                                      now_ms=lambda: int(clock.time() * 1000),
-                                                     expiration_ms=settings.kafka_producer_id_expiration_ms))
+                                                     expiration_ms=settings.kafka_producer_id_expiration_ms,
+                                                     files=SnapshotFiles()))
         self.groups: GroupCoordinator | None = GroupCoordinator(
             topics, server.broker.timers, server.clock, retention=settings.kafka_offsets_retention_minutes * 60.0)
         self.connections: set[KafkaProtocol] = set()
@@ -82,6 +84,9 @@ class KafkaListener:
             connection.close()
         if self.groups is not None:
             self.groups.stop()
+        # After the connections: no produce changes a state any more. The server's drain then fsyncs the log
+        # up to every snapshot's offset.
+        self.data.producers.save_snapshots()
 
     # -- what the management API shows (http/kafka.py) ------------------------------------------------------
     def topics_status(self) -> list[dict[str, Any]]:
@@ -105,6 +110,10 @@ class KafkaListener:
     def kick_durability(self) -> None:
         durability = self.server.durability
         if durability is not None:
+            producers = self.data.producers
+            if producers.due:
+                # Taken now, written once the commit covering the log up to now is durable.
+                durability.wait_for_commit(_SnapshotsAfterCommit(producers, producers.take_due()), 0)
             durability.kick()
 
     def wait_for_commit(self, waiter: Any) -> None:
@@ -112,6 +121,21 @@ class KafkaListener:
         durability = self.server.durability
         assert durability is not None
         durability.wait_for_commit(waiter, 0)
+
+
+class _SnapshotsAfterCommit:
+    """Producer state snapshots (kafka/producers.py), written when the group commit they wait for is done; a
+    failed commit drops them (the next segment or the clean stop writes newer ones)."""
+
+    def __init__(self, producers: ProducerStates, snapshots: list[tuple[Any, bytes]]) -> None:
+        self.producers = producers
+        self.snapshots = snapshots
+
+    def confirm_ready(self, _seq: int) -> None:
+        self.producers.write_snapshots(self.snapshots)
+
+    def confirm_failed(self, _seq: int) -> None:
+        pass
 
 
 # A response part at least this large is handed to the transport alone, in pieces of at most WRITE_SLICE, and
