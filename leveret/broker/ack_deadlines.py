@@ -31,15 +31,19 @@ class AckDeadlines:
     def __bool__(self) -> bool:
         return bool(self.pending)
 
-    def start(self, tag: int, timeout: int) -> None:
-        """Delivery `tag` must be acked within `timeout` ms (nothing happens without timers)."""
+    def start(self, tag: int, timeout: int, count: int = 1) -> None:
+        """Delivery `tag` (and the `count - 1` after it, a run made at once) must be acked within `timeout` ms:
+        one clock read and one arm for a whole run, since it is one loop step (nothing happens without timers)."""
         if self._slot.timers is None:
             return
         deadline = self._now() + timeout / 1000.0
         pending = self.pending.get(timeout)
         if pending is None:
             pending = self.pending[timeout] = deque()
-        pending.append((deadline, tag))
+        if count == 1:
+            pending.append((deadline, tag))
+        else:
+            pending.extend([(deadline, run_tag) for run_tag in range(tag, tag + count)])
         self._slot.arm(deadline)
 
     def prune(self, unacked: Container[int]) -> None:

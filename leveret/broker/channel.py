@@ -282,11 +282,10 @@ class Channel:
     def send_deliveries(self, consumer: Consumer, queue: QueueType, entries: list[QueueEntry]) -> None:
         """A run of entries for one consumer with credit for all of them (a queue's dispatch): the same
         bookkeeping as `send_delivery` for each, then one call to the target for all."""
-        tag = self._next_tag
+        first_tag = tag = self._next_tag
         stats = queue.stats
         no_ack = consumer.no_ack
         unacked = self._unacked
-        timeout = queue.ack_timeout
         rewrites = queue.adds_delivery_count
         deliveries = []
         for entry in entries:
@@ -295,8 +294,6 @@ class Channel:
                 stats.redeliver += 1
             if not no_ack:
                 unacked[tag] = (tag, queue, entry, consumer)
-                if timeout:
-                    self._ack_deadlines.start(tag, timeout)
             deliveries.append((tag, redelivered, queue.message_for_delivery(entry) if rewrites else entry.message))
             tag += 1
         self._next_tag = tag
@@ -307,6 +304,9 @@ class Channel:
             stats.deliver += count
             consumer.unacked += count
             self._global_unacked += count
+            if queue.ack_timeout:
+                # The consumer timeout (on by default): one deadline for the run, not a clock read per delivery.
+                self._ack_deadlines.start(first_tag, queue.ack_timeout, count)
         self.target.deliver_batch(consumer.tag, deliveries)
 
     def deliver_reply(self, message: Message) -> bool:

@@ -100,3 +100,24 @@ def test_the_shorter_queue_timeout_fires_even_behind_an_older_delivery(clock):
     clock.advance(0.06)
     broker.timers.run_due()
     assert "Timeout value used: 50 ms" in target.errors[0].text
+
+
+def test_a_run_of_deliveries_times_out_unless_every_one_of_it_is_acked(clock):
+    for acked, times_out in ((5, False), (4, True)):
+        broker = Broker(clock, consumer_timeout=1000)
+        vhost = broker.vhost("/")
+        vhost.declare_queue("q")
+        target = TimeoutTarget()
+        channel = Channel(vhost, target, "conn")
+        for n in range(5):
+            channel.publish("", "q", make_message(f"m{n}", "q"))
+        channel.consume("q", "c")
+        channel.start_consumer("c")  # five ready, one consumer: one run of deliveries, one deadline
+        assert target.tags == [1, 2, 3, 4, 5]
+        channel.ack(acked, multiple=True)
+        clock.advance(0.999)
+        broker.timers.run_due()
+        assert not target.errors
+        clock.advance(0.002)
+        broker.timers.run_due()
+        assert bool(target.errors) is times_out and channel.closed is times_out
