@@ -26,7 +26,6 @@ from leveret.broker.storage import DurabilityHooks
 from leveret.broker.stream import StreamQueue
 from leveret.broker.stream_arguments import (
     EQUIVALENCE_ARGUMENTS as STREAM_EQUIVALENCE_ARGS, STREAM_MODULE, is_stream_declaration, parse_stream_arguments,
-    refuse_arguments as refuse_stream_arguments,
 )
 from leveret.broker.timers import Timers
 from leveret.clock import Clock
@@ -304,11 +303,10 @@ class Registry:
                                     arguments=arguments, owner=owner, compared=STREAM_EQUIVALENCE_ARGS)
             return existing, existing.message_count, existing.consumer_count
         self._check_queue_limit(name)  # before the properties and arguments, as RabbitMQ 3.10
-        refuse_stream_arguments(name, self.name, arguments)  # before the properties, as RabbitMQ 3.10
+        settings = parse_stream_arguments(name, self.name, arguments)  # before the properties, as RabbitMQ 3.10
         for flag, bad in (("auto-delete", auto_delete), ("exclusive-owner", exclusive), ("non-durable", not durable)):
             if bad:  # RabbitMQ 3.10's order, as for quorum queues (checked against it)
                 raise PreconditionFailed(f"invalid property '{flag}' for queue '{name}' in vhost '{self.name}'")
-        settings = parse_stream_arguments(name, self.name, arguments)
         streams = self.streams
         if streams is None or self.codec is None:
             raise PreconditionFailed(f"stream queues need a message store; none for vhost '{self.name}'")

@@ -67,17 +67,23 @@ class StreamSettings:
 
 
 def refuse_arguments(queue_name: str, vhost_name: str, arguments: dict[str, Any]) -> None:
-    """The arguments a stream refuses, whatever their values: RabbitMQ 3.10 checks them before the queue's
-    durable, exclusive and auto-delete properties (found by the fuzzer)."""
+    """The arguments a stream refuses, whatever their values (after the stream's own arguments are checked)."""
     where = f"for queue '{queue_name}' in vhost '{vhost_name}'"
     for key in REFUSED_ARGUMENTS:
         if key in arguments:
             raise PreconditionFailed(f"invalid arg '{key}' {where} of queue type {STREAM_MODULE}")
 
 
+# x-queue-leader-locator values RabbitMQ 3.10 accepts (checked against it); a stream on one node ignores them.
+LEADER_LOCATORS = ("client-local", "random", "least-leaders", "balanced")
+
+
 def parse_stream_arguments(queue_name: str, vhost_name: str, arguments: dict[str, Any]) -> StreamSettings:
-    """Validate a new stream's arguments with RabbitMQ 3.10's errors."""
-    refuse_arguments(queue_name, vhost_name, arguments)
+    """Validate a new stream's arguments with RabbitMQ 3.10's errors, in its order: the stream's own arguments
+    are checked first, in the order of RabbitMQ's declare_args (x-max-length-bytes, x-max-age,
+    x-stream-max-segment-size-bytes, x-initial-cluster-size, x-queue-leader-locator), then the refused ones
+    (by name, whatever their values), all before the queue's durable, exclusive and auto-delete properties
+    (found by the fuzzer)."""
     where = f"for queue '{queue_name}' in vhost '{vhost_name}'"
 
     def integer(key: str) -> int | None:
@@ -90,15 +96,26 @@ def parse_stream_arguments(queue_name: str, vhost_name: str, arguments: dict[str
             raise PreconditionFailed(f"invalid arg '{key}' {where}: {{value_negative,{value}}}")
         return value
 
-    settings = StreamSettings(
-        max_bytes=integer("x-max-length-bytes"), segment_size=integer("x-stream-max-segment-size-bytes")
-    )
+    def unacceptable(key: str, value: Any) -> PreconditionFailed:
+        kind = "binary" if isinstance(value, (bytes, bytearray, memoryview)) else field_type_name(value)
+        return PreconditionFailed(f"invalid arg '{key}' {where}: {{unacceptable_type,{kind}}}")
+
+    settings = StreamSettings(max_bytes=integer("x-max-length-bytes"))
     if "x-max-age" in arguments:
         value = arguments["x-max-age"]
         if not isinstance(value, str):
-            kind = "binary" if isinstance(value, (bytes, bytearray, memoryview)) else field_type_name(value)
-            raise PreconditionFailed(f"invalid arg 'x-max-age' {where}: {{unacceptable_type,{kind}}}")
+            raise unacceptable("x-max-age", value)
         settings.max_age_ms = parse_interval(value)
         if settings.max_age_ms is None:
             raise PreconditionFailed(f"invalid arg 'x-max-age' {where}: invalid_max_age")
+    settings.segment_size = integer("x-stream-max-segment-size-bytes")
+    if integer("x-initial-cluster-size") == 0:
+        raise PreconditionFailed(f"invalid arg 'x-initial-cluster-size' {where}: {{value_zero,0}}")
+    if "x-queue-leader-locator" in arguments:
+        value = arguments["x-queue-leader-locator"]
+        if not isinstance(value, str):
+            raise unacceptable("x-queue-leader-locator", value)
+        if value not in LEADER_LOCATORS:
+            raise PreconditionFailed(f"invalid arg 'x-queue-leader-locator' {where}: invalid_queue_locator_arg")
+    refuse_arguments(queue_name, vhost_name, arguments)
     return settings
