@@ -382,7 +382,7 @@ class Session:
         that reply out of turn (it waits for it), so a delivery the queue sent just before it can still
         follow the declare-ok on the wire. One more round trip through the channel (a passive declare of
         amq.direct, which no queue answers) comes after such a delivery: the events before its reply are
-        this operation's, on both brokers alike; the counts are compared too."""
+        this operation's, on both brokers alike; the counts are compared too (each queue's last)."""
         name, *args = operation
         reply = getattr(self, "op_" + name)(*args)
         if _is_close(reply):
@@ -394,7 +394,11 @@ class Session:
             if _is_close(counted):
                 return (reply, tuple(counts))
         self._call(Exchange.Declare(exchange="amq.direct", passive=True))
-        return (reply, tuple(counts))
+        # A queue named more than once is compared by its last count only: the earlier declares are the wait
+        # (RabbitMQ moves a dead letter to the next queue asynchronously, so a first count of that queue can
+        # come before it arrives: seen in the hour run, DeadLetterChains seed 1800094, not again in 3 replays).
+        last = {queue: i for i, queue in enumerate(queues)}
+        return (reply, tuple(count for i, count in enumerate(counts) if last[queues[i]] == i))
 
     def _after(self, method):
         """An asynchronous method: what a passive declare of amq.direct answers after it (an error shows)."""
