@@ -160,7 +160,7 @@ def _erlang_value(value: Any) -> Any:
 def _exactly_equal(a: Any, b: Any) -> bool:
     """Equality inside tables and arrays: same types at every level, tables in the same order."""
     pending = [(a, b)]
-    pop, push, extend = pending.pop, pending.append, pending.extend
+    pop, extend = pending.pop, pending.extend
     while pending:
         x, y = pop()
         if field_type_name(x) != field_type_name(y):

@@ -27,7 +27,6 @@ from leveret.http.nodes import node_name
 from leveret.http.policies import policy_fields
 from leveret.http.rates import QUEUE_FIELDS, Rates, depths, rates_of
 from leveret.http.responses import BadRequest, created_or_updated, json_body, no_content, require_keys
-from leveret.http.target import target_of
 from leveret.http.vhost_access import (
     BrokerRefusal,
     NotAuthorised,

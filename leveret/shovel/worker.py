@@ -182,7 +182,6 @@ class Shovel:
             self._fail(Finished())
 
     async def _move(self, message: aiormq.abc.DeliveredMessage) -> None:
-        d = self.definition
         tag = message.delivery.delivery_tag
         acks = self._acks  # this attempt's (a delivery task of an earlier one settles on its own channel)
         if acks is not None:
