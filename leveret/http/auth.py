@@ -1,8 +1,8 @@
 """HTTP basic authentication against the broker's user store, as RabbitMQ's management plugin does it.
 
 Every /api request needs the credentials of a user with a management tag: missing or wrong credentials
-are answered 401 with a `WWW-Authenticate` challenge, a user without a management tag 401 "Not management
-user" (no challenge: the credentials were right), as RabbitMQ does. The loopback restriction (guest only
+are answered 401 with a `WWW-Authenticate` challenge (with no body when there were none), a user without a
+management tag 401 "Not management user" (no challenge: the credentials were right), as RabbitMQ does. The loopback restriction (guest only
 from localhost) applies here as on AMQP. The user is left in the request (`responses.USER`) for the
 handlers' own tag checks.
 """
@@ -32,13 +32,12 @@ def _from_loopback(request: web.Request) -> bool:
         return False
 
 
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="leveret management"'}
+
+
 def unauthorized(reason: str = "Not_Authorized") -> web.Response:
     """RabbitMQ's 401: a JSON error body and a challenge so browsers and curl prompt for credentials."""
-    return web.json_response(
-        {"error": "not_authorized", "reason": reason},
-        status=401,
-        headers={"WWW-Authenticate": 'Basic realm="leveret management"'},
-    )
+    return web.json_response({"error": "not_authorized", "reason": reason}, status=401, headers=CHALLENGE)
 
 
 def basic_auth_middleware(users, exempt: frozenset[str], errorlog=None, exempt_prefix: str | None = None) -> Callable:
@@ -52,7 +51,7 @@ def basic_auth_middleware(users, exempt: frozenset[str], errorlog=None, exempt_p
             return await handler(request)
         header = request.headers.get("Authorization")
         if not header:
-            return unauthorized()
+            return web.Response(status=401, headers=CHALLENGE)  # RabbitMQ's: the challenge alone, no body
         try:
             creds = BasicAuth.decode(header)
         except ValueError:

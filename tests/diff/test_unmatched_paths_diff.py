@@ -27,6 +27,15 @@ REQUESTS = [  # (method, path below /api)
     ("GET", "/nonexistent?columns=name"),
     ("GET", "/queues/%2F/q/nonexistent"),  # an encoded slash in a path no route takes: 400, no body
     ("GET", "/nope%2f"),
+    # empty segments: RabbitMQ's router takes these as empty names (so asks for credentials), or not
+    ("GET", "/queues//"),  # what Flower asks for the default vhost
+    ("GET", "/queues//q1"),
+    ("GET", "/exchanges//x"),
+    ("GET", "/vhosts//"),
+    ("DELETE", "/queues//q1"),
+    ("GET", "/nope//"),
+    ("GET", "//overview"),
+    ("GET", "/queues//x/y/z"),
     ("HEAD", "/nonexistent"),
     ("OPTIONS", "/nonexistent"),
     ("POST", "/nonexistent"),
@@ -58,3 +67,12 @@ def test_an_unmatched_request_is_answered_as_rabbitmq_answers_it(leveret_api: st
                                                                   who: str) -> None:
     auth = CREDENTIALS[who]
     assert answer(leveret_api, method, path, auth) == answer(RABBITMQ_API, method, path, auth)
+
+
+@pytest.mark.parametrize("who", ["none", "wrong"])
+def test_a_known_path_without_good_credentials_is_refused_as_rabbitmq_refuses_it(leveret_api: str, who: str) -> None:
+    # No credentials: the challenge alone; wrong ones: the challenge and {"error": ..., "reason": "Login failed"}.
+    auth = CREDENTIALS[who]
+    mine, theirs = call(leveret_api, "GET", "/overview", auth=auth), call(RABBITMQ_API, "GET", "/overview", auth=auth)
+    assert (mine.status, mine.body) == (theirs.status, theirs.body)
+    assert mine.headers["www-authenticate"].startswith("Basic realm=")

@@ -123,7 +123,10 @@ def test_api_refuses_missing_or_wrong_credentials_with_401(broker: EmbeddedBroke
     status, headers, body = get(broker, "/api/overview", auth=auth)
     assert status == 401
     assert headers["WWW-Authenticate"].startswith("Basic ")
-    assert json.loads(body)["error"] == "not_authorized"
+    if auth is None:
+        assert body == b""  # as RabbitMQ: the challenge alone
+    else:
+        assert json.loads(body)["error"] == "not_authorized"
 
 
 def test_user_without_management_tag_is_refused(broker: EmbeddedBroker) -> None:
