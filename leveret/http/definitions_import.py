@@ -126,11 +126,19 @@ def _topic_permission(target: ManagementTarget, item: dict[str, Any], _vhost: st
     target.users.set_topic_permissions(item["user"], item["vhost"], item["exchange"], item["write"], item["read"])
 
 
+# Runtime parameters RabbitMQ keeps for its own bookkeeping while an operation is under way (an exchange being
+# deleted marks itself so), which a definitions export can catch: state of that broker, not a definition, so an
+# import skips them (seen in the local RabbitMQ's export while vhosts were being deleted).
+RABBITMQ_TRANSIENT_COMPONENTS = frozenset({"exchange-delete-in-progress"})
+
+
 def _parameter(target: ManagementTarget, item: dict[str, Any], vhost: str | None) -> None:
     name, component, value = item["name"], item["component"], item["value"]
     where = _vhost_of(target, item, vhost)
     if component == OPERATOR_POLICY_COMPONENT:  # RabbitMQ exports operator policies as parameters
         _policy_body(target, where, name, value, operator=True)
+        return
+    if component in RABBITMQ_TRANSIENT_COMPONENTS:
         return
     try:
         set_parameter(target, where, component, name, value)

@@ -346,7 +346,9 @@ def test_a_classic_queue_redeclared_as_a_stream_is_compared_by_the_classic_rules
 def test_a_full_channel_wide_prefetch_holds_no_ack_consumers_too(brokers):
     """Once a channel's global prefetch (basic.qos global=true) is reached, RabbitMQ 3.10's limiter refuses every
     consumer of the channel, no-ack ones included, until an ack frees credit; leveret delivered to the no-ack
-    consumer (broker/consumer.py). Found by the hour run (ConsumeAndQos, seed 1700069)."""
+    consumer (broker/consumer.py). Found by the hour run (ConsumeAndQos, seed 1700069). It stops before an ack:
+    RabbitMQ resumes the queue from the limiter's process, so what an ack frees is delivered at a moment no
+    client request orders (the test failed once with an ack at the end)."""
     replay(brokers, [
         ("declare_queue", "q0", []),
         ("settled", ("qos", 1, True), ["q0"]),
@@ -355,7 +357,6 @@ def test_a_full_channel_wide_prefetch_holds_no_ack_consumers_too(brokers):
         ("settled", ("publish", "", "q0", {}, b"m1", True), ["q0"]),
         ("settled", ("publish", "", "q0", {}, b"m2", True), ["q0"]),
         ("settled", ("publish", "", "q0", {}, b"m3", True), ["q0"]),
-        ("settled", ("ack", 1, False), ["q0"]),
     ])
 
 

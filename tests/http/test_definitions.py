@@ -107,6 +107,18 @@ def test_refused_imports_answer_as_rabbitmq_and_stop_there(broker: EmbeddedBroke
     assert call(base, "GET", "/definitions", auth=("viewer", "p")).status == 401
 
 
+def test_rabbitmqs_transient_parameters_are_skipped(broker: EmbeddedBroker) -> None:
+    """RabbitMQ's export can catch its own bookkeeping (an exchange being deleted marks itself with an
+    exchange-delete-in-progress parameter): an import skips it and imports the rest."""
+    base = api(broker)
+    call(base, "PUT", "/vhosts/v3")
+    document = {"parameters": [{"vhost": "v3", "component": "exchange-delete-in-progress", "name": "x",
+                                "value": "true"}],
+                "queues": [{"name": "after", "vhost": "v3", "durable": True}]}
+    assert call(base, "POST", "/definitions", document).status == 204
+    assert sorted(broker.server.broker.vhosts["v3"].queues) == ["after"]
+
+
 def test_the_management_uis_form_upload_imports(broker: EmbeddedBroker) -> None:
     document = {"vhosts": [{"name": "uploaded"}], "queues": [{"name": "q", "vhost": "uploaded", "durable": True}]}
 
