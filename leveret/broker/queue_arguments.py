@@ -145,6 +145,12 @@ class _Checker:
         return value
 
 
+def check_dead_letter_exchange_type(queue_name: str, vhost_name: str, arguments: Mapping[str, Any]) -> None:
+    """The channel's check of x-dead-letter-exchange's type, made for a new queue of any type before the queue
+    type checks anything (RabbitMQ 3.10: a byte-array one beats a stream's refusal of the argument)."""
+    _Checker(queue_name, vhost_name, arguments).text("x-dead-letter-exchange")
+
+
 def parse_queue_arguments(
     queue_name: str,
     vhost_name: str,

@@ -21,7 +21,7 @@ from leveret.broker.names import REPLY_TO, random_name
 from leveret.broker.policies import PolicySet
 from leveret.broker.queue import Queue
 from leveret.broker.queue_type import QueueType
-from leveret.broker.queue_arguments import parse_queue_arguments
+from leveret.broker.queue_arguments import check_dead_letter_exchange_type, parse_queue_arguments
 from leveret.broker.storage import DurabilityHooks
 from leveret.broker.stream import StreamQueue
 from leveret.broker.stream_arguments import (
@@ -303,6 +303,7 @@ class Registry:
                                     arguments=arguments, owner=owner, compared=STREAM_EQUIVALENCE_ARGS)
             return existing, existing.message_count, existing.consumer_count
         self._check_queue_limit(name)  # before the properties and arguments, as RabbitMQ 3.10
+        check_dead_letter_exchange_type(name, self.name, arguments)  # the channel's, before the stream's (3.10)
         settings = parse_stream_arguments(name, self.name, arguments)  # before the properties, as RabbitMQ 3.10
         for flag, bad in (("auto-delete", auto_delete), ("exclusive-owner", exclusive), ("non-durable", not durable)):
             if bad:  # RabbitMQ 3.10's order, as for quorum queues (checked against it)

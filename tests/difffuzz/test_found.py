@@ -399,3 +399,15 @@ def test_a_stream_refuses_the_first_classic_argument_in_its_tables_order(brokers
         ("declare_queue", "q0", [stream, ("x-queue-master-locator", ("S", "random"))], False, True, False, False),
         ("declare_queue", "q0", [stream, ("x-queue-version", ("I", 2))], False, True, False, False),
     ])
+
+
+def test_a_streams_dead_letter_exchange_of_a_wrong_type_is_the_channels_error(brokers):
+    """RabbitMQ 3.10's channel checks x-dead-letter-exchange's type for every new queue before its type's checks:
+    a byte-array one on a stream is "invalid type 'binary'", not the stream's refusal of the argument (leveret
+    refused it; broker/registry.py). Found by the hour run (QueueArguments, seed 1900416)."""
+    replay(brokers, [
+        ("declare_queue", "q0", [("x-dead-letter-exchange", ("x", b"1")), ("x-queue-type", ("S", "stream"))],
+         False, False, False, False),
+        ("declare_queue", "q0", [("x-queue-type", ("S", "stream")), ("x-dead-letter-exchange", ("S", "dlx"))],
+         False, True, False, False),
+    ])
