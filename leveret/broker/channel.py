@@ -4,9 +4,12 @@ Delivery tags are per channel, start at 1 and grow by one for every delivery and
 deliveries live in an OrderedDict by tag, so `multiple` acks pop from the front in O(1) each.
 
 Credit follows RabbitMQ: basic.qos global=false sets the limit of consumers created afterwards, global=true
-a limit shared by every consumer of the channel; no-ack deliveries and basic.get do not count against it, but a
-basic.get awaiting its ack does (as RabbitMQ 3.10's limiter counts it), and once it is reached no consumer of
-the channel gets a delivery, no-ack ones included (the limiter refuses them all). When an
+a limit shared by every consumer of the channel, counted as RabbitMQ 3.10's limiter counts it (each case
+checked against it, most found by the fuzzer): consumer deliveries awaiting their ack count, no-ack ones and
+basic.get do not, except that the limit, when switched on, starts from every unacked delivery of the channel,
+gets included; settling a consumer delivery frees one, settling a get frees none (so a get unacked when the
+limit was set keeps its place until the limit is switched off). Once it is reached no consumer of the channel
+gets a delivery, no-ack ones included (the limiter refuses them all). When an
 ack frees credit the channel puts its blocked consumers back into their queues' rotation.
 
 Settled or requeued messages are grouped per queue so each queue merges a requeued batch once, keeping
@@ -166,6 +169,12 @@ class Channel:
         if prefetch_size:
             raise NotImplementedByBroker(f"prefetch_size!=0 ({prefetch_size})")
         if global_:
+            # RabbitMQ 3.10's limiter: switched on, it starts from the channel's unacked deliveries, gets
+            # included; switched off, it forgets them; a new limit on an active one keeps its count.
+            if not prefetch_count:
+                self._global_unacked = 0
+            elif not self._global_prefetch:
+                self._global_unacked = len(self._unacked)
             self._global_prefetch = prefetch_count
             self._refill()
         else:
@@ -351,8 +360,7 @@ class Channel:
         tag = self._next_tag
         self._next_tag = tag + 1
         if not no_ack:
-            self._unacked[tag] = (tag, q, entry, None)
-            self._global_unacked += 1
+            self._unacked[tag] = (tag, q, entry, None)  # not counted by the limiter (see the module doc)
             if q.ack_timeout:
                 self._ack_deadlines.start(tag, q.ack_timeout)
         message = q.message_for_delivery(entry, get=True) if q.adds_delivery_count else entry.message
@@ -407,19 +415,20 @@ class Channel:
             _, queue, entry, consumer = records[0]
             queue.settle((entry,))
             queue.stats.ack += 1
-            self._global_unacked -= 1
             if consumer is not None:
                 consumer.unacked -= 1
+                if self._global_unacked:
+                    self._global_unacked -= 1
                 self._credit_freed()
-            elif self._global_prefetch:
-                self._credit_freed()  # a get's ack frees channel-wide credit only
             return
         by_queue: dict[QueueType, list[QueueEntry]] = {}
-        self._global_unacked -= len(records)
+        settled = 0
         for _, queue, entry, consumer in records:
             if consumer is not None:
                 consumer.unacked -= 1
+                settled += 1
             by_queue.setdefault(queue, []).append(entry)
+        self._global_unacked = max(0, self._global_unacked - settled)
         for queue, entries in by_queue.items():
             if ack:
                 queue.settle(entries)

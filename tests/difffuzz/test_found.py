@@ -411,3 +411,36 @@ def test_a_streams_dead_letter_exchange_of_a_wrong_type_is_the_channels_error(br
         ("declare_queue", "q0", [("x-queue-type", ("S", "stream")), ("x-dead-letter-exchange", ("S", "dlx"))],
          False, True, False, False),
     ])
+
+
+def test_the_channel_wide_prefetch_counts_gets_only_when_it_is_switched_on(brokers):
+    """RabbitMQ 3.10's limiter starts, when basic.qos global switches it on, from every unacked delivery of the
+    channel, gets included, then counts only consumer deliveries, and settling a get frees nothing: a get made
+    after the qos does not hold a consumer back, and one unacked at the qos keeps its place after its ack or a
+    recover (leveret counted every unacked get and freed it on settling; broker/channel.py). Found by the hour
+    run (ConsumeAndQos, seed 1900420); the first two sequences were checked against RabbitMQ by hand."""
+    publish_two = [
+        ("declare_queue", "q0", []),
+        ("settled", ("publish", "", "q0", {}, b"m1", True), ["q0"]),
+        ("settled", ("publish", "", "q0", {}, b"m2", True), ["q0"]),
+    ]
+    replay(brokers, publish_two + [
+        ("settled", ("qos", 1, True), ["q0"]),
+        ("settled", ("get", "q0", False), ["q0"]),
+        ("settled", ("consume", "q0", "c0", False, False, []), ["q0"]),
+    ])
+    replay(brokers, publish_two + [
+        ("settled", ("get", "q0", False), ["q0"]),
+        ("settled", ("qos", 1, True), ["q0"]),
+        ("settled", ("ack", 1, False), ["q0"]),
+        ("settled", ("consume", "q0", "c0", False, False, []), ["q0"]),
+    ])
+    replay(brokers, [
+        ("declare_queue", "q0", []),
+        ("settled", ("publish", "", "q0", {}, b"m1", True), ["q0"]),
+        ("settled", ("qos", 0, True), ["q0"]),
+        ("settled", ("get", "q0", False), ["q0"]),
+        ("settled", ("qos", 1, True), ["q0"]),
+        ("settled", ("consume", "q0", "c0", False, True, []), ["q0"]),
+        ("settled", ("recover", True), ["q0"]),
+    ])
